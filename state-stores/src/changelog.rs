@@ -1,0 +1,403 @@
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::{
+    KeyValueStore, KvIter, Result, SessionStore, SessionWindow, StateStore, WindowStore,
+    WindowStoreConfig,
+};
+
+/// One write as a changelog topic carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogRecord {
+    /// The store key.
+    pub key: Vec<u8>,
+    /// The new value, or `None` for a delete (a tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Timestamp of the record whose processing caused the write.
+    pub timestamp: i64,
+}
+
+/// Receives every write of a change-logging store; the runtime supplies one that sends to Kafka.
+pub trait ChangelogSink: Send {
+    /// Called once per write, in write order.
+    fn log(&mut self, record: ChangelogRecord);
+}
+
+/// A sink that collects records in a shared buffer the runtime drains.
+#[derive(Debug, Clone, Default)]
+pub struct VecChangelogSink(Arc<Mutex<Vec<ChangelogRecord>>>);
+
+impl VecChangelogSink {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Takes everything logged so far.
+    pub fn drain(&self) -> Vec<ChangelogRecord> {
+        match self.0.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().map(|v| v.is_empty()).unwrap_or(false)
+    }
+}
+
+impl ChangelogSink for VecChangelogSink {
+    fn log(&mut self, record: ChangelogRecord) {
+        match self.0.lock() {
+            Ok(mut v) => v.push(record),
+            Err(poisoned) => poisoned.into_inner().push(record),
+        }
+    }
+}
+
+/// The timestamp of the record being processed, shared between the runtime (which sets it) and
+/// the change-logging stores (which stamp changelog records with it).
+#[derive(Debug, Clone, Default)]
+pub struct RecordTimestamp(Arc<AtomicI64>);
+
+impl RecordTimestamp {
+    /// Sets the current record timestamp.
+    pub fn set(&self, ts: i64) {
+        self.0.store(ts, Ordering::Relaxed);
+    }
+    /// The current record timestamp.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl<T: StateStore + ?Sized> StateStore for Box<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn flush(&mut self) -> Result<()> {
+        (**self).flush()
+    }
+    fn close(&mut self) -> Result<()> {
+        (**self).close()
+    }
+    fn persistent(&self) -> bool {
+        (**self).persistent()
+    }
+}
+
+impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(key)
+    }
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        (**self).put(key, value)
+    }
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).put_if_absent(key, value)
+    }
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).delete(key)
+    }
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
+        (**self).range(from, to)
+    }
+    fn reverse_range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
+        (**self).reverse_range(from, to)
+    }
+    fn prefix_scan(&self, prefix: &[u8]) -> Result<KvIter<'_>> {
+        (**self).prefix_scan(prefix)
+    }
+    fn all(&self) -> Result<KvIter<'_>> {
+        (**self).all()
+    }
+    fn approximate_num_entries(&self) -> Result<u64> {
+        (**self).approximate_num_entries()
+    }
+    fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        (**self).write_batch(entries)
+    }
+}
+
+/// A key-value store that reports every write to a [`ChangelogSink`]. `write_batch` (the restore
+/// path) goes straight to the inner store: restoring must not log again what it reads.
+pub struct ChangeLoggingKeyValueStore<S: KeyValueStore> {
+    inner: S,
+    sink: Box<dyn ChangelogSink>,
+    timestamp: RecordTimestamp,
+}
+
+impl<S: KeyValueStore> ChangeLoggingKeyValueStore<S> {
+    /// Wraps `inner`; records are stamped with `timestamp`'s current value.
+    pub fn new(inner: S, sink: Box<dyn ChangelogSink>, timestamp: RecordTimestamp) -> Self {
+        ChangeLoggingKeyValueStore {
+            inner,
+            sink,
+            timestamp,
+        }
+    }
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+    fn log(&mut self, key: &[u8], value: Option<&[u8]>) {
+        self.sink.log(ChangelogRecord {
+            key: key.to_vec(),
+            value: value.map(<[u8]>::to_vec),
+            timestamp: self.timestamp.get(),
+        });
+    }
+}
+
+impl<S: KeyValueStore> StateStore for ChangeLoggingKeyValueStore<S> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.inner.flush()
+    }
+    fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+    fn persistent(&self) -> bool {
+        self.inner.persistent()
+    }
+}
+
+impl<S: KeyValueStore> KeyValueStore for ChangeLoggingKeyValueStore<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.inner.put(key, value)?;
+        self.log(key, Some(value));
+        Ok(())
+    }
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        let existing = self.inner.put_if_absent(key, value)?;
+        if existing.is_none() {
+            self.log(key, Some(value));
+        }
+        Ok(existing)
+    }
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let old = self.inner.delete(key)?;
+        self.log(key, None);
+        Ok(old)
+    }
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
+        self.inner.range(from, to)
+    }
+    fn reverse_range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
+        self.inner.reverse_range(from, to)
+    }
+    fn prefix_scan(&self, prefix: &[u8]) -> Result<KvIter<'_>> {
+        self.inner.prefix_scan(prefix)
+    }
+    fn all(&self) -> Result<KvIter<'_>> {
+        self.inner.all()
+    }
+    fn approximate_num_entries(&self) -> Result<u64> {
+        self.inner.approximate_num_entries()
+    }
+    fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        self.inner.write_batch(entries)
+    }
+}
+
+/// A window store that reports every write to a [`ChangelogSink`].
+pub struct ChangeLoggingWindowStore<S: WindowStore> {
+    inner: S,
+    sink: Box<dyn ChangelogSink>,
+    timestamp: RecordTimestamp,
+}
+
+impl<S: WindowStore> ChangeLoggingWindowStore<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, sink: Box<dyn ChangelogSink>, timestamp: RecordTimestamp) -> Self {
+        ChangeLoggingWindowStore {
+            inner,
+            sink,
+            timestamp,
+        }
+    }
+}
+
+impl<S: WindowStore> StateStore for ChangeLoggingWindowStore<S> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.inner.flush()
+    }
+    fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+    fn persistent(&self) -> bool {
+        self.inner.persistent()
+    }
+}
+
+impl<S: WindowStore> WindowStore for ChangeLoggingWindowStore<S> {
+    fn put(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        window_start: i64,
+    ) -> Result<Option<Vec<u8>>> {
+        let store_key = self.inner.put(key, value, window_start)?;
+        if let Some(k) = &store_key {
+            self.sink.log(ChangelogRecord {
+                key: k.clone(),
+                value: value.map(<[u8]>::to_vec),
+                timestamp: self.timestamp.get(),
+            });
+        }
+        Ok(store_key)
+    }
+    fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>> {
+        self.inner.fetch(key, window_start)
+    }
+    fn fetch_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        self.inner.fetch_range(key, time_from, time_to)
+    }
+    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<crate::window::WindowedEntry>> {
+        self.inner.fetch_all(time_from, time_to)
+    }
+    fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        self.inner.restore_batch(records)
+    }
+    fn config(&self) -> WindowStoreConfig {
+        self.inner.config()
+    }
+}
+
+/// A session store that reports every write to a [`ChangelogSink`].
+pub struct ChangeLoggingSessionStore<S: SessionStore> {
+    inner: S,
+    sink: Box<dyn ChangelogSink>,
+    timestamp: RecordTimestamp,
+}
+
+impl<S: SessionStore> ChangeLoggingSessionStore<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, sink: Box<dyn ChangelogSink>, timestamp: RecordTimestamp) -> Self {
+        ChangeLoggingSessionStore {
+            inner,
+            sink,
+            timestamp,
+        }
+    }
+}
+
+impl<S: SessionStore> StateStore for ChangeLoggingSessionStore<S> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.inner.flush()
+    }
+    fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+    fn persistent(&self) -> bool {
+        self.inner.persistent()
+    }
+}
+
+impl<S: SessionStore> SessionStore for ChangeLoggingSessionStore<S> {
+    fn find_sessions(
+        &self,
+        key: &[u8],
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(SessionWindow, Vec<u8>)>> {
+        self.inner.find_sessions(key, earliest_end, latest_start)
+    }
+    fn fetch_session(&self, key: &[u8], window: SessionWindow) -> Result<Option<Vec<u8>>> {
+        self.inner.fetch_session(key, window)
+    }
+    fn put(
+        &mut self,
+        key: &[u8],
+        window: SessionWindow,
+        value: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>> {
+        let store_key = self.inner.put(key, window, value)?;
+        if let Some(k) = &store_key {
+            self.sink.log(ChangelogRecord {
+                key: k.clone(),
+                value: value.map(<[u8]>::to_vec),
+                timestamp: self.timestamp.get(),
+            });
+        }
+        Ok(store_key)
+    }
+    fn all(&self) -> Result<Vec<(Vec<u8>, SessionWindow, Vec<u8>)>> {
+        self.inner.all()
+    }
+    fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        self.inner.restore_batch(records)
+    }
+}
+
+impl<T: WindowStore + ?Sized> WindowStore for Box<T> {
+    fn put(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        window_start: i64,
+    ) -> Result<Option<Vec<u8>>> {
+        (**self).put(key, value, window_start)
+    }
+    fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>> {
+        (**self).fetch(key, window_start)
+    }
+    fn fetch_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        (**self).fetch_range(key, time_from, time_to)
+    }
+    fn backward_fetch_range(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>> {
+        (**self).backward_fetch_range(key, time_from, time_to)
+    }
+    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<crate::window::WindowedEntry>> {
+        (**self).fetch_all(time_from, time_to)
+    }
+    fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        (**self).restore_batch(records)
+    }
+    fn config(&self) -> WindowStoreConfig {
+        (**self).config()
+    }
+}
+
+impl<T: SessionStore + ?Sized> SessionStore for Box<T> {
+    fn find_sessions(
+        &self,
+        key: &[u8],
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(SessionWindow, Vec<u8>)>> {
+        (**self).find_sessions(key, earliest_end, latest_start)
+    }
+    fn fetch_session(&self, key: &[u8], window: SessionWindow) -> Result<Option<Vec<u8>>> {
+        (**self).fetch_session(key, window)
+    }
+    fn put(
+        &mut self,
+        key: &[u8],
+        window: SessionWindow,
+        value: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>> {
+        (**self).put(key, window, value)
+    }
+    fn all(&self) -> Result<Vec<(Vec<u8>, SessionWindow, Vec<u8>)>> {
+        (**self).all()
+    }
+    fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        (**self).restore_batch(records)
+    }
+}

@@ -1,0 +1,76 @@
+use crate::Result;
+
+/// An iterator over key/value pairs in key order.
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
+
+/// What every store has: a name and a lifecycle.
+pub trait StateStore: Send {
+    /// The store's name, unique within a topology.
+    fn name(&self) -> &str;
+    /// Makes every write so far durable (for persistent stores) .
+    fn flush(&mut self) -> Result<()>;
+    /// Flushes and releases resources; later calls fail with [`crate::StoreError::Closed`].
+    fn close(&mut self) -> Result<()>;
+    /// Whether the contents survive a process restart.
+    fn persistent(&self) -> bool;
+}
+
+/// A byte-level key-value store with ordered scans. Keys compare as unsigned bytes.
+pub trait KeyValueStore: StateStore {
+    /// The value for `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Inserts or replaces the value for `key`.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Writes `value` only when `key` has no value; returns the existing value otherwise.
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.get(key)? {
+            Some(existing) => Ok(Some(existing)),
+            None => {
+                self.put(key, value)?;
+                Ok(None)
+            }
+        }
+    }
+    /// Removes `key`; returns the value it had.
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Entries with `from <= key <= to` in ascending key order; `None` leaves that side open.
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>>;
+    /// Entries with `from <= key <= to` in descending key order.
+    fn reverse_range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>>;
+    /// Entries whose key starts with `prefix`, ascending.
+    fn prefix_scan(&self, prefix: &[u8]) -> Result<KvIter<'_>>;
+    /// All entries, ascending.
+    fn all(&self) -> Result<KvIter<'_>> {
+        self.range(None, None)
+    }
+    /// An estimate of the number of entries (exact for in-memory stores).
+    fn approximate_num_entries(&self) -> Result<u64>;
+    /// Applies puts (`Some`) and deletes (`None`) as one batch. This is the restore path: it bypasses
+    /// any changelogging layer and, on RocksDB, is one atomic write batch.
+    fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
+}
+
+/// The smallest key strictly greater than every key that has `prefix` as prefix, if one exists.
+pub(crate) fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut bound = prefix.to_vec();
+    while let Some(last) = bound.pop() {
+        if last < u8::MAX {
+            bound.push(last + 1);
+            return Some(bound);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_upper_bound;
+
+    #[test]
+    fn prefix_bounds() {
+        assert_eq!(prefix_upper_bound(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_upper_bound(&[1, 255]), Some(vec![2]));
+        assert_eq!(prefix_upper_bound(&[255, 255]), None);
+        assert_eq!(prefix_upper_bound(b""), None);
+    }
+}

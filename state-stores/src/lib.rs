@@ -1,0 +1,57 @@
+//! Local state stores for the streams runtime.
+//!
+//! This crate knows nothing of Kafka. It offers byte-level stores that the runtime layers serdes,
+//! caching and changelogging on top of:
+//!
+//! * [`KeyValueStore`]: in memory ([`InMemoryKeyValueStore`]) and on RocksDB ([`RocksDbKeyValueStore`]);
+//! * [`TimestampedKeyValueStore`]: a value plus the timestamp of the record that wrote it;
+//! * [`WindowStore`] and [`SessionStore`]: time-segmented stores with retention, in memory and on RocksDB;
+//! * [`ChangelogSink`]: observes every write so the runtime can send it to a changelog topic;
+//! * [`OffsetCheckpoint`] and [`TaskDirLock`]: what a task directory needs to restart safely.
+//!
+//! ```
+//! use state_stores::{InMemoryKeyValueStore, KeyValueStore};
+//! let mut store = InMemoryKeyValueStore::new("counts");
+//! store.put(b"a", b"1").unwrap();
+//! assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+//! ```
+#![forbid(missing_docs)]
+
+mod changelog;
+mod checkpoint;
+mod error;
+mod key_value;
+mod lock;
+mod memory;
+mod rocks;
+mod segments;
+mod session;
+mod timestamped;
+mod window;
+
+#[cfg(test)]
+mod conformance;
+
+pub use changelog::{
+    ChangeLoggingKeyValueStore, ChangeLoggingSessionStore, ChangeLoggingWindowStore,
+    ChangelogRecord, ChangelogSink, RecordTimestamp, VecChangelogSink,
+};
+pub use checkpoint::OffsetCheckpoint;
+pub use error::{Result, StoreError};
+pub use key_value::{KeyValueStore, KvIter, StateStore};
+pub use lock::TaskDirLock;
+pub use memory::InMemoryKeyValueStore;
+pub use rocks::{RocksDbConfigSetter, RocksDbKeyValueStore, RocksDbResources};
+pub use segments::{InMemorySegments, RocksDbSegments, SegmentStorage};
+pub use session::{SegmentedSessionStore, SessionStore, SessionWindow};
+pub use timestamped::{TimestampedKeyValueStore, ValueAndTimestamp};
+pub use window::{SegmentedWindowStore, WindowStore, WindowStoreConfig, WindowedEntry};
+
+/// A window store kept in memory.
+pub type InMemoryWindowStore = SegmentedWindowStore<InMemorySegments>;
+/// A window store on RocksDB (one column family per time segment).
+pub type RocksDbWindowStore = SegmentedWindowStore<RocksDbSegments>;
+/// A session store kept in memory.
+pub type InMemorySessionStore = SegmentedSessionStore<InMemorySegments>;
+/// A session store on RocksDB (one column family per time segment).
+pub type RocksDbSessionStore = SegmentedSessionStore<RocksDbSegments>;

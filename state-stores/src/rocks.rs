@@ -1,0 +1,331 @@
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, DBCompressionType, IteratorMode, MultiThreaded, Options, ReadOptions,
+    WriteBatch, WriteBufferManager,
+};
+
+use crate::key_value::prefix_upper_bound;
+use crate::{KeyValueStore, KvIter, Result, StateStore, StoreError};
+
+pub(crate) type RocksDb = rocksdb::DBWithThreadMode<MultiThreaded>;
+
+/// A hook to tune the options of every RocksDB store the runtime opens (like Kafka Streams'
+/// `RocksDBConfigSetter`). It runs after the defaults are set, so it can override any of them.
+pub trait RocksDbConfigSetter: Send + Sync {
+    /// Adjusts `options` for the store named `store_name`.
+    fn set_config(&self, store_name: &str, options: &mut Options);
+}
+
+/// Memory shared by all RocksDB stores of a process: one block cache and one write-buffer budget,
+/// so the total stays within a configured bound however many tasks are assigned.
+#[derive(Clone)]
+pub struct RocksDbResources {
+    cache: Cache,
+    write_buffers: Arc<WriteBufferManager>,
+    config_setter: Option<Arc<dyn RocksDbConfigSetter>>,
+}
+
+impl fmt::Debug for RocksDbResources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RocksDbResources")
+            .field("config_setter", &self.config_setter.is_some())
+            .finish()
+    }
+}
+
+impl RocksDbResources {
+    /// Resources bounded by `total_memory_bytes`: a quarter for memtables (charged to the cache),
+    /// the rest for the block cache (data, index and filter blocks).
+    pub fn new(total_memory_bytes: usize) -> Self {
+        let total = total_memory_bytes.max(4 << 20);
+        let cache = Cache::new_lru_cache(total);
+        let write_buffers = Arc::new(WriteBufferManager::new_write_buffer_manager_with_cache(
+            total / 4,
+            false,
+            cache.clone(),
+        ));
+        RocksDbResources {
+            cache,
+            write_buffers,
+            config_setter: None,
+        }
+    }
+
+    /// Installs a hook that can override the options of every store opened with these resources.
+    pub fn with_config_setter(mut self, setter: Arc<dyn RocksDbConfigSetter>) -> Self {
+        self.config_setter = Some(setter);
+        self
+    }
+
+    pub(crate) fn options(&self, store_name: &str) -> Options {
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&self.cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_block_based_table_factory(&table);
+        opts.set_compression_type(DBCompressionType::Lz4);
+        opts.set_write_buffer_manager(&self.write_buffers);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(2);
+        if let Some(setter) = &self.config_setter {
+            setter.set_config(store_name, &mut opts);
+        }
+        opts
+    }
+
+    pub(crate) fn open_db(
+        &self,
+        store_name: &str,
+        path: &Path,
+        extra_cfs: &[String],
+    ) -> Result<Arc<RocksDb>> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::io(path, e))?;
+        let opts = self.options(store_name);
+        let mut cfs: Vec<String> = match RocksDb::list_cf(&opts, path) {
+            Ok(existing) => existing,
+            Err(_) => vec!["default".to_string()],
+        };
+        for cf in extra_cfs {
+            if !cfs.contains(cf) {
+                cfs.push(cf.clone());
+            }
+        }
+        let descriptors = cfs
+            .iter()
+            .map(|n| rocksdb::ColumnFamilyDescriptor::new(n, self.options(store_name)));
+        let db = RocksDb::open_cf_descriptors(&opts, path, descriptors).map_err(|source| {
+            StoreError::RocksDb {
+                store: store_name.to_string(),
+                action: "opening",
+                source,
+            }
+        })?;
+        Ok(Arc::new(db))
+    }
+}
+
+impl Default for RocksDbResources {
+    fn default() -> Self {
+        RocksDbResources::new(64 << 20)
+    }
+}
+
+/// A key-value store on RocksDB: one database per store per task, or one column family of a shared
+/// database (the segments of window and session stores).
+pub struct RocksDbKeyValueStore {
+    name: String,
+    db: Option<Arc<RocksDb>>,
+    cf: String,
+    path: PathBuf,
+}
+
+impl fmt::Debug for RocksDbKeyValueStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RocksDbKeyValueStore")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl RocksDbKeyValueStore {
+    /// Opens (or creates) the store at `path`, e.g. `<state.dir>/<app>/<task>/rocksdb/<store>`.
+    pub fn open(
+        name: impl Into<String>,
+        path: impl Into<PathBuf>,
+        resources: &RocksDbResources,
+    ) -> Result<Self> {
+        let name = name.into();
+        let path = path.into();
+        let db = resources.open_db(&name, &path, &[])?;
+        Ok(RocksDbKeyValueStore {
+            name,
+            db: Some(db),
+            cf: "default".into(),
+            path,
+        })
+    }
+
+    pub(crate) fn on_column_family(
+        name: String,
+        db: Arc<RocksDb>,
+        cf: String,
+        path: PathBuf,
+    ) -> Self {
+        RocksDbKeyValueStore {
+            name,
+            db: Some(db),
+            cf,
+            path,
+        }
+    }
+
+    /// Where the store lives on disk.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db(&self) -> Result<&Arc<RocksDb>> {
+        self.db
+            .as_ref()
+            .ok_or_else(|| StoreError::Closed(self.name.clone()))
+    }
+
+    fn err(&self, action: &'static str) -> impl FnOnce(rocksdb::Error) -> StoreError + '_ {
+        move |source| StoreError::RocksDb {
+            store: self.name.clone(),
+            action,
+            source,
+        }
+    }
+
+    fn cf_err(&self) -> StoreError {
+        StoreError::CorruptEntry {
+            store: self.name.clone(),
+            reason: format!("column family `{}` is missing", self.cf),
+        }
+    }
+
+    fn scan(
+        &self,
+        from: Option<&[u8]>,
+        to_exclusive: Option<Vec<u8>>,
+        reverse: bool,
+    ) -> Result<KvIter<'_>> {
+        let db = self.db()?;
+        let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
+        let mut ro = ReadOptions::default();
+        if let Some(f) = from {
+            ro.set_iterate_lower_bound(f.to_vec());
+        }
+        if let Some(t) = to_exclusive {
+            ro.set_iterate_upper_bound(t);
+        }
+        let mode = if reverse {
+            IteratorMode::End
+        } else {
+            IteratorMode::Start
+        };
+        let name = self.name.clone();
+        let it = db.iterator_cf_opt(&cf, ro, mode).map(move |r| {
+            r.map(|(k, v)| (k.into_vec(), v.into_vec()))
+                .map_err(|source| StoreError::RocksDb {
+                    store: name.clone(),
+                    action: "iterating",
+                    source,
+                })
+        });
+        Ok(Box::new(it))
+    }
+}
+
+/// `to` inclusive as an exclusive upper bound: the next key after `to` in byte order.
+fn inclusive_to_exclusive(to: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(to.len() + 1);
+    v.extend_from_slice(to);
+    v.push(0);
+    v
+}
+
+impl StateStore for RocksDbKeyValueStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        // The WAL is on, so syncing it makes every write so far survive a crash without the cost
+        // of flushing memtables at every commit.
+        self.db()?.flush_wal(true).map_err(self.err("flushing"))
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if self.db.is_some() {
+            self.flush()?;
+        }
+        self.db = None;
+        Ok(())
+    }
+
+    fn persistent(&self) -> bool {
+        true
+    }
+}
+
+impl KeyValueStore for RocksDbKeyValueStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let db = self.db()?;
+        let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
+        db.get_cf(&cf, key).map_err(self.err("reading"))
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let db = self.db()?;
+        let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
+        db.put_cf(&cf, key, value).map_err(self.err("writing"))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let old = self.get(key)?;
+        if old.is_some() {
+            let db = self.db()?;
+            let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
+            db.delete_cf(&cf, key).map_err(self.err("deleting"))?;
+        }
+        Ok(old)
+    }
+
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
+        if let (Some(f), Some(t)) = (from, to) {
+            if f > t {
+                return Ok(Box::new(std::iter::empty()));
+            }
+        }
+        self.scan(from, to.map(inclusive_to_exclusive), false)
+    }
+
+    fn reverse_range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
+        if let (Some(f), Some(t)) = (from, to) {
+            if f > t {
+                return Ok(Box::new(std::iter::empty()));
+            }
+        }
+        self.scan(from, to.map(inclusive_to_exclusive), true)
+    }
+
+    fn prefix_scan(&self, prefix: &[u8]) -> Result<KvIter<'_>> {
+        self.scan(Some(prefix), prefix_upper_bound(prefix), false)
+    }
+
+    fn all(&self) -> Result<KvIter<'_>> {
+        self.scan(None, None, false)
+    }
+
+    fn approximate_num_entries(&self) -> Result<u64> {
+        let db = self.db()?;
+        let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
+        let n = db
+            .property_int_value_cf(&cf, "rocksdb.estimate-num-keys")
+            .map_err(self.err("estimating size"))?;
+        Ok(n.unwrap_or(0))
+    }
+
+    fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        let db = self.db()?;
+        let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
+        let mut batch = WriteBatch::default();
+        for (k, v) in entries {
+            match v {
+                Some(v) => batch.put_cf(&cf, k, v),
+                None => batch.delete_cf(&cf, k),
+            }
+        }
+        db.write(batch).map_err(self.err("writing a batch"))
+    }
+}

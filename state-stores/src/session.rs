@@ -1,0 +1,248 @@
+use crate::window::{decode_ts, encode_key_prefix, encode_ts, split_key};
+use crate::{Result, SegmentStorage, StateStore};
+
+/// The time span of a session: both ends inclusive, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionWindow {
+    /// First record time of the session.
+    pub start: i64,
+    /// Last record time of the session.
+    pub end: i64,
+}
+
+/// A store of one aggregate per (key, session), with retention by session end.
+pub trait SessionStore: StateStore {
+    /// Sessions of `key` with `end >= earliest_session_end` and `start <= latest_session_start`, ordered by end.
+    fn find_sessions(
+        &self,
+        key: &[u8],
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<Vec<(SessionWindow, Vec<u8>)>>;
+    /// The value of one exact session.
+    fn fetch_session(&self, key: &[u8], window: SessionWindow) -> Result<Option<Vec<u8>>>;
+    /// Writes (`Some`) or removes (`None`) a session; returns the store key (for the changelog), or
+    /// `None` when the session is past retention and was dropped.
+    fn put(
+        &mut self,
+        key: &[u8],
+        window: SessionWindow,
+        value: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>>;
+    /// Every live session of every key, as (key, window, value).
+    fn all(&self) -> Result<Vec<(Vec<u8>, SessionWindow, Vec<u8>)>>;
+    /// Applies changelog records without logging them.
+    fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
+
+    /// The sessions a record of `key` at `timestamp` merges with under inactivity `gap`, and the
+    /// window covering the record and all of them. The caller combines their values, removes them
+    /// and puts the merged session (this is how session aggregation grows and joins sessions).
+    fn merge_candidates(
+        &self,
+        key: &[u8],
+        timestamp: i64,
+        gap: i64,
+    ) -> Result<(SessionWindow, Vec<(SessionWindow, Vec<u8>)>)> {
+        let found = self.find_sessions(
+            key,
+            timestamp.saturating_sub(gap),
+            timestamp.saturating_add(gap),
+        )?;
+        let mut merged = SessionWindow {
+            start: timestamp,
+            end: timestamp,
+        };
+        for (w, _) in &found {
+            merged.start = merged.start.min(w.start);
+            merged.end = merged.end.max(w.end);
+        }
+        Ok((merged, found))
+    }
+}
+
+fn session_key(key: &[u8], w: SessionWindow) -> Vec<u8> {
+    let mut k = encode_key_prefix(key, 16);
+    k.extend_from_slice(&encode_ts(w.end));
+    k.extend_from_slice(&encode_ts(w.start));
+    k
+}
+
+/// A session store over any [`SegmentStorage`], segmented by session end.
+pub struct SegmentedSessionStore<S: SegmentStorage> {
+    name: String,
+    storage: S,
+    retention_ms: i64,
+    segment_interval_ms: i64,
+    observed_stream_time: i64,
+}
+
+impl<S: SegmentStorage> SegmentedSessionStore<S> {
+    /// Wraps `storage`; sessions ending more than `retention_ms` before the newest end seen expire.
+    pub fn new(name: impl Into<String>, storage: S, retention_ms: i64) -> Result<Self> {
+        let name = name.into();
+        let mut observed = i64::MIN;
+        if let Some(last) = storage.segment_ids().last() {
+            if let Some(seg) = storage.segment(*last) {
+                for entry in seg.all()? {
+                    let (k, _) = entry?;
+                    let (_, rest) = split_key(&name, &k, 16)?;
+                    observed = observed.max(decode_ts(rest));
+                }
+            }
+        }
+        Ok(SegmentedSessionStore {
+            name,
+            storage,
+            retention_ms,
+            segment_interval_ms: (retention_ms / 2).max(60_000),
+            observed_stream_time: observed,
+        })
+    }
+
+    fn segment_id(&self, ts: i64) -> i64 {
+        ts.div_euclid(self.segment_interval_ms)
+    }
+
+    fn min_live_time(&self) -> i64 {
+        if self.observed_stream_time == i64::MIN {
+            i64::MIN
+        } else {
+            self.observed_stream_time
+                .saturating_sub(self.retention_ms)
+                .saturating_add(1)
+        }
+    }
+
+    fn write_raw(&mut self, store_key: &[u8], end: i64, value: Option<&[u8]>) -> Result<bool> {
+        self.observed_stream_time = self.observed_stream_time.max(end);
+        let min_live = self.min_live_time();
+        let min_segment = self.segment_id(min_live);
+        for id in self.storage.segment_ids() {
+            if id < min_segment {
+                self.storage.drop_segment(id)?;
+            }
+        }
+        if end < min_live {
+            return Ok(false);
+        }
+        let seg = self.storage.segment_mut(self.segment_id(end))?;
+        match value {
+            Some(v) => seg.put(store_key, v)?,
+            None => {
+                seg.delete(store_key)?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl<S: SegmentStorage> StateStore for SegmentedSessionStore<S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.storage.flush()
+    }
+    fn close(&mut self) -> Result<()> {
+        self.storage.close()
+    }
+    fn persistent(&self) -> bool {
+        self.storage.persistent()
+    }
+}
+
+impl<S: SegmentStorage> SessionStore for SegmentedSessionStore<S> {
+    fn find_sessions(
+        &self,
+        key: &[u8],
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<Vec<(SessionWindow, Vec<u8>)>> {
+        let from_end = earliest_session_end.max(self.min_live_time());
+        let lo = session_key(
+            key,
+            SessionWindow {
+                start: i64::MIN,
+                end: from_end,
+            },
+        );
+        let hi = session_key(
+            key,
+            SessionWindow {
+                start: i64::MAX,
+                end: i64::MAX,
+            },
+        );
+        let mut out = Vec::new();
+        for id in self.storage.segment_ids() {
+            if id < self.segment_id(from_end) {
+                continue;
+            }
+            if let Some(seg) = self.storage.segment(id) {
+                for entry in seg.range(Some(&lo), Some(&hi))? {
+                    let (k, v) = entry?;
+                    let (_, rest) = split_key(&self.name, &k, 16)?;
+                    let w = SessionWindow {
+                        end: decode_ts(rest),
+                        start: decode_ts(&rest[8..]),
+                    };
+                    if w.start <= latest_session_start {
+                        out.push((w, v));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn fetch_session(&self, key: &[u8], window: SessionWindow) -> Result<Option<Vec<u8>>> {
+        if window.end < self.min_live_time() {
+            return Ok(None);
+        }
+        match self.storage.segment(self.segment_id(window.end)) {
+            Some(seg) => seg.get(&session_key(key, window)),
+            None => Ok(None),
+        }
+    }
+
+    fn put(
+        &mut self,
+        key: &[u8],
+        window: SessionWindow,
+        value: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>> {
+        let store_key = session_key(key, window);
+        Ok(self
+            .write_raw(&store_key, window.end, value)?
+            .then_some(store_key))
+    }
+
+    fn all(&self) -> Result<Vec<(Vec<u8>, SessionWindow, Vec<u8>)>> {
+        let min_live = self.min_live_time();
+        let mut out = Vec::new();
+        for id in self.storage.segment_ids() {
+            if let Some(seg) = self.storage.segment(id) {
+                for entry in seg.all()? {
+                    let (k, v) = entry?;
+                    let (key, rest) = split_key(&self.name, &k, 16)?;
+                    let w = SessionWindow {
+                        end: decode_ts(rest),
+                        start: decode_ts(&rest[8..]),
+                    };
+                    if w.end >= min_live {
+                        out.push((key, w, v));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        for (store_key, value) in records {
+            let (_, rest) = split_key(&self.name, store_key, 16)?;
+            self.write_raw(store_key, decode_ts(rest), value.as_deref())?;
+        }
+        Ok(())
+    }
+}

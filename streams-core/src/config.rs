@@ -1,0 +1,509 @@
+//! `StreamsConfig`: Kafka Streams' configuration keys, parsed and checked up front.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::{Result, StreamsError};
+
+/// How records are processed across failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessingGuarantee {
+    /// Offsets are committed after outputs are flushed; a crash can repeat output, never lose it.
+    AtLeastOnce,
+    /// KIP-447: one transactional producer per stream thread; outputs, changelogs and offsets
+    /// commit atomically. Also selected by the deprecated alias `exactly_once_beta`.
+    ExactlyOnceV2,
+    /// Legacy (pre-KIP-447) exactly-once: one transactional producer per task. Only for migrating
+    /// old deployments to `exactly_once_v2`.
+    ExactlyOnceLegacy,
+}
+
+impl ProcessingGuarantee {
+    /// Whether outputs are transactional.
+    pub fn is_exactly_once(self) -> bool {
+        !matches!(self, ProcessingGuarantee::AtLeastOnce)
+    }
+    /// The config value naming this guarantee.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessingGuarantee::AtLeastOnce => "at_least_once",
+            ProcessingGuarantee::ExactlyOnceV2 => "exactly_once_v2",
+            ProcessingGuarantee::ExactlyOnceLegacy => "exactly_once",
+        }
+    }
+}
+
+/// Prefixes whose keys are passed to the librdkafka clients the runtime creates.
+pub const CLIENT_PREFIXES: &[&str] = &["consumer.", "producer.", "admin.", "restore.consumer."];
+
+/// Client keys (librdkafka names) that apply to every client: security settings above all.
+const COMMON_CLIENT_PREFIXES: &[&str] = &["security.protocol", "ssl.", "sasl.", "client.id"];
+
+/// Keys this version understands, with a one-line description for error messages and docs.
+pub const KNOWN_KEYS: &[(&str, &str)] = &[
+    (
+        "application.id",
+        "required; names the consumer group, internal topics and state directory",
+    ),
+    ("bootstrap.servers", "host:port list of the Kafka cluster"),
+    (
+        "processing.guarantee",
+        "at_least_once | exactly_once_v2 | exactly_once_beta | exactly_once",
+    ),
+    (
+        "commit.interval.ms",
+        "how often to commit; default 30000, or 100 under exactly-once",
+    ),
+    (
+        "num.stream.threads",
+        "worker threads per instance; default 1",
+    ),
+    (
+        "state.dir",
+        "where task state lives; default <tmp>/kafka-streams",
+    ),
+    (
+        "replication.factor",
+        "replication of internal topics; default -1 (broker default)",
+    ),
+    (
+        "num.standby.replicas",
+        "standby copies of each store; default 0",
+    ),
+    (
+        "upgrade.from",
+        "version an instance is rolling-upgraded from, during the first bounce",
+    ),
+    (
+        "default.key.serde",
+        "serde for keys where none is given: string | bytes | long | integer | double",
+    ),
+    (
+        "default.value.serde",
+        "serde for values where none is given: string | bytes | long | integer | double",
+    ),
+    (
+        "statestore.cache.max.bytes",
+        "record cache size per instance; default 10485760",
+    ),
+    (
+        "cache.max.bytes.buffering",
+        "deprecated alias of statestore.cache.max.bytes",
+    ),
+    (
+        "rocksdb.memory.bound.bytes",
+        "total RocksDB block cache + memtable memory per instance; default 67108864",
+    ),
+];
+
+/// Typed configuration of a streams application.
+#[derive(Clone)]
+pub struct StreamsConfig {
+    /// `application.id`.
+    pub application_id: String,
+    /// `bootstrap.servers`; `None` means the embedded demo broker (examples only).
+    pub bootstrap_servers: Option<String>,
+    /// `processing.guarantee`.
+    pub processing_guarantee: ProcessingGuarantee,
+    /// `commit.interval.ms`.
+    pub commit_interval_ms: u64,
+    /// `num.stream.threads`.
+    pub num_stream_threads: usize,
+    /// `state.dir`.
+    pub state_dir: PathBuf,
+    /// `replication.factor` of internal topics (-1 = broker default).
+    pub replication_factor: i32,
+    /// `num.standby.replicas`.
+    pub num_standby_replicas: u32,
+    /// `upgrade.from`.
+    pub upgrade_from: Option<String>,
+    /// `default.key.serde`.
+    pub default_key_serde: Option<String>,
+    /// `default.value.serde`.
+    pub default_value_serde: Option<String>,
+    /// `statestore.cache.max.bytes`.
+    pub cache_max_bytes: u64,
+    /// `rocksdb.memory.bound.bytes`.
+    pub rocksdb_memory_bytes: u64,
+    /// Client settings: common ones under "", the rest under their prefix (`consumer.` ...), prefix stripped.
+    pub client: BTreeMap<String, BTreeMap<String, String>>,
+    commit_interval_explicit: bool,
+}
+
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k.ends_with("sasl.jaas.config")
+        || k.contains("ssl.key.pem")
+}
+
+impl fmt::Debug for StreamsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let client: BTreeMap<&String, BTreeMap<&String, &str>> = self
+            .client
+            .iter()
+            .map(|(p, kv)| {
+                (
+                    p,
+                    kv.iter()
+                        .map(|(k, v)| {
+                            (
+                                k,
+                                if is_secret(k) {
+                                    "[redacted]"
+                                } else {
+                                    v.as_str()
+                                },
+                            )
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        f.debug_struct("StreamsConfig")
+            .field("application_id", &self.application_id)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("processing_guarantee", &self.processing_guarantee)
+            .field("commit_interval_ms", &self.commit_interval_ms)
+            .field("num_stream_threads", &self.num_stream_threads)
+            .field("state_dir", &self.state_dir)
+            .field("replication_factor", &self.replication_factor)
+            .field("num_standby_replicas", &self.num_standby_replicas)
+            .field("upgrade_from", &self.upgrade_from)
+            .field("cache_max_bytes", &self.cache_max_bytes)
+            .field("client", &client)
+            .finish()
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| StreamsError::Config(format!("`{key}` = `{value}` is not {what}")))
+}
+
+impl StreamsConfig {
+    /// A config with defaults and the given `application.id`.
+    pub fn new(application_id: impl Into<String>) -> Result<Self> {
+        let mut c = StreamsConfig {
+            application_id: String::new(),
+            bootstrap_servers: None,
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            commit_interval_ms: 30_000,
+            num_stream_threads: 1,
+            state_dir: std::env::temp_dir().join("kafka-streams"),
+            replication_factor: -1,
+            num_standby_replicas: 0,
+            upgrade_from: None,
+            default_key_serde: None,
+            default_value_serde: None,
+            cache_max_bytes: 10 * 1024 * 1024,
+            rocksdb_memory_bytes: 64 * 1024 * 1024,
+            client: BTreeMap::new(),
+            commit_interval_explicit: false,
+        };
+        c.set("application.id", &application_id.into())?;
+        Ok(c)
+    }
+
+    /// Builds a config from `key = value` pairs, as a properties file or `-c` flags give them.
+    /// Unknown keys and bad values are errors that list the valid choices.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let pairs: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
+            .collect();
+        let app = pairs
+            .iter()
+            .find(|(k, _)| k == "application.id")
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| StreamsError::Config("`application.id` is required".into()))?;
+        let mut c = StreamsConfig::new(app)?;
+        for (k, v) in &pairs {
+            c.set(k, v)?;
+        }
+        Ok(c)
+    }
+
+    /// Sets one key. See [`KNOWN_KEYS`]; client keys go under `consumer.`, `producer.`, `admin.`,
+    /// `restore.consumer.`, or apply to all clients (`security.protocol`, `ssl.*`, `sasl.*`, `client.id`).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
+        match key {
+            "application.id" => {
+                let ok = !value.is_empty()
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                if !ok {
+                    return Err(StreamsError::Config(format!(
+                        "`application.id` = `{value}` must be non-empty and use only [a-zA-Z0-9._-] (it prefixes topic names)"
+                    )));
+                }
+                self.application_id = value.to_string();
+            }
+            "bootstrap.servers" => {
+                self.bootstrap_servers = Some(value.to_string()).filter(|v| !v.trim().is_empty())
+            }
+            "processing.guarantee" => {
+                self.processing_guarantee = match value {
+                    "at_least_once" => ProcessingGuarantee::AtLeastOnce,
+                    "exactly_once_v2" => ProcessingGuarantee::ExactlyOnceV2,
+                    "exactly_once_beta" => {
+                        tracing::warn!("processing.guarantee=exactly_once_beta is deprecated; use exactly_once_v2");
+                        ProcessingGuarantee::ExactlyOnceV2
+                    }
+                    "exactly_once" => {
+                        tracing::warn!(
+                            "processing.guarantee=exactly_once (one producer per task) is legacy; migrate to exactly_once_v2"
+                        );
+                        ProcessingGuarantee::ExactlyOnceLegacy
+                    }
+                    other => {
+                        return Err(StreamsError::Config(format!(
+                            "`processing.guarantee` = `{other}` is not valid; choose one of at_least_once, exactly_once_v2, exactly_once_beta, exactly_once"
+                        )))
+                    }
+                };
+                if !self.commit_interval_explicit {
+                    self.commit_interval_ms = if self.processing_guarantee.is_exactly_once() {
+                        100
+                    } else {
+                        30_000
+                    };
+                }
+            }
+            "commit.interval.ms" => {
+                self.commit_interval_ms =
+                    parse(key, value, "a non-negative number of milliseconds")?;
+                self.commit_interval_explicit = true;
+            }
+            "num.stream.threads" => {
+                let n: usize = parse(key, value, "a positive number")?;
+                if n == 0 {
+                    return Err(StreamsError::Config(
+                        "`num.stream.threads` must be at least 1".into(),
+                    ));
+                }
+                self.num_stream_threads = n;
+            }
+            "state.dir" => self.state_dir = PathBuf::from(value),
+            "replication.factor" => {
+                let r: i32 = parse(key, value, "an integer")?;
+                if r == 0 || r < -1 {
+                    return Err(StreamsError::Config(
+                        "`replication.factor` must be -1 (broker default) or >= 1".into(),
+                    ));
+                }
+                self.replication_factor = r;
+            }
+            "num.standby.replicas" => {
+                self.num_standby_replicas = parse(key, value, "a non-negative number")?
+            }
+            "upgrade.from" => self.upgrade_from = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "default.key.serde" | "default.value.serde" => {
+                if crate::serdes::serde_by_name::<String>(value).is_none()
+                    && crate::serdes::serde_by_name::<Vec<u8>>(value).is_none()
+                    && crate::serdes::serde_by_name::<i64>(value).is_none()
+                    && crate::serdes::serde_by_name::<i32>(value).is_none()
+                    && crate::serdes::serde_by_name::<f64>(value).is_none()
+                {
+                    return Err(StreamsError::Config(format!(
+                        "`{key}` = `{value}` is not a known serde; choose one of {}",
+                        crate::serdes::SERDE_NAMES.join(", ")
+                    )));
+                }
+                if key == "default.key.serde" {
+                    self.default_key_serde = Some(value.to_string());
+                } else {
+                    self.default_value_serde = Some(value.to_string());
+                }
+            }
+            "statestore.cache.max.bytes" | "cache.max.bytes.buffering" => {
+                self.cache_max_bytes = parse(key, value, "a non-negative number of bytes")?
+            }
+            "rocksdb.memory.bound.bytes" => {
+                self.rocksdb_memory_bytes = parse(key, value, "a number of bytes")?
+            }
+            _ => {
+                if let Some(prefix) = CLIENT_PREFIXES.iter().find(|p| key.starts_with(*p)) {
+                    let rest = &key[prefix.len()..];
+                    if rest.is_empty() {
+                        return Err(StreamsError::Config(format!(
+                            "`{key}` names no client setting after the prefix"
+                        )));
+                    }
+                    self.client
+                        .entry(prefix.to_string())
+                        .or_default()
+                        .insert(rest.to_string(), value.to_string());
+                } else if COMMON_CLIENT_PREFIXES.iter().any(|p| key.starts_with(p)) {
+                    self.client
+                        .entry(String::new())
+                        .or_default()
+                        .insert(key.to_string(), value.to_string());
+                } else {
+                    let mut valid: Vec<&str> = KNOWN_KEYS.iter().map(|(k, _)| *k).collect();
+                    valid.extend([
+                        "consumer.*",
+                        "producer.*",
+                        "admin.*",
+                        "restore.consumer.*",
+                        "security.protocol",
+                        "ssl.*",
+                        "sasl.*",
+                        "client.id",
+                    ]);
+                    return Err(StreamsError::Config(format!(
+                        "unknown key `{key}`; valid keys: {}",
+                        valid.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Client settings for one client kind (`"consumer."`, `"producer."`, `"admin."`, `"restore.consumer."`):
+    /// the common ones first, then that prefix's, which override them.
+    pub fn client_settings(&self, prefix: &str) -> BTreeMap<String, String> {
+        let mut out = self.client.get("").cloned().unwrap_or_default();
+        if prefix == "restore.consumer." {
+            out.extend(self.client.get("consumer.").cloned().unwrap_or_default());
+        }
+        out.extend(self.client.get(prefix).cloned().unwrap_or_default());
+        out
+    }
+
+    /// The directory holding this application's task directories.
+    pub fn app_state_dir(&self) -> PathBuf {
+        self.state_dir.join(&self.application_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_guarantee() {
+        let c = StreamsConfig::from_pairs([
+            ("application.id", "wc"),
+            ("processing.guarantee", "exactly_once_v2"),
+        ])
+        .unwrap();
+        assert_eq!(c.processing_guarantee, ProcessingGuarantee::ExactlyOnceV2);
+        assert_eq!(c.commit_interval_ms, 100);
+        let c = StreamsConfig::from_pairs([
+            ("application.id", "wc"),
+            ("commit.interval.ms", "500"),
+            ("processing.guarantee", "exactly_once_beta"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.processing_guarantee, c.commit_interval_ms),
+            (ProcessingGuarantee::ExactlyOnceV2, 500)
+        );
+        let c = StreamsConfig::new("wc").unwrap();
+        assert_eq!(
+            (
+                c.commit_interval_ms,
+                c.num_stream_threads,
+                c.cache_max_bytes
+            ),
+            (30_000, 1, 10 * 1024 * 1024)
+        );
+        let c = StreamsConfig::from_pairs([
+            ("application.id", "wc"),
+            ("processing.guarantee", "exactly_once"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.processing_guarantee,
+            ProcessingGuarantee::ExactlyOnceLegacy
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_choices() {
+        let e = StreamsConfig::from_pairs([
+            ("application.id", "wc"),
+            ("processing.guarantee", "exactly_twice"),
+        ])
+        .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("exactly_twice") && m.contains("at_least_once, exactly_once_v2"),
+            "{m}"
+        );
+        let e = StreamsConfig::from_pairs([("application.id", "wc"), ("comit.interval.ms", "5")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown key `comit.interval.ms`") && e.contains("commit.interval.ms"),
+            "{e}"
+        );
+        let e =
+            StreamsConfig::from_pairs([("application.id", "wc"), ("num.stream.threads", "two")])
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("`num.stream.threads` = `two` is not a positive number"),
+            "{e}"
+        );
+        assert!(StreamsConfig::from_pairs([("num.stream.threads", "2")])
+            .unwrap_err()
+            .to_string()
+            .contains("application.id"));
+        assert!(StreamsConfig::new("bad app id").is_err());
+        let e =
+            StreamsConfig::from_pairs([("application.id", "wc"), ("default.key.serde", "avro")])
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("string, bytes, long"), "{e}");
+        assert!(
+            StreamsConfig::from_pairs([("application.id", "wc"), ("replication.factor", "0")])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn client_keys_pass_through_and_secrets_stay_hidden() {
+        let c = StreamsConfig::from_pairs([
+            ("application.id", "wc"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.password", "hunter2"),
+            ("consumer.fetch.min.bytes", "10"),
+            ("producer.sasl.password", "s3cret"),
+            ("producer.linger.ms", "5"),
+        ])
+        .unwrap();
+        let p = c.client_settings("producer.");
+        assert_eq!(
+            p.get("security.protocol").map(String::as_str),
+            Some("SASL_SSL")
+        );
+        assert_eq!(p.get("sasl.password").map(String::as_str), Some("s3cret"));
+        assert_eq!(p.get("linger.ms").map(String::as_str), Some("5"));
+        assert!(!p.contains_key("fetch.min.bytes"));
+        assert_eq!(
+            c.client_settings("restore.consumer.")
+                .get("fetch.min.bytes")
+                .map(String::as_str),
+            Some("10")
+        );
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("hunter2") && !dbg.contains("s3cret") && dbg.contains("[redacted]"),
+            "{dbg}"
+        );
+    }
+}

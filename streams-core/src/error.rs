@@ -1,0 +1,114 @@
+use crate::serdes::SerdeError;
+
+/// Everything that can go wrong in the streams runtime, with enough context to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsError {
+    /// The topology is not valid (unknown parent, duplicate name, cycle, store misuse...).
+    #[error("invalid topology: {0}")]
+    Topology(String),
+    /// A configuration key or value is not valid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A record read from Kafka could not be deserialized.
+    #[error("cannot deserialize the {part} of the record at {topic}-{partition} offset {offset}: {source}")]
+    Deserialization {
+        /// `key` or `value`.
+        part: &'static str,
+        /// Source topic.
+        topic: String,
+        /// Source partition.
+        partition: i32,
+        /// Offset of the record.
+        offset: i64,
+        /// What the serde reported.
+        #[source]
+        source: SerdeError,
+    },
+    /// A key or value could not be serialized (for a topic or a store).
+    #[error("cannot serialize the {part} for {target}: {source}")]
+    Serialization {
+        /// `key` or `value`.
+        part: &'static str,
+        /// Topic or store name.
+        target: String,
+        /// What the serde reported.
+        #[source]
+        source: SerdeError,
+    },
+    /// A value read back from a store could not be deserialized.
+    #[error("cannot deserialize a {part} read from store `{store}`: {source}")]
+    StoreDeserialization {
+        /// `key` or `value`.
+        part: &'static str,
+        /// Store name.
+        store: String,
+        /// What the serde reported.
+        #[source]
+        source: SerdeError,
+    },
+    /// A state store failed.
+    #[error("state store error: {0}")]
+    Store(#[from] state_stores::StoreError),
+    /// A processor received a record of a type it was not built for.
+    #[error("processor `{node}` expects records of type ({key}, {value}) but its parent forwarded another type")]
+    TypeMismatch {
+        /// The receiving node.
+        node: String,
+        /// Expected key type.
+        key: &'static str,
+        /// Expected value type.
+        value: &'static str,
+    },
+    /// A processor asked for a store it may not use, or with the wrong types.
+    #[error("processor `{node}` cannot use store `{store}`: {reason}")]
+    StoreAccess {
+        /// The node asking.
+        node: String,
+        /// The store.
+        store: String,
+        /// Why not.
+        reason: String,
+    },
+    /// User processing code failed.
+    #[error("processor `{node}` failed: {message}")]
+    Processing {
+        /// The node.
+        node: String,
+        /// The failure.
+        message: String,
+    },
+    /// A Kafka client call failed.
+    #[error("Kafka error while {context}: {source}")]
+    Kafka {
+        /// What the runtime was doing.
+        context: String,
+        /// The client error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A filesystem operation failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The application is not in a state that allows the call.
+    #[error("illegal state: {0}")]
+    IllegalState(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = StreamsError> = std::result::Result<T, E>;
+
+impl StreamsError {
+    /// A processing failure raised by user code in `node`.
+    pub fn processing(node: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        StreamsError::Processing {
+            node: node.into(),
+            message: message.to_string(),
+        }
+    }
+}

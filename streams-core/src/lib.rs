@@ -1,0 +1,31 @@
+//! The core of a Kafka Streams analogue in Rust: the Processor API, [`Topology`], serdes, state
+//! store access, configuration, the task runtime and the [`TopologyTestDriver`].
+//!
+//! The DSL (`streams-dsl`) compiles to a [`Topology`]; this crate never looks at DSL types.
+#![forbid(missing_docs)]
+
+pub mod config;
+mod describe;
+mod error;
+mod processor;
+mod record;
+pub mod serdes;
+pub mod store;
+mod task;
+mod test_driver;
+mod topology;
+
+pub use config::{ProcessingGuarantee, StreamsConfig};
+pub use describe::{
+    NodeDescription, NodeKindDescription, SubtopologyDescription, TopologyDescription,
+};
+pub use error::{Result, StreamsError};
+pub use processor::{Processor, ProcessorContext, PunctuationType, PunctuatorId};
+pub use record::{Data, Headers, Record, RecordMetadata};
+pub use store::{StoreBuilder, StoreKind, ValueAndTimestamp};
+pub use task::{runtime_topic, ProducedRecord, StreamTask, TaskId};
+pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
+pub use topology::{Subtopology, Topology};
+
+/// Re-exported so users name store-level types from one place.
+pub use state_stores;

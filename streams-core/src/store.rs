@@ -1,0 +1,657 @@
+//! State stores as processors see them: declared with a [`StoreBuilder`], used through typed handles.
+
+use std::any::Any;
+use std::path::Path;
+use std::sync::Arc;
+
+use state_stores::{
+    ChangeLoggingKeyValueStore, ChangeLoggingSessionStore, ChangeLoggingWindowStore,
+    InMemoryKeyValueStore, InMemorySegments, KeyValueStore, RecordTimestamp, RocksDbKeyValueStore,
+    RocksDbResources, RocksDbSegments, SegmentedSessionStore, SegmentedWindowStore, SessionStore,
+    SessionWindow, VecChangelogSink, WindowStore, WindowStoreConfig,
+};
+
+use crate::record::Data;
+use crate::serdes::SerdeRef;
+use crate::{Result, StreamsError};
+
+/// What kind of store a builder makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Key -> value.
+    KeyValue,
+    /// Key -> (value, timestamp of the record that wrote it).
+    TimestampedKeyValue,
+    /// (key, window start) -> value, with retention.
+    Window {
+        /// How long windows are kept, relative to stream time.
+        retention_ms: i64,
+        /// Window size.
+        window_size_ms: i64,
+        /// Keep every value put for the same key and window (joins).
+        retain_duplicates: bool,
+    },
+    /// (key, session window) -> value, with retention.
+    Session {
+        /// How long sessions are kept after their end, relative to stream time.
+        retention_ms: i64,
+    },
+}
+
+/// The serdes of a store's keys and values.
+pub struct StoreSerdes<K, V> {
+    /// Key serde.
+    pub key: SerdeRef<K>,
+    /// Value serde.
+    pub value: SerdeRef<V>,
+}
+
+/// Declares a state store: its kind, serdes, and whether it is persistent, change-logged and cached.
+#[derive(Clone)]
+pub struct StoreBuilder {
+    pub(crate) name: String,
+    pub(crate) kind: StoreKind,
+    pub(crate) persistent: bool,
+    pub(crate) logging: bool,
+    pub(crate) caching: bool,
+    pub(crate) serdes: Arc<dyn Any + Send + Sync>,
+    pub(crate) types: (&'static str, &'static str),
+}
+
+impl std::fmt::Debug for StoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBuilder")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("persistent", &self.persistent)
+            .field("logging", &self.logging)
+            .field("caching", &self.caching)
+            .finish()
+    }
+}
+
+impl StoreBuilder {
+    fn new<K: Data, V: Data>(
+        name: impl Into<String>,
+        kind: StoreKind,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Self {
+        StoreBuilder {
+            name: name.into(),
+            kind,
+            persistent: true,
+            logging: true,
+            caching: false,
+            serdes: Arc::new(StoreSerdes { key, value }),
+            types: (std::any::type_name::<K>(), std::any::type_name::<V>()),
+        }
+    }
+
+    /// A persistent (RocksDB), change-logged key-value store.
+    pub fn key_value<K: Data, V: Data>(
+        name: impl Into<String>,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Self {
+        Self::new(name, StoreKind::KeyValue, key, value)
+    }
+
+    /// A key-value store whose values carry the timestamp of the record that wrote them.
+    pub fn timestamped_key_value<K: Data, V: Data>(
+        name: impl Into<String>,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Self {
+        Self::new(name, StoreKind::TimestampedKeyValue, key, value)
+    }
+
+    /// A window store.
+    pub fn window<K: Data, V: Data>(
+        name: impl Into<String>,
+        retention_ms: i64,
+        window_size_ms: i64,
+        retain_duplicates: bool,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Self {
+        Self::new(
+            name,
+            StoreKind::Window {
+                retention_ms,
+                window_size_ms,
+                retain_duplicates,
+            },
+            key,
+            value,
+        )
+    }
+
+    /// A session store.
+    pub fn session<K: Data, V: Data>(
+        name: impl Into<String>,
+        retention_ms: i64,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Self {
+        Self::new(name, StoreKind::Session { retention_ms }, key, value)
+    }
+
+    /// Keep the store in memory instead of RocksDB (still restored from its changelog).
+    pub fn in_memory(mut self) -> Self {
+        self.persistent = false;
+        self
+    }
+
+    /// Do not write a changelog: the store is lost with its task directory.
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = false;
+        self
+    }
+
+    /// Put the record cache in front of the store.
+    pub fn with_caching(mut self, enabled: bool) -> Self {
+        self.caching = enabled;
+        self
+    }
+
+    /// The store name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store kind.
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// Whether the store keeps a changelog topic.
+    pub fn logging_enabled(&self) -> bool {
+        self.logging
+    }
+
+    /// Whether it lives on disk.
+    pub fn persistent(&self) -> bool {
+        self.persistent
+    }
+}
+
+/// The changelog topic of a store: `<application.id>-<store>-changelog`.
+pub fn changelog_topic(application_id: &str, store: &str) -> String {
+    format!("{application_id}-{store}-changelog")
+}
+
+pub(crate) enum AnyStore {
+    KeyValue(Box<dyn KeyValueStore>),
+    Window(Box<dyn WindowStore>),
+    Session(Box<dyn SessionStore>),
+}
+
+impl AnyStore {
+    pub(crate) fn as_state_store(&mut self) -> &mut dyn state_stores::StateStore {
+        match self {
+            AnyStore::KeyValue(s) => s.as_mut(),
+            AnyStore::Window(s) => s.as_mut(),
+            AnyStore::Session(s) => s.as_mut(),
+        }
+    }
+
+    /// Applies changelog records, bypassing change logging.
+    pub(crate) fn restore(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        match self {
+            AnyStore::KeyValue(s) => s.write_batch(records)?,
+            AnyStore::Window(s) => s.restore_batch(records)?,
+            AnyStore::Session(s) => s.restore_batch(records)?,
+        }
+        Ok(())
+    }
+}
+
+/// Builds the store of `builder` for one task, wrapped for change logging when enabled.
+pub(crate) fn build_store(
+    builder: &StoreBuilder,
+    task_dir: &Path,
+    resources: &RocksDbResources,
+    changelog: Option<(&VecChangelogSink, &RecordTimestamp)>,
+) -> Result<AnyStore> {
+    let name = builder.name.clone();
+    let path = task_dir.join("rocksdb").join(&name);
+    let store = match builder.kind {
+        StoreKind::KeyValue | StoreKind::TimestampedKeyValue => {
+            let inner: Box<dyn KeyValueStore> = if builder.persistent {
+                Box::new(RocksDbKeyValueStore::open(&name, &path, resources)?)
+            } else {
+                Box::new(InMemoryKeyValueStore::new(&name))
+            };
+            AnyStore::KeyValue(match changelog {
+                Some((sink, ts)) => Box::new(ChangeLoggingKeyValueStore::new(
+                    inner,
+                    Box::new(sink.clone()),
+                    ts.clone(),
+                )),
+                None => inner,
+            })
+        }
+        StoreKind::Window {
+            retention_ms,
+            window_size_ms,
+            retain_duplicates,
+        } => {
+            let cfg = WindowStoreConfig::new(retention_ms, window_size_ms, retain_duplicates);
+            let inner: Box<dyn WindowStore> = if builder.persistent {
+                Box::new(SegmentedWindowStore::new(
+                    &name,
+                    RocksDbSegments::open(&name, &path, resources)?,
+                    cfg,
+                )?)
+            } else {
+                Box::new(SegmentedWindowStore::new(
+                    &name,
+                    InMemorySegments::new(&name),
+                    cfg,
+                )?)
+            };
+            AnyStore::Window(match changelog {
+                Some((sink, ts)) => Box::new(ChangeLoggingWindowStore::new(
+                    inner,
+                    Box::new(sink.clone()),
+                    ts.clone(),
+                )),
+                None => inner,
+            })
+        }
+        StoreKind::Session { retention_ms } => {
+            let inner: Box<dyn SessionStore> = if builder.persistent {
+                Box::new(SegmentedSessionStore::new(
+                    &name,
+                    RocksDbSegments::open(&name, &path, resources)?,
+                    retention_ms,
+                )?)
+            } else {
+                Box::new(SegmentedSessionStore::new(
+                    &name,
+                    InMemorySegments::new(&name),
+                    retention_ms,
+                )?)
+            };
+            AnyStore::Session(match changelog {
+                Some((sink, ts)) => Box::new(ChangeLoggingSessionStore::new(
+                    inner,
+                    Box::new(sink.clone()),
+                    ts.clone(),
+                )),
+                None => inner,
+            })
+        }
+    };
+    Ok(store)
+}
+
+/// A value with the timestamp of the record that last wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueAndTimestamp<V> {
+    /// The value.
+    pub value: V,
+    /// Timestamp in ms.
+    pub timestamp: i64,
+}
+
+struct Codec<'a, K, V> {
+    store: &'a str,
+    serdes: &'a StoreSerdes<K, V>,
+}
+
+impl<K: 'static, V: 'static> Codec<'_, K, V> {
+    fn key(&self, k: &K) -> Result<Vec<u8>> {
+        self.serdes
+            .key
+            .serialize(k)
+            .map_err(|source| StreamsError::Serialization {
+                part: "key",
+                target: format!("store `{}`", self.store),
+                source,
+            })?
+            .ok_or_else(|| StreamsError::Serialization {
+                part: "key",
+                target: format!("store `{}`", self.store),
+                source: crate::serdes::SerdeError::Null {
+                    type_name: std::any::type_name::<K>(),
+                },
+            })
+    }
+    fn value(&self, v: &V) -> Result<Option<Vec<u8>>> {
+        self.serdes
+            .value
+            .serialize(v)
+            .map_err(|source| StreamsError::Serialization {
+                part: "value",
+                target: format!("store `{}`", self.store),
+                source,
+            })
+    }
+    fn de_key(&self, b: &[u8]) -> Result<K> {
+        self.serdes
+            .key
+            .deserialize(Some(b))
+            .map_err(|source| StreamsError::StoreDeserialization {
+                part: "key",
+                store: self.store.to_string(),
+                source,
+            })
+    }
+    fn de_value(&self, b: &[u8]) -> Result<V> {
+        self.serdes.value.deserialize(Some(b)).map_err(|source| {
+            StreamsError::StoreDeserialization {
+                part: "value",
+                store: self.store.to_string(),
+                source,
+            }
+        })
+    }
+}
+
+/// Typed access to a key-value store. Keys are ordered by their serialized bytes.
+pub struct KeyValueStoreHandle<'a, K, V> {
+    pub(crate) store: &'a mut dyn KeyValueStore,
+    pub(crate) name: &'a str,
+    pub(crate) serdes: &'a StoreSerdes<K, V>,
+}
+
+impl<K: 'static, V: 'static> KeyValueStoreHandle<'_, K, V> {
+    fn codec(&self) -> Codec<'_, K, V> {
+        Codec {
+            store: self.name,
+            serdes: self.serdes,
+        }
+    }
+    /// The value for `key`.
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        let c = self.codec();
+        self.store
+            .get(&c.key(key)?)?
+            .map(|b| c.de_value(&b))
+            .transpose()
+    }
+    /// Writes `value` for `key` (a value that serializes to null deletes the key).
+    pub fn put(&mut self, key: &K, value: &V) -> Result<()> {
+        let c = Codec {
+            store: self.name,
+            serdes: self.serdes,
+        };
+        let k = c.key(key)?;
+        match c.value(value)? {
+            Some(v) => self.store.put(&k, &v)?,
+            None => {
+                self.store.delete(&k)?;
+            }
+        }
+        Ok(())
+    }
+    /// Writes only if absent; returns the existing value otherwise.
+    pub fn put_if_absent(&mut self, key: &K, value: &V) -> Result<Option<V>> {
+        let c = Codec {
+            store: self.name,
+            serdes: self.serdes,
+        };
+        let k = c.key(key)?;
+        let Some(v) = c.value(value)? else {
+            return Ok(None);
+        };
+        self.store
+            .put_if_absent(&k, &v)?
+            .map(|b| c.de_value(&b))
+            .transpose()
+    }
+    /// Deletes `key`, returning its value.
+    pub fn delete(&mut self, key: &K) -> Result<Option<V>> {
+        let c = Codec {
+            store: self.name,
+            serdes: self.serdes,
+        };
+        let k = c.key(key)?;
+        self.store.delete(&k)?.map(|b| c.de_value(&b)).transpose()
+    }
+    /// Entries with `from <= key <= to` (by serialized key), ascending.
+    pub fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>> {
+        let c = self.codec();
+        let (f, t) = (
+            from.map(|k| c.key(k)).transpose()?,
+            to.map(|k| c.key(k)).transpose()?,
+        );
+        self.store
+            .range(f.as_deref(), t.as_deref())?
+            .map(|e| {
+                let (k, v) = e?;
+                Ok((c.de_key(&k)?, c.de_value(&v)?))
+            })
+            .collect()
+    }
+    /// All entries, ascending by serialized key.
+    pub fn all(&self) -> Result<Vec<(K, V)>> {
+        self.range(None, None)
+    }
+    /// Entries whose serialized key starts with the serialized `prefix`.
+    pub fn prefix_scan(&self, prefix: &K) -> Result<Vec<(K, V)>> {
+        let c = self.codec();
+        self.store
+            .prefix_scan(&c.key(prefix)?)?
+            .map(|e| {
+                let (k, v) = e?;
+                Ok((c.de_key(&k)?, c.de_value(&v)?))
+            })
+            .collect()
+    }
+    /// Estimated number of entries.
+    pub fn approximate_num_entries(&self) -> Result<u64> {
+        Ok(self.store.approximate_num_entries()?)
+    }
+}
+
+/// Typed access to a timestamped key-value store.
+pub struct TimestampedKeyValueStoreHandle<'a, K, V> {
+    pub(crate) inner: KeyValueStoreHandle<'a, K, V>,
+}
+
+impl<K: 'static, V: 'static> TimestampedKeyValueStoreHandle<'_, K, V> {
+    /// The value and timestamp for `key`.
+    pub fn get(&self, key: &K) -> Result<Option<ValueAndTimestamp<V>>> {
+        let c = self.inner.codec();
+        match self.inner.store.get(&c.key(key)?)? {
+            Some(raw) => {
+                let vt = state_stores::ValueAndTimestamp::decode(self.inner.name, &raw)?;
+                Ok(Some(ValueAndTimestamp {
+                    value: c.de_value(&vt.value)?,
+                    timestamp: vt.timestamp,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+    /// Writes `value` with `timestamp`; a value that serializes to null deletes the key.
+    pub fn put(&mut self, key: &K, value: &V, timestamp: i64) -> Result<()> {
+        let c = Codec {
+            store: self.inner.name,
+            serdes: self.inner.serdes,
+        };
+        let k = c.key(key)?;
+        match c.value(value)? {
+            Some(v) => self
+                .inner
+                .store
+                .put(&k, &state_stores::ValueAndTimestamp::encode(&v, timestamp))?,
+            None => {
+                self.inner.store.delete(&k)?;
+            }
+        }
+        Ok(())
+    }
+    /// Deletes `key`, returning what it held.
+    pub fn delete(&mut self, key: &K) -> Result<Option<ValueAndTimestamp<V>>> {
+        let c = Codec {
+            store: self.inner.name,
+            serdes: self.inner.serdes,
+        };
+        let k = c.key(key)?;
+        match self.inner.store.delete(&k)? {
+            Some(raw) => {
+                let vt = state_stores::ValueAndTimestamp::decode(self.inner.name, &raw)?;
+                Ok(Some(ValueAndTimestamp {
+                    value: c.de_value(&vt.value)?,
+                    timestamp: vt.timestamp,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+    /// All entries, ascending by serialized key.
+    pub fn all(&self) -> Result<Vec<(K, ValueAndTimestamp<V>)>> {
+        let c = self.inner.codec();
+        self.inner
+            .store
+            .all()?
+            .map(|e| {
+                let (k, raw) = e?;
+                let vt = state_stores::ValueAndTimestamp::decode(self.inner.name, &raw)?;
+                Ok((
+                    c.de_key(&k)?,
+                    ValueAndTimestamp {
+                        value: c.de_value(&vt.value)?,
+                        timestamp: vt.timestamp,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Typed access to a window store.
+pub struct WindowStoreHandle<'a, K, V> {
+    pub(crate) store: &'a mut dyn WindowStore,
+    pub(crate) name: &'a str,
+    pub(crate) serdes: &'a StoreSerdes<K, V>,
+}
+
+impl<K: 'static, V: 'static> WindowStoreHandle<'_, K, V> {
+    fn codec(&self) -> Codec<'_, K, V> {
+        Codec {
+            store: self.name,
+            serdes: self.serdes,
+        }
+    }
+    /// Writes (`Some`) or deletes (`None`) the value of `key` in the window starting at `window_start`.
+    pub fn put(&mut self, key: &K, value: Option<&V>, window_start: i64) -> Result<()> {
+        let c = Codec {
+            store: self.name,
+            serdes: self.serdes,
+        };
+        let k = c.key(key)?;
+        let v = value.map(|v| c.value(v)).transpose()?.flatten();
+        self.store.put(&k, v.as_deref(), window_start)?;
+        Ok(())
+    }
+    /// The value of `key` in the window starting at `window_start`.
+    pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        let c = self.codec();
+        self.store
+            .fetch(&c.key(key)?, window_start)?
+            .map(|b| c.de_value(&b))
+            .transpose()
+    }
+    /// Values of `key` in windows starting in `[from, to]`, ascending by start.
+    pub fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        let c = self.codec();
+        self.store
+            .fetch_range(&c.key(key)?, from, to)?
+            .into_iter()
+            .map(|(t, b)| Ok((t, c.de_value(&b)?)))
+            .collect()
+    }
+    /// Values of `key` in windows starting in `[from, to]`, descending by start.
+    pub fn backward_fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        let c = self.codec();
+        self.store
+            .backward_fetch_range(&c.key(key)?, from, to)?
+            .into_iter()
+            .map(|(t, b)| Ok((t, c.de_value(&b)?)))
+            .collect()
+    }
+    /// Every key's values in windows starting in `[from, to]`, as (key, window start, value).
+    pub fn fetch_all(&self, from: i64, to: i64) -> Result<Vec<(K, i64, V)>> {
+        let c = self.codec();
+        self.store
+            .fetch_all(from, to)?
+            .into_iter()
+            .map(|e| Ok((c.de_key(&e.key)?, e.window_start, c.de_value(&e.value)?)))
+            .collect()
+    }
+    /// The store's window size in ms.
+    pub fn window_size_ms(&self) -> i64 {
+        self.store.config().window_size_ms
+    }
+}
+
+/// Typed access to a session store.
+pub struct SessionStoreHandle<'a, K, V> {
+    pub(crate) store: &'a mut dyn SessionStore,
+    pub(crate) name: &'a str,
+    pub(crate) serdes: &'a StoreSerdes<K, V>,
+}
+
+impl<K: 'static, V: 'static> SessionStoreHandle<'_, K, V> {
+    fn codec(&self) -> Codec<'_, K, V> {
+        Codec {
+            store: self.name,
+            serdes: self.serdes,
+        }
+    }
+    /// Sessions of `key` ending at or after `earliest_end` and starting at or before `latest_start`.
+    pub fn find_sessions(
+        &self,
+        key: &K,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(SessionWindow, V)>> {
+        let c = self.codec();
+        self.store
+            .find_sessions(&c.key(key)?, earliest_end, latest_start)?
+            .into_iter()
+            .map(|(w, b)| Ok((w, c.de_value(&b)?)))
+            .collect()
+    }
+    /// The value of one exact session.
+    pub fn fetch_session(&self, key: &K, window: SessionWindow) -> Result<Option<V>> {
+        let c = self.codec();
+        self.store
+            .fetch_session(&c.key(key)?, window)?
+            .map(|b| c.de_value(&b))
+            .transpose()
+    }
+    /// Writes (`Some`) or removes (`None`) a session.
+    pub fn put(&mut self, key: &K, window: SessionWindow, value: Option<&V>) -> Result<()> {
+        let c = Codec {
+            store: self.name,
+            serdes: self.serdes,
+        };
+        let k = c.key(key)?;
+        let v = value.map(|v| c.value(v)).transpose()?.flatten();
+        self.store.put(&k, window, v.as_deref())?;
+        Ok(())
+    }
+    /// The sessions a record at `timestamp` merges with under inactivity `gap`, and the merged window.
+    pub fn merge_candidates(
+        &self,
+        key: &K,
+        timestamp: i64,
+        gap: i64,
+    ) -> Result<(SessionWindow, Vec<(SessionWindow, V)>)> {
+        let c = self.codec();
+        let (w, found) = self.store.merge_candidates(&c.key(key)?, timestamp, gap)?;
+        Ok((
+            w,
+            found
+                .into_iter()
+                .map(|(w, b)| Ok((w, c.de_value(&b)?)))
+                .collect::<Result<_>>()?,
+        ))
+    }
+}

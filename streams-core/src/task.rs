@@ -1,0 +1,561 @@
+//! A task: one sub-topology instantiated for one input partition, with its own stores.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use state_stores::{RecordTimestamp, RocksDbResources, VecChangelogSink};
+
+use crate::processor::{ErasedProcessor, ProcessorContext, PunctuationType, PunctuatorId};
+use crate::record::{DynRecord, Headers, RecordMetadata};
+use crate::store::{build_store, changelog_topic, AnyStore, StoreKind};
+use crate::topology::{NodeKind, RecordDeserializer, RecordSerializer, Topology};
+use crate::{Result, StreamsError};
+
+/// Identifies a task: `<sub-topology>_<partition>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// Sub-topology id.
+    pub subtopology: u32,
+    /// Input partition.
+    pub partition: i32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}
+
+impl std::str::FromStr for TaskId {
+    type Err = StreamsError;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || StreamsError::IllegalState(format!("`{s}` is not a task id like 0_1"));
+        let (a, b) = s.split_once('_').ok_or_else(bad)?;
+        Ok(TaskId {
+            subtopology: a.parse().map_err(|_| bad())?,
+            partition: b.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// A record a task wants written to Kafka: a sink output or a changelog entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducedRecord {
+    /// Destination topic (internal topics already carry the application-id prefix).
+    pub topic: String,
+    /// Fixed partition (changelogs), or `None` to let the partitioner hash the key.
+    pub partition: Option<i32>,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub value: Option<Vec<u8>>,
+    /// Timestamp.
+    pub timestamp: i64,
+    /// Headers.
+    pub headers: Headers,
+}
+
+pub(crate) struct NodeSlot {
+    pub name: String,
+    pub processor: Option<Box<dyn ErasedProcessor>>,
+    pub children: Vec<usize>,
+    pub stores: Vec<usize>,
+}
+
+pub(crate) struct StoreSlot {
+    pub name: String,
+    pub kind: StoreKind,
+    pub store: AnyStore,
+    pub serdes: Arc<dyn Any + Send + Sync>,
+    pub types: (&'static str, &'static str),
+    pub changelog: Option<(String, VecChangelogSink)>,
+}
+
+pub(crate) struct PunctuationSchedule {
+    pub id: PunctuatorId,
+    pub node: usize,
+    pub interval_ms: i64,
+    pub kind: PunctuationType,
+    pub next: i64,
+}
+
+/// Everything of a task that processors reach through their context.
+pub(crate) struct TaskCore {
+    pub task_id: TaskId,
+    pub application_id: String,
+    pub stores: Vec<StoreSlot>,
+    pub store_index: HashMap<String, usize>,
+    pub output: Vec<ProducedRecord>,
+    pub record_timestamp: RecordTimestamp,
+    pub metadata: Option<RecordMetadata>,
+    pub stream_time: i64,
+    pub wall_clock: i64,
+    pub schedules: Vec<PunctuationSchedule>,
+    pub next_punctuator: u64,
+}
+
+struct SinkProcessor {
+    node: String,
+    topic: String,
+    serializer: Arc<dyn RecordSerializer>,
+}
+
+impl ErasedProcessor for SinkProcessor {
+    fn init(&mut self, _ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        Ok(())
+    }
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: DynRecord) -> Result<()> {
+        let (key, value) = match self.serializer.serialize(&record) {
+            Some(Ok(kv)) => kv,
+            Some(Err((part, source))) => {
+                return Err(StreamsError::Serialization {
+                    part,
+                    target: format!("topic `{}`", self.topic),
+                    source,
+                })
+            }
+            None => {
+                let (key, value) = self.serializer.types();
+                return Err(StreamsError::TypeMismatch {
+                    node: self.node.clone(),
+                    key,
+                    value,
+                });
+            }
+        };
+        ctx.core.output.push(ProducedRecord {
+            topic: self.topic.clone(),
+            partition: None,
+            key,
+            value,
+            timestamp: record.timestamp,
+            headers: record.headers,
+        });
+        Ok(())
+    }
+    fn punctuate(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_>,
+        _id: PunctuatorId,
+        _ts: i64,
+    ) -> Result<()> {
+        Ok(())
+    }
+    fn close(&mut self, _ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+enum SourceMatch {
+    Topic(String),
+    Pattern(regex::Regex),
+}
+
+/// One sub-topology running for one partition: its processors, stores and stream time.
+pub struct StreamTask {
+    nodes: Vec<NodeSlot>,
+    sources: Vec<(SourceMatch, usize, Arc<dyn RecordDeserializer>)>,
+    core: TaskCore,
+    dir: PathBuf,
+    closed: bool,
+}
+
+impl fmt::Debug for StreamTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamTask")
+            .field("id", &self.core.task_id)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+/// The name a topic has at runtime: internal topics get the `<application.id>-` prefix.
+pub fn runtime_topic(topology: &Topology, application_id: &str, topic: &str) -> String {
+    if topology.is_internal_topic(topic) {
+        format!("{application_id}-{topic}")
+    } else {
+        topic.to_string()
+    }
+}
+
+impl StreamTask {
+    /// Instantiates sub-topology `id.subtopology` for `id.partition`, opening its stores under
+    /// `task_dir` (`<state.dir>/<application.id>/<task id>`). Processors are not yet initialized.
+    pub fn new(
+        topology: &Topology,
+        id: TaskId,
+        application_id: &str,
+        task_dir: &Path,
+        resources: &RocksDbResources,
+    ) -> Result<Self> {
+        let groups = topology.node_groups();
+        let group = groups.get(id.subtopology as usize).ok_or_else(|| {
+            StreamsError::IllegalState(format!(
+                "task {id}: the topology has no sub-topology {}",
+                id.subtopology
+            ))
+        })?;
+        let all_children = topology.children();
+        let local: HashMap<usize, usize> =
+            group.iter().enumerate().map(|(li, &gi)| (gi, li)).collect();
+        let record_timestamp = RecordTimestamp::default();
+        let mut stores: Vec<StoreSlot> = Vec::new();
+        let mut store_index = HashMap::new();
+        let mut nodes = Vec::with_capacity(group.len());
+        let mut sources = Vec::new();
+        for &gi in group {
+            let def = &topology.nodes[gi];
+            let mut node_stores = Vec::new();
+            for s in &def.stores {
+                let idx = match store_index.get(s) {
+                    Some(&i) => i,
+                    None => {
+                        let builder =
+                            topology
+                                .stores
+                                .iter()
+                                .find(|b| &b.name == s)
+                                .ok_or_else(|| {
+                                    StreamsError::Topology(format!("store `{s}` is not added"))
+                                })?;
+                        let changelog = builder
+                            .logging
+                            .then(|| (changelog_topic(application_id, s), VecChangelogSink::new()));
+                        let store = build_store(
+                            builder,
+                            task_dir,
+                            resources,
+                            changelog
+                                .as_ref()
+                                .map(|(_, sink)| (sink, &record_timestamp)),
+                        )?;
+                        stores.push(StoreSlot {
+                            name: s.clone(),
+                            kind: builder.kind,
+                            store,
+                            serdes: builder.serdes.clone(),
+                            types: builder.types,
+                            changelog,
+                        });
+                        store_index.insert(s.clone(), stores.len() - 1);
+                        stores.len() - 1
+                    }
+                };
+                node_stores.push(idx);
+            }
+            let processor: Option<Box<dyn ErasedProcessor>> = match &def.kind {
+                NodeKind::Source {
+                    topics,
+                    pattern,
+                    deserializer,
+                } => {
+                    for t in topics {
+                        sources.push((
+                            SourceMatch::Topic(runtime_topic(topology, application_id, t)),
+                            local[&gi],
+                            deserializer.clone(),
+                        ));
+                    }
+                    if let Some(p) = pattern {
+                        sources.push((
+                            SourceMatch::Pattern(p.clone()),
+                            local[&gi],
+                            deserializer.clone(),
+                        ));
+                    }
+                    None
+                }
+                NodeKind::Processor { factory } => Some(factory()),
+                NodeKind::Sink { topic, serializer } => Some(Box::new(SinkProcessor {
+                    node: def.name.clone(),
+                    topic: runtime_topic(topology, application_id, topic),
+                    serializer: serializer.clone(),
+                })),
+            };
+            nodes.push(NodeSlot {
+                name: def.name.clone(),
+                processor,
+                children: all_children[gi]
+                    .iter()
+                    .filter_map(|c| local.get(c).copied())
+                    .collect(),
+                stores: node_stores,
+            });
+        }
+        Ok(StreamTask {
+            nodes,
+            sources,
+            core: TaskCore {
+                task_id: id,
+                application_id: application_id.to_string(),
+                stores,
+                store_index,
+                output: Vec::new(),
+                record_timestamp,
+                metadata: None,
+                stream_time: i64::MIN,
+                wall_clock: 0,
+                schedules: Vec::new(),
+                next_punctuator: 0,
+            },
+            dir: task_dir.to_path_buf(),
+            closed: false,
+        })
+    }
+
+    /// The task id.
+    pub fn id(&self) -> TaskId {
+        self.core.task_id
+    }
+
+    /// The task directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Sets the wall-clock time processors see.
+    pub fn set_wall_clock(&mut self, now_ms: i64) {
+        self.core.wall_clock = now_ms;
+    }
+
+    /// The task's stream time (`i64::MIN` before the first record).
+    pub fn stream_time(&self) -> i64 {
+        self.core.stream_time
+    }
+
+    /// Calls `init` on every processor, in topology order.
+    pub fn init(&mut self) -> Result<()> {
+        for i in 0..self.nodes.len() {
+            self.with_node(i, |p, ctx| p.init(ctx))?;
+        }
+        self.drain_changelogs();
+        Ok(())
+    }
+
+    fn with_node(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut dyn ErasedProcessor, &mut ProcessorContext<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let Some(mut p) = self.nodes[i].processor.take() else {
+            return Ok(());
+        };
+        let mut ctx = ProcessorContext {
+            core: &mut self.core,
+            nodes: &mut self.nodes,
+            current: i,
+        };
+        let r = f(p.as_mut(), &mut ctx);
+        self.nodes[i].processor = Some(p);
+        r
+    }
+
+    /// Whether this task reads `topic`.
+    pub fn reads_topic(&self, topic: &str) -> bool {
+        self.source_for(topic).is_some()
+    }
+
+    fn source_for(&self, topic: &str) -> Option<(usize, Arc<dyn RecordDeserializer>)> {
+        self.sources.iter().find_map(|(m, node, de)| {
+            let hit = match m {
+                SourceMatch::Topic(t) => t == topic,
+                SourceMatch::Pattern(p) => p.is_match(topic),
+            };
+            hit.then(|| (*node, de.clone()))
+        })
+    }
+
+    /// Processes one input record end to end (through every node it reaches), then fires due
+    /// stream-time punctuations. Outputs and changelog writes collect in [`StreamTask::drain_output`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn process(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        headers: Headers,
+    ) -> Result<()> {
+        let (node, de) = self.source_for(topic).ok_or_else(|| {
+            StreamsError::IllegalState(format!(
+                "task {} does not read topic `{topic}`",
+                self.core.task_id
+            ))
+        })?;
+        let (k, v) =
+            de.deserialize(key, value)
+                .map_err(|(part, source)| StreamsError::Deserialization {
+                    part,
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                    source,
+                })?;
+        self.core.metadata = Some(RecordMetadata {
+            topic: topic.to_string(),
+            partition,
+            offset,
+        });
+        self.core.record_timestamp.set(timestamp);
+        self.core.stream_time = self.core.stream_time.max(timestamp);
+        let record = DynRecord {
+            key: k,
+            value: v,
+            timestamp,
+            headers,
+        };
+        let result = {
+            let mut ctx = ProcessorContext {
+                core: &mut self.core,
+                nodes: &mut self.nodes,
+                current: node,
+            };
+            ctx.forward_dyn(record)
+        };
+        self.drain_changelogs();
+        result?;
+        self.punctuate(PunctuationType::StreamTime, self.core.stream_time)?;
+        Ok(())
+    }
+
+    /// Fires the punctuations of `kind` that are due at `now` (stream time or wall-clock time).
+    /// Returns whether any fired.
+    pub fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<bool> {
+        if kind == PunctuationType::WallClockTime {
+            self.core.wall_clock = now;
+        }
+        if kind == PunctuationType::StreamTime && now == i64::MIN {
+            return Ok(false);
+        }
+        let mut fired = false;
+        let mut i = 0;
+        while i < self.core.schedules.len() {
+            let s = &mut self.core.schedules[i];
+            if s.kind == kind && (s.next == i64::MIN || now >= s.next) {
+                let (id, node) = (s.id, s.node);
+                let at = if s.next == i64::MIN { now } else { s.next };
+                s.next = at.saturating_add(s.interval_ms);
+                if s.next <= now {
+                    s.next = now.saturating_add(s.interval_ms);
+                }
+                let saved = self.core.metadata.take();
+                if kind == PunctuationType::StreamTime {
+                    self.core.metadata = saved.clone();
+                }
+                self.core.record_timestamp.set(now);
+                let r = self.with_node(node, |p, ctx| p.punctuate(ctx, id, now));
+                self.core.metadata = saved;
+                self.drain_changelogs();
+                r?;
+                fired = true;
+            }
+            i += 1;
+        }
+        Ok(fired)
+    }
+
+    fn drain_changelogs(&mut self) {
+        let partition = self.core.task_id.partition;
+        for slot in &self.core.stores {
+            if let Some((topic, sink)) = &slot.changelog {
+                for r in sink.drain() {
+                    self.core.output.push(ProducedRecord {
+                        topic: topic.clone(),
+                        partition: Some(partition),
+                        key: Some(r.key),
+                        value: r.value,
+                        timestamp: r.timestamp,
+                        headers: Headers::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Takes the records produced so far (sink outputs and changelog writes, in order).
+    pub fn drain_output(&mut self) -> Vec<ProducedRecord> {
+        std::mem::take(&mut self.core.output)
+    }
+
+    /// `(store, changelog topic)` for each change-logged store of this task.
+    pub fn changelogs(&self) -> Vec<(String, String)> {
+        self.core
+            .stores
+            .iter()
+            .filter_map(|s| {
+                s.changelog
+                    .as_ref()
+                    .map(|(t, _)| (s.name.clone(), t.clone()))
+            })
+            .collect()
+    }
+
+    /// Applies changelog records to `store` without logging them again (restoration).
+    pub fn restore(&mut self, store: &str, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        let i = *self.core.store_index.get(store).ok_or_else(|| {
+            StreamsError::IllegalState(format!("task {} has no store `{store}`", self.core.task_id))
+        })?;
+        self.core.stores[i].store.restore(records)
+    }
+
+    /// Names of the task's stores.
+    pub fn store_names(&self) -> Vec<String> {
+        self.core.stores.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Flushes every store (durable up to here).
+    pub fn flush(&mut self) -> Result<()> {
+        for s in &mut self.core.stores {
+            s.store.as_state_store().flush()?;
+        }
+        Ok(())
+    }
+
+    /// Calls `close` on every processor, then closes the stores.
+    pub fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let mut first_err = None;
+        for i in 0..self.nodes.len() {
+            if let Err(e) = self.with_node(i, |p, ctx| p.close(ctx)) {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.drain_changelogs();
+        for s in &mut self.core.stores {
+            if let Err(e) = s.store.as_state_store().close() {
+                first_err.get_or_insert(e.into());
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Read access to the store named `name` through a closure (test driver, interactive queries).
+    pub(crate) fn with_store<R>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&mut crate::task::StoreSlot) -> Result<R>,
+    ) -> Result<R> {
+        let i = *self.core.store_index.get(name).ok_or_else(|| {
+            StreamsError::IllegalState(format!("task {} has no store `{name}`", self.core.task_id))
+        })?;
+        f(&mut self.core.stores[i])
+    }
+}
+
+impl Drop for StreamTask {
+    fn drop(&mut self) {
+        if !self.closed {
+            if let Err(e) = self.close() {
+                tracing::warn!(task = %self.core.task_id, error = %e, "closing task on drop failed");
+            }
+        }
+    }
+}

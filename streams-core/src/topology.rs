@@ -1,0 +1,618 @@
+//! The processor graph: sources, processors, sinks and state stores, split into sub-topologies.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::describe::{
+    NodeDescription, NodeKindDescription, SubtopologyDescription, TopologyDescription,
+};
+use crate::processor::{ErasedProcessor, Processor, TypedProcessor};
+use crate::record::{Data, Datum, DynRecord};
+use crate::serdes::{SerdeError, SerdeRef};
+use crate::store::StoreBuilder;
+use crate::{Result, StreamsError};
+
+pub(crate) type ProcessorFactory = Arc<dyn Fn() -> Box<dyn ErasedProcessor> + Send + Sync>;
+
+/// Turns Kafka bytes into a type-erased record (the typed serdes of a source node).
+pub(crate) trait RecordDeserializer: Send + Sync {
+    fn deserialize(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> std::result::Result<(Datum, Datum), (&'static str, SerdeError)>;
+}
+
+/// Turns a type-erased record into Kafka bytes (the typed serdes of a sink node).
+pub(crate) trait RecordSerializer: Send + Sync {
+    fn serialize(
+        &self,
+        rec: &DynRecord,
+    ) -> Option<std::result::Result<(Option<Vec<u8>>, Option<Vec<u8>>), (&'static str, SerdeError)>>;
+    fn types(&self) -> (&'static str, &'static str);
+}
+
+struct TypedSerdes<K, V>(SerdeRef<K>, SerdeRef<V>, PhantomData<fn(K, V)>);
+
+impl<K: Data, V: Data> RecordDeserializer for TypedSerdes<K, V> {
+    fn deserialize(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> std::result::Result<(Datum, Datum), (&'static str, SerdeError)> {
+        let k = self.0.deserialize(key).map_err(|e| ("key", e))?;
+        let v = self.1.deserialize(value).map_err(|e| ("value", e))?;
+        Ok((Arc::new(k), Arc::new(v)))
+    }
+}
+
+impl<K: Data, V: Data> RecordSerializer for TypedSerdes<K, V> {
+    fn serialize(
+        &self,
+        rec: &DynRecord,
+    ) -> Option<std::result::Result<(Option<Vec<u8>>, Option<Vec<u8>>), (&'static str, SerdeError)>>
+    {
+        let k = rec.key.downcast_ref::<K>()?;
+        let v = rec.value.downcast_ref::<V>()?;
+        Some((|| {
+            Ok((
+                self.0.serialize(k).map_err(|e| ("key", e))?,
+                self.1.serialize(v).map_err(|e| ("value", e))?,
+            ))
+        })())
+    }
+    fn types(&self) -> (&'static str, &'static str) {
+        (std::any::type_name::<K>(), std::any::type_name::<V>())
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum NodeKind {
+    Source {
+        topics: Vec<String>,
+        pattern: Option<regex::Regex>,
+        deserializer: Arc<dyn RecordDeserializer>,
+    },
+    Processor {
+        factory: ProcessorFactory,
+    },
+    Sink {
+        topic: String,
+        serializer: Arc<dyn RecordSerializer>,
+    },
+}
+
+#[derive(Clone)]
+pub(crate) struct NodeDef {
+    pub name: String,
+    pub parents: Vec<String>,
+    pub kind: NodeKind,
+    pub stores: BTreeSet<String>,
+}
+
+/// One sub-topology: a connected part of the graph that runs as one task per input partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subtopology {
+    /// Its id (the first number of a `TaskId`).
+    pub id: u32,
+    /// Node names, in the order they were added.
+    pub nodes: Vec<String>,
+    /// Source topics as declared (internal topics without the application-id prefix).
+    pub source_topics: Vec<String>,
+    /// Source patterns.
+    pub source_patterns: Vec<String>,
+    /// Sink topics as declared.
+    pub sink_topics: Vec<String>,
+    /// Stores used by its processors.
+    pub stores: Vec<String>,
+}
+
+/// A processing graph: the unit `KafkaStreams` and `TopologyTestDriver` run.
+///
+/// ```
+/// use std::sync::Arc;
+/// use streams_core::{Topology, serdes::StringSerde};
+/// let mut t = Topology::new();
+/// t.add_source::<String, String>("in", &["lines"], Arc::new(StringSerde), Arc::new(StringSerde)).unwrap();
+/// t.add_sink::<String, String>("out", "copy", Arc::new(StringSerde), Arc::new(StringSerde), &["in"]).unwrap();
+/// assert!(t.describe().to_string().contains("Source: in (topics: [lines])"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Topology {
+    pub(crate) nodes: Vec<NodeDef>,
+    pub(crate) index: HashMap<String, usize>,
+    pub(crate) stores: Vec<StoreBuilder>,
+    pub(crate) internal_topics: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.describe())
+    }
+}
+
+impl Topology {
+    /// An empty topology.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn add_node(&mut self, name: &str, parents: &[&str], kind: NodeKind) -> Result<&mut Self> {
+        if name.is_empty() {
+            return Err(StreamsError::Topology(
+                "node names must not be empty".into(),
+            ));
+        }
+        if self.index.contains_key(name) {
+            return Err(StreamsError::Topology(format!(
+                "a node named `{name}` already exists; node names must be unique"
+            )));
+        }
+        self.index.insert(name.to_string(), self.nodes.len());
+        self.nodes.push(NodeDef {
+            name: name.to_string(),
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+            kind,
+            stores: BTreeSet::new(),
+        });
+        Ok(self)
+    }
+
+    fn check_topics_free(&self, topics: &[&str]) -> Result<()> {
+        for t in topics {
+            for n in &self.nodes {
+                if let NodeKind::Source {
+                    topics: existing, ..
+                } = &n.kind
+                {
+                    if existing.iter().any(|e| e == t) {
+                        return Err(StreamsError::Topology(format!(
+                            "topic `{t}` is already read by source `{}`",
+                            n.name
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a source node reading `topics` with the given serdes.
+    pub fn add_source<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topics: &[&str],
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Result<&mut Self> {
+        if topics.is_empty() {
+            return Err(StreamsError::Topology(format!(
+                "source `{name}` needs at least one topic"
+            )));
+        }
+        self.check_topics_free(topics)?;
+        let deserializer = Arc::new(TypedSerdes(key, value, PhantomData));
+        self.add_node(
+            name,
+            &[],
+            NodeKind::Source {
+                topics: topics.iter().map(|t| t.to_string()).collect(),
+                pattern: None,
+                deserializer,
+            },
+        )
+    }
+
+    /// Adds a source node reading every topic whose whole name matches the regular expression `pattern`.
+    pub fn add_source_pattern<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        pattern: &str,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Result<&mut Self> {
+        let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+            StreamsError::Topology(format!(
+                "source `{name}` has an invalid pattern `{pattern}`: {e}"
+            ))
+        })?;
+        let deserializer = Arc::new(TypedSerdes(key, value, PhantomData));
+        self.add_node(
+            name,
+            &[],
+            NodeKind::Source {
+                topics: Vec::new(),
+                pattern: Some(re),
+                deserializer,
+            },
+        )
+    }
+
+    /// Adds a processor receiving `Record<K, V>` from `parents`; `supplier` makes one instance per task.
+    pub fn add_processor<K, V, P, F>(
+        &mut self,
+        name: &str,
+        supplier: F,
+        parents: &[&str],
+    ) -> Result<&mut Self>
+    where
+        K: Data,
+        V: Data,
+        P: Processor<K, V> + 'static,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        if parents.is_empty() {
+            return Err(StreamsError::Topology(format!(
+                "processor `{name}` needs at least one parent"
+            )));
+        }
+        let node = name.to_string();
+        let factory: ProcessorFactory =
+            Arc::new(move || Box::new(TypedProcessor::<K, V, P>::new(node.clone(), supplier())));
+        self.add_node(name, parents, NodeKind::Processor { factory })
+    }
+
+    /// Adds a sink writing the records of `parents` to `topic`.
+    pub fn add_sink<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topic: &str,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+        parents: &[&str],
+    ) -> Result<&mut Self> {
+        if parents.is_empty() {
+            return Err(StreamsError::Topology(format!(
+                "sink `{name}` needs at least one parent"
+            )));
+        }
+        if topic.is_empty() {
+            return Err(StreamsError::Topology(format!(
+                "sink `{name}` needs a topic"
+            )));
+        }
+        let serializer = Arc::new(TypedSerdes(key, value, PhantomData));
+        self.add_node(
+            name,
+            parents,
+            NodeKind::Sink {
+                topic: topic.to_string(),
+                serializer,
+            },
+        )
+    }
+
+    /// Registers a state store and connects it to `processors` (more can be connected later).
+    pub fn add_state_store(
+        &mut self,
+        store: StoreBuilder,
+        processors: &[&str],
+    ) -> Result<&mut Self> {
+        if self.stores.iter().any(|s| s.name == store.name) {
+            return Err(StreamsError::Topology(format!(
+                "a store named `{}` already exists",
+                store.name
+            )));
+        }
+        let name = store.name.clone();
+        self.stores.push(store);
+        for p in processors {
+            self.connect_processor_and_store(p, &name)?;
+        }
+        Ok(self)
+    }
+
+    /// Lets processor `processor` use store `store`.
+    pub fn connect_processor_and_store(
+        &mut self,
+        processor: &str,
+        store: &str,
+    ) -> Result<&mut Self> {
+        if !self.stores.iter().any(|s| s.name == store) {
+            return Err(StreamsError::Topology(format!(
+                "store `{store}` is not added; add it with add_state_store first"
+            )));
+        }
+        let idx = *self.index.get(processor).ok_or_else(|| {
+            StreamsError::Topology(format!(
+                "cannot connect store `{store}` to unknown processor `{processor}`"
+            ))
+        })?;
+        let node = &mut self.nodes[idx];
+        if !matches!(node.kind, NodeKind::Processor { .. }) {
+            return Err(StreamsError::Topology(format!(
+                "store `{store}` can only be connected to processors, not to `{processor}`"
+            )));
+        }
+        node.stores.insert(store.to_string());
+        Ok(self)
+    }
+
+    /// Declares `topic` as an internal (repartition) topic: the runtime creates it and prefixes it with
+    /// `<application.id>-`. Sinks and sources name it without the prefix.
+    pub fn add_internal_topic(&mut self, topic: &str) -> &mut Self {
+        self.internal_topics.insert(topic.to_string());
+        self
+    }
+
+    /// Whether `topic` (as declared) is internal.
+    pub fn is_internal_topic(&self, topic: &str) -> bool {
+        self.internal_topics.contains(topic)
+    }
+
+    /// The declared stores.
+    pub fn stores(&self) -> &[StoreBuilder] {
+        &self.stores
+    }
+
+    /// Whether a node named `name` exists.
+    pub fn has_node(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// Checks the whole graph: parents exist and are not sinks, no cycles, every store used.
+    pub fn validate(&self) -> Result<()> {
+        if !self
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, NodeKind::Source { .. }))
+        {
+            return Err(StreamsError::Topology(
+                "the topology has no source node".into(),
+            ));
+        }
+        for n in &self.nodes {
+            for p in &n.parents {
+                let Some(&pi) = self.index.get(p) else {
+                    return Err(StreamsError::Topology(format!(
+                        "node `{}` names unknown parent `{p}`",
+                        n.name
+                    )));
+                };
+                if matches!(self.nodes[pi].kind, NodeKind::Sink { .. }) {
+                    return Err(StreamsError::Topology(format!(
+                        "node `{}` cannot have sink `{p}` as parent: sinks have no children",
+                        n.name
+                    )));
+                }
+            }
+        }
+        // Depth-first search for a cycle over child edges: 0 = unvisited, 1 = on stack, 2 = done.
+        let children = self.children();
+        let mut state = vec![0u8; self.nodes.len()];
+        for start in 0..self.nodes.len() {
+            if state[start] != 0 {
+                continue;
+            }
+            let mut stack = vec![(start, 0usize)];
+            state[start] = 1;
+            while let Some((n, i)) = stack.pop() {
+                if let Some(&c) = children[n].get(i) {
+                    stack.push((n, i + 1));
+                    match state[c] {
+                        0 => {
+                            state[c] = 1;
+                            stack.push((c, 0));
+                        }
+                        1 => {
+                            return Err(StreamsError::Topology(format!(
+                                "cycle: node `{}` is its own ancestor (through `{}`)",
+                                self.nodes[c].name, self.nodes[n].name
+                            )))
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[n] = 2;
+                }
+            }
+        }
+        for s in &self.stores {
+            if !self.nodes.iter().any(|n| n.stores.contains(&s.name)) {
+                return Err(StreamsError::Topology(format!(
+                    "store `{}` is not connected to any processor; connect it with connect_processor_and_store",
+                    s.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Child indexes of every node, in node insertion order.
+    pub(crate) fn children(&self) -> Vec<Vec<usize>> {
+        let mut children = vec![Vec::new(); self.nodes.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for p in &n.parents {
+                if let Some(&pi) = self.index.get(p) {
+                    children[pi].push(i);
+                }
+            }
+        }
+        children
+    }
+
+    /// Node indexes per sub-topology. Nodes are joined with their parents and with the other users
+    /// of their stores; groups are numbered in the order their first node was added, so upstream
+    /// sub-topologies come first and ids stay stable as long as the code adding nodes does.
+    pub(crate) fn node_groups(&self) -> Vec<Vec<usize>> {
+        let mut parent: Vec<usize> = (0..self.nodes.len()).collect();
+        fn root(parent: &mut [usize], mut x: usize) -> usize {
+            while parent[x] != x {
+                parent[x] = parent[parent[x]];
+                x = parent[x];
+            }
+            x
+        }
+        let unite = |a: usize, b: usize, parent: &mut Vec<usize>| {
+            let (ra, rb) = (root(parent, a), root(parent, b));
+            if ra != rb {
+                parent[ra.max(rb)] = ra.min(rb);
+            }
+        };
+        let mut store_user: HashMap<&str, usize> = HashMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for p in &n.parents {
+                if let Some(&pi) = self.index.get(p) {
+                    unite(i, pi, &mut parent);
+                }
+            }
+            for s in &n.stores {
+                match store_user.get(s.as_str()) {
+                    Some(&other) => unite(i, other, &mut parent),
+                    None => {
+                        store_user.insert(s, i);
+                    }
+                }
+            }
+        }
+        let mut order: Vec<usize> = Vec::new();
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for i in 0..self.nodes.len() {
+            let r = root(&mut parent, i);
+            if !groups.contains_key(&r) {
+                order.push(r);
+            }
+            groups.entry(r).or_default().push(i);
+        }
+        order
+            .into_iter()
+            .filter_map(|r| groups.remove(&r))
+            .collect()
+    }
+
+    /// The sub-topologies, in id order.
+    pub fn subtopologies(&self) -> Vec<Subtopology> {
+        self.node_groups()
+            .into_iter()
+            .enumerate()
+            .map(|(id, group)| {
+                let mut s = Subtopology {
+                    id: id as u32,
+                    nodes: Vec::new(),
+                    source_topics: Vec::new(),
+                    source_patterns: Vec::new(),
+                    sink_topics: Vec::new(),
+                    stores: Vec::new(),
+                };
+                for i in group {
+                    let n = &self.nodes[i];
+                    s.nodes.push(n.name.clone());
+                    match &n.kind {
+                        NodeKind::Source {
+                            topics, pattern, ..
+                        } => {
+                            s.source_topics.extend(topics.iter().cloned());
+                            if let Some(p) = pattern {
+                                s.source_patterns.push(pattern_text(p));
+                            }
+                        }
+                        NodeKind::Sink { topic, .. } => s.sink_topics.push(topic.clone()),
+                        NodeKind::Processor { .. } => {}
+                    }
+                    for st in &n.stores {
+                        if !s.stores.contains(st) {
+                            s.stores.push(st.clone());
+                        }
+                    }
+                }
+                s
+            })
+            .collect()
+    }
+
+    /// The layout in Kafka Streams' `TopologyDescription` format (print it with `{}`).
+    pub fn describe(&self) -> TopologyDescription {
+        let children = self.children();
+        // Size of the sub-graph reachable from each node, counting every path as Kafka does.
+        let mut size = vec![0usize; self.nodes.len()];
+        fn compute(i: usize, children: &[Vec<usize>], size: &mut [usize], guard: usize) -> usize {
+            if size[i] == 0 {
+                size[i] = 1;
+                if guard < children.len() {
+                    let total: usize = children[i]
+                        .iter()
+                        .map(|&c| compute(c, children, size, guard + 1))
+                        .sum();
+                    size[i] = 1 + total;
+                }
+            }
+            size[i]
+        }
+        for i in 0..self.nodes.len() {
+            compute(i, &children, &mut size, 0);
+        }
+        let order = |a: &usize, b: &usize| {
+            size[*b]
+                .cmp(&size[*a])
+                .then_with(|| self.nodes[*a].name.cmp(&self.nodes[*b].name))
+        };
+        let subtopologies = self
+            .node_groups()
+            .into_iter()
+            .enumerate()
+            .map(|(id, mut group)| {
+                group.sort_by(order);
+                let nodes = group
+                    .into_iter()
+                    .map(|i| {
+                        let n = &self.nodes[i];
+                        let mut succ = children[i].clone();
+                        succ.sort_by(order);
+                        succ.dedup();
+                        let mut pred: Vec<usize> = n
+                            .parents
+                            .iter()
+                            .filter_map(|p| self.index.get(p).copied())
+                            .collect();
+                        pred.sort_by(order);
+                        pred.dedup();
+                        let kind = match &n.kind {
+                            NodeKind::Source {
+                                topics, pattern, ..
+                            } => match pattern {
+                                Some(p) => NodeKindDescription::SourcePattern(pattern_text(p)),
+                                None => {
+                                    let mut t = topics.clone();
+                                    t.sort();
+                                    NodeKindDescription::Source(t)
+                                }
+                            },
+                            NodeKind::Processor { .. } => {
+                                NodeKindDescription::Processor(n.stores.iter().cloned().collect())
+                            }
+                            NodeKind::Sink { topic, .. } => {
+                                NodeKindDescription::Sink(topic.clone())
+                            }
+                        };
+                        NodeDescription {
+                            name: n.name.clone(),
+                            kind,
+                            successors: succ
+                                .into_iter()
+                                .map(|c| self.nodes[c].name.clone())
+                                .collect(),
+                            predecessors: pred
+                                .into_iter()
+                                .map(|c| self.nodes[c].name.clone())
+                                .collect(),
+                        }
+                    })
+                    .collect();
+                SubtopologyDescription {
+                    id: id as u32,
+                    nodes,
+                }
+            })
+            .collect();
+        TopologyDescription { subtopologies }
+    }
+}
+
+fn pattern_text(p: &regex::Regex) -> String {
+    let s = p.as_str();
+    s.strip_prefix("^(?:")
+        .and_then(|s| s.strip_suffix(")$"))
+        .unwrap_or(s)
+        .to_string()
+}

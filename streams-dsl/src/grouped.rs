@@ -1,0 +1,294 @@
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use streams_core::serdes::SerdeRef;
+use streams_core::{Data, StoreBuilder};
+
+use crate::builder::{BuilderState, Shared};
+use crate::change::{Change, ChangeSerde};
+use crate::kstream::KStream;
+use crate::ktable::KTable;
+use crate::naming::Materialized;
+use crate::processors::{Aggregator, Init, StreamAggregate, TableAggregate};
+
+/// Adds `sink -> <base>-repartition -> source` and returns the source node name. Named groupings
+/// name the nodes after the topic so upgrades keep them; unnamed ones use generated names.
+#[allow(clippy::too_many_arguments)]
+fn repartition<K: Data, V: Data>(
+    s: &mut BuilderState,
+    parent: &str,
+    base: &str,
+    named: bool,
+    key: SerdeRef<K>,
+    value: SerdeRef<V>,
+) -> String {
+    let topic = format!("{base}-repartition");
+    let (sink, source) = if named {
+        (
+            format!("{base}-repartition-sink"),
+            format!("{base}-repartition-source"),
+        )
+    } else {
+        (s.next_name("KSTREAM-SINK-"), s.next_name("KSTREAM-SOURCE-"))
+    };
+    s.topology.add_internal_topic(&topic);
+    let r = s
+        .topology
+        .add_sink(&sink, &topic, key.clone(), value.clone(), &[parent])
+        .and_then(|t| t.add_source(&source, &[&topic], key, value))
+        .map(|_| ());
+    s.record(r);
+    source
+}
+
+fn store_builder<K: Data, VA: Data>(
+    name: &str,
+    k: SerdeRef<K>,
+    v: SerdeRef<VA>,
+    m: &Materialized<K, VA>,
+) -> StoreBuilder {
+    let mut sb = StoreBuilder::timestamped_key_value(name.to_string(), k, v);
+    if m.in_memory {
+        sb = sb.in_memory();
+    }
+    if !m.logging {
+        sb = sb.with_logging_disabled();
+    }
+    sb
+}
+
+/// A stream grouped by key, ready to aggregate.
+pub struct KGroupedStream<K, V> {
+    stream: KStream<K, V>,
+    name: Option<String>,
+    key_serde: Option<SerdeRef<K>>,
+    value_serde: Option<SerdeRef<V>>,
+    repartition: bool,
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    pub(crate) fn new(
+        stream: KStream<K, V>,
+        name: Option<String>,
+        key_serde: Option<SerdeRef<K>>,
+        value_serde: Option<SerdeRef<V>>,
+        repartition: bool,
+    ) -> Self {
+        KGroupedStream {
+            stream,
+            name,
+            key_serde,
+            value_serde,
+            repartition,
+        }
+    }
+
+    fn aggregate_internal<VA: Data>(
+        &self,
+        proc_prefix: &str,
+        store_prefix: &str,
+        init: Option<Init<VA>>,
+        agg: Aggregator<K, V, VA>,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA> {
+        let b = self.stream.b.clone();
+        let mut s = b.borrow_mut();
+        let store = s.name_or(materialized.name.clone(), store_prefix);
+        let proc = s.next_name(proc_prefix);
+        let ks = s.key_serde(
+            materialized.key.clone().or_else(|| self.key_serde.clone()),
+            &format!("store `{store}`"),
+        );
+        let vas = s.value_serde(materialized.value.clone(), &format!("store `{store}`"));
+        let (Some(ks), Some(vas)) = (ks, vas) else {
+            drop(s);
+            return KTable::new(b.clone(), proc, None, None, None);
+        };
+        let mut parent = self.stream.node.clone();
+        if self.repartition {
+            let what = format!("repartition for `{store}`");
+            if let Some(vs) = s.value_serde(self.value_serde.clone(), &what) {
+                let base = self.name.clone().unwrap_or_else(|| store.clone());
+                parent = repartition(&mut s, &parent, &base, self.name.is_some(), ks.clone(), vs);
+            }
+        }
+        let st = store.clone();
+        let sb = store_builder(&store, ks.clone(), vas.clone(), &materialized);
+        let r = s
+            .topology
+            .add_processor(
+                &proc,
+                move || StreamAggregate::<K, V, VA> {
+                    store: st.clone(),
+                    init: init.clone(),
+                    agg: agg.clone(),
+                    _t: PhantomData,
+                },
+                &[&parent],
+            )
+            .and_then(|t| t.add_state_store(sb, &[&proc]))
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        KTable::new(b, proc, Some(ks), Some(vas), Some(store))
+    }
+
+    /// Counts records per key.
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        self.aggregate_internal(
+            "KSTREAM-AGGREGATE-",
+            "KSTREAM-AGGREGATE-STATE-STORE-",
+            Some(Arc::new(|| 0i64)),
+            Arc::new(|_: &K, _: V, n: i64| n + 1),
+            materialized,
+        )
+    }
+
+    /// Combines values per key with `reducer(aggregate, value)`; the first value is the initial aggregate.
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
+        let reducer = Arc::new(reducer);
+        self.aggregate_internal(
+            "KSTREAM-REDUCE-",
+            "KSTREAM-REDUCE-STATE-STORE-",
+            None,
+            Arc::new(move |_: &K, v: V, agg: V| reducer(agg, v)),
+            materialized,
+        )
+    }
+
+    /// Folds values per key into an aggregate starting from `init()`.
+    pub fn aggregate<VA: Data>(
+        &self,
+        init: impl Fn() -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA> {
+        self.aggregate_internal(
+            "KSTREAM-AGGREGATE-",
+            "KSTREAM-AGGREGATE-STATE-STORE-",
+            Some(Arc::new(init)),
+            Arc::new(aggregator),
+            materialized,
+        )
+    }
+}
+
+/// A table re-grouped by a new key, ready to aggregate with adders and subtractors.
+pub struct KGroupedTable<K, V> {
+    pub(crate) b: Shared,
+    pub(crate) node: String,
+    pub(crate) name: Option<String>,
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
+}
+
+impl<K: Data, V: Data> KGroupedTable<K, V> {
+    fn aggregate_internal<VA: Data>(
+        &self,
+        proc_prefix: &str,
+        store_prefix: &str,
+        init: Option<Init<VA>>,
+        add: Aggregator<K, V, VA>,
+        sub: Aggregator<K, V, VA>,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA> {
+        let b = self.b.clone();
+        let mut s = b.borrow_mut();
+        let store = s.name_or(materialized.name.clone(), store_prefix);
+        let proc = s.next_name(proc_prefix);
+        let ks = s.key_serde(
+            materialized.key.clone().or_else(|| self.key_serde.clone()),
+            &format!("store `{store}`"),
+        );
+        let vas = s.value_serde(materialized.value.clone(), &format!("store `{store}`"));
+        let vs = s.value_serde(
+            self.value_serde.clone(),
+            &format!("repartition for `{store}`"),
+        );
+        let (Some(ks), Some(vas), Some(vs)) = (ks, vas, vs) else {
+            drop(s);
+            return KTable::new(b.clone(), proc, None, None, None);
+        };
+        let base = self.name.clone().unwrap_or_else(|| store.clone());
+        let change_serde: SerdeRef<Change<V>> = Arc::new(ChangeSerde(vs));
+        let source = repartition(
+            &mut s,
+            &self.node,
+            &base,
+            self.name.is_some(),
+            ks.clone(),
+            change_serde,
+        );
+        let st = store.clone();
+        let sb = store_builder(&store, ks.clone(), vas.clone(), &materialized);
+        let r = s
+            .topology
+            .add_processor(
+                &proc,
+                move || TableAggregate::<K, V, VA> {
+                    store: st.clone(),
+                    init: init.clone(),
+                    add: add.clone(),
+                    sub: sub.clone(),
+                },
+                &[&source],
+            )
+            .and_then(|t| t.add_state_store(sb, &[&proc]))
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        KTable::new(b, proc, Some(ks), Some(vas), Some(store))
+    }
+
+    /// Counts table rows per new key (rows moving between keys are subtracted and added).
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        self.aggregate_internal(
+            "KTABLE-AGGREGATE-",
+            "KTABLE-AGGREGATE-STATE-STORE-",
+            Some(Arc::new(|| 0i64)),
+            Arc::new(|_: &K, _: V, n: i64| n + 1),
+            Arc::new(|_: &K, _: V, n: i64| n - 1),
+            materialized,
+        )
+    }
+
+    /// Combines with `adder(aggregate, new)` and `subtractor(aggregate, old)`.
+    pub fn reduce(
+        &self,
+        adder: impl Fn(V, V) -> V + Send + Sync + 'static,
+        subtractor: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
+        let (a, s) = (Arc::new(adder), Arc::new(subtractor));
+        self.aggregate_internal(
+            "KTABLE-REDUCE-",
+            "KTABLE-REDUCE-STATE-STORE-",
+            None,
+            Arc::new(move |_: &K, v: V, agg: V| a(agg, v)),
+            Arc::new(move |_: &K, v: V, agg: V| s(agg, v)),
+            materialized,
+        )
+    }
+
+    /// Aggregates with `init`, `adder(key, new, agg)` and `subtractor(key, old, agg)`.
+    pub fn aggregate<VA: Data>(
+        &self,
+        init: impl Fn() -> VA + Send + Sync + 'static,
+        adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        subtractor: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA> {
+        self.aggregate_internal(
+            "KTABLE-AGGREGATE-",
+            "KTABLE-AGGREGATE-STATE-STORE-",
+            Some(Arc::new(init)),
+            Arc::new(adder),
+            Arc::new(subtractor),
+            materialized,
+        )
+    }
+}

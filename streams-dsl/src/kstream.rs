@@ -1,0 +1,432 @@
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use streams_core::serdes::SerdeRef;
+use streams_core::{Data, Processor};
+
+use crate::builder::Shared;
+use crate::grouped::KGroupedStream;
+use crate::naming::{Grouped, Named, Produced};
+use crate::processors::{
+    Branch, Filter, FlatMap, FlatMapValues, Map, MapValues, PassThrough, Peek, Predicate, SelectKey,
+};
+
+/// An unbounded stream of key/value records.
+pub struct KStream<K, V> {
+    pub(crate) b: Shared,
+    pub(crate) node: String,
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
+    /// Set after a key-changing operation: a grouping must repartition first.
+    pub(crate) repartition_required: bool,
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    pub(crate) fn new(
+        b: Shared,
+        node: String,
+        key_serde: Option<SerdeRef<K>>,
+        value_serde: Option<SerdeRef<V>>,
+        repartition_required: bool,
+    ) -> Self {
+        KStream {
+            b,
+            node,
+            key_serde,
+            value_serde,
+            repartition_required,
+        }
+    }
+
+    /// Adds a processor child of this stream's node and returns the stream it emits.
+    fn child<K2: Data, V2: Data, P, F>(
+        &self,
+        named: Named,
+        prefix: &str,
+        supplier: F,
+        key_serde: Option<SerdeRef<K2>>,
+        value_serde: Option<SerdeRef<V2>>,
+        repartition: bool,
+    ) -> KStream<K2, V2>
+    where
+        P: Processor<K, V> + 'static,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        let mut s = self.b.borrow_mut();
+        let name = s.name_or(named.0, prefix);
+        let r = s
+            .topology
+            .add_processor::<K, V, P, F>(&name, supplier, &[&self.node])
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        KStream::new(self.b.clone(), name, key_serde, value_serde, repartition)
+    }
+
+    /// Keeps records matching `predicate`.
+    pub fn filter(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        let f = Arc::new(predicate);
+        self.child(
+            Named::default(),
+            "KSTREAM-FILTER-",
+            move || Filter {
+                f: f.clone(),
+                negate: false,
+            },
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+            self.repartition_required,
+        )
+    }
+
+    /// Drops records matching `predicate`.
+    pub fn filter_not(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        let f = Arc::new(predicate);
+        self.child(
+            Named::default(),
+            "KSTREAM-FILTER-",
+            move || Filter {
+                f: f.clone(),
+                negate: true,
+            },
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+            self.repartition_required,
+        )
+    }
+
+    /// Replaces key and value; a later grouping repartitions.
+    pub fn map<K2: Data, V2: Data>(
+        &self,
+        f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        let f = Arc::new(f);
+        self.child(
+            Named::default(),
+            "KSTREAM-MAP-",
+            move || Map(f.clone()),
+            None,
+            None,
+            true,
+        )
+    }
+
+    /// Replaces the value; the key (and partitioning) is unchanged.
+    pub fn map_values<V2: Data>(
+        &self,
+        f: impl Fn(V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        let f = Arc::new(f);
+        self.child(
+            Named::default(),
+            "KSTREAM-MAPVALUES-",
+            move || MapValues(f.clone()),
+            self.key_serde.clone(),
+            None,
+            self.repartition_required,
+        )
+    }
+
+    /// Zero or more records per record; a later grouping repartitions.
+    pub fn flat_map<K2: Data, V2: Data, I>(
+        &self,
+        f: impl Fn(K, V) -> I + Send + Sync + 'static,
+    ) -> KStream<K2, V2>
+    where
+        I: IntoIterator<Item = (K2, V2)> + 'static,
+    {
+        let f = Arc::new(f);
+        self.child(
+            Named::default(),
+            "KSTREAM-FLATMAP-",
+            move || FlatMap(f.clone()),
+            None,
+            None,
+            true,
+        )
+    }
+
+    /// Zero or more values per record, under the same key.
+    pub fn flat_map_values<V2: Data, I>(
+        &self,
+        f: impl Fn(V) -> I + Send + Sync + 'static,
+    ) -> KStream<K, V2>
+    where
+        I: IntoIterator<Item = V2> + 'static,
+    {
+        let f = Arc::new(f);
+        self.child(
+            Named::default(),
+            "KSTREAM-FLATMAPVALUES-",
+            move || FlatMapValues(f.clone()),
+            self.key_serde.clone(),
+            None,
+            self.repartition_required,
+        )
+    }
+
+    /// Sets a new key computed from key and value; a later grouping repartitions.
+    pub fn select_key<K2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KStream<K2, V> {
+        let f = Arc::new(f);
+        self.child(
+            Named::default(),
+            "KSTREAM-KEY-SELECT-",
+            move || SelectKey(f.clone()),
+            None,
+            self.value_serde.clone(),
+            true,
+        )
+    }
+
+    /// Calls `f` for each record and passes it on.
+    pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
+        let f = Arc::new(f);
+        self.child(
+            Named::default(),
+            "KSTREAM-PEEK-",
+            move || Peek {
+                f: f.clone(),
+                forward: true,
+            },
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+            self.repartition_required,
+        )
+    }
+
+    /// Calls `f` for each record (terminal).
+    pub fn foreach(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) {
+        let f = Arc::new(f);
+        let _ = self.child::<K, V, _, _>(
+            Named::default(),
+            "KSTREAM-FOREACH-",
+            move || Peek {
+                f: f.clone(),
+                forward: false,
+            },
+            None,
+            None,
+            false,
+        );
+    }
+
+    /// Starts splitting the stream into branches by predicate (`Named` prefixes the branch names).
+    pub fn split(&self, named: Named) -> BranchedKStream<K, V> {
+        let splitter = self.b.borrow_mut().name_or(named.0, "KSTREAM-BRANCH-");
+        BranchedKStream {
+            source: self.clone_handle(),
+            splitter,
+            branches: Vec::new(),
+        }
+    }
+
+    /// The records of both streams.
+    pub fn merge(&self, other: &KStream<K, V>) -> KStream<K, V> {
+        let mut s = self.b.borrow_mut();
+        let name = s.next_name("KSTREAM-MERGE-");
+        let r = s
+            .topology
+            .add_processor::<K, V, _, _>(
+                &name,
+                || PassThrough::<K, V>(PhantomData),
+                &[&self.node, &other.node],
+            )
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        KStream::new(
+            self.b.clone(),
+            name,
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+            self.repartition_required || other.repartition_required,
+        )
+    }
+
+    /// Writes the stream to `topic` with the tracked or built-in serdes.
+    pub fn to(&self, topic: &str) {
+        self.to_with(topic, Produced::default())
+    }
+
+    /// Writes the stream to `topic`.
+    pub fn to_with(&self, topic: &str, produced: Produced<K, V>) {
+        let mut s = self.b.borrow_mut();
+        let name = s.name_or(produced.name, "KSTREAM-SINK-");
+        let ks = s.key_serde(
+            produced.key.or_else(|| self.key_serde.clone()),
+            &format!("sink to `{topic}`"),
+        );
+        let vs = s.value_serde(
+            produced.value.or_else(|| self.value_serde.clone()),
+            &format!("sink to `{topic}`"),
+        );
+        if let (Some(k), Some(v)) = (ks, vs) {
+            let r = s
+                .topology
+                .add_sink(&name, topic, k, v, &[&self.node])
+                .map(|_| ());
+            s.record(r);
+        }
+    }
+
+    /// Runs a Processor API processor on the stream; it may use `stores` (added with
+    /// `StreamsBuilder::add_state_store`) and forward `Record<K2, V2>`s.
+    pub fn process<K2: Data, V2: Data, P, F>(
+        &self,
+        supplier: F,
+        named: Named,
+        stores: &[&str],
+    ) -> KStream<K2, V2>
+    where
+        P: Processor<K, V> + 'static,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        let out =
+            self.child::<K2, V2, P, F>(named, "KSTREAM-PROCESSOR-", supplier, None, None, true);
+        let mut s = self.b.borrow_mut();
+        for st in stores {
+            let r = s
+                .topology
+                .connect_processor_and_store(&out.node, st)
+                .map(|_| ());
+            s.record(r);
+        }
+        drop(s);
+        out
+    }
+
+    /// Groups by the current key (repartitioning first if an upstream operation changed keys).
+    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+        KGroupedStream::new(
+            self.clone_handle(),
+            grouped.name,
+            grouped.key.or_else(|| self.key_serde.clone()),
+            grouped.value.or_else(|| self.value_serde.clone()),
+            self.repartition_required,
+        )
+    }
+
+    /// Groups by a new key computed from each record; always repartitions.
+    pub fn group_by<K2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KGroupedStream<K2, V> {
+        self.group_by_with(f, Grouped::default())
+    }
+
+    /// Like [`KStream::group_by`], with serdes and a name for the repartition topic.
+    pub fn group_by_with<K2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+        grouped: Grouped<K2, V>,
+    ) -> KGroupedStream<K2, V> {
+        let selected = self.select_key(f);
+        KGroupedStream::new(
+            selected,
+            grouped.name,
+            grouped.key,
+            grouped.value.or_else(|| self.value_serde.clone()),
+            true,
+        )
+    }
+
+    pub(crate) fn clone_handle(&self) -> KStream<K, V> {
+        KStream::new(
+            self.b.clone(),
+            self.node.clone(),
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+            self.repartition_required,
+        )
+    }
+
+    /// The name of the node that emits this stream.
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+}
+
+/// A stream being split by [`KStream::split`].
+pub struct BranchedKStream<K, V> {
+    source: KStream<K, V>,
+    splitter: String,
+    branches: Vec<(String, Predicate<K, V>)>,
+}
+
+impl<K: Data, V: Data> BranchedKStream<K, V> {
+    /// Adds a branch for records matching `predicate` (first match wins); `name` defaults to its index.
+    pub fn branch(
+        mut self,
+        name: Option<&str>,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        let suffix = name.map_or_else(|| (self.branches.len() + 1).to_string(), str::to_string);
+        self.branches
+            .push((format!("{}{suffix}", self.splitter), Arc::new(predicate)));
+        self
+    }
+
+    /// Finishes with a branch for records no predicate matched; returns the branches by name.
+    pub fn default_branch(self, name: Option<&str>) -> BTreeMap<String, KStream<K, V>> {
+        let suffix = name.map_or_else(|| "0".to_string(), str::to_string);
+        let default = format!("{}{suffix}", self.splitter);
+        self.finish(Some(default))
+    }
+
+    /// Finishes; records no predicate matched are dropped.
+    pub fn no_default_branch(self) -> BTreeMap<String, KStream<K, V>> {
+        self.finish(None)
+    }
+
+    fn finish(self, default: Option<String>) -> BTreeMap<String, KStream<K, V>> {
+        let src = &self.source;
+        let mut s = src.b.borrow_mut();
+        let branches = self.branches.clone();
+        let d = default.clone();
+        let r = s
+            .topology
+            .add_processor::<K, V, _, _>(
+                &self.splitter,
+                move || Branch {
+                    branches: branches.clone(),
+                    default: d.clone(),
+                },
+                &[&src.node],
+            )
+            .map(|_| ());
+        s.record(r);
+        let mut out = BTreeMap::new();
+        for name in self.branches.iter().map(|(n, _)| n.clone()).chain(default) {
+            let r = s
+                .topology
+                .add_processor::<K, V, _, _>(
+                    &name,
+                    || PassThrough::<K, V>(PhantomData),
+                    &[&self.splitter],
+                )
+                .map(|_| ());
+            s.record(r);
+            out.insert(
+                name.clone(),
+                KStream::new(
+                    src.b.clone(),
+                    name,
+                    src.key_serde.clone(),
+                    src.value_serde.clone(),
+                    src.repartition_required,
+                ),
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,32 @@
+//! The Kafka Streams DSL for Rust: [`StreamsBuilder`], [`KStream`], [`KTable`] and grouped streams
+//! and tables. It only builds a `streams_core::Topology`; running it is the core crate's job.
+//!
+//! ```
+//! use streams_dsl::{StreamsBuilder, Materialized};
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream::<String, String>("lines")
+//!     .flat_map_values(|line: String| line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
+//!     .group_by(|_key, word: &String| word.clone())
+//!     .count(Materialized::as_("counts"))
+//!     .to_stream()
+//!     .to("word-counts");
+//! let topology = builder.build().unwrap();
+//! assert_eq!(topology.subtopologies().len(), 2);
+//! ```
+#![forbid(missing_docs)]
+
+mod builder;
+mod change;
+mod grouped;
+mod kstream;
+mod ktable;
+mod naming;
+mod processors;
+
+pub use builder::StreamsBuilder;
+pub use change::{Change, ChangeSerde};
+pub use grouped::{KGroupedStream, KGroupedTable};
+pub use kstream::{BranchedKStream, KStream};
+pub use ktable::KTable;
+pub use naming::{Consumed, Grouped, Materialized, Named, Produced};

@@ -1,0 +1,388 @@
+//! The processors DSL operations compile to. Each holds its user function in an `Arc` so one
+//! supplier can make an instance per task.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use streams_core::{Data, Processor, ProcessorContext, Record, Result};
+
+use crate::change::Change;
+
+/// Forwards records whose predicate result differs from `negate`.
+pub(crate) struct Filter<F> {
+    pub f: Arc<F>,
+    pub negate: bool,
+}
+impl<K: Data, V: Data, F: Fn(&K, &V) -> bool + Send + Sync> Processor<K, V> for Filter<F> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        if (self.f)(&r.key, &r.value) != self.negate {
+            ctx.forward(r)?;
+        }
+        Ok(())
+    }
+}
+
+/// Replaces key and value.
+pub(crate) struct Map<F>(pub Arc<F>);
+impl<K: Data, V: Data, K2: Data, V2: Data, F: Fn(K, V) -> (K2, V2) + Send + Sync> Processor<K, V>
+    for Map<F>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        let (k, v) = (self.0)(r.key, r.value);
+        ctx.forward(Record {
+            key: k,
+            value: v,
+            timestamp: r.timestamp,
+            headers: r.headers,
+        })
+    }
+}
+
+/// Replaces the value.
+pub(crate) struct MapValues<F>(pub Arc<F>);
+impl<K: Data, V: Data, V2: Data, F: Fn(V) -> V2 + Send + Sync> Processor<K, V> for MapValues<F> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        let v = (self.0)(r.value);
+        ctx.forward(Record {
+            key: r.key,
+            value: v,
+            timestamp: r.timestamp,
+            headers: r.headers,
+        })
+    }
+}
+
+/// One record in, any number of (key, value) records out.
+pub(crate) struct FlatMap<F>(pub Arc<F>);
+impl<
+        K: Data,
+        V: Data,
+        K2: Data,
+        V2: Data,
+        I: IntoIterator<Item = (K2, V2)>,
+        F: Fn(K, V) -> I + Send + Sync,
+    > Processor<K, V> for FlatMap<F>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        for (k, v) in (self.0)(r.key, r.value) {
+            ctx.forward(Record {
+                key: k,
+                value: v,
+                timestamp: r.timestamp,
+                headers: r.headers.clone(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// One record in, any number of values out under the same key.
+pub(crate) struct FlatMapValues<F>(pub Arc<F>);
+impl<K: Data, V: Data, V2: Data, I: IntoIterator<Item = V2>, F: Fn(V) -> I + Send + Sync>
+    Processor<K, V> for FlatMapValues<F>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        for v in (self.0)(r.value) {
+            ctx.forward(Record {
+                key: r.key.clone(),
+                value: v,
+                timestamp: r.timestamp,
+                headers: r.headers.clone(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Computes a new key.
+pub(crate) struct SelectKey<F>(pub Arc<F>);
+impl<K: Data, V: Data, K2: Data, F: Fn(&K, &V) -> K2 + Send + Sync> Processor<K, V>
+    for SelectKey<F>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        let k = (self.0)(&r.key, &r.value);
+        ctx.forward(r.with_key(k))
+    }
+}
+
+/// Calls a function per record; forwards unless terminal (`foreach`).
+pub(crate) struct Peek<F> {
+    pub f: Arc<F>,
+    pub forward: bool,
+}
+impl<K: Data, V: Data, F: Fn(&K, &V) + Send + Sync> Processor<K, V> for Peek<F> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        (self.f)(&r.key, &r.value);
+        if self.forward {
+            ctx.forward(r)?;
+        }
+        Ok(())
+    }
+}
+
+/// Forwards unchanged (merge points and branch outputs).
+pub(crate) struct PassThrough<K, V>(pub PhantomData<fn(K, V)>);
+impl<K: Data, V: Data> Processor<K, V> for PassThrough<K, V> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        ctx.forward(r)
+    }
+}
+
+pub(crate) type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
+
+/// Sends each record to the first branch whose predicate matches, else to the default branch.
+pub(crate) struct Branch<K, V> {
+    pub branches: Vec<(String, Predicate<K, V>)>,
+    pub default: Option<String>,
+}
+impl<K: Data, V: Data> Processor<K, V> for Branch<K, V> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        for (child, p) in &self.branches {
+            if p(&r.key, &r.value) {
+                return ctx.forward_to(child, r);
+            }
+        }
+        match &self.default {
+            Some(child) => ctx.forward_to(child, r),
+            None => Ok(()),
+        }
+    }
+}
+
+pub(crate) type Init<VA> = Arc<dyn Fn() -> VA + Send + Sync>;
+pub(crate) type Aggregator<K, V, VA> = Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>;
+
+/// Stream aggregation into a timestamped store; forwards `Change { new, old }` per update with the
+/// larger of the record's and the previous aggregate's timestamps.
+pub(crate) struct StreamAggregate<K, V, VA> {
+    pub store: String,
+    pub init: Option<Init<VA>>,
+    pub agg: Aggregator<K, V, VA>,
+    pub _t: PhantomData<fn(K, V)>,
+}
+impl<K: Data, V: Data, VA: Data> Processor<K, V> for StreamAggregate<K, V, VA> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        let mut store = ctx.timestamped_key_value_store::<K, VA>(&self.store)?;
+        let old = store.get(&r.key)?;
+        let (new, ts) = match (&old, &self.init) {
+            (Some(o), _) => (
+                (self.agg)(&r.key, r.value, o.value.clone()),
+                o.timestamp.max(r.timestamp),
+            ),
+            (None, Some(init)) => ((self.agg)(&r.key, r.value, init()), r.timestamp),
+            // reduce: the first value is the aggregate.
+            (None, None) => {
+                match (Arc::new(r.value) as Arc<dyn std::any::Any + Send + Sync>).downcast::<VA>() {
+                    Ok(v) => (Arc::unwrap_or_clone(v), r.timestamp),
+                    Err(_) => {
+                        return Err(streams_core::StreamsError::processing(
+                            ctx.node_name().to_string(),
+                            "reduce needs equal value and aggregate types",
+                        ))
+                    }
+                }
+            }
+        };
+        store.put(&r.key, &new, ts)?;
+        let change = Change {
+            new: Some(new),
+            old: old.map(|o| o.value),
+        };
+        ctx.forward(Record {
+            key: r.key,
+            value: change,
+            timestamp: ts,
+            headers: r.headers,
+        })
+    }
+}
+
+/// Materializes a table from upserts/tombstones and forwards each change.
+pub(crate) struct KTableSource<K, V> {
+    store: String,
+    _t: PhantomData<fn(K, V)>,
+}
+impl<K, V> KTableSource<K, V> {
+    pub fn new(store: String) -> Self {
+        KTableSource {
+            store,
+            _t: PhantomData,
+        }
+    }
+}
+impl<K: Data, V: Data> Processor<K, Option<V>> for KTableSource<K, V> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Option<V>>) -> Result<()> {
+        let mut store = ctx.timestamped_key_value_store::<K, V>(&self.store)?;
+        let old = match &r.value {
+            Some(v) => {
+                let old = store.get(&r.key)?;
+                store.put(&r.key, v, r.timestamp)?;
+                old
+            }
+            None => store.delete(&r.key)?,
+        };
+        if old.is_none() && r.value.is_none() {
+            return Ok(()); // deleting an absent key changes nothing
+        }
+        let change = Change {
+            new: r.value,
+            old: old.map(|o| o.value),
+        };
+        ctx.forward(Record {
+            key: r.key,
+            value: change,
+            timestamp: r.timestamp,
+            headers: r.headers,
+        })
+    }
+}
+
+/// Filters both sides of a table change; drops changes that become empty.
+pub(crate) struct TableFilter<F> {
+    pub f: Arc<F>,
+    pub negate: bool,
+}
+impl<K: Data, V: Data, F: Fn(&K, &V) -> bool + Send + Sync> Processor<K, Change<V>>
+    for TableFilter<F>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
+        let keep = |v: Option<V>| v.filter(|v| (self.f)(&r.key, v) != self.negate);
+        let change = Change {
+            new: keep(r.value.new.clone()),
+            old: keep(r.value.old.clone()),
+        };
+        if change.new.is_none() && change.old.is_none() {
+            return Ok(());
+        }
+        ctx.forward(Record {
+            key: r.key,
+            value: change,
+            timestamp: r.timestamp,
+            headers: r.headers,
+        })
+    }
+}
+
+/// Maps both sides of a table change.
+pub(crate) struct TableMapValues<F>(pub Arc<F>);
+impl<K: Data, V: Data, V2: Data, F: Fn(V) -> V2 + Send + Sync> Processor<K, Change<V>>
+    for TableMapValues<F>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
+        let change = Change {
+            new: r.value.new.map(|v| (self.0)(v)),
+            old: r.value.old.map(|v| (self.0)(v)),
+        };
+        ctx.forward(Record {
+            key: r.key,
+            value: change,
+            timestamp: r.timestamp,
+            headers: r.headers,
+        })
+    }
+}
+
+/// A table's changelog as a stream of new values (`None` for deletes).
+pub(crate) struct ToStream<K, V>(pub PhantomData<fn(K, V)>);
+impl<K: Data, V: Data> Processor<K, Change<V>> for ToStream<K, V> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
+        ctx.forward(Record {
+            key: r.key,
+            value: r.value.new,
+            timestamp: r.timestamp,
+            headers: r.headers,
+        })
+    }
+}
+
+/// Re-keys a table change for grouping: the old value is subtracted from its group, then the new
+/// value added to its group (two records, possibly to different keys).
+pub(crate) struct TableSelect<F>(pub Arc<F>);
+impl<K: Data, V: Data, K2: Data, V2: Data, F: Fn(&K, &V) -> (K2, V2) + Send + Sync>
+    Processor<K, Change<V>> for TableSelect<F>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
+        if let Some(old) = &r.value.old {
+            let (k, v) = (self.0)(&r.key, old);
+            ctx.forward(Record {
+                key: k,
+                value: Change {
+                    new: None,
+                    old: Some(v),
+                },
+                timestamp: r.timestamp,
+                headers: r.headers.clone(),
+            })?;
+        }
+        if let Some(new) = &r.value.new {
+            let (k, v) = (self.0)(&r.key, new);
+            ctx.forward(Record {
+                key: k,
+                value: Change {
+                    new: Some(v),
+                    old: None,
+                },
+                timestamp: r.timestamp,
+                headers: r.headers,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Table aggregation with adder and subtractor.
+pub(crate) struct TableAggregate<K, V, VA> {
+    pub store: String,
+    pub init: Option<Init<VA>>,
+    pub add: Aggregator<K, V, VA>,
+    pub sub: Aggregator<K, V, VA>,
+}
+impl<K: Data, V: Data, VA: Data> Processor<K, Change<V>> for TableAggregate<K, V, VA> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
+        let node = ctx.node_name().to_string();
+        let mut store = ctx.timestamped_key_value_store::<K, VA>(&self.store)?;
+        let old = store.get(&r.key)?;
+        let mut agg = old.as_ref().map(|o| o.value.clone());
+        if let Some(v) = r.value.old {
+            if let Some(a) = agg.take() {
+                agg = Some((self.sub)(&r.key, v, a));
+            }
+        }
+        if let Some(v) = r.value.new {
+            agg = Some(match (agg.take(), &self.init) {
+                (Some(a), _) => (self.add)(&r.key, v, a),
+                (None, Some(init)) => (self.add)(&r.key, v, init()),
+                (None, None) => {
+                    match (Arc::new(v) as Arc<dyn std::any::Any + Send + Sync>).downcast::<VA>() {
+                        Ok(v) => Arc::unwrap_or_clone(v),
+                        Err(_) => {
+                            return Err(streams_core::StreamsError::processing(
+                                node,
+                                "reduce needs equal value and aggregate types",
+                            ))
+                        }
+                    }
+                }
+            });
+        }
+        let ts = old
+            .as_ref()
+            .map_or(r.timestamp, |o| o.timestamp.max(r.timestamp));
+        match &agg {
+            Some(a) => store.put(&r.key, a, ts)?,
+            None => {
+                store.delete(&r.key)?;
+            }
+        }
+        let change = Change {
+            new: agg,
+            old: old.map(|o| o.value),
+        };
+        ctx.forward(Record {
+            key: r.key,
+            value: change,
+            timestamp: ts,
+            headers: r.headers,
+        })
+    }
+}
