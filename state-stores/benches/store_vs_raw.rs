@@ -28,7 +28,10 @@ fn rate(n: u64, t: std::time::Duration) -> f64 {
 }
 
 fn main() {
-    let n: u64 = std::env::var("BENCH_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = std::env::var("BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let memory = 64 << 20;
 
@@ -45,7 +48,12 @@ fn main() {
     let raw = DB::open(&opts, dir.path().join("raw")).unwrap();
     let wo = WriteOptions::default();
 
-    let mut store = RocksDbKeyValueStore::open("bench", dir.path().join("store"), &RocksDbResources::new(memory)).unwrap();
+    let mut store = RocksDbKeyValueStore::open(
+        "bench",
+        dir.path().join("store"),
+        &RocksDbResources::new(memory),
+    )
+    .unwrap();
 
     let mut rows = Vec::new();
 
@@ -89,7 +97,10 @@ fn main() {
     store.close().unwrap();
 
     println!("store API vs raw rocksdb, {n} keys, 16 B keys, 100 B values");
-    println!("{:<12} {:>14} {:>14} {:>8}", "operation", "store ops/s", "raw ops/s", "ratio");
+    println!(
+        "{:<12} {:>14} {:>14} {:>8}",
+        "operation", "store ops/s", "raw ops/s", "ratio"
+    );
     for (op, s, r) in rows {
         println!("{op:<12} {s:>14.0} {r:>14.0} {:>8.2}", s / r);
     }

@@ -332,7 +332,7 @@ impl<S: SessionStore> SessionStore for ChangeLoggingSessionStore<S> {
         }
         Ok(store_key)
     }
-    fn all(&self) -> Result<Vec<(Vec<u8>, SessionWindow, Vec<u8>)>> {
+    fn all(&self) -> Result<Vec<crate::session::KeyedSession>> {
         self.inner.all()
     }
     fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
@@ -394,7 +394,7 @@ impl<T: SessionStore + ?Sized> SessionStore for Box<T> {
     ) -> Result<Option<Vec<u8>>> {
         (**self).put(key, window, value)
     }
-    fn all(&self) -> Result<Vec<(Vec<u8>, SessionWindow, Vec<u8>)>> {
+    fn all(&self) -> Result<Vec<crate::session::KeyedSession>> {
         (**self).all()
     }
     fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {

@@ -43,7 +43,9 @@ pub use lock::TaskDirLock;
 pub use memory::InMemoryKeyValueStore;
 pub use rocks::{RocksDbConfigSetter, RocksDbKeyValueStore, RocksDbResources};
 pub use segments::{InMemorySegments, RocksDbSegments, SegmentStorage};
-pub use session::{SegmentedSessionStore, SessionStore, SessionWindow};
+pub use session::{
+    KeyedSession, MergeCandidates, SegmentedSessionStore, SessionStore, SessionWindow,
+};
 pub use timestamped::{TimestampedKeyValueStore, ValueAndTimestamp};
 pub use window::{SegmentedWindowStore, WindowStore, WindowStoreConfig, WindowedEntry};
 

@@ -10,6 +10,11 @@ pub struct SessionWindow {
     pub end: i64,
 }
 
+/// One stored session: (key, window, value).
+pub type KeyedSession = (Vec<u8>, SessionWindow, Vec<u8>);
+/// The merged window and the sessions that merge into it.
+pub type MergeCandidates = (SessionWindow, Vec<(SessionWindow, Vec<u8>)>);
+
 /// A store of one aggregate per (key, session), with retention by session end.
 pub trait SessionStore: StateStore {
     /// Sessions of `key` with `end >= earliest_session_end` and `start <= latest_session_start`, ordered by end.
@@ -30,19 +35,14 @@ pub trait SessionStore: StateStore {
         value: Option<&[u8]>,
     ) -> Result<Option<Vec<u8>>>;
     /// Every live session of every key, as (key, window, value).
-    fn all(&self) -> Result<Vec<(Vec<u8>, SessionWindow, Vec<u8>)>>;
+    fn all(&self) -> Result<Vec<KeyedSession>>;
     /// Applies changelog records without logging them.
     fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
 
     /// The sessions a record of `key` at `timestamp` merges with under inactivity `gap`, and the
     /// window covering the record and all of them. The caller combines their values, removes them
     /// and puts the merged session (this is how session aggregation grows and joins sessions).
-    fn merge_candidates(
-        &self,
-        key: &[u8],
-        timestamp: i64,
-        gap: i64,
-    ) -> Result<(SessionWindow, Vec<(SessionWindow, Vec<u8>)>)> {
+    fn merge_candidates(&self, key: &[u8], timestamp: i64, gap: i64) -> Result<MergeCandidates> {
         let found = self.find_sessions(
             key,
             timestamp.saturating_sub(gap),
@@ -217,7 +217,7 @@ impl<S: SegmentStorage> SessionStore for SegmentedSessionStore<S> {
             .then_some(store_key))
     }
 
-    fn all(&self) -> Result<Vec<(Vec<u8>, SessionWindow, Vec<u8>)>> {
+    fn all(&self) -> Result<Vec<KeyedSession>> {
         let min_live = self.min_live_time();
         let mut out = Vec::new();
         for id in self.storage.segment_ids() {

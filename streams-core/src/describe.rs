@@ -98,7 +98,7 @@ impl fmt::Display for TopologyDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Topologies:\n ")?;
         for s in &self.subtopologies {
-            write!(f, "  Sub-topology: {}\n", s.id)?;
+            writeln!(f, "  Sub-topology: {}", s.id)?;
             for n in &s.nodes {
                 writeln!(f, "    {n}")?;
             }

@@ -37,7 +37,7 @@ pub trait Serde<T>: Send + Sync + 'static {
 /// A shared, type-erased serde, as topologies store them.
 pub type SerdeRef<T> = Arc<dyn Serde<T>>;
 
-fn required<'a, T>(data: Option<&'a [u8]>) -> Result<&'a [u8], SerdeError> {
+fn required<T>(data: Option<&[u8]>) -> Result<&[u8], SerdeError> {
     data.ok_or(SerdeError::Null {
         type_name: std::any::type_name::<T>(),
     })

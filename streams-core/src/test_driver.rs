@@ -17,6 +17,9 @@ use crate::store::{
 use crate::task::{ProducedRecord, StreamTask, TaskId};
 use crate::{Result, StreamsConfig, StreamsError, Topology};
 
+/// A record waiting to be fed to the tasks that read its topic.
+type Pending = (String, Option<Vec<u8>>, Option<Vec<u8>>, i64, Headers);
+
 struct DriverInner {
     tasks: Vec<StreamTask>,
     outputs: HashMap<String, VecDeque<ProducedRecord>>,
@@ -67,11 +70,7 @@ impl DriverInner {
         Ok(())
     }
 
-    fn route(
-        &mut self,
-        out: Vec<ProducedRecord>,
-        queue: &mut VecDeque<(String, Option<Vec<u8>>, Option<Vec<u8>>, i64, Headers)>,
-    ) {
+    fn route(&mut self, out: Vec<ProducedRecord>, queue: &mut VecDeque<Pending>) {
         for r in out {
             if r.partition.is_none() && self.tasks.iter().any(|t| t.reads_topic(&r.topic)) {
                 queue.push_back((

@@ -24,12 +24,12 @@ pub(crate) trait RecordDeserializer: Send + Sync {
     ) -> std::result::Result<(Datum, Datum), (&'static str, SerdeError)>;
 }
 
+type SerializedRecord =
+    std::result::Result<(Option<Vec<u8>>, Option<Vec<u8>>), (&'static str, SerdeError)>;
+
 /// Turns a type-erased record into Kafka bytes (the typed serdes of a sink node).
 pub(crate) trait RecordSerializer: Send + Sync {
-    fn serialize(
-        &self,
-        rec: &DynRecord,
-    ) -> Option<std::result::Result<(Option<Vec<u8>>, Option<Vec<u8>>), (&'static str, SerdeError)>>;
+    fn serialize(&self, rec: &DynRecord) -> Option<SerializedRecord>;
     fn types(&self) -> (&'static str, &'static str);
 }
 
@@ -48,11 +48,7 @@ impl<K: Data, V: Data> RecordDeserializer for TypedSerdes<K, V> {
 }
 
 impl<K: Data, V: Data> RecordSerializer for TypedSerdes<K, V> {
-    fn serialize(
-        &self,
-        rec: &DynRecord,
-    ) -> Option<std::result::Result<(Option<Vec<u8>>, Option<Vec<u8>>), (&'static str, SerdeError)>>
-    {
+    fn serialize(&self, rec: &DynRecord) -> Option<SerializedRecord> {
         let k = rec.key.downcast_ref::<K>()?;
         let v = rec.value.downcast_ref::<V>()?;
         Some((|| {

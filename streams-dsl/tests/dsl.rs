@@ -390,3 +390,106 @@ fn default_serdes_from_config() {
         .to("out");
     assert!(b.build().is_err());
 }
+
+struct Dedup;
+impl streams_core::Processor<String, String> for Dedup {
+    fn process(
+        &mut self,
+        ctx: &mut streams_core::ProcessorContext<'_>,
+        r: streams_core::Record<String, String>,
+    ) -> streams_core::Result<()> {
+        let mut seen = ctx.key_value_store::<String, i64>("seen")?;
+        if seen.get(&r.value)?.is_none() {
+            seen.put(&r.value, &1)?;
+            let v = r.value.clone();
+            ctx.forward(r.with_value(v.len() as i64))?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn process_with_a_store_and_table_reduce_and_aggregate() {
+    let b = StreamsBuilder::new();
+    b.add_state_store(streams_core::StoreBuilder::key_value(
+        "seen",
+        s(),
+        Arc::new(I64Serde),
+    ));
+    b.stream::<String, String>("events")
+        .process::<String, i64, _, _>(|| Dedup, Named::as_("dedup"), &["seen"])
+        .to("firsts");
+    let scores = b.table::<String, i64>("scores", Consumed::default(), Materialized::default());
+    let by_team = scores.group_by(
+        |player: &String, score: &i64| (player[..1].to_string(), *score),
+        Grouped::default(),
+    );
+    by_team
+        .reduce(|a, b| a + b, |a, b| a - b, Materialized::as_("team-sum"))
+        .to_stream()
+        .to("team-sums");
+    by_team
+        .aggregate(
+            Vec::new,
+            |_k, v, mut acc: Vec<i64>| {
+                acc.push(v);
+                acc
+            },
+            |_k, v, mut acc: Vec<i64>| {
+                acc.retain(|x| *x != v);
+                acc
+            },
+            Materialized::as_("team-list")
+                .with_value_serde(Arc::new(streams_core::serdes::JsonSerde::<Vec<i64>>::new())),
+        )
+        .to_stream()
+        .to_with(
+            "team-lists",
+            Produced::with(
+                s(),
+                Arc::new(Nullable::new(
+                    streams_core::serdes::JsonSerde::<Vec<i64>>::new(),
+                )),
+            ),
+        );
+    let d = driver(b.build().unwrap());
+
+    let events = d.create_input_topic("events", s(), s());
+    for v in ["x", "yy", "x", "zzz", "yy"] {
+        events.pipe_input("k".into(), v.into()).unwrap();
+    }
+    let firsts: Vec<i64> = d
+        .create_output_topic("firsts", s(), Arc::new(I64Serde))
+        .read_key_values_to_list()
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(firsts, vec![1, 2, 3]);
+
+    let input = d.create_input_topic("scores", s(), Arc::new(Nullable::new(I64Serde)));
+    input.pipe_input("a1".into(), Some(10)).unwrap();
+    input.pipe_input("a2".into(), Some(5)).unwrap();
+    input.pipe_input("a1".into(), Some(7)).unwrap();
+    input.pipe_input("a2".into(), None).unwrap();
+    let sums: Vec<Option<i64>> = d
+        .create_output_topic("team-sums", s(), Arc::new(Nullable::new(I64Serde)))
+        .read_key_values_to_list()
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    // 10; +5 = 15; a1 10->7: -10 = 5, +7 = 12; a2 deleted: -5 = 7.
+    assert_eq!(sums, vec![Some(10), Some(15), Some(5), Some(12), Some(7)]);
+    let lists = d.create_output_topic(
+        "team-lists",
+        s(),
+        Arc::new(Nullable::new(
+            streams_core::serdes::JsonSerde::<Vec<i64>>::new(),
+        )),
+    );
+    assert_eq!(
+        lists.read_key_values_to_list().unwrap().last().cloned(),
+        Some(("a".to_string(), Some(vec![7])))
+    );
+}
