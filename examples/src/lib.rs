@@ -1,6 +1,9 @@
 //! Example applications. `word-count` is the classic: lines in, counts per word out.
 #![forbid(missing_docs)]
 
+pub mod embedded;
+pub mod signals;
+
 use streams_core::{Result, Topology};
 use streams_dsl::{Materialized, StreamsBuilder};
 

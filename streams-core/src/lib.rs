@@ -9,6 +9,7 @@ mod describe;
 mod error;
 mod processor;
 mod record;
+pub mod runtime;
 pub mod serdes;
 pub mod store;
 mod task;
@@ -25,6 +26,7 @@ pub use record::{Data, Headers, Record, RecordMetadata};
 pub use store::{StoreBuilder, StoreKind, ValueAndTimestamp};
 pub use task::{runtime_topic, ProducedRecord, StreamTask, TaskId};
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
+pub use runtime::{KafkaStreams, RuntimeCounters, State, StateRestoreListener};
 pub use topology::{Subtopology, Topology};
 
 /// Re-exported so users name store-level types from one place.

@@ -1,0 +1,280 @@
+//! Restores task stores from their changelog partitions before the tasks process anything.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::StreamsConfig;
+use crate::runtime::client::{client_config, creation_error, ClientKind, TracingContext};
+use crate::runtime::state::StateRestoreListener;
+use crate::task::TaskId;
+use crate::{Result, StreamsError};
+
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One changelog partition being restored.
+#[derive(Debug)]
+struct Restoring {
+    task: TaskId,
+    store: String,
+    /// Next offset to read.
+    position: i64,
+    /// Restore until the position reaches this (the end offset when restoration started).
+    end: i64,
+    restored: u64,
+}
+
+/// A changelog partition that finished restoring, with the offset to checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Restored {
+    pub task: TaskId,
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset to read: everything before it is in the store.
+    pub next_offset: i64,
+}
+
+/// Kafka Streams' `StoreChangelogReader`: one restore consumer per thread, no consumer group.
+pub(crate) struct ChangelogReader {
+    consumer: BaseConsumer<TracingContext>,
+    restoring: BTreeMap<(String, i32), Restoring>,
+    listener: Option<Arc<dyn StateRestoreListener>>,
+    /// Records restored since the reader was created.
+    pub total_restored: u64,
+}
+
+impl ChangelogReader {
+    pub fn new(
+        config: &StreamsConfig,
+        client_id: &str,
+        listener: Option<Arc<dyn StateRestoreListener>>,
+    ) -> Result<Self> {
+        let isolation = if config.processing_guarantee.is_exactly_once() {
+            "read_committed"
+        } else {
+            "read_uncommitted"
+        };
+        let consumer = client_config(
+            config,
+            ClientKind::RestoreConsumer,
+            &[("fetch.max.bytes", "52428800")],
+            &[
+                ("client.id", client_id),
+                // Never joins or commits; librdkafka only wants a group id to accept assign().
+                ("group.id", &format!("{client_id}-no-commits")),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", "earliest"),
+                ("isolation.level", isolation),
+                ("enable.partition.eof", "false"),
+            ],
+        )?
+        .create_with_context(TracingContext)
+        .map_err(|e| creation_error("restore consumer", e))?;
+        Ok(ChangelogReader {
+            consumer,
+            restoring: BTreeMap::new(),
+            listener,
+            total_restored: 0,
+        })
+    }
+
+    /// The `[low, high)` offsets of a changelog partition.
+    pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
+        self.consumer
+            .fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
+            .map_err(|e| StreamsError::Kafka {
+                context: format!("reading the end offset of changelog `{topic}`-{partition}"),
+                source: e,
+            })
+    }
+
+    /// Starts restoring `store` of `task` from `topic`-`partition` at `from` up to `end` (from
+    /// [`ChangelogReader::watermarks`]). Returns `false` when there is nothing to read.
+    pub fn register(
+        &mut self,
+        task: TaskId,
+        store: &str,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        end: i64,
+    ) -> Result<bool> {
+        if from >= end {
+            return Ok(false);
+        }
+        tracing::info!(%task, store, topic, partition, from, end, "restoring");
+        if let Some(l) = &self.listener {
+            l.on_restore_start(topic, partition, store, from, end);
+        }
+        self.restoring.insert(
+            (topic.to_string(), partition),
+            Restoring {
+                task,
+                store: store.to_string(),
+                position: from,
+                end,
+                restored: 0,
+            },
+        );
+        self.reassign()?;
+        Ok(true)
+    }
+
+    /// Stops restoring everything of `task` (it was closed while restoring).
+    pub fn unregister_task(&mut self, task: TaskId) -> Result<()> {
+        let before = self.restoring.len();
+        self.restoring.retain(|_, r| r.task != task);
+        if self.restoring.len() != before {
+            self.reassign()?;
+        }
+        Ok(())
+    }
+
+    fn reassign(&mut self) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), r) in &self.restoring {
+            tpl.add_partition_offset(t, *p, Offset::Offset(r.position))
+                .map_err(|e| StreamsError::Kafka {
+                    context: format!("assigning changelog `{t}`-{p}"),
+                    source: e,
+                })?;
+        }
+        let r = if tpl.count() == 0 {
+            self.consumer.unassign()
+        } else {
+            self.consumer.assign(&tpl)
+        };
+        r.map_err(|e| StreamsError::Kafka {
+                context: "assigning changelog partitions to the restore consumer".into(),
+                source: e,
+            })
+    }
+
+    /// Whether any partition is still restoring.
+    pub fn is_restoring(&self) -> bool {
+        !self.restoring.is_empty()
+    }
+
+    /// Whether `task` has partitions still restoring.
+    pub fn is_restoring_task(&self, task: TaskId) -> bool {
+        self.restoring.values().any(|r| r.task == task)
+    }
+
+    /// Reads changelog records for up to `budget` and hands them, batched per store, to `apply`.
+    /// Returns the partitions that finished.
+    pub fn restore_step(
+        &mut self,
+        budget: Duration,
+        apply: &mut dyn FnMut(TaskId, &str, &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>,
+    ) -> Result<Vec<Restored>> {
+        if self.restoring.is_empty() {
+            return Ok(Vec::new());
+        }
+        let deadline = Instant::now() + budget;
+        let mut batches: HashMap<(String, i32), (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64)> =
+            HashMap::new();
+        let mut read = 0usize;
+        while read < 100_000 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(m) = self.consumer.poll(left.min(Duration::from_millis(50))) else {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                // Nothing arrived: partitions whose position already passed the end (only
+                // transaction markers were left) are done.
+                if self.any_caught_up() {
+                    break;
+                }
+                continue;
+            };
+            let m = m.map_err(|e| StreamsError::Kafka {
+                context: "reading changelog records".into(),
+                source: e,
+            })?;
+            let key = (m.topic().to_string(), m.partition());
+            if !self.restoring.contains_key(&key) {
+                continue;
+            }
+            let Some(k) = m.key() else {
+                tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "skipping a changelog record without a key");
+                continue;
+            };
+            let e = batches.entry(key).or_default();
+            e.0.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+            e.1 = m.offset();
+            read += 1;
+        }
+        for ((topic, partition), (records, last)) in batches {
+            let Some(r) = self.restoring.get_mut(&(topic.clone(), partition)) else {
+                continue;
+            };
+            apply(r.task, &r.store, &records)?;
+            r.position = r.position.max(last + 1);
+            r.restored += records.len() as u64;
+            self.total_restored += records.len() as u64;
+            if let Some(l) = &self.listener {
+                l.on_batch_restored(&topic, partition, &r.store, last, records.len() as u64);
+            }
+        }
+        self.collect_done()
+    }
+
+    /// The consumer position also moves past transaction markers and aborted records, which
+    /// never reach the application.
+    fn positions(&self) -> HashMap<(String, i32), i64> {
+        let Ok(tpl) = self.consumer.position() else {
+            return HashMap::new();
+        };
+        tpl.elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn any_caught_up(&self) -> bool {
+        let pos = self.positions();
+        self.restoring
+            .iter()
+            .any(|(k, r)| r.position.max(pos.get(k).copied().unwrap_or(-1)) >= r.end)
+    }
+
+    fn collect_done(&mut self) -> Result<Vec<Restored>> {
+        let pos = self.positions();
+        let done: Vec<(String, i32)> = self
+            .restoring
+            .iter_mut()
+            .filter_map(|(k, r)| {
+                r.position = r.position.max(pos.get(k).copied().unwrap_or(-1));
+                (r.position >= r.end).then(|| k.clone())
+            })
+            .collect();
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for k in done {
+            if let Some(r) = self.restoring.remove(&k) {
+                tracing::info!(task = %r.task, store = %r.store, topic = %k.0, partition = k.1, restored = r.restored, "restored");
+                if let Some(l) = &self.listener {
+                    l.on_restore_end(&k.0, k.1, &r.store, r.restored);
+                }
+                out.push(Restored {
+                    task: r.task,
+                    topic: k.0,
+                    partition: k.1,
+                    next_offset: r.position,
+                });
+            }
+        }
+        self.reassign()?;
+        Ok(out)
+    }
+}

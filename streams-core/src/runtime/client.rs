@@ -1,0 +1,133 @@
+//! Building the librdkafka clients the runtime owns, and routing their logs to `tracing`.
+
+use std::collections::BTreeMap;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+
+use crate::config::StreamsConfig;
+use crate::{Result, StreamsError};
+
+/// Routes librdkafka's log lines and global errors to `tracing`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TracingContext;
+
+/// librdkafka's complaint about brokers that encode an empty partition's record set as null (some
+/// Kafka-compatible brokers do), and the parse-failure line that accompanies it. Harmless: the
+/// fetch is retried. Logged at debug instead of flooding the error log.
+fn is_known_noise(message: &str) -> bool {
+    message.contains("invalid MessageSetSize -1")
+        || message.contains("Protocol parse failure for Fetch")
+}
+
+pub(crate) fn log_line(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    if is_known_noise(message) {
+        tracing::debug!(target: "librdkafka", "{fac} {message}");
+        return;
+    }
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac} {message}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac} {message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", "{fac} {message}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{fac} {message}"),
+    }
+}
+
+pub(crate) fn global_error(error: KafkaError, reason: &str) {
+    if is_known_noise(reason) {
+        return;
+    }
+    tracing::warn!(target: "librdkafka", %error, "{reason}");
+}
+
+impl ClientContext for TracingContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_line(level, fac, message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        global_error(error, reason);
+    }
+}
+
+/// Which client a configuration is for; picks the `consumer.` / `producer.` / `admin.` /
+/// `restore.consumer.` overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// The main consumer of a stream thread.
+    Consumer,
+    /// The restore consumer of a stream thread (no group).
+    RestoreConsumer,
+    /// A producer.
+    Producer,
+    /// The admin client.
+    Admin,
+}
+
+impl ClientKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            ClientKind::Consumer => "consumer.",
+            ClientKind::RestoreConsumer => "restore.consumer.",
+            ClientKind::Producer => "producer.",
+            ClientKind::Admin => "admin.",
+        }
+    }
+}
+
+/// A librdkafka configuration for `kind`: the runtime's defaults, then the user's settings (common
+/// ones, then the prefixed ones), then the settings the runtime cannot work without.
+///
+/// `required` wins over user settings; a user value that disagrees with it is logged and replaced.
+pub fn client_config(
+    config: &StreamsConfig,
+    kind: ClientKind,
+    defaults: &[(&str, &str)],
+    required: &[(&str, &str)],
+) -> Result<ClientConfig> {
+    let bootstrap = config.bootstrap_servers.as_deref().ok_or_else(|| {
+        StreamsError::Config(
+            "`bootstrap.servers` is not set; give the host:port list of the Kafka cluster".into(),
+        )
+    })?;
+    let mut settings: BTreeMap<String, String> = defaults
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    settings.insert("bootstrap.servers".into(), bootstrap.to_string());
+    settings.extend(config.client_settings(kind.prefix()));
+    for (k, v) in required {
+        if let Some(user) = settings.get(*k) {
+            if user != v {
+                tracing::warn!(
+                    key = k,
+                    "the {}{k} setting is managed by the streams runtime; using its value instead of the configured one",
+                    kind.prefix()
+                );
+            }
+        }
+        settings.insert(k.to_string(), v.to_string());
+    }
+    let mut cc = ClientConfig::new();
+    for (k, v) in settings {
+        cc.set(k, v);
+    }
+    cc.set_log_level(RDKafkaLogLevel::Warning);
+    Ok(cc)
+}
+
+/// Wraps a client creation failure with the client's role, keeping secrets out of the message
+/// (librdkafka names keys, never values, in its configuration errors).
+pub(crate) fn creation_error(role: &str, e: KafkaError) -> StreamsError {
+    StreamsError::Kafka {
+        context: format!("creating the {role}"),
+        source: e,
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for TracingContext {}

@@ -1,0 +1,325 @@
+//! Works out the partition count of every topic a topology touches, checks co-partitioning, and
+//! creates the internal (changelog and repartition) topics that are missing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use futures::executor::block_on;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::StreamsConfig;
+use crate::runtime::client::{client_config, creation_error, ClientKind, TracingContext};
+use crate::store::{changelog_topic, StoreKind};
+use crate::task::runtime_topic;
+use crate::topology::Topology;
+use crate::{Result, StreamsError};
+
+/// Kafka Streams keeps window changelog records one day past the store retention.
+const WINDOW_CHANGELOG_EXTRA_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An internal topic the topology needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalTopicSpec {
+    /// Full name, with the `<application.id>-` prefix.
+    pub name: String,
+    /// Partition count.
+    pub partitions: i32,
+    /// Topic configs (`cleanup.policy`, `retention.ms`, ...).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// How the topology maps onto topics at runtime.
+#[derive(Debug, Clone, Default)]
+pub struct TopicLayout {
+    /// Tasks per sub-topology (= the partition count of its source topics).
+    pub tasks_per_subtopology: BTreeMap<u32, i32>,
+    /// Runtime source topic name -> sub-topology.
+    pub source_topics: HashMap<String, u32>,
+    /// Regex sources: (pattern, sub-topology).
+    pub source_patterns: Vec<(regex::Regex, u32)>,
+    /// What the consumers subscribe to (`^...` entries are patterns).
+    pub subscription: Vec<String>,
+    /// Internal topics, in creation order.
+    pub internal_topics: Vec<InternalTopicSpec>,
+}
+
+impl TopicLayout {
+    /// The sub-topology reading `topic`, if any.
+    pub fn subtopology_of(&self, topic: &str) -> Option<u32> {
+        self.source_topics.get(topic).copied().or_else(|| {
+            self.source_patterns
+                .iter()
+                .find(|(p, _)| p.is_match(topic))
+                .map(|(_, s)| *s)
+        })
+    }
+}
+
+/// Computes the layout from the topology and a lookup of existing topics' partition counts.
+///
+/// Repartition topics get the partition count of the sub-topologies writing to them; changelogs get
+/// the task count of the sub-topology owning the store. Source topics of one sub-topology must be
+/// co-partitioned (same count), since task `s_p` reads partition `p` of each.
+pub fn plan_layout(
+    topology: &Topology,
+    application_id: &str,
+    partitions_of: &dyn Fn(&str) -> Option<i32>,
+    matching: &dyn Fn(&regex::Regex) -> Vec<String>,
+) -> Result<TopicLayout> {
+    let subs = topology.subtopologies();
+    let mut layout = TopicLayout::default();
+    let mut internal: BTreeMap<String, Option<i32>> = BTreeMap::new();
+    for s in &subs {
+        for t in s.source_topics.iter().chain(&s.sink_topics) {
+            if topology.is_internal_topic(t) {
+                internal.insert(runtime_topic(topology, application_id, t), None);
+            }
+        }
+    }
+    // External source topics must exist; their counts seed the fixpoint below.
+    let mut counts: HashMap<u32, i32> = HashMap::new();
+    for s in &subs {
+        let mut external: Vec<(String, i32)> = Vec::new();
+        for t in &s.source_topics {
+            let name = runtime_topic(topology, application_id, t);
+            layout.source_topics.insert(name.clone(), s.id);
+            layout.subscription.push(name.clone());
+            if topology.is_internal_topic(t) {
+                continue;
+            }
+            let n = partitions_of(&name).ok_or_else(|| {
+                StreamsError::Topology(format!(
+                    "source topic `{name}` of sub-topology {} does not exist; create it before starting the application",
+                    s.id
+                ))
+            })?;
+            external.push((name, n));
+        }
+        for p in &s.source_patterns {
+            let re = regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+                StreamsError::Topology(format!("source pattern `{p}` is not a valid regex: {e}"))
+            })?;
+            for t in matching(&re) {
+                if let Some(n) = partitions_of(&t) {
+                    external.push((t, n));
+                }
+            }
+            layout.subscription.push(format!("^{p}"));
+            layout.source_patterns.push((re, s.id));
+        }
+        if let Some((first, n)) = external.first() {
+            if let Some((other, m)) = external.iter().find(|(_, m)| m != n) {
+                return Err(StreamsError::Topology(format!(
+                    "sub-topology {} reads topics that are not co-partitioned: `{first}` has {n} partitions but `{other}` has {m}; give them the same partition count (or repartition one side)",
+                    s.id
+                )));
+            }
+            counts.insert(s.id, *n);
+        }
+    }
+    // Fixpoint: a repartition topic has the largest task count among its writers; a sub-topology
+    // reading only repartition topics has their count.
+    loop {
+        let mut changed = false;
+        for s in &subs {
+            if let Some(&n) = counts.get(&s.id) {
+                for t in &s.sink_topics {
+                    if topology.is_internal_topic(t) {
+                        let e = internal
+                            .entry(runtime_topic(topology, application_id, t))
+                            .or_insert(None);
+                        if e.is_none_or(|c| c < n) {
+                            *e = Some(n);
+                            changed = true;
+                        }
+                    }
+                }
+            }
+            let from_internal = s
+                .source_topics
+                .iter()
+                .filter(|t| topology.is_internal_topic(t))
+                .filter_map(|t| internal.get(&runtime_topic(topology, application_id, t))?.as_ref().copied())
+                .max();
+            if let Some(n) = from_internal {
+                let e = counts.entry(s.id).or_insert(0);
+                if *e < n {
+                    *e = n;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for s in &subs {
+        let n = *counts.get(&s.id).ok_or_else(|| {
+            StreamsError::Topology(format!(
+                "cannot tell how many tasks sub-topology {} has: none of its source topics exist yet",
+                s.id
+            ))
+        })?;
+        layout.tasks_per_subtopology.insert(s.id, n);
+        // Source repartition topics follow the sub-topology's count (co-partitioned with its other inputs).
+        for t in &s.source_topics {
+            if topology.is_internal_topic(t) {
+                internal.insert(runtime_topic(topology, application_id, t), Some(n));
+            }
+        }
+    }
+    for (name, n) in &internal {
+        let partitions = n.ok_or_else(|| {
+            StreamsError::Topology(format!("cannot tell the partition count of `{name}`"))
+        })?;
+        layout.internal_topics.push(InternalTopicSpec {
+            name: name.clone(),
+            partitions,
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "delete".to_string()),
+                ("retention.ms".to_string(), "-1".to_string()),
+            ]),
+        });
+    }
+    for s in &subs {
+        let n = layout.tasks_per_subtopology[&s.id];
+        for store in &s.stores {
+            let Some(b) = topology.stores().iter().find(|b| &b.name == store) else {
+                continue;
+            };
+            if !b.logging {
+                continue;
+            }
+            let mut configs = BTreeMap::new();
+            match b.kind {
+                StoreKind::KeyValue | StoreKind::TimestampedKeyValue => {
+                    configs.insert("cleanup.policy".into(), "compact".into());
+                }
+                StoreKind::Window { retention_ms, .. } | StoreKind::Session { retention_ms } => {
+                    configs.insert("cleanup.policy".into(), "compact,delete".into());
+                    configs.insert(
+                        "retention.ms".into(),
+                        retention_ms
+                            .saturating_add(WINDOW_CHANGELOG_EXTRA_RETENTION_MS)
+                            .to_string(),
+                    );
+                }
+            }
+            layout.internal_topics.push(InternalTopicSpec {
+                name: changelog_topic(application_id, store),
+                partitions: n,
+                configs,
+            });
+        }
+    }
+    Ok(layout)
+}
+
+fn metadata(client: &BaseConsumer<TracingContext>) -> Result<Metadata> {
+    client
+        .fetch_metadata(None, METADATA_TIMEOUT)
+        .map_err(|e| StreamsError::Kafka {
+            context: "fetching cluster metadata".into(),
+            source: e,
+        })
+}
+
+fn partition_counts(md: &Metadata) -> HashMap<String, i32> {
+    md.topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect()
+}
+
+/// Plans the layout against the live cluster, creates missing internal topics and checks existing ones.
+pub fn prepare_topics(topology: &Topology, config: &StreamsConfig) -> Result<TopicLayout> {
+    let md_client: BaseConsumer<TracingContext> =
+        client_config(config, ClientKind::Admin, &[], &[])?
+            .create_with_context(TracingContext)
+            .map_err(|e| creation_error("metadata client", e))?;
+    let counts = partition_counts(&metadata(&md_client)?);
+    let layout = plan_layout(
+        topology,
+        &config.application_id,
+        &|t| counts.get(t).copied(),
+        &|re| counts.keys().filter(|t| re.is_match(t)).cloned().collect(),
+    )?;
+    let mut missing = Vec::new();
+    for spec in &layout.internal_topics {
+        match counts.get(&spec.name) {
+            Some(&n) if n == spec.partitions => {}
+            Some(&n) => {
+                return Err(StreamsError::Topology(format!(
+                    "internal topic `{}` has {n} partitions but the topology needs {}; delete it (the application reset tool does) and restart",
+                    spec.name, spec.partitions
+                )))
+            }
+            None => missing.push(spec),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(layout);
+    }
+    let admin: AdminClient<TracingContext> = client_config(config, ClientKind::Admin, &[], &[])?
+        .create_with_context(TracingContext)
+        .map_err(|e| creation_error("admin client", e))?;
+    let new_topics: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|s| {
+            let mut t = NewTopic::new(
+                &s.name,
+                s.partitions,
+                TopicReplication::Fixed(config.replication_factor),
+            );
+            for (k, v) in &s.configs {
+                t = t.set(k, v);
+            }
+            t
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = block_on(admin.create_topics(&new_topics, &opts)).map_err(|e| {
+        StreamsError::Kafka {
+            context: "creating internal topics".into(),
+            source: e,
+        }
+    })?;
+    for r in results {
+        match r {
+            Ok(name) => tracing::info!(topic = %name, "created internal topic"),
+            // Another instance of the application created it first.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(StreamsError::Topology(format!(
+                    "cannot create internal topic `{name}`: {code}; check that the principal may create topics prefixed `{}-`",
+                    config.application_id
+                )))
+            }
+        }
+    }
+    // Wait until the new topics show up in metadata with the right count, so the first
+    // subscription sees them.
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let counts = partition_counts(&metadata(&md_client)?);
+        let pending: Vec<&str> = missing
+            .iter()
+            .filter(|s| counts.get(&s.name) != Some(&s.partitions))
+            .map(|s| s.name.as_str())
+            .collect();
+        if pending.is_empty() {
+            return Ok(layout);
+        }
+        if Instant::now() > deadline {
+            return Err(StreamsError::Topology(format!(
+                "internal topics {pending:?} were created but do not appear in metadata after {METADATA_TIMEOUT:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

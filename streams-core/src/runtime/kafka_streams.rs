@@ -1,0 +1,219 @@
+//! [`KafkaStreams`]: runs a [`Topology`] against a Kafka cluster with `num.stream.threads` threads.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use state_stores::RocksDbResources;
+
+use crate::config::StreamsConfig;
+use crate::runtime::internal_topics::{prepare_topics, TopicLayout};
+use crate::runtime::state::{State, StateListener, StateRestoreListener};
+use crate::runtime::stream_thread::StreamThread;
+use crate::runtime::supervisor::Supervisor;
+use crate::runtime::task_manager::{RuntimeCounters, ThreadEnv};
+use crate::topology::Topology;
+use crate::{Result, StreamsError};
+
+/// A streams application instance: the Kafka Streams `KafkaStreams` object.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use streams_core::{KafkaStreams, StreamsConfig, Topology};
+/// # fn topology() -> Topology { Topology::new() }
+/// let config = StreamsConfig::from_pairs([
+///     ("application.id", "word-count"),
+///     ("bootstrap.servers", "localhost:9092"),
+///     ("processing.guarantee", "exactly_once_v2"),
+/// ])?;
+/// let mut streams = KafkaStreams::new(topology(), config)?;
+/// streams.start()?;
+/// // ... until shutdown is wanted:
+/// streams.close(Duration::from_secs(30));
+/// # Ok::<(), streams_core::StreamsError>(())
+/// ```
+pub struct KafkaStreams {
+    topology: Arc<Topology>,
+    config: StreamsConfig,
+    supervisor: Arc<Supervisor>,
+    threads: Vec<JoinHandle<()>>,
+    restore_listener: Option<Arc<dyn StateRestoreListener>>,
+    counters: Arc<RuntimeCounters>,
+    process_id: uuid::Uuid,
+    layout: Option<TopicLayout>,
+}
+
+impl std::fmt::Debug for KafkaStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaStreams")
+            .field("application_id", &self.config.application_id)
+            .field("process_id", &self.process_id)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl KafkaStreams {
+    /// Validates the topology and config; nothing connects to Kafka until [`KafkaStreams::start`].
+    pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self> {
+        topology.validate()?;
+        if config.bootstrap_servers.is_none() {
+            return Err(StreamsError::Config(
+                "`bootstrap.servers` is not set; give the host:port list of the Kafka cluster"
+                    .into(),
+            ));
+        }
+        Ok(KafkaStreams {
+            topology: Arc::new(topology),
+            config,
+            supervisor: Arc::new(Supervisor::new()),
+            threads: Vec::new(),
+            restore_listener: None,
+            counters: Arc::new(RuntimeCounters::default()),
+            process_id: uuid::Uuid::new_v4(),
+            layout: None,
+        })
+    }
+
+    /// Calls `listener(new, old)` on every state change. Set it before `start`.
+    pub fn set_state_listener(&mut self, listener: impl Fn(State, State) + Send + Sync + 'static) {
+        let l: StateListener = Arc::new(listener);
+        self.supervisor.machine.set_listener(l);
+    }
+
+    /// Observes restoration progress. Set it before `start`.
+    pub fn set_restore_listener(&mut self, listener: Arc<dyn StateRestoreListener>) {
+        self.restore_listener = Some(listener);
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.supervisor.machine.get()
+    }
+
+    /// The error that stopped the instance, if it is in [`State::Error`] or [`State::PendingError`].
+    pub fn last_error(&self) -> Option<Arc<StreamsError>> {
+        self.supervisor.error()
+    }
+
+    /// Runtime counters (records processed, commits, open transactional producers...).
+    pub fn counters(&self) -> &RuntimeCounters {
+        &self.counters
+    }
+
+    /// This instance's process id, part of its transactional ids under exactly_once_v2.
+    pub fn process_id(&self) -> uuid::Uuid {
+        self.process_id
+    }
+
+    /// Creates missing internal topics, then starts the stream threads. Returns once the threads
+    /// run; the instance is [`State::Rebalancing`] until they have their tasks restored.
+    pub fn start(&mut self) -> Result<()> {
+        if self.state() != State::Created {
+            return Err(StreamsError::IllegalState(format!(
+                "start() called in state {}; an instance starts once",
+                self.state()
+            )));
+        }
+        let layout = prepare_topics(&self.topology, &self.config)?;
+        self.layout = Some(layout.clone());
+        let env = Arc::new(ThreadEnv {
+            topology: self.topology.clone(),
+            config: self.config.clone(),
+            layout,
+            resources: RocksDbResources::new(self.config.rocksdb_memory_bytes as usize),
+            process_id: self.process_id,
+            counters: self.counters.clone(),
+        });
+        let mut threads = Vec::new();
+        for _ in 0..self.config.num_stream_threads {
+            let index = self.supervisor.add_thread();
+            threads.push(StreamThread::new(
+                env.clone(),
+                index,
+                self.supervisor.clone(),
+                self.supervisor.shutdown.clone(),
+                self.restore_listener.clone(),
+            )?);
+        }
+        self.supervisor.machine.transition(State::Rebalancing);
+        for t in threads {
+            let name = format!(
+                "{}-StreamThread-{}",
+                self.config.application_id,
+                self.threads.len() + 1
+            );
+            let handle = std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || t.run())
+                .map_err(|e| StreamsError::Io {
+                    path: name.into(),
+                    source: e,
+                })?;
+            self.threads.push(handle);
+        }
+        Ok(())
+    }
+
+    /// Waits until the state satisfies `pred` or `timeout` passes; returns the state reached.
+    pub fn wait_for_state(&self, timeout: Duration, pred: impl Fn(State) -> bool) -> State {
+        self.supervisor.machine.wait_for(timeout, pred)
+    }
+
+    /// Waits until [`State::Running`]; fails if the instance stopped or the time ran out.
+    pub fn wait_until_running(&self, timeout: Duration) -> Result<()> {
+        let s = self.wait_for_state(timeout, |s| {
+            matches!(
+                s,
+                State::Running | State::Error | State::NotRunning | State::PendingError
+            )
+        });
+        match s {
+            State::Running => Ok(()),
+            State::Error | State::PendingError => Err(StreamsError::IllegalState(format!(
+                "the application failed: {}",
+                self.last_error()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "unknown error".into())
+            ))),
+            s => Err(StreamsError::IllegalState(format!(
+                "not running after {timeout:?} (state {s})"
+            ))),
+        }
+    }
+
+    /// Stops the threads: each commits, closes its tasks (writing checkpoints) and leaves the
+    /// group. Returns whether all threads stopped within `timeout`.
+    pub fn close(&mut self, timeout: Duration) -> bool {
+        let pending = self.supervisor.machine.transition(State::PendingShutdown);
+        self.supervisor.shutdown.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline && self.threads.iter().any(|t| !t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let all_done = self.threads.iter().all(|t| t.is_finished());
+        if all_done {
+            for t in self.threads.drain(..) {
+                if t.join().is_err() {
+                    tracing::error!("a stream thread panicked");
+                }
+            }
+            if pending || self.state() == State::PendingShutdown {
+                self.supervisor.machine.transition(State::NotRunning);
+            }
+            if self.state() == State::PendingError {
+                self.supervisor.machine.transition(State::Error);
+            }
+        }
+        all_done
+    }
+}
+
+impl Drop for KafkaStreams {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.close(Duration::from_secs(60));
+        }
+    }
+}

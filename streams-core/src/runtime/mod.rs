@@ -1,0 +1,17 @@
+//! The Kafka runtime: [`KafkaStreams`], its stream threads, tasks per partition, restoration from
+//! changelogs, and commits under at_least_once, exactly_once_v2 and legacy exactly_once.
+
+mod changelog_reader;
+pub mod client;
+pub mod internal_topics;
+mod kafka_streams;
+mod partition_group;
+mod record_collector;
+mod state;
+mod stream_thread;
+mod supervisor;
+mod task_manager;
+
+pub use kafka_streams::KafkaStreams;
+pub use state::{State, StateListener, StateRestoreListener};
+pub use task_manager::RuntimeCounters;

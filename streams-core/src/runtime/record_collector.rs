@@ -1,0 +1,347 @@
+//! Sends what tasks produce (sink outputs and changelog writes) through a producer, tracks
+//! delivery failures and changelog offsets, and drives Kafka transactions under exactly-once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::TopicPartitionList;
+
+use crate::config::StreamsConfig;
+use crate::runtime::client::{client_config, creation_error, global_error, log_line, ClientKind};
+use crate::task::ProducedRecord;
+use crate::{Result, StreamsError};
+
+/// How long transactional calls may block before the thread treats the broker as unavailable.
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the delivery callback learned since it was last asked.
+#[derive(Default)]
+struct DeliveryState {
+    first_error: Option<(String, KafkaError)>,
+    /// Highest acknowledged offset per changelog partition.
+    changelog_offsets: HashMap<String, HashMap<i32, i64>>,
+    delivered: u64,
+}
+
+/// Producer context: logs to `tracing`, records delivery failures and changelog offsets.
+pub(crate) struct CollectorContext {
+    state: Arc<Mutex<DeliveryState>>,
+}
+
+impl ClientContext for CollectorContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_line(level, fac, message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        global_error(error, reason);
+    }
+}
+
+impl ProducerContext for CollectorContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(m) => {
+                s.delivered += 1;
+                if let Some(parts) = s.changelog_offsets.get_mut(m.topic()) {
+                    let e = parts.entry(m.partition()).or_insert(-1);
+                    *e = (*e).max(m.offset());
+                }
+            }
+            Err((e, m)) => {
+                if s.first_error.is_none() {
+                    s.first_error = Some((m.topic().to_string(), e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Why a commit (or send) failed, which decides what the thread does next.
+#[derive(Debug)]
+pub(crate) enum CollectorError {
+    /// The producer can no longer be used (fenced by a newer instance, or a fatal producer error):
+    /// the thread lost its tasks; close them dirty, recreate the producer and rejoin.
+    Fenced(StreamsError),
+    /// The transaction was aborted; the state written inside it is not committed. Close the tasks
+    /// dirty, wipe their state and resume from the last committed offsets.
+    Aborted(StreamsError),
+    /// Anything else: the thread fails.
+    Fatal(StreamsError),
+}
+
+impl CollectorError {
+    pub fn into_inner(self) -> StreamsError {
+        match self {
+            CollectorError::Fenced(e) | CollectorError::Aborted(e) | CollectorError::Fatal(e) => e,
+        }
+    }
+}
+
+fn kafka(context: impl Into<String>, source: KafkaError) -> StreamsError {
+    StreamsError::Kafka {
+        context: context.into(),
+        source,
+    }
+}
+
+fn classify(context: &str, e: KafkaError) -> CollectorError {
+    let (fatal, abortable) = match &e {
+        KafkaError::Transaction(t) => (t.is_fatal(), t.txn_requires_abort()),
+        _ => (false, false),
+    };
+    let fenced_code = matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::Fenced
+                | RDKafkaErrorCode::FencedInstanceId
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId
+                | RDKafkaErrorCode::RebalanceInProgress
+        )
+    );
+    let err = kafka(context, e);
+    if fatal || fenced_code {
+        CollectorError::Fenced(err)
+    } else if abortable {
+        CollectorError::Aborted(err)
+    } else {
+        CollectorError::Fatal(err)
+    }
+}
+
+/// One producer: plain (at_least_once) or transactional (exactly-once).
+pub(crate) struct StreamProducer {
+    producer: BaseProducer<CollectorContext>,
+    state: Arc<Mutex<DeliveryState>>,
+    transactional_id: Option<String>,
+    in_transaction: bool,
+}
+
+impl StreamProducer {
+    /// Creates the producer; with a `transactional_id` it also initializes transactions, which
+    /// fences any older producer with the same id.
+    pub fn new(
+        config: &StreamsConfig,
+        client_id: &str,
+        transactional_id: Option<String>,
+        changelog_topics: &[String],
+    ) -> Result<Self> {
+        let mut defaults = vec![
+            // Same partitioner as the Java client, so keys land where other Kafka apps put them.
+            ("partitioner", "murmur2_random"),
+            ("linger.ms", "5"),
+            ("acks", "all"),
+        ];
+        if transactional_id.is_some() {
+            // Kafka Streams' default: a crashed instance's open transaction is aborted by the
+            // broker within 10 s, so whoever takes over its tasks is not blocked for long.
+            defaults.push(("transaction.timeout.ms", "10000"));
+            defaults.push(("message.timeout.ms", "10000"));
+        } else {
+            defaults.push(("message.timeout.ms", "120000"));
+        }
+        let mut required = vec![("client.id", client_id)];
+        if let Some(t) = &transactional_id {
+            required.push(("transactional.id", t.as_str()));
+            required.push(("enable.idempotence", "true"));
+        }
+        let state = Arc::new(Mutex::new(DeliveryState {
+            changelog_offsets: changelog_topics
+                .iter()
+                .map(|t| (t.clone(), HashMap::new()))
+                .collect(),
+            ..DeliveryState::default()
+        }));
+        let producer: BaseProducer<CollectorContext> =
+            client_config(config, ClientKind::Producer, &defaults, &required)?
+                .create_with_context(CollectorContext {
+                    state: state.clone(),
+                })
+                .map_err(|e| creation_error("producer", e))?;
+        if let Some(t) = &transactional_id {
+            producer
+                .init_transactions(TXN_TIMEOUT)
+                .map_err(|e| kafka(format!("initializing transactions for `{t}`"), e))?;
+            tracing::debug!(transactional_id = %t, "transactional producer ready");
+        }
+        Ok(StreamProducer {
+            producer,
+            state,
+            transactional_id,
+            in_transaction: false,
+        })
+    }
+
+    /// Whether this producer is transactional.
+    pub fn is_transactional(&self) -> bool {
+        self.transactional_id.is_some()
+    }
+
+    /// Starts tracking the acknowledged offsets of another changelog topic.
+    pub fn track_changelog(&self, topic: &str) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.changelog_offsets.entry(topic.to_string()).or_default();
+    }
+
+    fn begin_if_needed(&mut self) -> Result<(), CollectorError> {
+        if self.is_transactional() && !self.in_transaction {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| classify("beginning a transaction", e))?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// Hands one record to the producer (asynchronous; failures surface at the next commit).
+    pub fn send(&mut self, r: &ProducedRecord) -> Result<(), CollectorError> {
+        self.begin_if_needed()?;
+        let headers = (!r.headers.is_empty()).then(|| {
+            r.headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
+                h.insert(Header { key, value })
+            })
+        });
+        let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&r.topic)
+            .timestamp(r.timestamp.max(0));
+        if let Some(k) = &r.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &r.value {
+            record = record.payload(v.as_slice());
+        }
+        if let Some(p) = r.partition {
+            record = record.partition(p);
+        }
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((e, _)) => {
+                    return Err(classify(&format!("sending to `{}`", r.topic), e));
+                }
+            }
+        }
+    }
+
+    /// Serves delivery callbacks.
+    pub fn poll(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    fn take_delivery_error(&self) -> Option<(String, KafkaError)> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .first_error
+            .take()
+    }
+
+    /// at_least_once: waits until everything sent is acknowledged.
+    pub fn flush(&mut self) -> Result<(), CollectorError> {
+        self.producer
+            .flush(TXN_TIMEOUT)
+            .map_err(|e| CollectorError::Fatal(kafka("flushing the producer", e)))?;
+        if let Some((topic, e)) = self.take_delivery_error() {
+            return Err(CollectorError::Fatal(kafka(
+                format!("producing to `{topic}`"),
+                e,
+            )));
+        }
+        Ok(())
+    }
+
+    /// exactly-once: adds the consumed `offsets` to the open transaction (starting one if nothing
+    /// was produced) and commits it.
+    pub fn commit_transaction(
+        &mut self,
+        offsets: &TopicPartitionList,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), CollectorError> {
+        if offsets.count() == 0 && !self.in_transaction {
+            return Ok(());
+        }
+        self.begin_if_needed()?;
+        if offsets.count() > 0 {
+            retry(|| {
+                self.producer
+                    .send_offsets_to_transaction(offsets, group, TXN_TIMEOUT)
+            })
+            .map_err(|e| classify("sending offsets to the transaction", e))?;
+        }
+        retry(|| self.producer.commit_transaction(TXN_TIMEOUT))
+            .map_err(|e| classify("committing the transaction", e))?;
+        self.in_transaction = false;
+        // A delivery error inside a committed transaction cannot happen (commit fails instead), but
+        // do not let a stale one leak into the next transaction.
+        self.take_delivery_error();
+        Ok(())
+    }
+
+    /// Aborts the open transaction, if any. Errors are logged: the caller is already failing.
+    pub fn abort_transaction(&mut self) {
+        if self.is_transactional() && self.in_transaction {
+            if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                tracing::warn!(error = %e, "aborting the transaction failed");
+            }
+            self.in_transaction = false;
+        }
+        self.take_delivery_error();
+    }
+
+    /// Whether a transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
+    /// The highest acknowledged offset of each tracked changelog partition.
+    pub fn changelog_offsets(&self) -> HashMap<(String, i32), i64> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.changelog_offsets
+            .iter()
+            .flat_map(|(t, parts)| parts.iter().map(move |(p, o)| ((t.clone(), *p), *o)))
+            .collect()
+    }
+
+    /// Records acknowledged since the producer was created.
+    pub fn delivered(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).delivered
+    }
+}
+
+/// Retries a transactional call while librdkafka says the error is retriable.
+fn retry(mut f: impl FnMut() -> rdkafka::error::KafkaResult<()>) -> rdkafka::error::KafkaResult<()> {
+    let mut attempts = 0;
+    loop {
+        match f() {
+            Err(KafkaError::Transaction(t)) if t.is_retriable() && attempts < 5 => {
+                attempts += 1;
+                tracing::debug!(error = %t, attempts, "retrying a transactional call");
+                std::thread::sleep(Duration::from_millis(100 * attempts));
+            }
+            r => return r,
+        }
+    }
+}
+
+impl Drop for StreamProducer {
+    fn drop(&mut self) {
+        self.abort_transaction();
+    }
+}

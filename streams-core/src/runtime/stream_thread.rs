@@ -1,0 +1,255 @@
+//! A stream thread: one consumer in the application's group, the tasks of its assignment, and the
+//! poll -> process -> punctuate -> commit loop.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+
+use crate::runtime::client::{client_config, creation_error, global_error, log_line, ClientKind};
+use crate::runtime::record_collector::CollectorError;
+use crate::runtime::supervisor::{Supervisor, ThreadState};
+use crate::runtime::task_manager::{TaskManager, ThreadEnv};
+use crate::{Result, StreamsError};
+
+/// How long one restore step may run before the thread polls its consumer again.
+const RESTORE_STEP: Duration = Duration::from_millis(200);
+/// Records taken from the consumer per loop iteration before processing them.
+const MAX_POLL_RECORDS: usize = 1000;
+
+/// Consumer context of a stream thread: rebalance callbacks reach the task manager.
+pub(crate) struct ThreadContext {
+    tasks: Arc<Mutex<TaskManager>>,
+    supervisor: Arc<Supervisor>,
+    index: usize,
+}
+
+impl ThreadContext {
+    fn lock(&self) -> MutexGuard<'_, TaskManager> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ClientContext for ThreadContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_line(level, fac, message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        global_error(error, reason);
+    }
+}
+
+impl ConsumerContext for ThreadContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                self.supervisor
+                    .set_thread_state(self.index, ThreadState::Rebalancing);
+                let lost = consumer.assignment_lost();
+                self.lock().on_revoke(consumer, tpl, lost);
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.supervisor
+                .set_thread_state(self.index, ThreadState::Rebalancing);
+            let mut tm = self.lock();
+            if let Err(e) = tm.on_assign(consumer, tpl) {
+                tm.pending_error = Some(CollectorError::Fatal(e));
+            }
+        }
+    }
+}
+
+/// A running stream thread.
+pub(crate) struct StreamThread {
+    name: String,
+    index: usize,
+    consumer: BaseConsumer<ThreadContext>,
+    tasks: Arc<Mutex<TaskManager>>,
+    supervisor: Arc<Supervisor>,
+    shutdown: Arc<AtomicBool>,
+    subscription: Vec<String>,
+}
+
+impl StreamThread {
+    /// Creates the thread's clients (index is 1-based, as in `StreamThread-1`).
+    pub fn new(
+        env: Arc<ThreadEnv>,
+        index: usize,
+        supervisor: Arc<Supervisor>,
+        shutdown: Arc<AtomicBool>,
+        restore_listener: Option<Arc<dyn crate::runtime::state::StateRestoreListener>>,
+    ) -> Result<Self> {
+        let name = format!("StreamThread-{index}");
+        let tasks = Arc::new(Mutex::new(TaskManager::new(
+            env.clone(),
+            name.clone(),
+            restore_listener,
+        )?));
+        let isolation = if env.config.processing_guarantee.is_exactly_once() {
+            "read_committed"
+        } else {
+            "read_uncommitted"
+        };
+        let client_id = format!(
+            "{}-{}-{name}-consumer",
+            env.config.application_id, env.process_id
+        );
+        let consumer: BaseConsumer<ThreadContext> = client_config(
+            &env.config,
+            ClientKind::Consumer,
+            &[
+                ("auto.offset.reset", "earliest"),
+                ("max.poll.interval.ms", "300000"),
+                ("session.timeout.ms", "45000"),
+            ],
+            &[
+                ("group.id", &env.config.application_id),
+                ("client.id", &client_id),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                // Range keeps partition p of every co-partitioned topic on one member.
+                ("partition.assignment.strategy", "range"),
+                ("isolation.level", isolation),
+                ("enable.partition.eof", "false"),
+            ],
+        )?
+        .create_with_context(ThreadContext {
+            tasks: tasks.clone(),
+            supervisor: supervisor.clone(),
+            index,
+        })
+        .map_err(|e| creation_error("consumer", e))?;
+        Ok(StreamThread {
+            name,
+            index,
+            consumer,
+            tasks,
+            supervisor,
+            shutdown,
+            subscription: env.layout.subscription.clone(),
+        })
+    }
+
+    fn subscribe(&self) -> Result<()> {
+        let topics: Vec<&str> = self.subscription.iter().map(String::as_str).collect();
+        self.consumer
+            .subscribe(&topics)
+            .map_err(|e| StreamsError::Kafka {
+                context: format!("subscribing to {topics:?}"),
+                source: e,
+            })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TaskManager> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs until shutdown is requested or the thread fails.
+    pub fn run(self) {
+        let span = tracing::info_span!("stream_thread", thread = %self.name);
+        let _g = span.enter();
+        self.supervisor
+            .set_thread_state(self.index, ThreadState::Rebalancing);
+        let result = self.subscribe().and_then(|()| self.run_loop());
+        let failed = result.is_err();
+        // Close tasks before the consumer goes away (dropping it revokes with nothing left to do).
+        let close = self.lock().close_all(&self.consumer, !failed);
+        if let Err(e) = &close {
+            tracing::warn!(error = %e_msg(e), "final commit failed");
+        }
+        match result {
+            Ok(()) => self.supervisor.set_thread_state(self.index, ThreadState::Dead),
+            Err(e) => {
+                tracing::error!(error = %e, "stream thread failed");
+                self.supervisor.thread_failed(self.index, e);
+            }
+        }
+        drop(self.consumer);
+    }
+
+    fn run_loop(&self) -> Result<()> {
+        while !self.shutdown.load(Ordering::SeqCst) {
+            let restoring = self.lock().is_restoring();
+            let first_wait = if restoring {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(50)
+            };
+            let mut polled = Vec::new();
+            let mut wait = first_wait;
+            while polled.len() < MAX_POLL_RECORDS {
+                match self.consumer.poll(wait) {
+                    None => break,
+                    Some(Ok(m)) => polled.push(m),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        break;
+                    }
+                }
+                wait = Duration::ZERO;
+            }
+            let step = {
+                let mut tm = self.lock();
+                for m in &polled {
+                    tm.buffer(m);
+                }
+                drop(polled);
+                self.step(&mut tm)
+            };
+            match step {
+                Ok(()) => {}
+                Err(CollectorError::Fenced(e)) | Err(CollectorError::Aborted(e)) => {
+                    tracing::warn!(error = %e, "tasks lost (fenced or transaction aborted): closing them dirty and rejoining the group");
+                    self.supervisor
+                        .set_thread_state(self.index, ThreadState::Rebalancing);
+                    let mut tm = self.lock();
+                    let _ = tm.close_all(&self.consumer, false);
+                    tm.recreate_producer()?;
+                    drop(tm);
+                    self.consumer.unsubscribe();
+                    self.subscribe()?;
+                }
+                Err(CollectorError::Fatal(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&self, tm: &mut TaskManager) -> Result<(), CollectorError> {
+        if let Some(e) = tm.pending_error.take() {
+            return Err(e);
+        }
+        if tm.is_restoring() {
+            tm.restore(&self.consumer, RESTORE_STEP)
+                .map_err(CollectorError::Fatal)?;
+        }
+        tm.process()?;
+        tm.punctuate()?;
+        if tm.commit_due() {
+            tm.commit(&self.consumer)?;
+        }
+        if tm.assigned && !tm.is_restoring() {
+            self.supervisor
+                .set_thread_state(self.index, ThreadState::Running);
+        }
+        Ok(())
+    }
+}
+
+fn e_msg(e: &CollectorError) -> String {
+    match e {
+        CollectorError::Fenced(e) | CollectorError::Aborted(e) | CollectorError::Fatal(e) => {
+            e.to_string()
+        }
+    }
+}

@@ -1,0 +1,853 @@
+//! The tasks a stream thread owns: creating them from an assignment, restoring, processing,
+//! committing under each processing guarantee, and closing them clean or dirty.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+use state_stores::{OffsetCheckpoint, RocksDbResources, StoreError, TaskDirLock};
+
+use crate::config::{ProcessingGuarantee, StreamsConfig};
+use crate::processor::PunctuationType;
+use crate::runtime::changelog_reader::ChangelogReader;
+use crate::runtime::internal_topics::TopicLayout;
+use crate::runtime::partition_group::{BufferedRecord, PartitionGroup};
+use crate::runtime::record_collector::{CollectorError, StreamProducer};
+use crate::task::{StreamTask, TaskId};
+use crate::topology::Topology;
+use crate::{Result, StreamsError};
+
+const CHECKPOINT_FILE: &str = ".checkpoint";
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+const OFFSET_FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Counters shared by all threads of an instance.
+#[derive(Debug, Default)]
+pub struct RuntimeCounters {
+    /// Transactional producers currently open.
+    pub transactional_producers: AtomicUsize,
+    /// Transactional producers created since start.
+    pub transactional_producers_created: AtomicUsize,
+    /// Records processed.
+    pub processed: AtomicU64,
+    /// Successful commits.
+    pub commits: AtomicU64,
+    /// Assignments received (one per rebalance per thread).
+    pub assignments: AtomicU64,
+    /// Changelog records restored.
+    pub restored: AtomicU64,
+}
+
+/// What every thread of an instance shares.
+pub(crate) struct ThreadEnv {
+    pub topology: Arc<Topology>,
+    pub config: StreamsConfig,
+    pub layout: TopicLayout,
+    pub resources: RocksDbResources,
+    pub process_id: uuid::Uuid,
+    pub counters: Arc<RuntimeCounters>,
+}
+
+impl ThreadEnv {
+    fn guarantee(&self) -> ProcessingGuarantee {
+        self.config.processing_guarantee
+    }
+}
+
+/// A producer that keeps the instance's count of open transactional producers.
+pub(crate) struct CountedProducer {
+    inner: StreamProducer,
+    counters: Arc<RuntimeCounters>,
+}
+
+impl CountedProducer {
+    fn new(
+        env: &ThreadEnv,
+        client_id: &str,
+        txn_id: Option<String>,
+        changelogs: &[String],
+    ) -> Result<Self> {
+        let transactional = txn_id.is_some();
+        let inner = StreamProducer::new(&env.config, client_id, txn_id, changelogs)?;
+        if transactional {
+            env.counters
+                .transactional_producers
+                .fetch_add(1, Ordering::SeqCst);
+            env.counters
+                .transactional_producers_created
+                .fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(CountedProducer {
+            inner,
+            counters: env.counters.clone(),
+        })
+    }
+}
+
+impl std::ops::Deref for CountedProducer {
+    type Target = StreamProducer;
+    fn deref(&self) -> &StreamProducer {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for CountedProducer {
+    fn deref_mut(&mut self) -> &mut StreamProducer {
+        &mut self.inner
+    }
+}
+
+impl Drop for CountedProducer {
+    fn drop(&mut self) {
+        if self.inner.is_transactional() {
+            self.counters
+                .transactional_producers
+                .fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// An active task with what the thread tracks for it.
+struct ActiveTask {
+    task: StreamTask,
+    dir: PathBuf,
+    inputs: BTreeSet<(String, i32)>,
+    queue: PartitionGroup,
+    /// Next offset to commit per input partition, for records processed since the last commit.
+    consumed: BTreeMap<(String, i32), i64>,
+    /// Next changelog offset reflected by the stores, per changelog partition.
+    changelog_positions: BTreeMap<(String, i32), i64>,
+    /// `None` until the committed input offsets are known to be stable (exactly-once) and the
+    /// changelogs are registered for restoration.
+    restore_registered: bool,
+    initialized: bool,
+    /// exactly_once (legacy): the task's own transactional producer.
+    producer: Option<CountedProducer>,
+    // Dropped last: the directory stays locked until the stores are closed.
+    _lock: TaskDirLock,
+}
+
+impl ActiveTask {
+    fn is_running(&self) -> bool {
+        self.initialized
+    }
+}
+
+/// Owns the active tasks of one stream thread.
+pub(crate) struct TaskManager {
+    env: Arc<ThreadEnv>,
+    thread_name: String,
+    tasks: BTreeMap<TaskId, ActiveTask>,
+    /// Shared producer (at_least_once and exactly_once_v2).
+    producer: Option<CountedProducer>,
+    restorer: ChangelogReader,
+    /// Set by rebalance callbacks, which cannot return errors.
+    pub pending_error: Option<CollectorError>,
+    /// The thread has received at least one assignment since its last revocation.
+    pub assigned: bool,
+    last_commit: Instant,
+    interned: HashMap<String, Arc<str>>,
+}
+
+fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> StreamsError {
+    StreamsError::Kafka {
+        context: context.into(),
+        source,
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> StreamsError {
+    StreamsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl TaskManager {
+    pub fn new(
+        env: Arc<ThreadEnv>,
+        thread_name: String,
+        restore_listener: Option<Arc<dyn crate::runtime::state::StateRestoreListener>>,
+    ) -> Result<Self> {
+        let client_prefix = format!(
+            "{}-{}-{}",
+            env.config.application_id, env.process_id, thread_name
+        );
+        let producer = match env.guarantee() {
+            ProcessingGuarantee::ExactlyOnceLegacy => None,
+            g => {
+                let txn_id = (g == ProcessingGuarantee::ExactlyOnceV2)
+                    .then(|| format!("{}-{}-{}", env.config.application_id, env.process_id, thread_index(&thread_name)));
+                Some(CountedProducer::new(
+                    &env,
+                    &format!("{client_prefix}-producer"),
+                    txn_id,
+                    &[],
+                )?)
+            }
+        };
+        let restorer = ChangelogReader::new(
+            &env.config,
+            &format!("{client_prefix}-restore-consumer"),
+            restore_listener,
+        )?;
+        Ok(TaskManager {
+            env,
+            thread_name,
+            tasks: BTreeMap::new(),
+            producer,
+            restorer,
+            pending_error: None,
+            assigned: false,
+            last_commit: Instant::now(),
+            interned: HashMap::new(),
+        })
+    }
+
+    /// Number of active tasks.
+    pub fn task_ids(&self) -> Vec<TaskId> {
+        self.tasks.keys().copied().collect()
+    }
+
+    /// Whether any task is still restoring.
+    pub fn is_restoring(&self) -> bool {
+        self.tasks.values().any(|t| !t.is_running())
+    }
+
+    fn task_dir(&self, id: TaskId) -> PathBuf {
+        self.env.config.app_state_dir().join(id.to_string())
+    }
+
+    // ---- assignment -------------------------------------------------------------------------
+
+    /// Creates tasks for newly assigned partitions and pauses them until their state is restored.
+    pub fn on_assign<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        assigned: &TopicPartitionList,
+    ) -> Result<()> {
+        self.assigned = true;
+        self.env.counters.assignments.fetch_add(1, Ordering::Relaxed);
+        let mut wanted: BTreeMap<TaskId, BTreeSet<(String, i32)>> = BTreeMap::new();
+        for e in assigned.elements() {
+            let Some(sub) = self.env.layout.subtopology_of(e.topic()) else {
+                tracing::warn!(topic = e.topic(), "assigned a partition no sub-topology reads");
+                continue;
+            };
+            wanted
+                .entry(TaskId {
+                    subtopology: sub,
+                    partition: e.partition(),
+                })
+                .or_default()
+                .insert((e.topic().to_string(), e.partition()));
+        }
+        tracing::info!(thread = %self.thread_name, tasks = ?wanted.keys().collect::<Vec<_>>(), "assigned");
+        for (id, inputs) in wanted {
+            if let Some(t) = self.tasks.get_mut(&id) {
+                t.inputs.extend(inputs);
+                continue;
+            }
+            let task = self.create_task(id, inputs)?;
+            self.tasks.insert(id, task);
+        }
+        // Hold back input until state is restored.
+        let mut paused = TopicPartitionList::new();
+        for t in self.tasks.values().filter(|t| !t.is_running()) {
+            for (topic, p) in &t.inputs {
+                paused.add_partition(topic, *p);
+            }
+        }
+        if paused.count() > 0 {
+            consumer
+                .pause(&paused)
+                .map_err(|e| kafka("pausing partitions of restoring tasks", e))?;
+        }
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    fn create_task(&mut self, id: TaskId, inputs: BTreeSet<(String, i32)>) -> Result<ActiveTask> {
+        let dir = self.task_dir(id);
+        let lock = acquire_lock(&dir)?;
+        let eos = self.env.guarantee().is_exactly_once();
+        let checkpoint = OffsetCheckpoint::new(dir.join(CHECKPOINT_FILE));
+        let offsets = match checkpoint.read() {
+            Ok(o) => o,
+            Err(e @ (StoreError::CorruptCheckpoint { .. } | StoreError::UnknownCheckpointVersion { .. })) => {
+                tracing::warn!(task = %id, error = %e, "discarding the local state of the task; it will be restored from the changelogs");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let stores_dir = dir.join("rocksdb");
+        if offsets.is_none() && eos && stores_dir.exists() {
+            // Without a checkpoint the stores may hold writes of a transaction that never
+            // committed: start over from the changelog.
+            tracing::info!(task = %id, "no checkpoint under exactly-once: wiping local state");
+            std::fs::remove_dir_all(&stores_dir).map_err(|e| io(&stores_dir, e))?;
+        }
+        if eos {
+            // From now on the stores run ahead of the last commit; a crash must wipe them.
+            checkpoint.delete()?;
+        }
+        let mut task = StreamTask::new(
+            &self.env.topology,
+            id,
+            &self.env.config.application_id,
+            &dir,
+            &self.env.resources,
+        )?;
+        task.set_wall_clock(now_ms());
+        let mut changelog_positions = BTreeMap::new();
+        for (_, topic) in task.changelogs() {
+            let key = (topic.clone(), id.partition);
+            let from = offsets
+                .as_ref()
+                .and_then(|o| o.get(&key).copied())
+                .unwrap_or(0);
+            changelog_positions.insert(key, from);
+        }
+        let producer = if self.env.guarantee() == ProcessingGuarantee::ExactlyOnceLegacy {
+            let txn_id = format!("{}-{id}", self.env.config.application_id);
+            let client_id = format!(
+                "{}-{}-{}-{id}-producer",
+                self.env.config.application_id, self.env.process_id, self.thread_name
+            );
+            let changelogs: Vec<String> = task.changelogs().into_iter().map(|(_, t)| t).collect();
+            Some(CountedProducer::new(&self.env, &client_id, Some(txn_id), &changelogs)?)
+        } else {
+            if let Some(p) = &self.producer {
+                for (_, t) in task.changelogs() {
+                    p.track_changelog(&t);
+                }
+            }
+            None
+        };
+        Ok(ActiveTask {
+            task,
+            dir,
+            inputs,
+            queue: PartitionGroup::default(),
+            consumed: BTreeMap::new(),
+            changelog_positions,
+            restore_registered: false,
+            initialized: false,
+            producer,
+            _lock: lock,
+        })
+    }
+
+    /// Registers changelogs of new tasks for restoration. Under exactly-once it first waits until
+    /// the committed offsets of the task's inputs are stable (no transaction of a previous owner
+    /// pending), so the changelog end it restores to includes everything that owner committed.
+    fn register_restorations<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        let pending: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| !t.restore_registered)
+            .map(|(id, _)| *id)
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if self.env.guarantee().is_exactly_once() {
+            let mut tpl = TopicPartitionList::new();
+            for id in &pending {
+                for (topic, p) in &self.tasks[id].inputs {
+                    tpl.add_partition(topic, *p);
+                }
+            }
+            consumer
+                .committed_offsets(tpl, OFFSET_FETCH_TIMEOUT)
+                .map_err(|e| kafka("waiting for stable committed offsets of new tasks", e))?;
+        }
+        for id in pending {
+            let Some(t) = self.tasks.get_mut(&id) else { continue };
+            t.restore_registered = true;
+            for (store, topic) in t.task.changelogs() {
+                let key = (topic.clone(), id.partition);
+                let mut from = t.changelog_positions.get(&key).copied().unwrap_or(0);
+                let (low, high) = self.restorer.watermarks(&topic, id.partition)?;
+                if from > high {
+                    // The changelog is behind the local state (e.g. it was recreated): the local
+                    // state cannot be trusted.
+                    return Err(StreamsError::IllegalState(format!(
+                        "task {id}: checkpointed offset {from} of `{topic}` is past its end {high}; delete {} to restore from scratch",
+                        t.dir.display()
+                    )));
+                }
+                from = from.max(low);
+                let restoring = self
+                    .restorer
+                    .register(id, &store, &topic, id.partition, from, high)?;
+                if !restoring {
+                    t.changelog_positions.insert(key, from);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores for up to `budget`; tasks whose changelogs are complete get initialized and their
+    /// input resumed. Returns whether every task is running.
+    pub fn restore<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        budget: Duration,
+    ) -> Result<bool> {
+        self.register_restorations(consumer)?;
+        let tasks = &mut self.tasks;
+        let done = self.restorer.restore_step(budget, &mut |id, store, records| {
+            match tasks.get_mut(&id) {
+                Some(t) => t.task.restore(store, records),
+                None => Ok(()),
+            }
+        })?;
+        self.env
+            .counters
+            .restored
+            .store(self.restorer.total_restored, Ordering::Relaxed);
+        for r in done {
+            if let Some(t) = self.tasks.get_mut(&r.task) {
+                t.changelog_positions
+                    .insert((r.topic, r.partition), r.next_offset);
+            }
+        }
+        let ready: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(id, t)| {
+                !t.initialized && t.restore_registered && !self.restorer.is_restoring_task(**id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if !ready.is_empty() {
+            let mut resume = TopicPartitionList::new();
+            for id in ready {
+                let Some(t) = self.tasks.get_mut(&id) else { continue };
+                t.task.set_wall_clock(now_ms());
+                t.task.init()?;
+                let out = t.task.drain_output();
+                t.initialized = true;
+                send_all(&mut self.producer, t, out)?;
+                for (topic, p) in &t.inputs {
+                    resume.add_partition(topic, *p);
+                }
+                tracing::info!(thread = %self.thread_name, task = %id, "task running");
+            }
+            consumer
+                .resume(&resume)
+                .map_err(|e| kafka("resuming partitions of restored tasks", e))?;
+        }
+        Ok(!self.is_restoring())
+    }
+
+    // ---- processing -------------------------------------------------------------------------
+
+    /// Buffers a polled record for its task.
+    pub fn buffer(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
+        use rdkafka::message::{Headers as _, Message};
+        let Some(sub) = self.env.layout.subtopology_of(m.topic()) else {
+            return;
+        };
+        let id = TaskId {
+            subtopology: sub,
+            partition: m.partition(),
+        };
+        let Some(t) = self.tasks.get_mut(&id) else {
+            tracing::debug!(topic = m.topic(), partition = m.partition(), "record for a task this thread does not own");
+            return;
+        };
+        let topic = match self.interned.get(m.topic()) {
+            Some(t) => t.clone(),
+            None => {
+                let a: Arc<str> = Arc::from(m.topic());
+                self.interned.insert(m.topic().to_string(), a.clone());
+                a
+            }
+        };
+        let mut headers = crate::record::Headers::new();
+        if let Some(h) = m.headers() {
+            for hd in h.iter() {
+                headers.add(hd.key, hd.value.map(<[u8]>::to_vec));
+            }
+        }
+        t.queue.push(BufferedRecord {
+            topic,
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            timestamp: m.timestamp().to_millis().unwrap_or(-1),
+            headers,
+        });
+    }
+
+    /// Processes every buffered record of running tasks. Returns how many were processed.
+    pub fn process(&mut self) -> Result<usize, CollectorError> {
+        let mut n = 0;
+        for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            while let Some(r) = t.queue.pop_earliest() {
+                if r.timestamp < 0 {
+                    tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, "skipping a record with an invalid timestamp");
+                } else {
+                    t.task
+                        .process(
+                            &r.topic,
+                            r.partition,
+                            r.offset,
+                            r.key.as_deref(),
+                            r.value.as_deref(),
+                            r.timestamp,
+                            r.headers,
+                        )
+                        .map_err(CollectorError::Fatal)?;
+                    let out = t.task.drain_output();
+                    send_all(&mut self.producer, t, out).map_err(CollectorError::Fatal)?;
+                }
+                t.consumed.insert((r.topic.to_string(), r.partition), r.offset + 1);
+                n += 1;
+            }
+        }
+        self.env
+            .counters
+            .processed
+            .fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(p) = &self.producer {
+            p.poll();
+        }
+        for t in self.tasks.values() {
+            if let Some(p) = &t.producer {
+                p.poll();
+            }
+        }
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        Ok(n)
+    }
+
+    /// Fires due wall-clock punctuations.
+    pub fn punctuate(&mut self) -> Result<(), CollectorError> {
+        let now = now_ms();
+        for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            if t.task
+                .punctuate(PunctuationType::WallClockTime, now)
+                .map_err(CollectorError::Fatal)?
+            {
+                let out = t.task.drain_output();
+                send_all(&mut self.producer, t, out).map_err(CollectorError::Fatal)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `commit.interval.ms` has passed since the last commit.
+    pub fn commit_due(&self) -> bool {
+        self.last_commit.elapsed() >= Duration::from_millis(self.env.config.commit_interval_ms)
+    }
+
+    // ---- commit -----------------------------------------------------------------------------
+
+    fn offsets_of(t: &ActiveTask, tpl: &mut TopicPartitionList) -> Result<(), CollectorError> {
+        for ((topic, p), o) in &t.consumed {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
+                .map_err(|e| CollectorError::Fatal(kafka("building the offsets to commit", e)))?;
+        }
+        Ok(())
+    }
+
+    /// Commits everything processed so far: outputs, changelog writes and input offsets.
+    pub fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), CollectorError> {
+        let started = Instant::now();
+        self.last_commit = Instant::now();
+        let dirty = self.tasks.values().any(|t| !t.consumed.is_empty())
+            || self.producer.as_ref().is_some_and(|p| p.in_transaction())
+            || self
+                .tasks
+                .values()
+                .any(|t| t.producer.as_ref().is_some_and(|p| p.in_transaction()));
+        if !dirty {
+            return Ok(());
+        }
+        match self.env.guarantee() {
+            ProcessingGuarantee::AtLeastOnce => {
+                for t in self.tasks.values_mut().filter(|t| t.initialized) {
+                    t.task.flush().map_err(CollectorError::Fatal)?;
+                }
+                if let Some(p) = &mut self.producer {
+                    p.flush()?;
+                }
+                let mut tpl = TopicPartitionList::new();
+                for t in self.tasks.values() {
+                    Self::offsets_of(t, &mut tpl)?;
+                }
+                if tpl.count() > 0 {
+                    consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+                        let fenced = matches!(
+                            e.rdkafka_error_code(),
+                            Some(
+                                rdkafka::types::RDKafkaErrorCode::IllegalGeneration
+                                    | rdkafka::types::RDKafkaErrorCode::UnknownMemberId
+                                    | rdkafka::types::RDKafkaErrorCode::RebalanceInProgress
+                                    | rdkafka::types::RDKafkaErrorCode::FencedInstanceId
+                            )
+                        );
+                        let err = kafka("committing consumer offsets", e);
+                        if fenced {
+                            CollectorError::Fenced(err)
+                        } else {
+                            CollectorError::Fatal(err)
+                        }
+                    })?;
+                }
+                self.update_changelog_positions();
+                for t in self.tasks.values_mut().filter(|t| t.initialized) {
+                    write_checkpoint(t).map_err(CollectorError::Fatal)?;
+                }
+            }
+            ProcessingGuarantee::ExactlyOnceV2 => {
+                let mut tpl = TopicPartitionList::new();
+                for t in self.tasks.values() {
+                    Self::offsets_of(t, &mut tpl)?;
+                }
+                let group = consumer.group_metadata().ok_or_else(|| {
+                    CollectorError::Fatal(StreamsError::IllegalState(
+                        "the consumer has no group metadata".into(),
+                    ))
+                })?;
+                if let Some(p) = &mut self.producer {
+                    p.commit_transaction(&tpl, &group)?;
+                }
+                self.update_changelog_positions();
+            }
+            ProcessingGuarantee::ExactlyOnceLegacy => {
+                let group = consumer.group_metadata().ok_or_else(|| {
+                    CollectorError::Fatal(StreamsError::IllegalState(
+                        "the consumer has no group metadata".into(),
+                    ))
+                })?;
+                for t in self.tasks.values_mut() {
+                    let mut tpl = TopicPartitionList::new();
+                    Self::offsets_of(t, &mut tpl)?;
+                    if let Some(p) = &mut t.producer {
+                        p.commit_transaction(&tpl, &group)?;
+                    }
+                }
+                self.update_changelog_positions();
+            }
+        }
+        for t in self.tasks.values_mut() {
+            t.consumed.clear();
+        }
+        self.env.counters.commits.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(thread = %self.thread_name, took_ms = started.elapsed().as_millis() as u64, "committed");
+        Ok(())
+    }
+
+    fn update_changelog_positions(&mut self) {
+        let shared = self.producer.as_ref().map(|p| p.changelog_offsets());
+        for t in self.tasks.values_mut() {
+            let acked = match (&t.producer, &shared) {
+                (Some(p), _) => p.changelog_offsets(),
+                (None, Some(s)) => s.clone(),
+                (None, None) => continue,
+            };
+            for (key, pos) in t.changelog_positions.iter_mut() {
+                if let Some(o) = acked.get(key) {
+                    *pos = (*pos).max(o + 1);
+                }
+            }
+        }
+    }
+
+    // ---- closing ----------------------------------------------------------------------------
+
+    /// Revocation: commit, then close the revoked tasks cleanly (checkpoint written). If the
+    /// partitions were lost, or the commit fails, close them dirty.
+    pub fn on_revoke<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        revoked: &TopicPartitionList,
+        lost: bool,
+    ) {
+        self.assigned = false;
+        let revoked: BTreeSet<(String, i32)> = revoked
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let ids: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.inputs.iter().any(|i| revoked.contains(i)))
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        tracing::info!(thread = %self.thread_name, tasks = ?ids, lost, "revoking");
+        let clean = if lost {
+            false
+        } else {
+            match self.commit(consumer) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(thread = %self.thread_name, error = %e.into_inner(), "commit on revocation failed; closing the tasks dirty");
+                    false
+                }
+            }
+        };
+        if !clean {
+            self.abort();
+        }
+        for id in ids {
+            if let Some(t) = self.tasks.remove(&id) {
+                self.close_task(t, clean);
+            }
+        }
+    }
+
+    fn abort(&mut self) {
+        if let Some(p) = &mut self.producer {
+            p.abort_transaction();
+        }
+        for t in self.tasks.values_mut() {
+            if let Some(p) = &mut t.producer {
+                p.abort_transaction();
+            }
+        }
+    }
+
+    fn close_task(&mut self, mut t: ActiveTask, clean: bool) {
+        let id = t.task.id();
+        if let Err(e) = self.restorer.unregister_task(id) {
+            tracing::warn!(task = %id, error = %e, "unregistering the task from restoration failed");
+        }
+        if let Err(e) = t.task.close() {
+            tracing::warn!(task = %id, error = %e, "closing the task failed");
+        }
+        // Anything produced while closing cannot be committed any more.
+        let _ = t.task.drain_output();
+        if clean && t.restore_registered && !self.restorer.is_restoring_task(id) {
+            if let Err(e) = write_checkpoint(&t) {
+                tracing::warn!(task = %id, error = %e, "writing the checkpoint failed");
+            }
+        }
+        tracing::debug!(task = %id, clean, "closed task");
+    }
+
+    /// Closes every task. Clean: commit first and write checkpoints. Returns the commit error if
+    /// the clean close could not commit.
+    pub fn close_all<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        clean: bool,
+    ) -> Result<(), CollectorError> {
+        let mut result = Ok(());
+        let mut clean = clean;
+        if clean {
+            if let Err(e) = self.commit(consumer) {
+                clean = false;
+                result = Err(e);
+            }
+        }
+        if !clean {
+            self.abort();
+        }
+        let tasks = std::mem::take(&mut self.tasks);
+        for (_, t) in tasks {
+            self.close_task(t, clean);
+        }
+        result
+    }
+
+    /// After a fencing: the producer is unusable; make a new one (which fences our own zombie).
+    pub fn recreate_producer(&mut self) -> Result<()> {
+        // Legacy producers belong to tasks and are recreated with them.
+        if self.env.guarantee() != ProcessingGuarantee::ExactlyOnceV2 {
+            return Ok(());
+        }
+        self.producer = None;
+        let client_prefix = format!(
+            "{}-{}-{}",
+            self.env.config.application_id, self.env.process_id, self.thread_name
+        );
+        let txn_id = format!(
+            "{}-{}-{}",
+            self.env.config.application_id,
+            self.env.process_id,
+            thread_index(&self.thread_name)
+        );
+        self.producer = Some(CountedProducer::new(
+            &self.env,
+            &format!("{client_prefix}-producer"),
+            Some(txn_id),
+            &[],
+        )?);
+        Ok(())
+    }
+}
+
+/// `StreamThread-3` -> `3`.
+fn thread_index(thread_name: &str) -> &str {
+    thread_name.rsplit('-').next().unwrap_or(thread_name)
+}
+
+fn send_all(
+    shared: &mut Option<CountedProducer>,
+    t: &mut ActiveTask,
+    out: Vec<crate::task::ProducedRecord>,
+) -> Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let p = match (&mut t.producer, shared) {
+        (Some(p), _) => p,
+        (None, Some(p)) => p,
+        (None, None) => {
+            return Err(StreamsError::IllegalState(
+                "no producer for the task's output".into(),
+            ))
+        }
+    };
+    for r in &out {
+        p.send(r).map_err(CollectorError::into_inner)?;
+    }
+    Ok(())
+}
+
+fn write_checkpoint(t: &ActiveTask) -> Result<()> {
+    let cp = OffsetCheckpoint::new(t.dir.join(CHECKPOINT_FILE));
+    cp.write(&t.changelog_positions)?;
+    Ok(())
+}
+
+fn acquire_lock(dir: &Path) -> Result<TaskDirLock> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match TaskDirLock::acquire(dir) {
+            Ok(l) => return Ok(l),
+            // The previous owner (another thread of this process, mid-close) will let go shortly.
+            Err(StoreError::DirectoryLocked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

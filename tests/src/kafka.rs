@@ -1,0 +1,227 @@
+//! Client helpers for tests: topics, producing input, reading output back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::executor::block_on;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// A record read back from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub value: Option<Vec<u8>>,
+    /// Timestamp.
+    pub timestamp: i64,
+}
+
+impl ReadRecord {
+    /// The key as UTF-8 (lossy).
+    pub fn key_str(&self) -> String {
+        String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
+    }
+}
+
+fn base(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c.set_log_level(rdkafka::config::RDKafkaLogLevel::Error);
+    c
+}
+
+/// Creates topics (name, partitions), waiting until metadata shows them.
+pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = base(bootstrap).create().expect("admin client");
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
+    let res = block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create_topics");
+    for r in res {
+        if let Err((t, e)) = r {
+            assert_eq!(
+                e,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "creating {t}"
+            );
+        }
+    }
+    let probe: BaseConsumer = base(bootstrap).create().expect("metadata client");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (t, p) in topics {
+        loop {
+            let md = probe.fetch_metadata(Some(t), Duration::from_secs(5));
+            if md.is_ok_and(|m| m.topics().first().is_some_and(|x| x.partitions().len() == *p as usize)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "topic {t} did not appear");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Produces `(key, value)` string records (idempotent producer, acks=all), waiting for all acks.
+pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<&str>, Option<&str>)]) {
+    produce_with_timestamps(
+        bootstrap,
+        topic,
+        &records.iter().map(|(k, v)| (*k, *v, None)).collect::<Vec<_>>(),
+    );
+}
+
+/// Produces `(key, value, timestamp)` string records, waiting for all acks.
+pub fn produce_with_timestamps(
+    bootstrap: &str,
+    topic: &str,
+    records: &[(Option<&str>, Option<&str>, Option<i64>)],
+) {
+    let p: BaseProducer = base(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
+    for (k, v, ts) in records {
+        let mut r: BaseRecord<'_, str, str> = BaseRecord::to(topic);
+        if let Some(k) = k {
+            r = r.key(*k);
+        }
+        if let Some(v) = v {
+            r = r.payload(*v);
+        }
+        if let Some(ts) = ts {
+            r = r.timestamp(*ts);
+        }
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((e, back)) => {
+                    assert!(
+                        matches!(
+                            e,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ),
+                        "produce failed: {e}"
+                    );
+                    r = back;
+                    p.poll(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// A consumer that reads a topic from the beginning, outside any group.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    /// Everything read so far, in arrival order.
+    pub records: Vec<ReadRecord>,
+}
+
+impl TopicReader {
+    /// Reads `topic` (all partitions) from the beginning; `read_committed` hides aborted and open
+    /// transactions.
+    pub fn new(bootstrap: &str, topic: &str, read_committed: bool) -> TopicReader {
+        let consumer: BaseConsumer = base(bootstrap)
+            .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set(
+                "isolation.level",
+                if read_committed {
+                    "read_committed"
+                } else {
+                    "read_uncommitted"
+                },
+            )
+            .create()
+            .expect("reader");
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics().first().expect("topic").partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .expect("tpl");
+        }
+        consumer.assign(&tpl).expect("assign");
+        TopicReader {
+            consumer,
+            records: Vec::new(),
+        }
+    }
+
+    /// Polls for up to `d`, appending what arrives; returns how many arrived.
+    pub fn poll_for(&mut self, d: Duration) -> usize {
+        let deadline = Instant::now() + d;
+        let before = self.records.len();
+        while Instant::now() < deadline {
+            match self.consumer.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => self.records.push(ReadRecord {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    timestamp: m.timestamp().to_millis().unwrap_or(-1),
+                }),
+                Some(Err(e)) => panic!("reading: {e}"),
+                None => {}
+            }
+        }
+        self.records.len() - before
+    }
+
+    /// Polls until `done(records)` holds (returns true) or `timeout` passes (returns false).
+    pub fn poll_until(&mut self, timeout: Duration, done: impl Fn(&[ReadRecord]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if done(&self.records) {
+                return true;
+            }
+            self.poll_for(Duration::from_millis(200));
+        }
+        done(&self.records)
+    }
+
+    /// The last value per key, decoding values with `decode`.
+    pub fn latest<V>(&self, decode: impl Fn(&[u8]) -> V) -> BTreeMap<String, V> {
+        let mut m = BTreeMap::new();
+        for r in &self.records {
+            if let Some(v) = &r.value {
+                m.insert(r.key_str(), decode(v));
+            }
+        }
+        m
+    }
+}
+
+/// Decodes an 8-byte big-endian long (Kafka's LongSerializer).
+pub fn long(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    i64::from_be_bytes(a)
+}
+
+/// Installs a `tracing` subscriber for a test (RUST_LOG controls it; default warnings).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}

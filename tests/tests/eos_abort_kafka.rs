@@ -1,0 +1,105 @@
+//! Under exactly_once_v2 a failure mid-transaction aborts it: read_committed consumers never see
+//! the records written inside it, and a restarted instance produces each result exactly once.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use streams_core::serdes::StringSerde;
+use streams_core::{
+    KafkaStreams, Processor, ProcessorContext, Record, Result, State, StreamsConfig,
+    StreamsError, Topology,
+};
+use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
+use streams_tests::TestBroker;
+
+/// Upper-cases values; fails on `boom` while `fail` is set.
+struct FailOnBoom(Arc<AtomicBool>);
+
+impl Processor<String, String> for FailOnBoom {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<String, String>) -> Result<()> {
+        if r.value == "boom" && self.0.load(Ordering::SeqCst) {
+            return Err(StreamsError::processing("fail-on-boom", "injected failure"));
+        }
+        let v = r.value.to_uppercase();
+        ctx.forward(r.with_value(v))
+    }
+}
+
+fn topology(fail: Arc<AtomicBool>) -> Topology {
+    let mut t = Topology::new();
+    t.add_source("src", &["abort-in"], Arc::new(StringSerde), Arc::new(StringSerde))
+        .unwrap();
+    t.add_processor("fail-on-boom", move || FailOnBoom(fail.clone()), &["src"])
+        .unwrap();
+    t.add_sink("sink", "abort-out", Arc::new(StringSerde), Arc::new(StringSerde), &["fail-on-boom"])
+        .unwrap();
+    t
+}
+
+fn config(b: &str, commit_ms: &str, dir: &std::path::Path) -> StreamsConfig {
+    StreamsConfig::from_pairs([
+        ("application.id", "abort-app"),
+        ("bootstrap.servers", b),
+        ("processing.guarantee", "exactly_once_v2"),
+        ("commit.interval.ms", commit_ms),
+        ("replication.factor", "1"),
+        ("state.dir", dir.to_str().unwrap()),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn aborted_transaction_leaves_no_trace_for_read_committed() {
+    init_tracing();
+    let broker = TestBroker::start();
+    let b = broker.bootstrap_servers();
+    create_topics(b, &[("abort-in", 1), ("abort-out", 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let fail = Arc::new(AtomicBool::new(true));
+
+    // A long commit interval keeps the first records inside one open transaction.
+    let mut s1 = KafkaStreams::new(topology(fail.clone()), config(b, "600000", dir.path())).unwrap();
+    s1.start().unwrap();
+    s1.wait_until_running(Duration::from_secs(60)).unwrap();
+    let first: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
+    let recs: Vec<(Option<&str>, Option<&str>)> = first.iter().map(|v| (Some("k"), Some(v.as_str()))).collect();
+    produce(b, "abort-in", &recs);
+    let mut uncommitted = TopicReader::new(b, "abort-out", false);
+    assert!(
+        uncommitted.poll_until(Duration::from_secs(30), |r| r.len() == 5),
+        "the open transaction's records reach the broker"
+    );
+    let mut committed = TopicReader::new(b, "abort-out", true);
+    committed.poll_for(Duration::from_secs(1));
+    assert!(committed.records.is_empty(), "nothing is committed yet");
+
+    produce(b, "abort-in", &[(Some("k"), Some("boom"))]);
+    let s = s1.wait_for_state(Duration::from_secs(30), |s| s == State::Error);
+    assert_eq!(s, State::Error);
+    let err = s1.last_error().unwrap().to_string();
+    assert!(err.contains("injected failure"), "{err}");
+    s1.close(Duration::from_secs(10));
+    committed.poll_for(Duration::from_secs(2));
+    assert!(
+        committed.records.is_empty(),
+        "read_committed sees records of the aborted transaction: {:?}",
+        committed.records
+    );
+
+    // Restarted without the fault: every input is processed exactly once.
+    fail.store(false, Ordering::SeqCst);
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut s2 = KafkaStreams::new(topology(fail), config(b, "100", dir2.path())).unwrap();
+    s2.start().unwrap();
+    assert!(committed.poll_until(Duration::from_secs(60), |r| r.len() >= 6));
+    committed.poll_for(Duration::from_secs(1));
+    let values: Vec<String> = committed
+        .records
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    assert_eq!(values, ["R0", "R1", "R2", "R3", "R4", "BOOM"]);
+    assert!(s2.close(Duration::from_secs(30)));
+}
