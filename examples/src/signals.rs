@@ -14,9 +14,10 @@ pub fn on_shutdown_signal(stop: Arc<AtomicBool>) -> std::io::Result<()> {
         .spawn(move || {
             rt.block_on(async move {
                 use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut int), Ok(mut term)) =
-                    (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-                else {
+                let (Ok(mut int), Ok(mut term)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
                     tracing::warn!("cannot listen for SIGINT/SIGTERM");
                     return;
                 };

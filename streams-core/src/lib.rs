@@ -23,10 +23,10 @@ pub use describe::{
 pub use error::{Result, StreamsError};
 pub use processor::{Processor, ProcessorContext, PunctuationType, PunctuatorId};
 pub use record::{Data, Headers, Record, RecordMetadata};
+pub use runtime::{KafkaStreams, RuntimeCounters, State, StateRestoreListener};
 pub use store::{StoreBuilder, StoreKind, ValueAndTimestamp};
 pub use task::{runtime_topic, ProducedRecord, StreamTask, TaskId};
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
-pub use runtime::{KafkaStreams, RuntimeCounters, State, StateRestoreListener};
 pub use topology::{Subtopology, Topology};
 
 /// Re-exported so users name store-level types from one place.

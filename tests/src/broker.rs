@@ -35,11 +35,51 @@ pub fn broker_binary() -> PathBuf {
     if let Ok(p) = std::env::var("BROKER_BIN") {
         return p.into();
     }
-    let home = std::env::var("BROKER_HOME").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-            .join(".cache/test-broker")
-    });
+    let home = std::env::var("BROKER_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                .join(".cache/test-broker")
+        });
     home.join("bin/crabka-broker")
+}
+
+/// The broker binary, building it first (once, ~10 min, under a lock shared by all test
+/// processes) if this machine does not have it yet.
+pub fn ensure_installed() -> PathBuf {
+    let bin = broker_binary();
+    if bin.exists() {
+        return bin;
+    }
+    let cache = bin
+        .parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&cache).expect("creating the broker cache directory");
+    let lock = std::fs::File::create(cache.join(".install.lock")).expect("broker install lock");
+    lock.lock().expect("locking the broker install");
+    if !bin.exists() {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("broker/install.sh");
+        eprintln!(
+            "test broker missing at {}: building it with {} (about 10 minutes, once)",
+            bin.display(),
+            script.display()
+        );
+        let status = Command::new("bash")
+            .arg(&script)
+            .env("BROKER_HOME", &cache)
+            .stdout(Stdio::null())
+            .status()
+            .expect("running tests/broker/install.sh");
+        assert!(status.success(), "tests/broker/install.sh failed ({status}); set KAFKA_BOOTSTRAP_SERVERS to use an existing cluster instead");
+    }
+    assert!(
+        bin.exists(),
+        "tests/broker/install.sh did not produce {}",
+        bin.display()
+    );
+    bin
 }
 
 fn free_loopback() -> (Ipv4Addr, u16) {
@@ -80,12 +120,7 @@ impl TestBroker {
 
     /// Always starts a fresh broker (tests that pause or kill the broker need their own).
     pub fn start_own() -> TestBroker {
-        let bin = broker_binary();
-        assert!(
-            bin.exists(),
-            "test broker not installed at {}: run tests/broker/install.sh (or set KAFKA_BOOTSTRAP_SERVERS)",
-            bin.display()
-        );
+        let bin = ensure_installed();
         let mut last_err = String::new();
         for _ in 0..5 {
             match Self::try_start(&bin) {
@@ -111,7 +146,8 @@ impl TestBroker {
             ),
         )
         .map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(data.path().join("broker.log")).map_err(|e| e.to_string())?;
+        let log =
+            std::fs::File::create(data.path().join("broker.log")).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(bin)
             .arg("--listen-addr")
@@ -120,8 +156,16 @@ impl TestBroker {
             .arg(data.path())
             .arg("--cluster-id")
             .arg(&cluster_id)
-            .args(["--metrics-listen-addr", "none", "--partition-disk-scan-interval-secs", "0"])
-            .env("RUST_LOG", std::env::var("BROKER_LOG").unwrap_or_else(|_| "warn".into()))
+            .args([
+                "--metrics-listen-addr",
+                "none",
+                "--partition-disk-scan-interval-secs",
+                "0",
+            ])
+            .env(
+                "RUST_LOG",
+                std::env::var("BROKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -137,14 +181,20 @@ impl TestBroker {
         loop {
             if let Some(c) = broker.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    return Err(format!("broker exited with {status}: {}", broker.log_tail()));
+                    return Err(format!(
+                        "broker exited with {status}: {}",
+                        broker.log_tail()
+                    ));
                 }
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(format!("broker not listening after 30 s: {}", broker.log_tail()));
+                return Err(format!(
+                    "broker not listening after 30 s: {}",
+                    broker.log_tail()
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -195,7 +245,9 @@ impl TestBroker {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.pid().expect("only a broker this harness started can be signalled");
+        let pid = self
+            .pid()
+            .expect("only a broker this harness started can be signalled");
         let ok = Command::new("kill")
             .arg(sig)
             .arg(pid.to_string())
@@ -210,7 +262,10 @@ impl Drop for TestBroker {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // A stopped process must be continued to die promptly.
-            let _ = Command::new("kill").arg("-CONT").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -260,7 +315,8 @@ pub fn set_transaction_version(addr: &SocketAddr, level: i16) -> Result<(), Stri
     msg.extend_from_slice(client_id);
     uvarint(0, &mut msg);
     msg.extend_from_slice(&body);
-    let mut s = TcpStream::connect_timeout(addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
     s.write_all(&(msg.len() as i32).to_be_bytes())

@@ -63,7 +63,11 @@ pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
     for (t, p) in topics {
         loop {
             let md = probe.fetch_metadata(Some(t), Duration::from_secs(5));
-            if md.is_ok_and(|m| m.topics().first().is_some_and(|x| x.partitions().len() == *p as usize)) {
+            if md.is_ok_and(|m| {
+                m.topics()
+                    .first()
+                    .is_some_and(|x| x.partitions().len() == *p as usize)
+            }) {
                 break;
             }
             assert!(Instant::now() < deadline, "topic {t} did not appear");
@@ -77,7 +81,10 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<&str>, Option<&s
     produce_with_timestamps(
         bootstrap,
         topic,
-        &records.iter().map(|(k, v)| (*k, *v, None)).collect::<Vec<_>>(),
+        &records
+            .iter()
+            .map(|(k, v)| (*k, *v, None))
+            .collect::<Vec<_>>(),
     );
 }
 

@@ -12,7 +12,10 @@ use crate::kafka::{long, TopicReader};
 pub fn expected_counts<'a>(lines: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, i64> {
     let mut m = BTreeMap::new();
     for l in lines {
-        for w in l.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        for w in l
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
             *m.entry(w.to_lowercase()).or_insert(0) += 1;
         }
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use streams_core::serdes::StringSerde;
 use streams_core::{
-    KafkaStreams, Processor, ProcessorContext, Record, Result, State, StreamsConfig,
-    StreamsError, Topology,
+    KafkaStreams, Processor, ProcessorContext, Record, Result, State, StreamsConfig, StreamsError,
+    Topology,
 };
 use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
 use streams_tests::TestBroker;
@@ -29,12 +29,23 @@ impl Processor<String, String> for FailOnBoom {
 
 fn topology(fail: Arc<AtomicBool>) -> Topology {
     let mut t = Topology::new();
-    t.add_source("src", &["abort-in"], Arc::new(StringSerde), Arc::new(StringSerde))
-        .unwrap();
+    t.add_source(
+        "src",
+        &["abort-in"],
+        Arc::new(StringSerde),
+        Arc::new(StringSerde),
+    )
+    .unwrap();
     t.add_processor("fail-on-boom", move || FailOnBoom(fail.clone()), &["src"])
         .unwrap();
-    t.add_sink("sink", "abort-out", Arc::new(StringSerde), Arc::new(StringSerde), &["fail-on-boom"])
-        .unwrap();
+    t.add_sink(
+        "sink",
+        "abort-out",
+        Arc::new(StringSerde),
+        Arc::new(StringSerde),
+        &["fail-on-boom"],
+    )
+    .unwrap();
     t
 }
 
@@ -60,11 +71,15 @@ fn aborted_transaction_leaves_no_trace_for_read_committed() {
     let fail = Arc::new(AtomicBool::new(true));
 
     // A long commit interval keeps the first records inside one open transaction.
-    let mut s1 = KafkaStreams::new(topology(fail.clone()), config(b, "600000", dir.path())).unwrap();
+    let mut s1 =
+        KafkaStreams::new(topology(fail.clone()), config(b, "600000", dir.path())).unwrap();
     s1.start().unwrap();
     s1.wait_until_running(Duration::from_secs(60)).unwrap();
     let first: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
-    let recs: Vec<(Option<&str>, Option<&str>)> = first.iter().map(|v| (Some("k"), Some(v.as_str()))).collect();
+    let recs: Vec<(Option<&str>, Option<&str>)> = first
+        .iter()
+        .map(|v| (Some("k"), Some(v.as_str())))
+        .collect();
     produce(b, "abort-in", &recs);
     let mut uncommitted = TopicReader::new(b, "abort-out", false);
     assert!(

@@ -21,23 +21,38 @@ fn two_instances_share_partitions_and_survive_one_leaving() {
     create_topics(b, &[(input, 4), (output, 4)]);
     let topology = || word_count_topology(input, output).unwrap();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a = KafkaStreams::new(topology(), test_config(app, b, "exactly_once_v2", 1, dir_a.path())).unwrap();
-    let mut bb = KafkaStreams::new(topology(), test_config(app, b, "exactly_once_v2", 1, dir_b.path())).unwrap();
+    let mut a = KafkaStreams::new(
+        topology(),
+        test_config(app, b, "exactly_once_v2", 1, dir_a.path()),
+    )
+    .unwrap();
+    let mut bb = KafkaStreams::new(
+        topology(),
+        test_config(app, b, "exactly_once_v2", 1, dir_b.path()),
+    )
+    .unwrap();
     a.start().unwrap();
     bb.start().unwrap();
     a.wait_until_running(Duration::from_secs(60)).unwrap();
     bb.wait_until_running(Duration::from_secs(60)).unwrap();
 
     let mut all: Vec<String> = Vec::new();
-    let mut round = |n: usize, all: &mut Vec<String>| {
-        let lines: Vec<String> = (0..40).map(|i| format!("w{} x{} round{n}", i % 7, i % 3)).collect();
-        let recs: Vec<(Option<&str>, Option<&str>)> = lines.iter().map(|l| (None, Some(l.as_str()))).collect();
+    let round = |n: usize, all: &mut Vec<String>| {
+        let lines: Vec<String> = (0..40)
+            .map(|i| format!("w{} x{} round{n}", i % 7, i % 3))
+            .collect();
+        let recs: Vec<(Option<&str>, Option<&str>)> =
+            lines.iter().map(|l| (None, Some(l.as_str()))).collect();
         produce(b, input, &recs);
         all.extend(lines);
     };
     let mut reader = TopicReader::new(b, output, true);
     round(1, &mut all);
-    await_counts(&mut reader, &expected_counts(all.iter().map(String::as_str)), Duration::from_secs(60));
+    await_counts(
+        &mut reader,
+        &expected_counts(all.iter().map(String::as_str)),
+        Duration::from_secs(60),
+    );
     let (pa, pb) = (
         a.counters().processed.load(Ordering::SeqCst),
         bb.counters().processed.load(Ordering::SeqCst),
@@ -50,7 +65,10 @@ fn two_instances_share_partitions_and_survive_one_leaving() {
     round(2, &mut all);
     let want = expected_counts(all.iter().map(String::as_str));
     await_counts(&mut reader, &want, Duration::from_secs(90));
-    assert!(a.counters().restored.load(Ordering::SeqCst) > 0, "A restored B's tasks");
+    assert!(
+        a.counters().restored.load(Ordering::SeqCst) > 0,
+        "A restored B's tasks"
+    );
     assert_exact_updates(&reader, &want);
     assert!(a.close(Duration::from_secs(30)));
 }

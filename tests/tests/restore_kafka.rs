@@ -51,45 +51,67 @@ fn restart_restores(guarantee: &str) {
     let mut all: Vec<String> = Vec::new();
     let produce_round = |round: usize, all: &mut Vec<String>| {
         let l = lines(round);
-        let recs: Vec<(Option<&str>, Option<&str>)> = l.iter().map(|s| (None, Some(s.as_str()))).collect();
+        let recs: Vec<(Option<&str>, Option<&str>)> =
+            l.iter().map(|s| (None, Some(s.as_str()))).collect();
         produce(b, &input, &recs);
         all.extend(l);
     };
 
     // Run 1, state in A.
     produce_round(1, &mut all);
-    let mut s1 = KafkaStreams::new(topology(), test_config(&app, b, guarantee, 1, dir_a.path())).unwrap();
+    let mut s1 =
+        KafkaStreams::new(topology(), test_config(&app, b, guarantee, 1, dir_a.path())).unwrap();
     s1.start().unwrap();
-    await_counts(&mut reader, &expected_counts(all.iter().map(String::as_str)), Duration::from_secs(60));
+    await_counts(
+        &mut reader,
+        &expected_counts(all.iter().map(String::as_str)),
+        Duration::from_secs(60),
+    );
     assert!(s1.close(Duration::from_secs(30)));
     let run1_writes = reader.records.len() as u64;
-    assert_eq!(s1.counters().restored.load(Ordering::SeqCst), 0, "nothing to restore on a first run");
+    assert_eq!(
+        s1.counters().restored.load(Ordering::SeqCst),
+        0,
+        "nothing to restore on a first run"
+    );
 
     // Run 2: empty state dir B, so the counts must come back from the changelog in full.
     produce_round(2, &mut all);
     let progress = Arc::new(Progress::default());
-    let mut s2 = KafkaStreams::new(topology(), test_config(&app, b, guarantee, 1, dir_b.path())).unwrap();
+    let mut s2 =
+        KafkaStreams::new(topology(), test_config(&app, b, guarantee, 1, dir_b.path())).unwrap();
     s2.set_restore_listener(progress.clone());
     s2.start().unwrap();
-    await_counts(&mut reader, &expected_counts(all.iter().map(String::as_str)), Duration::from_secs(60));
+    await_counts(
+        &mut reader,
+        &expected_counts(all.iter().map(String::as_str)),
+        Duration::from_secs(60),
+    );
     assert!(s2.close(Duration::from_secs(30)));
     // Word count writes one changelog record per output update (no cache in front of the store).
     let run2_writes = reader.records.len() as u64 - run1_writes;
     let full = s2.counters().restored.load(Ordering::SeqCst);
     assert_eq!(full, run1_writes, "run 2 restores all of run 1's changelog");
     assert_eq!(*progress.ended.lock().unwrap(), full);
-    assert!(progress.started.lock().unwrap().iter().all(|(_, _, start, _)| *start == 0));
+    assert!(progress
+        .started
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, _, start, _)| *start == 0));
 
     // Run 3: back to A, whose checkpoint predates run 2: only run 2's changelog tail is restored.
     produce_round(3, &mut all);
-    let mut s3 = KafkaStreams::new(topology(), test_config(&app, b, guarantee, 1, dir_a.path())).unwrap();
+    let mut s3 =
+        KafkaStreams::new(topology(), test_config(&app, b, guarantee, 1, dir_a.path())).unwrap();
     s3.start().unwrap();
     let want = expected_counts(all.iter().map(String::as_str));
     await_counts(&mut reader, &want, Duration::from_secs(60));
     let tail = s3.counters().restored.load(Ordering::SeqCst);
     assert!(s3.close(Duration::from_secs(30)));
     assert_eq!(
-        tail, run2_writes,
+        tail,
+        run2_writes,
         "run 3 restores only what run 2 wrote after A's checkpoint (changelog holds {})",
         run1_writes + run2_writes
     );

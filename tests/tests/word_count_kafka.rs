@@ -1,6 +1,7 @@
 //! Word count end to end on the real test broker, under each processing guarantee.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use streams_core::{KafkaStreams, State};
@@ -34,6 +35,9 @@ fn run_word_count(guarantee: &str) {
         test_config(&app, b, guarantee, 2, state.path()),
     )
     .unwrap();
+    let transitions = Arc::new(Mutex::new(Vec::new()));
+    let seen = transitions.clone();
+    streams.set_state_listener(move |new, old| seen.lock().unwrap().push((old, new)));
     streams.start().unwrap();
     streams.wait_until_running(Duration::from_secs(60)).unwrap();
 
@@ -55,6 +59,45 @@ fn run_word_count(guarantee: &str) {
     assert_eq!(producers, expected_producers);
     assert!(streams.close(Duration::from_secs(30)));
     assert_eq!(streams.state(), State::NotRunning);
+    let t = transitions.lock().unwrap().clone();
+    assert_eq!(
+        t.first(),
+        Some(&(State::Created, State::Rebalancing)),
+        "{t:?}"
+    );
+    assert!(t.contains(&(State::Rebalancing, State::Running)), "{t:?}");
+    assert_eq!(
+        &t[t.len() - 2..],
+        &[
+            (State::Running, State::PendingShutdown),
+            (State::PendingShutdown, State::NotRunning)
+        ],
+        "{t:?}"
+    );
+}
+
+#[test]
+fn missing_source_topic_fails_start_with_a_clear_error() {
+    init_tracing();
+    let broker = TestBroker::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut streams = KafkaStreams::new(
+        word_count_topology("no-such-input", "wc-missing-out").unwrap(),
+        test_config(
+            "wc-missing",
+            broker.bootstrap_servers(),
+            "at_least_once",
+            1,
+            state.path(),
+        ),
+    )
+    .unwrap();
+    let e = streams.start().unwrap_err().to_string();
+    assert!(
+        e.contains("source topic `no-such-input`") && e.contains("does not exist"),
+        "{e}"
+    );
+    assert_eq!(streams.state(), State::Created);
 }
 
 #[test]

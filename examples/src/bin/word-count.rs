@@ -79,13 +79,20 @@ fn run(args: Args, stop: Arc<AtomicBool>) -> Result<(), BoxError> {
         ("processing.guarantee", args.processing_guarantee.as_str()),
         ("num.stream.threads", &args.threads.to_string()),
         ("commit.interval.ms", "200"),
-        ("state.dir", state.path().to_str().ok_or("state dir is not UTF-8")?),
+        (
+            "state.dir",
+            state.path().to_str().ok_or("state dir is not UTF-8")?,
+        ),
     ])?;
 
     // Input first, so the count has a known end: one output update per word occurrence.
     let words: usize = text
         .lines()
-        .map(|l| l.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).count())
+        .map(|l| {
+            l.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .count()
+        })
         .sum();
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -133,7 +140,10 @@ fn run(args: Args, stop: Arc<AtomicBool>) -> Result<(), BoxError> {
     }
     let closed = streams.close(Duration::from_secs(30));
     if stop.load(Ordering::SeqCst) {
-        eprintln!("interrupted: closed {}", if closed { "cleanly" } else { "with a timeout" });
+        eprintln!(
+            "interrupted: closed {}",
+            if closed { "cleanly" } else { "with a timeout" }
+        );
         return Ok(());
     }
     if updates < words {

@@ -16,6 +16,11 @@ use crate::{Result, StreamsError};
 
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Changelog records as the stores restore them: key bytes and value bytes or tombstone.
+pub(crate) type RestoreBatch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+/// Applies a batch to one store of one task.
+pub(crate) type ApplyBatch<'a> = dyn FnMut(TaskId, &str, &RestoreBatch) -> Result<()> + 'a;
+
 /// One changelog partition being restored.
 #[derive(Debug)]
 struct Restoring {
@@ -150,14 +155,9 @@ impl ChangelogReader {
             self.consumer.assign(&tpl)
         };
         r.map_err(|e| StreamsError::Kafka {
-                context: "assigning changelog partitions to the restore consumer".into(),
-                source: e,
-            })
-    }
-
-    /// Whether any partition is still restoring.
-    pub fn is_restoring(&self) -> bool {
-        !self.restoring.is_empty()
+            context: "assigning changelog partitions to the restore consumer".into(),
+            source: e,
+        })
     }
 
     /// Whether `task` has partitions still restoring.
@@ -170,14 +170,13 @@ impl ChangelogReader {
     pub fn restore_step(
         &mut self,
         budget: Duration,
-        apply: &mut dyn FnMut(TaskId, &str, &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>,
+        apply: &mut ApplyBatch<'_>,
     ) -> Result<Vec<Restored>> {
         if self.restoring.is_empty() {
             return Ok(Vec::new());
         }
         let deadline = Instant::now() + budget;
-        let mut batches: HashMap<(String, i32), (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64)> =
-            HashMap::new();
+        let mut batches: HashMap<(String, i32), (RestoreBatch, i64)> = HashMap::new();
         let mut read = 0usize;
         while read < 100_000 {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -201,7 +200,12 @@ impl ChangelogReader {
                 continue;
             }
             let Some(k) = m.key() else {
-                tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "skipping a changelog record without a key");
+                tracing::warn!(
+                    topic = m.topic(),
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "skipping a changelog record without a key"
+                );
                 continue;
             };
             let e = batches.entry(key).or_default();

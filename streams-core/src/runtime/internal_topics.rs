@@ -143,7 +143,12 @@ pub fn plan_layout(
                 .source_topics
                 .iter()
                 .filter(|t| topology.is_internal_topic(t))
-                .filter_map(|t| internal.get(&runtime_topic(topology, application_id, t))?.as_ref().copied())
+                .filter_map(|t| {
+                    internal
+                        .get(&runtime_topic(topology, application_id, t))?
+                        .as_ref()
+                        .copied()
+                })
                 .max();
             if let Some(n) = from_internal {
                 let e = counts.entry(s.id).or_insert(0);
@@ -283,12 +288,11 @@ pub fn prepare_topics(topology: &Topology, config: &StreamsConfig) -> Result<Top
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    let results = block_on(admin.create_topics(&new_topics, &opts)).map_err(|e| {
-        StreamsError::Kafka {
+    let results =
+        block_on(admin.create_topics(&new_topics, &opts)).map_err(|e| StreamsError::Kafka {
             context: "creating internal topics".into(),
             source: e,
-        }
-    })?;
+        })?;
     for r in results {
         match r {
             Ok(name) => tracing::info!(topic = %name, "created internal topic"),
@@ -321,5 +325,105 @@ pub fn prepare_topics(topology: &Topology, config: &StreamsConfig) -> Result<Top
             )));
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::serdes::StringSerde;
+    use crate::StoreBuilder;
+
+    struct Forward;
+    impl crate::Processor<String, String> for Forward {
+        fn process(
+            &mut self,
+            ctx: &mut crate::ProcessorContext<'_>,
+            r: crate::Record<String, String>,
+        ) -> crate::Result<()> {
+            ctx.forward(r)
+        }
+    }
+
+    /// source(a, b) -> sink(rep) | source(rep) -> proc(store) ; internal: rep, store changelog.
+    fn two_stage() -> Topology {
+        let mut t = Topology::new();
+        let s = || Arc::new(StringSerde);
+        t.add_source("src", &["a", "b"], s(), s()).unwrap();
+        t.add_sink("to-rep", "rep", s(), s(), &["src"]).unwrap();
+        t.add_internal_topic("rep");
+        t.add_source("rep-src", &["rep"], s(), s()).unwrap();
+        t.add_processor("fwd", || Forward, &["rep-src"]).unwrap();
+        t.add_state_store(StoreBuilder::key_value("store", s(), s()), &["fwd"])
+            .unwrap();
+        t
+    }
+
+    #[test]
+    fn internal_topics_follow_the_writers_partition_count() {
+        let t = two_stage();
+        let layout = plan_layout(
+            &t,
+            "app",
+            &|n| ["a", "b"].contains(&n).then_some(6),
+            &|_| vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            layout.tasks_per_subtopology,
+            BTreeMap::from([(0, 6), (1, 6)])
+        );
+        let names: Vec<(&str, i32, &str)> = layout
+            .internal_topics
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.partitions,
+                    s.configs["cleanup.policy"].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("app-rep", 6, "delete"),
+                ("app-store-changelog", 6, "compact")
+            ]
+        );
+        assert_eq!(layout.subtopology_of("app-rep"), Some(1));
+        assert_eq!(layout.subtopology_of("b"), Some(0));
+        assert_eq!(layout.subscription, ["a", "b", "app-rep"]);
+    }
+
+    #[test]
+    fn missing_and_not_copartitioned_sources_are_clear_errors() {
+        let t = two_stage();
+        let e = plan_layout(&t, "app", &|n| (n == "a").then_some(3), &|_| vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("source topic `b`") && e.contains("does not exist"),
+            "{e}"
+        );
+        let e = plan_layout(
+            &t,
+            "app",
+            &|n| match n {
+                "a" => Some(3),
+                "b" => Some(4),
+                _ => None,
+            },
+            &|_| vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("not co-partitioned") && e.contains("`a` has 3") && e.contains("`b` has 4"),
+            "{e}"
+        );
     }
 }

@@ -48,13 +48,9 @@ impl PartitionGroup {
         r
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn clear(&mut self) {
-        self.queues.clear();
-        self.len = 0;
     }
 }
 
@@ -87,8 +83,7 @@ mod tests {
             .collect();
         assert_eq!(
             order,
-            [("right", 0), ("left", 0), ("left", 1), ("right", 1)]
-                .map(|(t, o)| (t.to_string(), o))
+            [("right", 0), ("left", 0), ("left", 1), ("right", 1)].map(|(t, o)| (t.to_string(), o))
         );
         assert_eq!(g.len(), 0);
     }

@@ -20,6 +20,7 @@ use crate::{Result, StreamsError};
 
 /// How long transactional calls may block before the thread treats the broker as unavailable.
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the delivery callback learned since it was last asked.
 #[derive(Default)]
@@ -27,7 +28,6 @@ struct DeliveryState {
     first_error: Option<(String, KafkaError)>,
     /// Highest acknowledged offset per changelog partition.
     changelog_offsets: HashMap<String, HashMap<i32, i64>>,
-    delivered: u64,
 }
 
 /// Producer context: logs to `tracing`, records delivery failures and changelog offsets.
@@ -50,7 +50,6 @@ impl ProducerContext for CollectorContext {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(m) => {
-                s.delivered += 1;
                 if let Some(parts) = s.changelog_offsets.get_mut(m.topic()) {
                     let e = parts.entry(m.partition()).or_insert(-1);
                     *e = (*e).max(m.offset());
@@ -208,12 +207,14 @@ impl StreamProducer {
     pub fn send(&mut self, r: &ProducedRecord) -> Result<(), CollectorError> {
         self.begin_if_needed()?;
         let headers = (!r.headers.is_empty()).then(|| {
-            r.headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
-                h.insert(Header { key, value })
-            })
+            r.headers
+                .iter()
+                .fold(OwnedHeaders::new(), |h, (key, value)| {
+                    h.insert(Header { key, value })
+                })
         });
-        let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&r.topic)
-            .timestamp(r.timestamp.max(0));
+        let mut record: BaseRecord<'_, [u8], [u8], ()> =
+            BaseRecord::to(&r.topic).timestamp(r.timestamp.max(0));
         if let Some(k) = &r.key {
             record = record.key(k.as_slice());
         }
@@ -253,11 +254,28 @@ impl StreamProducer {
             .take()
     }
 
+    /// Waits until every sent record is acknowledged (or failed).
+    fn await_acks(&self) -> Result<()> {
+        // rdkafka's `flush` polls in fixed 100 ms slices, which would make every commit take at
+        // least 100 ms. Wake the senders with a zero-timeout flush, then serve delivery reports
+        // in 1 ms slices until nothing is in flight.
+        let _ = self.producer.flush(Duration::ZERO);
+        let deadline = std::time::Instant::now() + TXN_TIMEOUT;
+        while self.producer.in_flight_count() > 0 {
+            if std::time::Instant::now() > deadline {
+                return Err(StreamsError::IllegalState(format!(
+                    "{} records still unacknowledged after {TXN_TIMEOUT:?}; is the cluster reachable?",
+                    self.producer.in_flight_count()
+                )));
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
     /// at_least_once: waits until everything sent is acknowledged.
     pub fn flush(&mut self) -> Result<(), CollectorError> {
-        self.producer
-            .flush(TXN_TIMEOUT)
-            .map_err(|e| CollectorError::Fatal(kafka("flushing the producer", e)))?;
+        self.await_acks().map_err(CollectorError::Fatal)?;
         if let Some((topic, e)) = self.take_delivery_error() {
             return Err(CollectorError::Fatal(kafka(
                 format!("producing to `{topic}`"),
@@ -285,6 +303,9 @@ impl StreamProducer {
             })
             .map_err(|e| classify("sending offsets to the transaction", e))?;
         }
+        // librdkafka's commit waits for acknowledgements itself, but in the event mode rdkafka
+        // uses that wait sleeps in 100 ms steps; waiting here first keeps commits fast.
+        self.await_acks().map_err(CollectorError::Fatal)?;
         retry(|| self.producer.commit_transaction(TXN_TIMEOUT))
             .map_err(|e| classify("committing the transaction", e))?;
         self.in_transaction = false;
@@ -297,7 +318,10 @@ impl StreamProducer {
     /// Aborts the open transaction, if any. Errors are logged: the caller is already failing.
     pub fn abort_transaction(&mut self) {
         if self.is_transactional() && self.in_transaction {
-            if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+            // Bounded: when the broker already aborted the transaction (it outlived
+            // transaction.timeout.ms) the call may never get a clean answer. Either way nothing of
+            // it commits; a producer that cannot abort is replaced by the caller.
+            if let Err(e) = self.producer.abort_transaction(ABORT_TIMEOUT) {
                 tracing::warn!(error = %e, "aborting the transaction failed");
             }
             self.in_transaction = false;
@@ -318,15 +342,12 @@ impl StreamProducer {
             .flat_map(|(t, parts)| parts.iter().map(move |(p, o)| ((t.clone(), *p), *o)))
             .collect()
     }
-
-    /// Records acknowledged since the producer was created.
-    pub fn delivered(&self) -> u64 {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).delivered
-    }
 }
 
 /// Retries a transactional call while librdkafka says the error is retriable.
-fn retry(mut f: impl FnMut() -> rdkafka::error::KafkaResult<()>) -> rdkafka::error::KafkaResult<()> {
+fn retry(
+    mut f: impl FnMut() -> rdkafka::error::KafkaResult<()>,
+) -> rdkafka::error::KafkaResult<()> {
     let mut attempts = 0;
     loop {
         match f() {

@@ -102,9 +102,7 @@ impl StateMachine {
             let allowed = match (old, new) {
                 (a, b) if a == b => false,
                 (State::Created, State::Rebalancing | State::PendingShutdown) => true,
-                (State::Rebalancing, State::Running) | (State::Running, State::Rebalancing) => {
-                    true
-                }
+                (State::Rebalancing, State::Running) | (State::Running, State::Rebalancing) => true,
                 (
                     State::Created | State::Rebalancing | State::Running,
                     State::PendingShutdown | State::PendingError,

@@ -78,6 +78,7 @@ pub(crate) struct StreamThread {
     supervisor: Arc<Supervisor>,
     shutdown: Arc<AtomicBool>,
     subscription: Vec<String>,
+    client_id: String,
 }
 
 impl StreamThread {
@@ -109,7 +110,7 @@ impl StreamThread {
             ClientKind::Consumer,
             &[
                 ("auto.offset.reset", "earliest"),
-                ("max.poll.interval.ms", "300000"),
+                ("max.poll.interval.ms", "300000"), // = DEFAULT_MAX_POLL_INTERVAL_MS
                 ("session.timeout.ms", "45000"),
             ],
             &[
@@ -137,6 +138,7 @@ impl StreamThread {
             supervisor,
             shutdown,
             subscription: env.layout.subscription.clone(),
+            client_id: env.process_id.to_string()[..8].to_string(),
         })
     }
 
@@ -156,7 +158,8 @@ impl StreamThread {
 
     /// Runs until shutdown is requested or the thread fails.
     pub fn run(self) {
-        let span = tracing::info_span!("stream_thread", thread = %self.name);
+        let span =
+            tracing::info_span!("stream_thread", client = %self.client_id, thread = %self.name);
         let _g = span.enter();
         self.supervisor
             .set_thread_state(self.index, ThreadState::Rebalancing);
@@ -168,7 +171,9 @@ impl StreamThread {
             tracing::warn!(error = %e_msg(e), "final commit failed");
         }
         match result {
-            Ok(()) => self.supervisor.set_thread_state(self.index, ThreadState::Dead),
+            Ok(()) => self
+                .supervisor
+                .set_thread_state(self.index, ThreadState::Dead),
             Err(e) => {
                 tracing::error!(error = %e, "stream thread failed");
                 self.supervisor.thread_failed(self.index, e);
@@ -200,6 +205,7 @@ impl StreamThread {
             }
             let step = {
                 let mut tm = self.lock();
+                tm.last_poll = std::time::Instant::now();
                 for m in &polled {
                     tm.buffer(m);
                 }

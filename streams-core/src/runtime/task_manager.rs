@@ -24,6 +24,8 @@ use crate::{Result, StreamsError};
 const CHECKPOINT_FILE: &str = ".checkpoint";
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 const OFFSET_FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// The stream thread's consumer default (Kafka's too).
+pub(crate) const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
 
 /// Counters shared by all threads of an instance.
 #[derive(Debug, Default)]
@@ -150,6 +152,9 @@ pub(crate) struct TaskManager {
     /// The thread has received at least one assignment since its last revocation.
     pub assigned: bool,
     last_commit: Instant,
+    /// When the thread last polled its consumer (set by the thread).
+    pub last_poll: Instant,
+    max_poll_interval: Duration,
     interned: HashMap<String, Arc<str>>,
 }
 
@@ -180,8 +185,14 @@ impl TaskManager {
         let producer = match env.guarantee() {
             ProcessingGuarantee::ExactlyOnceLegacy => None,
             g => {
-                let txn_id = (g == ProcessingGuarantee::ExactlyOnceV2)
-                    .then(|| format!("{}-{}-{}", env.config.application_id, env.process_id, thread_index(&thread_name)));
+                let txn_id = (g == ProcessingGuarantee::ExactlyOnceV2).then(|| {
+                    format!(
+                        "{}-{}-{}",
+                        env.config.application_id,
+                        env.process_id,
+                        thread_index(&thread_name)
+                    )
+                });
                 Some(CountedProducer::new(
                     &env,
                     &format!("{client_prefix}-producer"),
@@ -195,6 +206,13 @@ impl TaskManager {
             &format!("{client_prefix}-restore-consumer"),
             restore_listener,
         )?;
+        let max_poll_interval = Duration::from_millis(
+            env.config
+                .client_settings("consumer.")
+                .get("max.poll.interval.ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_MAX_POLL_INTERVAL_MS),
+        );
         Ok(TaskManager {
             env,
             thread_name,
@@ -204,13 +222,10 @@ impl TaskManager {
             pending_error: None,
             assigned: false,
             last_commit: Instant::now(),
+            last_poll: Instant::now(),
+            max_poll_interval,
             interned: HashMap::new(),
         })
-    }
-
-    /// Number of active tasks.
-    pub fn task_ids(&self) -> Vec<TaskId> {
-        self.tasks.keys().copied().collect()
     }
 
     /// Whether any task is still restoring.
@@ -231,11 +246,17 @@ impl TaskManager {
         assigned: &TopicPartitionList,
     ) -> Result<()> {
         self.assigned = true;
-        self.env.counters.assignments.fetch_add(1, Ordering::Relaxed);
+        self.env
+            .counters
+            .assignments
+            .fetch_add(1, Ordering::Relaxed);
         let mut wanted: BTreeMap<TaskId, BTreeSet<(String, i32)>> = BTreeMap::new();
         for e in assigned.elements() {
             let Some(sub) = self.env.layout.subtopology_of(e.topic()) else {
-                tracing::warn!(topic = e.topic(), "assigned a partition no sub-topology reads");
+                tracing::warn!(
+                    topic = e.topic(),
+                    "assigned a partition no sub-topology reads"
+                );
                 continue;
             };
             wanted
@@ -278,7 +299,10 @@ impl TaskManager {
         let checkpoint = OffsetCheckpoint::new(dir.join(CHECKPOINT_FILE));
         let offsets = match checkpoint.read() {
             Ok(o) => o,
-            Err(e @ (StoreError::CorruptCheckpoint { .. } | StoreError::UnknownCheckpointVersion { .. })) => {
+            Err(
+                e @ (StoreError::CorruptCheckpoint { .. }
+                | StoreError::UnknownCheckpointVersion { .. }),
+            ) => {
                 tracing::warn!(task = %id, error = %e, "discarding the local state of the task; it will be restored from the changelogs");
                 None
             }
@@ -319,7 +343,12 @@ impl TaskManager {
                 self.env.config.application_id, self.env.process_id, self.thread_name
             );
             let changelogs: Vec<String> = task.changelogs().into_iter().map(|(_, t)| t).collect();
-            Some(CountedProducer::new(&self.env, &client_id, Some(txn_id), &changelogs)?)
+            Some(CountedProducer::new(
+                &self.env,
+                &client_id,
+                Some(txn_id),
+                &changelogs,
+            )?)
         } else {
             if let Some(p) = &self.producer {
                 for (_, t) in task.changelogs() {
@@ -345,7 +374,10 @@ impl TaskManager {
     /// Registers changelogs of new tasks for restoration. Under exactly-once it first waits until
     /// the committed offsets of the task's inputs are stable (no transaction of a previous owner
     /// pending), so the changelog end it restores to includes everything that owner committed.
-    fn register_restorations<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+    fn register_restorations<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<()> {
         let pending: Vec<TaskId> = self
             .tasks
             .iter()
@@ -367,7 +399,9 @@ impl TaskManager {
                 .map_err(|e| kafka("waiting for stable committed offsets of new tasks", e))?;
         }
         for id in pending {
-            let Some(t) = self.tasks.get_mut(&id) else { continue };
+            let Some(t) = self.tasks.get_mut(&id) else {
+                continue;
+            };
             t.restore_registered = true;
             for (store, topic) in t.task.changelogs() {
                 let key = (topic.clone(), id.partition);
@@ -382,9 +416,9 @@ impl TaskManager {
                     )));
                 }
                 from = from.max(low);
-                let restoring = self
-                    .restorer
-                    .register(id, &store, &topic, id.partition, from, high)?;
+                let restoring =
+                    self.restorer
+                        .register(id, &store, &topic, id.partition, from, high)?;
                 if !restoring {
                     t.changelog_positions.insert(key, from);
                 }
@@ -402,12 +436,12 @@ impl TaskManager {
     ) -> Result<bool> {
         self.register_restorations(consumer)?;
         let tasks = &mut self.tasks;
-        let done = self.restorer.restore_step(budget, &mut |id, store, records| {
-            match tasks.get_mut(&id) {
+        let done = self
+            .restorer
+            .restore_step(budget, &mut |id, store, records| match tasks.get_mut(&id) {
                 Some(t) => t.task.restore(store, records),
                 None => Ok(()),
-            }
-        })?;
+            })?;
         self.env
             .counters
             .restored
@@ -429,7 +463,9 @@ impl TaskManager {
         if !ready.is_empty() {
             let mut resume = TopicPartitionList::new();
             for id in ready {
-                let Some(t) = self.tasks.get_mut(&id) else { continue };
+                let Some(t) = self.tasks.get_mut(&id) else {
+                    continue;
+                };
                 t.task.set_wall_clock(now_ms());
                 t.task.init()?;
                 let out = t.task.drain_output();
@@ -460,7 +496,11 @@ impl TaskManager {
             partition: m.partition(),
         };
         let Some(t) = self.tasks.get_mut(&id) else {
-            tracing::debug!(topic = m.topic(), partition = m.partition(), "record for a task this thread does not own");
+            tracing::debug!(
+                topic = m.topic(),
+                partition = m.partition(),
+                "record for a task this thread does not own"
+            );
             return;
         };
         let topic = match self.interned.get(m.topic()) {
@@ -510,7 +550,8 @@ impl TaskManager {
                     let out = t.task.drain_output();
                     send_all(&mut self.producer, t, out).map_err(CollectorError::Fatal)?;
                 }
-                t.consumed.insert((r.topic.to_string(), r.partition), r.offset + 1);
+                t.consumed
+                    .insert((r.topic.to_string(), r.partition), r.offset + 1);
                 n += 1;
             }
         }
@@ -578,6 +619,17 @@ impl TaskManager {
         if !dirty {
             return Ok(());
         }
+        // Past max.poll.interval.ms without a poll the consumer has left the group and another
+        // member may own these tasks already: committing now could double-commit their input.
+        // The broker fences such a commit too (KIP-447); this makes it safe even if it does not.
+        if self.last_poll.elapsed() > self.max_poll_interval {
+            return Err(CollectorError::Fenced(StreamsError::IllegalState(format!(
+                "{} did not poll for {:?} (max.poll.interval.ms {:?}); its tasks may have migrated",
+                self.thread_name,
+                self.last_poll.elapsed(),
+                self.max_poll_interval
+            ))));
+        }
         match self.env.guarantee() {
             ProcessingGuarantee::AtLeastOnce => {
                 for t in self.tasks.values_mut().filter(|t| t.initialized) {
@@ -625,6 +677,7 @@ impl TaskManager {
                     ))
                 })?;
                 if let Some(p) = &mut self.producer {
+                    tracing::debug!(offsets = ?tpl, "committing transaction");
                     p.commit_transaction(&tpl, &group)?;
                 }
                 self.update_changelog_positions();
