@@ -37,6 +37,28 @@ impl ProcessingGuarantee {
 /// Prefixes whose keys are passed to the librdkafka clients the runtime creates.
 pub const CLIENT_PREFIXES: &[&str] = &["consumer.", "producer.", "admin.", "restore.consumer."];
 
+/// What to do with a record that fails (cannot be deserialized, or its processing fails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Log it and stop the instance (Kafka Streams' default).
+    LogAndFail,
+    /// Log it, count it as dropped, and go on with the next record (and send it to the dead
+    /// letter queue if `errors.dead.letter.queue.topic.name` is set).
+    LogAndContinue,
+}
+
+impl OnError {
+    fn parse(key: &str, value: &str) -> Result<Self> {
+        match value {
+            "log_and_fail" | "fail" => Ok(OnError::LogAndFail),
+            "log_and_continue" | "continue" => Ok(OnError::LogAndContinue),
+            other => Err(StreamsError::Config(format!(
+                "`{key}` = `{other}` is not valid; choose log_and_fail or log_and_continue"
+            ))),
+        }
+    }
+}
+
 /// Client keys (librdkafka names) that apply to every client: security settings above all.
 const COMMON_CLIENT_PREFIXES: &[&str] = &["security.protocol", "ssl.", "sasl.", "client.id"];
 
@@ -92,6 +114,22 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "deprecated alias of statestore.cache.max.bytes",
     ),
     (
+        "deserialization.exception.handler",
+        "log_and_fail (default) | log_and_continue: a record whose key or value cannot be deserialized",
+    ),
+    (
+        "processing.exception.handler",
+        "log_and_fail (default) | log_and_continue: a record whose processing fails",
+    ),
+    (
+        "production.exception.handler",
+        "fail (default) | continue: a record the producer could not write (at_least_once only)",
+    ),
+    (
+        "errors.dead.letter.queue.topic.name",
+        "topic receiving the original bytes of records dropped by a log_and_continue handler",
+    ),
+    (
         "rocksdb.memory.bound.bytes",
         "total RocksDB block cache + memtable memory per instance; default 67108864",
     ),
@@ -126,6 +164,14 @@ pub struct StreamsConfig {
     pub cache_max_bytes: u64,
     /// `rocksdb.memory.bound.bytes`.
     pub rocksdb_memory_bytes: u64,
+    /// `deserialization.exception.handler`.
+    pub on_deserialization_error: OnError,
+    /// `processing.exception.handler`.
+    pub on_processing_error: OnError,
+    /// `production.exception.handler`.
+    pub on_production_error: OnError,
+    /// `errors.dead.letter.queue.topic.name`.
+    pub dead_letter_topic: Option<String>,
     /// Client settings: common ones under "", the rest under their prefix (`consumer.` ...), prefix stripped.
     pub client: BTreeMap<String, BTreeMap<String, String>>,
     commit_interval_explicit: bool,
@@ -202,6 +248,10 @@ impl StreamsConfig {
             default_value_serde: None,
             cache_max_bytes: 10 * 1024 * 1024,
             rocksdb_memory_bytes: 64 * 1024 * 1024,
+            on_deserialization_error: OnError::LogAndFail,
+            on_processing_error: OnError::LogAndFail,
+            on_production_error: OnError::LogAndFail,
+            dead_letter_topic: None,
             client: BTreeMap::new(),
             commit_interval_explicit: false,
         };
@@ -331,6 +381,18 @@ impl StreamsConfig {
             }
             "rocksdb.memory.bound.bytes" => {
                 self.rocksdb_memory_bytes = parse(key, value, "a number of bytes")?
+            }
+            "deserialization.exception.handler" | "default.deserialization.exception.handler" => {
+                self.on_deserialization_error = OnError::parse(key, value)?
+            }
+            "processing.exception.handler" => {
+                self.on_processing_error = OnError::parse(key, value)?
+            }
+            "production.exception.handler" | "default.production.exception.handler" => {
+                self.on_production_error = OnError::parse(key, value)?
+            }
+            "errors.dead.letter.queue.topic.name" => {
+                self.dead_letter_topic = Some(value.to_string()).filter(|v| !v.trim().is_empty())
             }
             _ => {
                 if let Some(prefix) = CLIENT_PREFIXES.iter().find(|p| key.starts_with(*p)) {
@@ -472,6 +534,30 @@ mod tests {
         assert!(
             StreamsConfig::from_pairs([("application.id", "wc"), ("replication.factor", "0")])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn exception_handlers_parse_and_name_the_choices() {
+        let c = StreamsConfig::from_pairs([
+            ("application.id", "wc"),
+            ("deserialization.exception.handler", "log_and_continue"),
+            ("errors.dead.letter.queue.topic.name", "wc-dlq"),
+        ])
+        .unwrap();
+        assert_eq!(c.on_deserialization_error, OnError::LogAndContinue);
+        assert_eq!(c.on_processing_error, OnError::LogAndFail);
+        assert_eq!(c.dead_letter_topic.as_deref(), Some("wc-dlq"));
+        let e = StreamsConfig::from_pairs([
+            ("application.id", "wc"),
+            ("processing.exception.handler", "ignore"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`processing.exception.handler` = `ignore`")
+                && e.contains("log_and_continue"),
+            "{e}"
         );
     }
 

@@ -16,7 +16,7 @@ mod task;
 mod test_driver;
 mod topology;
 
-pub use config::{ProcessingGuarantee, StreamsConfig};
+pub use config::{OnError, ProcessingGuarantee, StreamsConfig};
 pub use describe::{
     NodeDescription, NodeKindDescription, SubtopologyDescription, TopologyDescription,
 };

@@ -108,3 +108,60 @@ fn committed_offset(b: &str, group: &str, topic: &str, partition: i32) -> Option
         _ => None,
     }
 }
+
+#[test]
+fn log_and_continue_skips_bad_records_into_the_dead_letter_queue() {
+    init_tracing();
+    let broker = TestBroker::start();
+    let b = broker.bootstrap_servers();
+    create_topics(b, &[("longs-in", 1), ("longs-out", 1), ("longs-dlq", 1)]);
+    let (one, two) = (long_bytes(1), long_bytes(2));
+    produce(
+        b,
+        "longs-in",
+        &[
+            (Some("a"), Some(&one)),
+            (Some("bad"), Some("abc")),
+            (Some("b"), Some(&two)),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config("dlq-app", b, "exactly_once_v2", 1, dir.path());
+    config
+        .set("deserialization.exception.handler", "log_and_continue")
+        .unwrap();
+    config
+        .set("errors.dead.letter.queue.topic.name", "longs-dlq")
+        .unwrap();
+    let mut s = KafkaStreams::new(topology(), config).unwrap();
+    s.start().unwrap();
+    let mut out = TopicReader::new(b, "longs-out", true);
+    assert!(out.poll_until(Duration::from_secs(60), |r| r.len() >= 2));
+    let mut dlq = TopicReader::new(b, "longs-dlq", true);
+    assert!(dlq.poll_until(Duration::from_secs(30), |r| !r.is_empty()));
+    out.poll_for(Duration::from_millis(500));
+    let doubled: Vec<(String, i64)> = out
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.key_str(),
+                streams_tests::kafka::long(r.value.as_deref().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(doubled, [("a".to_string(), 2), ("b".to_string(), 4)]);
+    assert_eq!(dlq.records.len(), 1);
+    assert_eq!(
+        dlq.records[0].value.as_deref(),
+        Some(&b"abc"[..]),
+        "original bytes kept"
+    );
+    assert_eq!(
+        s.counters()
+            .dropped_records
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    assert!(s.close(Duration::from_secs(30)));
+}

@@ -125,6 +125,8 @@ pub(crate) struct StreamProducer {
     state: Arc<Mutex<DeliveryState>>,
     transactional_id: Option<String>,
     in_transaction: bool,
+    /// `production.exception.handler=continue` (at_least_once): drop records that failed.
+    continue_on_send_error: bool,
 }
 
 impl StreamProducer {
@@ -177,6 +179,8 @@ impl StreamProducer {
         Ok(StreamProducer {
             producer,
             state,
+            continue_on_send_error: config.on_production_error
+                == crate::config::OnError::LogAndContinue,
             transactional_id,
             in_transaction: false,
         })
@@ -277,10 +281,14 @@ impl StreamProducer {
     pub fn flush(&mut self) -> Result<(), CollectorError> {
         self.await_acks().map_err(CollectorError::Fatal)?;
         if let Some((topic, e)) = self.take_delivery_error() {
-            return Err(CollectorError::Fatal(kafka(
-                format!("producing to `{topic}`"),
-                e,
-            )));
+            if self.continue_on_send_error {
+                tracing::warn!(topic, error = %e, "records could not be written and are dropped (production.exception.handler=continue)");
+            } else {
+                return Err(CollectorError::Fatal(kafka(
+                    format!("producing to `{topic}`"),
+                    e,
+                )));
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use state_stores::{OffsetCheckpoint, RocksDbResources, StoreError, TaskDirLock};
 
-use crate::config::{ProcessingGuarantee, StreamsConfig};
+use crate::config::{OnError, ProcessingGuarantee, StreamsConfig};
 use crate::processor::PunctuationType;
 use crate::runtime::changelog_reader::ChangelogReader;
 use crate::runtime::internal_topics::TopicLayout;
@@ -42,6 +42,8 @@ pub struct RuntimeCounters {
     pub assignments: AtomicU64,
     /// Changelog records restored.
     pub restored: AtomicU64,
+    /// Records skipped by a log_and_continue handler or for an invalid timestamp.
+    pub dropped_records: AtomicU64,
 }
 
 /// What every thread of an instance shares.
@@ -535,19 +537,61 @@ impl TaskManager {
             while let Some(r) = t.queue.pop_earliest() {
                 if r.timestamp < 0 {
                     tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, "skipping a record with an invalid timestamp");
+                    self.env
+                        .counters
+                        .dropped_records
+                        .fetch_add(1, Ordering::Relaxed);
                 } else {
-                    t.task
-                        .process(
-                            &r.topic,
-                            r.partition,
-                            r.offset,
-                            r.key.as_deref(),
-                            r.value.as_deref(),
-                            r.timestamp,
-                            r.headers,
-                        )
-                        .map_err(CollectorError::Fatal)?;
-                    let out = t.task.drain_output();
+                    let dlq = self.env.config.dead_letter_topic.as_ref();
+                    let headers = dlq.map(|_| r.headers.clone());
+                    let result = t.task.process(
+                        &r.topic,
+                        r.partition,
+                        r.offset,
+                        r.key.as_deref(),
+                        r.value.as_deref(),
+                        r.timestamp,
+                        r.headers,
+                    );
+                    let mut out = t.task.drain_output();
+                    if let Err(e) = result {
+                        let policy = match &e {
+                            StreamsError::Deserialization { .. } => {
+                                self.env.config.on_deserialization_error
+                            }
+                            _ => self.env.config.on_processing_error,
+                        };
+                        if policy == OnError::LogAndFail {
+                            return Err(CollectorError::Fatal(e));
+                        }
+                        tracing::warn!(task = %t.task.id(), topic = %r.topic, partition = r.partition, offset = r.offset, error = %e, "skipping a record (log_and_continue)");
+                        self.env
+                            .counters
+                            .dropped_records
+                            .fetch_add(1, Ordering::Relaxed);
+                        if let (Some(topic), Some(mut headers)) = (dlq, headers) {
+                            headers
+                                .add("__streams.errors.exception", Some(error_kind(&e).into()))
+                                .add("__streams.errors.message", Some(e.to_string().into_bytes()))
+                                .add("__streams.errors.topic", Some(r.topic.as_bytes().to_vec()))
+                                .add(
+                                    "__streams.errors.partition",
+                                    Some(r.partition.to_string().into_bytes()),
+                                )
+                                .add(
+                                    "__streams.errors.offset",
+                                    Some(r.offset.to_string().into_bytes()),
+                                );
+                            out.push(crate::task::ProducedRecord {
+                                topic: topic.clone(),
+                                partition: None,
+                                key: r.key.clone(),
+                                value: r.value.clone(),
+                                timestamp: r.timestamp,
+                                headers,
+                            });
+                        }
+                    }
                     send_all(&mut self.producer, t, out).map_err(CollectorError::Fatal)?;
                 }
                 t.consumed
@@ -847,6 +891,17 @@ impl TaskManager {
             &[],
         )?);
         Ok(())
+    }
+}
+
+/// A short name for the kind of failure, for dead-letter headers.
+fn error_kind(e: &StreamsError) -> &'static str {
+    match e {
+        StreamsError::Deserialization { .. } => "DeserializationException",
+        StreamsError::Processing { .. } => "ProcessingException",
+        StreamsError::TypeMismatch { .. } => "TypeMismatchException",
+        StreamsError::Serialization { .. } => "SerializationException",
+        _ => "StreamsException",
     }
 }
 
