@@ -6,6 +6,7 @@
 //! helpers the tests share (create topics, produce, read everything back read_committed).
 #![forbid(missing_docs)]
 
+pub mod apps;
 pub mod broker;
 pub mod kafka;
 pub mod wordcount;

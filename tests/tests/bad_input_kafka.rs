@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use streams_core::serdes::{I64Serde, StringSerde};
+use streams_core::serdes::I64Serde;
 use streams_core::{KafkaStreams, Processor, ProcessorContext, Record, Result, State, Topology};
+use streams_tests::apps::pipe_topology;
 use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
 use streams_tests::wordcount::test_config;
 use streams_tests::TestBroker;
@@ -21,24 +22,7 @@ impl Processor<String, i64> for Double {
 }
 
 fn topology() -> Topology {
-    let mut t = Topology::new();
-    t.add_source(
-        "src",
-        &["longs-in"],
-        Arc::new(StringSerde),
-        Arc::new(I64Serde),
-    )
-    .unwrap();
-    t.add_processor("double", || Double, &["src"]).unwrap();
-    t.add_sink(
-        "sink",
-        "longs-out",
-        Arc::new(StringSerde),
-        Arc::new(I64Serde),
-        &["double"],
-    )
-    .unwrap();
-    t
+    pipe_topology("longs-in", "longs-out", Arc::new(I64Serde), || Double)
 }
 
 fn long_bytes(v: i64) -> String {

@@ -11,7 +11,9 @@ use streams_core::{
     KafkaStreams, Processor, ProcessorContext, Record, Result, State, StreamsConfig, StreamsError,
     Topology,
 };
+use streams_tests::apps::pipe_topology;
 use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
+use streams_tests::wordcount::test_config;
 use streams_tests::TestBroker;
 
 /// Upper-cases values; fails on `boom` while `fail` is set.
@@ -28,37 +30,15 @@ impl Processor<String, String> for FailOnBoom {
 }
 
 fn topology(fail: Arc<AtomicBool>) -> Topology {
-    let mut t = Topology::new();
-    t.add_source(
-        "src",
-        &["abort-in"],
-        Arc::new(StringSerde),
-        Arc::new(StringSerde),
-    )
-    .unwrap();
-    t.add_processor("fail-on-boom", move || FailOnBoom(fail.clone()), &["src"])
-        .unwrap();
-    t.add_sink(
-        "sink",
-        "abort-out",
-        Arc::new(StringSerde),
-        Arc::new(StringSerde),
-        &["fail-on-boom"],
-    )
-    .unwrap();
-    t
+    pipe_topology("abort-in", "abort-out", Arc::new(StringSerde), move || {
+        FailOnBoom(fail.clone())
+    })
 }
 
 fn config(b: &str, commit_ms: &str, dir: &std::path::Path) -> StreamsConfig {
-    StreamsConfig::from_pairs([
-        ("application.id", "abort-app"),
-        ("bootstrap.servers", b),
-        ("processing.guarantee", "exactly_once_v2"),
-        ("commit.interval.ms", commit_ms),
-        ("replication.factor", "1"),
-        ("state.dir", dir.to_str().unwrap()),
-    ])
-    .unwrap()
+    let mut c = test_config("abort-app", b, "exactly_once_v2", 1, dir);
+    c.set("commit.interval.ms", commit_ms).unwrap();
+    c
 }
 
 #[test]

@@ -11,7 +11,9 @@ use streams_core::serdes::StringSerde;
 use streams_core::{
     KafkaStreams, Processor, ProcessorContext, Record, Result, StreamsConfig, Topology,
 };
+use streams_tests::apps::pipe_topology;
 use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
+use streams_tests::wordcount::test_config;
 use streams_tests::TestBroker;
 
 /// Forwards values; the first `stall` record sleeps past max.poll.interval.ms, once per process.
@@ -27,40 +29,24 @@ impl Processor<String, String> for Staller {
 }
 
 fn topology(stall: Arc<AtomicBool>) -> Topology {
-    let mut t = Topology::new();
-    t.add_source(
-        "src",
-        &["zombie-in"],
-        Arc::new(StringSerde),
-        Arc::new(StringSerde),
-    )
-    .unwrap();
-    t.add_processor("staller", move || Staller(stall.clone()), &["src"])
-        .unwrap();
-    t.add_sink(
-        "sink",
+    pipe_topology(
+        "zombie-in",
         "zombie-out",
         Arc::new(StringSerde),
-        Arc::new(StringSerde),
-        &["staller"],
+        move || Staller(stall.clone()),
     )
-    .unwrap();
-    t
 }
 
 fn config(b: &str, dir: &std::path::Path) -> StreamsConfig {
-    StreamsConfig::from_pairs([
-        ("application.id", "zombie-app"),
-        ("bootstrap.servers", b),
-        ("processing.guarantee", "exactly_once_v2"),
-        ("commit.interval.ms", "100"),
-        ("replication.factor", "1"),
+    let mut c = test_config("zombie-app", b, "exactly_once_v2", 1, dir);
+    for (k, v) in [
         ("consumer.session.timeout.ms", "6000"),
         ("consumer.max.poll.interval.ms", "7000"),
         ("consumer.heartbeat.interval.ms", "500"),
-        ("state.dir", dir.to_str().unwrap()),
-    ])
-    .unwrap()
+    ] {
+        c.set(k, v).unwrap();
+    }
+    c
 }
 
 #[test]
