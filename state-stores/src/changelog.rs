@@ -89,6 +89,9 @@ impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         (**self).get(key)
     }
+    fn flush_cache(&mut self) -> Result<()> {
+        (**self).flush_cache()
+    }
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         (**self).put(key, value)
     }

@@ -48,6 +48,11 @@ pub trait KeyValueStore: StateStore {
     /// Applies puts (`Some`) and deletes (`None`) as one batch. This is the restore path: it bypasses
     /// any changelogging layer and, on RocksDB, is one atomic write batch.
     fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
+    /// Writes what a record cache in front of the store holds, without syncing the store itself
+    /// (a no-op for stores without a cache).
+    fn flush_cache(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The smallest key strictly greater than every key that has `prefix` as prefix, if one exists.

@@ -17,6 +17,7 @@
 //! ```
 #![forbid(missing_docs)]
 
+mod caching;
 mod changelog;
 mod checkpoint;
 mod error;
@@ -32,6 +33,7 @@ mod window;
 #[cfg(test)]
 mod conformance;
 
+pub use caching::{CacheBudget, CachingKeyValueStore, FlushQueue, FlushedEntry};
 pub use changelog::{
     ChangeLoggingKeyValueStore, ChangeLoggingSessionStore, ChangeLoggingWindowStore,
     ChangelogRecord, ChangelogSink, RecordTimestamp, VecChangelogSink,

@@ -313,6 +313,43 @@ impl ProcessorContext<'_> {
         }
     }
 
+    /// Whether `store` sits behind the record cache, so its updates should be forwarded when the
+    /// cache flushes (see [`ProcessorContext::forward_cache_flushes`]) rather than per record.
+    pub fn is_cached(&mut self, store: &str) -> Result<bool> {
+        let i = self.store_slot(store)?;
+        Ok(self.core.stores[i].flushed.is_some())
+    }
+
+    /// Makes this node forward the cache flushes of the timestamped store `store`:
+    /// `f(ctx, key, new, old)` runs whenever cached writes reach the store (on commit, and on
+    /// eviction when the cache is full), with the record timestamp of the write.
+    pub fn forward_cache_flushes<K: Data, V: Data>(
+        &mut self,
+        store: &str,
+        mut f: impl FnMut(
+                &mut ProcessorContext<'_>,
+                K,
+                Option<crate::ValueAndTimestamp<V>>,
+                Option<crate::ValueAndTimestamp<V>>,
+            ) -> Result<()>
+            + Send
+            + 'static,
+    ) -> Result<()> {
+        let i = self.store_slot(store)?;
+        self.serdes::<K, V>(i)?;
+        let serdes = self.core.stores[i].serdes.clone();
+        let name = store.to_string();
+        let listener: crate::task::FlushListener = Box::new(move |ctx, e| {
+            let serdes = serdes
+                .downcast_ref::<StoreSerdes<K, V>>()
+                .ok_or_else(|| StreamsError::IllegalState(format!("serdes of `{name}`")))?;
+            let (k, new, old) = crate::store::decode_flushed(&name, serdes, e)?;
+            f(ctx, k, new, old)
+        });
+        self.core.stores[i].flush_listener = Some((self.current, listener));
+        Ok(())
+    }
+
     /// Typed access to the timestamped key-value store `name`.
     pub fn timestamped_key_value_store<K: Data, V: Data>(
         &mut self,

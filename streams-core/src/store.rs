@@ -5,10 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use state_stores::{
-    ChangeLoggingKeyValueStore, ChangeLoggingSessionStore, ChangeLoggingWindowStore,
-    InMemoryKeyValueStore, InMemorySegments, KeyValueStore, RecordTimestamp, RocksDbKeyValueStore,
-    RocksDbResources, RocksDbSegments, SegmentedSessionStore, SegmentedWindowStore, SessionStore,
-    SessionWindow, VecChangelogSink, WindowStore, WindowStoreConfig,
+    CacheBudget, CachingKeyValueStore, ChangeLoggingKeyValueStore, ChangeLoggingSessionStore,
+    ChangeLoggingWindowStore, FlushQueue, InMemoryKeyValueStore, InMemorySegments, KeyValueStore,
+    RecordTimestamp, RocksDbKeyValueStore, RocksDbResources, RocksDbSegments,
+    SegmentedSessionStore, SegmentedWindowStore, SessionStore, SessionWindow, VecChangelogSink,
+    WindowStore, WindowStoreConfig,
 };
 
 use crate::record::Data;
@@ -213,6 +214,7 @@ pub(crate) fn build_store(
     task_dir: &Path,
     resources: &RocksDbResources,
     changelog: Option<(&VecChangelogSink, &RecordTimestamp)>,
+    cache: Option<(&CacheBudget, &RecordTimestamp, &FlushQueue)>,
 ) -> Result<AnyStore> {
     let name = builder.name.clone();
     let path = task_dir.join("rocksdb").join(&name);
@@ -223,13 +225,19 @@ pub(crate) fn build_store(
             } else {
                 Box::new(InMemoryKeyValueStore::new(&name))
             };
-            AnyStore::KeyValue(match changelog {
+            let logged: Box<dyn KeyValueStore> = match changelog {
                 Some((sink, ts)) => Box::new(ChangeLoggingKeyValueStore::new(
                     inner,
                     Box::new(sink.clone()),
                     ts.clone(),
                 )),
                 None => inner,
+            };
+            AnyStore::KeyValue(match cache {
+                Some((budget, ts, queue)) if builder.caching && budget.max() > 0 => Box::new(
+                    CachingKeyValueStore::new(logged, budget.clone(), ts.clone(), queue.clone()),
+                ),
+                _ => logged,
             })
         }
         StoreKind::Window {
@@ -348,6 +356,33 @@ impl<K: 'static, V: 'static> Codec<'_, K, V> {
             }
         })
     }
+}
+
+/// Decodes a flushed cache entry of a timestamped store: `(key, new, old)`.
+#[allow(clippy::type_complexity)]
+pub(crate) fn decode_flushed<K: 'static, V: 'static>(
+    store: &str,
+    serdes: &StoreSerdes<K, V>,
+    e: &state_stores::FlushedEntry,
+) -> Result<(
+    K,
+    Option<ValueAndTimestamp<V>>,
+    Option<ValueAndTimestamp<V>>,
+)> {
+    let c = Codec { store, serdes };
+    let decode = |raw: &Option<Vec<u8>>| -> Result<Option<ValueAndTimestamp<V>>> {
+        match raw {
+            Some(raw) => {
+                let vt = state_stores::ValueAndTimestamp::decode(store, raw)?;
+                Ok(Some(ValueAndTimestamp {
+                    value: c.de_value(&vt.value)?,
+                    timestamp: vt.timestamp,
+                }))
+            }
+            None => Ok(None),
+        }
+    };
+    Ok((c.de_key(&e.key)?, decode(&e.new)?, decode(&e.old)?))
 }
 
 /// Typed access to a key-value store. Keys are ordered by their serialized bytes.

@@ -6,7 +6,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use state_stores::{RecordTimestamp, RocksDbResources, VecChangelogSink};
+use state_stores::{
+    CacheBudget, FlushQueue, FlushedEntry, RecordTimestamp, RocksDbResources, VecChangelogSink,
+};
 
 use crate::processor::{ErasedProcessor, ProcessorContext, PunctuationType, PunctuatorId};
 use crate::record::{DynRecord, Headers, RecordMetadata};
@@ -72,7 +74,15 @@ pub(crate) struct StoreSlot {
     pub serdes: Arc<dyn Any + Send + Sync>,
     pub types: (&'static str, &'static str),
     pub changelog: Option<(String, VecChangelogSink)>,
+    /// Entries the record cache wrote to the store, waiting to be forwarded.
+    pub flushed: Option<FlushQueue>,
+    /// The node forwarding those entries, and how.
+    pub flush_listener: Option<(usize, FlushListener)>,
 }
+
+/// Forwards one flushed cache entry from the node that registered it.
+pub(crate) type FlushListener =
+    Box<dyn FnMut(&mut ProcessorContext<'_>, &FlushedEntry) -> Result<()> + Send>;
 
 pub(crate) struct PunctuationSchedule {
     pub id: PunctuatorId,
@@ -190,6 +200,7 @@ impl StreamTask {
         application_id: &str,
         task_dir: &Path,
         resources: &RocksDbResources,
+        cache: Option<&CacheBudget>,
     ) -> Result<Self> {
         let groups = topology.node_groups();
         let group = groups.get(id.subtopology as usize).ok_or_else(|| {
@@ -224,6 +235,9 @@ impl StreamTask {
                         let changelog = builder
                             .logging
                             .then(|| (changelog_topic(application_id, s), VecChangelogSink::new()));
+                        let flushed: Option<FlushQueue> = (builder.caching
+                            && cache.is_some_and(|c| c.max() > 0))
+                        .then(FlushQueue::default);
                         let store = build_store(
                             builder,
                             task_dir,
@@ -231,6 +245,9 @@ impl StreamTask {
                             changelog
                                 .as_ref()
                                 .map(|(_, sink)| (sink, &record_timestamp)),
+                            cache
+                                .zip(flushed.as_ref())
+                                .map(|(c, q)| (c, &record_timestamp, q)),
                         )?;
                         stores.push(StoreSlot {
                             name: s.clone(),
@@ -239,6 +256,11 @@ impl StreamTask {
                             serdes: builder.serdes.clone(),
                             types: builder.types,
                             changelog,
+                            flush_listener: None,
+                            flushed: match builder.kind {
+                                StoreKind::KeyValue | StoreKind::TimestampedKeyValue => flushed,
+                                _ => None,
+                            },
                         });
                         store_index.insert(s.clone(), stores.len() - 1);
                         stores.len() - 1
@@ -417,6 +439,7 @@ impl StreamTask {
             };
             ctx.forward_dyn(record)
         };
+        let result = result.and_then(|()| self.forward_flushed());
         self.drain_changelogs();
         result?;
         self.punctuate(PunctuationType::StreamTime, self.core.stream_time)?;
@@ -448,7 +471,9 @@ impl StreamTask {
                     self.core.metadata = saved.clone();
                 }
                 self.core.record_timestamp.set(now);
-                let r = self.with_node(node, |p, ctx| p.punctuate(ctx, id, now));
+                let r = self
+                    .with_node(node, |p, ctx| p.punctuate(ctx, id, now))
+                    .and_then(|()| self.forward_flushed());
                 self.core.metadata = saved;
                 self.drain_changelogs();
                 r?;
@@ -457,6 +482,53 @@ impl StreamTask {
             i += 1;
         }
         Ok(fired)
+    }
+
+    /// Forwards what record caches wrote to their stores, from the nodes that own them.
+    fn forward_flushed(&mut self) -> Result<()> {
+        for i in 0..self.core.stores.len() {
+            let entries = match &self.core.stores[i].flushed {
+                Some(q) => std::mem::take(&mut *q.lock().unwrap_or_else(|p| p.into_inner())),
+                None => continue,
+            };
+            if entries.is_empty() {
+                continue;
+            }
+            let Some((node, mut listener)) = self.core.stores[i].flush_listener.take() else {
+                continue;
+            };
+            let mut result = Ok(());
+            for e in &entries {
+                self.core.record_timestamp.set(e.timestamp);
+                let mut ctx = ProcessorContext {
+                    core: &mut self.core,
+                    nodes: &mut self.nodes,
+                    current: node,
+                };
+                result = listener(&mut ctx, e);
+                if result.is_err() {
+                    break;
+                }
+            }
+            self.core.stores[i].flush_listener = Some((node, listener));
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Empties the record caches into their stores and forwards what they held downstream
+    /// (before every commit, so outputs and changelog writes join the commit).
+    pub fn flush_caches(&mut self) -> Result<()> {
+        for s in &mut self.core.stores {
+            if s.flushed.is_some() {
+                if let AnyStore::KeyValue(kv) = &mut s.store {
+                    kv.flush_cache()?;
+                }
+            }
+        }
+        let r = self.forward_flushed();
+        self.drain_changelogs();
+        r
     }
 
     fn drain_changelogs(&mut self) {
@@ -508,8 +580,9 @@ impl StreamTask {
         self.core.stores.iter().map(|s| s.name.clone()).collect()
     }
 
-    /// Flushes every store (durable up to here).
+    /// Flushes every store (durable up to here); record caches first.
     pub fn flush(&mut self) -> Result<()> {
+        self.flush_caches()?;
         for s in &mut self.core.stores {
             s.store.as_state_store().flush()?;
         }

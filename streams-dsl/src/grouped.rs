@@ -54,7 +54,7 @@ fn store_builder<K: Data, VA: Data>(
     if !m.logging {
         sb = sb.with_logging_disabled();
     }
-    sb
+    sb.with_caching(m.caching)
 }
 
 /// A stream grouped by key, ready to aggregate.
@@ -122,6 +122,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                     store: st.clone(),
                     init: init.clone(),
                     agg: agg.clone(),
+                    cached: false,
                     _t: PhantomData,
                 },
                 &[&parent],

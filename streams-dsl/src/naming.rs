@@ -128,6 +128,7 @@ pub struct Materialized<K, V> {
     pub(crate) value: Option<SerdeRef<V>>,
     pub(crate) in_memory: bool,
     pub(crate) logging: bool,
+    pub(crate) caching: bool,
 }
 
 impl<K, V> Default for Materialized<K, V> {
@@ -138,6 +139,7 @@ impl<K, V> Default for Materialized<K, V> {
             value: None,
             in_memory: false,
             logging: true,
+            caching: true,
         }
     }
 }
@@ -176,6 +178,12 @@ impl<K, V> Materialized<K, V> {
     /// Disables the changelog topic.
     pub fn with_logging_disabled(mut self) -> Self {
         self.logging = false;
+        self
+    }
+    /// Takes the store out of the record cache: every update goes to the changelog and
+    /// downstream at once (the cache is on by default, as in Kafka Streams).
+    pub fn with_caching_disabled(mut self) -> Self {
+        self.caching = false;
         self
     }
 }

@@ -158,9 +158,29 @@ pub(crate) struct StreamAggregate<K, V, VA> {
     pub store: String,
     pub init: Option<Init<VA>>,
     pub agg: Aggregator<K, V, VA>,
+    /// Behind the record cache: updates are forwarded when the cache flushes.
+    pub cached: bool,
     pub _t: PhantomData<fn(K, V)>,
 }
 impl<K: Data, V: Data, VA: Data> Processor<K, V> for StreamAggregate<K, V, VA> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.cached = ctx.is_cached(&self.store)?;
+        if self.cached {
+            ctx.forward_cache_flushes::<K, VA>(&self.store, |ctx, key, new, old| {
+                let timestamp = new.as_ref().or(old.as_ref()).map_or(0, |v| v.timestamp);
+                ctx.forward(Record::new(
+                    key,
+                    Change {
+                        new: new.map(|v| v.value),
+                        old: old.map(|v| v.value),
+                    },
+                    timestamp,
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
         let mut store = ctx.timestamped_key_value_store::<K, VA>(&self.store)?;
         let old = store.get(&r.key)?;
@@ -184,6 +204,9 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for StreamAggregate<K, V, VA> {
             }
         };
         store.put(&r.key, &new, ts)?;
+        if self.cached {
+            return Ok(());
+        }
         let change = Change {
             new: Some(new),
             old: old.map(|o| o.value),

@@ -23,6 +23,8 @@ pub fn expected_counts<'a>(lines: impl IntoIterator<Item = &'a str>) -> BTreeMap
 }
 
 /// A config for tests: fast commits, replication 1, the given guarantee, threads and state dir.
+/// The record cache is off, so every update reaches the output (tests check them one by one);
+/// tests of the cache turn it back on.
 pub fn test_config(
     app: &str,
     bootstrap: &str,
@@ -36,6 +38,7 @@ pub fn test_config(
         ("processing.guarantee", guarantee),
         ("commit.interval.ms", "100"),
         ("replication.factor", "1"),
+        ("statestore.cache.max.bytes", "0"),
         ("num.stream.threads", &threads.to_string()),
         ("state.dir", state.to_str().unwrap_or_default()),
     ])

@@ -114,3 +114,43 @@ fn word_count_exactly_once_v2() {
 fn word_count_exactly_once_legacy() {
     run_word_count("exactly_once");
 }
+
+#[test]
+fn record_cache_collapses_updates_of_hot_keys() {
+    init_tracing();
+    let broker = TestBroker::start();
+    let b = broker.bootstrap_servers();
+    let (input, output) = ("wc-cache-in", "wc-cache-out");
+    create_topics(b, &[(input, 2), (output, 2)]);
+    let lines: Vec<String> = (0..300)
+        .map(|i| format!("hot hot warm{} cold{i}", i % 3))
+        .collect();
+    let recs: Vec<(Option<&str>, Option<&str>)> =
+        lines.iter().map(|l| (None, Some(l.as_str()))).collect();
+    produce(b, input, &recs);
+    let state = tempfile::tempdir().unwrap();
+    let mut config = test_config("wc-cache", b, "exactly_once_v2", 1, state.path());
+    config
+        .set("statestore.cache.max.bytes", "10485760")
+        .unwrap();
+    config.set("commit.interval.ms", "1000").unwrap();
+    let mut streams =
+        KafkaStreams::new(word_count_topology(input, output).unwrap(), config).unwrap();
+    streams.start().unwrap();
+    let want = expected_counts(lines.iter().map(String::as_str));
+    let mut reader = TopicReader::new(b, output, true);
+    await_counts(&mut reader, &want, Duration::from_secs(60));
+    let updates = streams_tests::wordcount::updates_per_word(&reader);
+    // Each word's updates still only go up: no update is repeated or lost in the final value.
+    for (w, seq) in &updates {
+        assert!(seq.windows(2).all(|p| p[0] < p[1]), "`{w}`: {seq:?}");
+    }
+    let words: i64 = want.values().sum();
+    assert!(
+        updates["hot"].len() < 600 && (reader.records.len() as i64) < words,
+        "the cache collapsed nothing: {} updates for {words} words, `hot` {} times",
+        reader.records.len(),
+        updates["hot"].len()
+    );
+    assert!(streams.close(Duration::from_secs(30)));
+}

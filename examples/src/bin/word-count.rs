@@ -85,7 +85,7 @@ fn run(args: Args, stop: Arc<AtomicBool>) -> Result<(), BoxError> {
         ),
     ])?;
 
-    // Input first, so the count has a known end: one output update per word occurrence.
+    // Input first, so the count has a known end: the latest counts add up to the number of words.
     let words: usize = text
         .lines()
         .map(|l| {
@@ -123,15 +123,15 @@ fn run(args: Args, stop: Arc<AtomicBool>) -> Result<(), BoxError> {
         .create()?;
     reader.subscribe(&[&args.output])?;
     let mut counts: HashMap<String, i64> = HashMap::new();
-    let mut updates = 0usize;
+    let mut counted = 0i64;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while updates < words && Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
+    while counted < words as i64 && Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
         if let Some(m) = reader.poll(Duration::from_millis(100)) {
             let m = m?;
             let word = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
             if let Some(v) = m.payload().and_then(|v| <[u8; 8]>::try_from(v).ok()) {
-                counts.insert(word, i64::from_be_bytes(v));
-                updates += 1;
+                let new = i64::from_be_bytes(v);
+                counted += new - counts.insert(word, new).unwrap_or(0);
             }
         }
         if let Some(e) = streams.last_error() {
@@ -146,8 +146,8 @@ fn run(args: Args, stop: Arc<AtomicBool>) -> Result<(), BoxError> {
         );
         return Ok(());
     }
-    if updates < words {
-        return Err(format!("only {updates} of {words} count updates arrived in time").into());
+    if counted < words as i64 {
+        return Err(format!("only {counted} of {words} words counted in time").into());
     }
     let mut top: Vec<(String, i64)> = counts.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

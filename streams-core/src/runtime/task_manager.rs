@@ -157,6 +157,8 @@ pub(crate) struct TaskManager {
     /// When the thread last polled its consumer (set by the thread).
     pub last_poll: Instant,
     max_poll_interval: Duration,
+    /// The thread's share of `statestore.cache.max.bytes`.
+    cache: state_stores::CacheBudget,
     interned: HashMap<String, Arc<str>>,
 }
 
@@ -215,6 +217,9 @@ impl TaskManager {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DEFAULT_MAX_POLL_INTERVAL_MS),
         );
+        let cache = state_stores::CacheBudget::new(
+            (env.config.cache_max_bytes / env.config.num_stream_threads.max(1) as u64) as usize,
+        );
         Ok(TaskManager {
             env,
             thread_name,
@@ -226,6 +231,7 @@ impl TaskManager {
             last_commit: Instant::now(),
             last_poll: Instant::now(),
             max_poll_interval,
+            cache,
             interned: HashMap::new(),
         })
     }
@@ -327,6 +333,7 @@ impl TaskManager {
             &self.env.config.application_id,
             &dir,
             &self.env.resources,
+            Some(&self.cache),
         )?;
         task.set_wall_clock(now_ms());
         let mut changelog_positions = BTreeMap::new();
@@ -654,6 +661,11 @@ impl TaskManager {
     ) -> Result<(), CollectorError> {
         let started = Instant::now();
         self.last_commit = Instant::now();
+        for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            t.task.flush_caches().map_err(CollectorError::Fatal)?;
+            let out = t.task.drain_output();
+            send_all(&mut self.producer, t, out).map_err(CollectorError::Fatal)?;
+        }
         let dirty = self.tasks.values().any(|t| !t.consumed.is_empty())
             || self.producer.as_ref().is_some_and(|p| p.in_transaction())
             || self
