@@ -661,6 +661,19 @@ impl TaskManager {
     ) -> Result<(), CollectorError> {
         let started = Instant::now();
         self.last_commit = Instant::now();
+        // Past max.poll.interval.ms without a poll the consumer has left the group and another
+        // member may own these tasks already: committing now could double-commit their input.
+        // The broker fences such a commit too (KIP-447); this makes it safe even if it does not.
+        if self.last_poll.elapsed() > self.max_poll_interval
+            && self.tasks.values().any(|t| !t.consumed.is_empty())
+        {
+            return Err(CollectorError::Fenced(StreamsError::IllegalState(format!(
+                "{} did not poll for {:?} (max.poll.interval.ms {:?}); its tasks may have migrated",
+                self.thread_name,
+                self.last_poll.elapsed(),
+                self.max_poll_interval
+            ))));
+        }
         for t in self.tasks.values_mut().filter(|t| t.initialized) {
             t.task.flush_caches().map_err(CollectorError::Fatal)?;
             let out = t.task.drain_output();
@@ -674,17 +687,6 @@ impl TaskManager {
                 .any(|t| t.producer.as_ref().is_some_and(|p| p.in_transaction()));
         if !dirty {
             return Ok(());
-        }
-        // Past max.poll.interval.ms without a poll the consumer has left the group and another
-        // member may own these tasks already: committing now could double-commit their input.
-        // The broker fences such a commit too (KIP-447); this makes it safe even if it does not.
-        if self.last_poll.elapsed() > self.max_poll_interval {
-            return Err(CollectorError::Fenced(StreamsError::IllegalState(format!(
-                "{} did not poll for {:?} (max.poll.interval.ms {:?}); its tasks may have migrated",
-                self.thread_name,
-                self.last_poll.elapsed(),
-                self.max_poll_interval
-            ))));
         }
         match self.env.guarantee() {
             ProcessingGuarantee::AtLeastOnce => {
