@@ -83,6 +83,12 @@ impl CollectorError {
             CollectorError::Fenced(e) | CollectorError::Aborted(e) | CollectorError::Fatal(e) => e,
         }
     }
+
+    pub fn error(&self) -> &StreamsError {
+        match self {
+            CollectorError::Fenced(e) | CollectorError::Aborted(e) | CollectorError::Fatal(e) => e,
+        }
+    }
 }
 
 fn kafka(context: impl Into<String>, source: KafkaError) -> StreamsError {
@@ -92,7 +98,8 @@ fn kafka(context: impl Into<String>, source: KafkaError) -> StreamsError {
     }
 }
 
-fn classify(context: &str, e: KafkaError) -> CollectorError {
+/// Sorts a client error into what the thread does next (for producer and consumer calls alike).
+pub(crate) fn classify(context: &str, e: KafkaError) -> CollectorError {
     let (fatal, abortable) = match &e {
         KafkaError::Transaction(t) => (t.is_fatal(), t.txn_requires_abort()),
         _ => (false, false),

@@ -168,7 +168,7 @@ impl StreamThread {
         // Close tasks before the consumer goes away (dropping it revokes with nothing left to do).
         let close = self.lock().close_all(&self.consumer, !failed);
         if let Err(e) = &close {
-            tracing::warn!(error = %e_msg(e), "final commit failed");
+            tracing::warn!(error = %e.error(), "final commit failed");
         }
         match result {
             Ok(()) => self
@@ -249,13 +249,5 @@ impl StreamThread {
                 .set_thread_state(self.index, ThreadState::Running);
         }
         Ok(())
-    }
-}
-
-fn e_msg(e: &CollectorError) -> String {
-    match e {
-        CollectorError::Fenced(e) | CollectorError::Aborted(e) | CollectorError::Fatal(e) => {
-            e.to_string()
-        }
     }
 }

@@ -16,7 +16,7 @@ use crate::processor::PunctuationType;
 use crate::runtime::changelog_reader::ChangelogReader;
 use crate::runtime::internal_topics::TopicLayout;
 use crate::runtime::partition_group::{BufferedRecord, PartitionGroup};
-use crate::runtime::record_collector::{CollectorError, StreamProducer};
+use crate::runtime::record_collector::{classify, CollectorError, StreamProducer};
 use crate::task::{StreamTask, TaskId};
 use crate::topology::Topology;
 use crate::{Result, StreamsError};
@@ -186,25 +186,7 @@ impl TaskManager {
             "{}-{}-{}",
             env.config.application_id, env.process_id, thread_name
         );
-        let producer = match env.guarantee() {
-            ProcessingGuarantee::ExactlyOnceLegacy => None,
-            g => {
-                let txn_id = (g == ProcessingGuarantee::ExactlyOnceV2).then(|| {
-                    format!(
-                        "{}-{}-{}",
-                        env.config.application_id,
-                        env.process_id,
-                        thread_index(&thread_name)
-                    )
-                });
-                Some(CountedProducer::new(
-                    &env,
-                    &format!("{client_prefix}-producer"),
-                    txn_id,
-                    &[],
-                )?)
-            }
-        };
+        let producer = thread_producer(&env, &thread_name)?;
         let restorer = ChangelogReader::new(
             &env.config,
             &format!("{client_prefix}-restore-consumer"),
@@ -701,23 +683,9 @@ impl TaskManager {
                     Self::offsets_of(t, &mut tpl)?;
                 }
                 if tpl.count() > 0 {
-                    consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
-                        let fenced = matches!(
-                            e.rdkafka_error_code(),
-                            Some(
-                                rdkafka::types::RDKafkaErrorCode::IllegalGeneration
-                                    | rdkafka::types::RDKafkaErrorCode::UnknownMemberId
-                                    | rdkafka::types::RDKafkaErrorCode::RebalanceInProgress
-                                    | rdkafka::types::RDKafkaErrorCode::FencedInstanceId
-                            )
-                        );
-                        let err = kafka("committing consumer offsets", e);
-                        if fenced {
-                            CollectorError::Fenced(err)
-                        } else {
-                            CollectorError::Fatal(err)
-                        }
-                    })?;
+                    consumer
+                        .commit(&tpl, CommitMode::Sync)
+                        .map_err(|e| classify("committing consumer offsets", e))?;
                 }
                 self.update_changelog_positions();
                 for t in self.tasks.values_mut().filter(|t| t.initialized) {
@@ -888,22 +856,7 @@ impl TaskManager {
             return Ok(());
         }
         self.producer = None;
-        let client_prefix = format!(
-            "{}-{}-{}",
-            self.env.config.application_id, self.env.process_id, self.thread_name
-        );
-        let txn_id = format!(
-            "{}-{}-{}",
-            self.env.config.application_id,
-            self.env.process_id,
-            thread_index(&self.thread_name)
-        );
-        self.producer = Some(CountedProducer::new(
-            &self.env,
-            &format!("{client_prefix}-producer"),
-            Some(txn_id),
-            &[],
-        )?);
+        self.producer = thread_producer(&self.env, &self.thread_name)?;
         Ok(())
     }
 }
@@ -917,6 +870,27 @@ fn error_kind(e: &StreamsError) -> &'static str {
         StreamsError::Serialization { .. } => "SerializationException",
         _ => "StreamsException",
     }
+}
+
+/// The thread's shared producer: plain under at_least_once, transactional with
+/// `<application.id>-<process uuid>-<thread index>` under exactly_once_v2, none under legacy
+/// exactly_once (whose producers belong to tasks).
+fn thread_producer(env: &ThreadEnv, thread_name: &str) -> Result<Option<CountedProducer>> {
+    let txn_id = match env.guarantee() {
+        ProcessingGuarantee::ExactlyOnceLegacy => return Ok(None),
+        ProcessingGuarantee::ExactlyOnceV2 => Some(format!(
+            "{}-{}-{}",
+            env.config.application_id,
+            env.process_id,
+            thread_index(thread_name)
+        )),
+        ProcessingGuarantee::AtLeastOnce => None,
+    };
+    let client_id = format!(
+        "{}-{}-{thread_name}-producer",
+        env.config.application_id, env.process_id
+    );
+    CountedProducer::new(env, &client_id, txn_id, &[]).map(Some)
 }
 
 /// `StreamThread-3` -> `3`.
