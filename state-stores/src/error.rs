@@ -55,6 +55,11 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A write to a store that is read-only for this caller.
+    #[error(
+        "store `{0}` is read-only here: a global store is written only by its global processor"
+    )]
+    ReadOnly(String),
     /// The store was used after close.
     #[error("store `{0}` is closed")]
     Closed(String),

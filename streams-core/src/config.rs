@@ -35,7 +35,13 @@ impl ProcessingGuarantee {
 }
 
 /// Prefixes whose keys are passed to the librdkafka clients the runtime creates.
-pub const CLIENT_PREFIXES: &[&str] = &["consumer.", "producer.", "admin.", "restore.consumer."];
+pub const CLIENT_PREFIXES: &[&str] = &[
+    "consumer.",
+    "producer.",
+    "admin.",
+    "restore.consumer.",
+    "global.consumer.",
+];
 
 /// What to do with a record that fails (cannot be deserialized, or its processing fails).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,6 +424,7 @@ impl StreamsConfig {
                         "producer.*",
                         "admin.*",
                         "restore.consumer.*",
+                        "global.consumer.*",
                         "security.protocol",
                         "ssl.*",
                         "sasl.*",
@@ -437,7 +444,7 @@ impl StreamsConfig {
     /// the common ones first, then that prefix's, which override them.
     pub fn client_settings(&self, prefix: &str) -> BTreeMap<String, String> {
         let mut out = self.client.get("").cloned().unwrap_or_default();
-        if prefix == "restore.consumer." {
+        if prefix == "restore.consumer." || prefix == "global.consumer." {
             out.extend(self.client.get("consumer.").cloned().unwrap_or_default());
         }
         out.extend(self.client.get(prefix).cloned().unwrap_or_default());

@@ -7,6 +7,7 @@
 pub mod config;
 mod describe;
 mod error;
+mod global;
 mod processor;
 mod record;
 pub mod runtime;

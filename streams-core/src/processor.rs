@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use crate::record::{Data, DynRecord, Record, RecordMetadata};
 use crate::store::{
     AnyStore, KeyValueStoreHandle, SessionStoreHandle, StoreKind, StoreSerdes,
-    TimestampedKeyValueStoreHandle, WindowStoreHandle,
+    TimestampedKeyValueStoreHandle, TimestampedWindowStoreHandle, WindowStoreHandle,
 };
 use crate::task::{NodeSlot, PunctuationSchedule, TaskCore, TaskId};
 use crate::{Result, StreamsError};
@@ -240,7 +240,7 @@ impl ProcessorContext<'_> {
         let node = self.current;
         let idx = self.core.store_index.get(name).copied();
         match idx {
-            Some(i) if self.nodes[node].stores.contains(&i) => Ok(i),
+            Some(i) if self.nodes[node].stores.contains(&i) || self.core.stores[i].global => Ok(i),
             Some(_) => Err(StreamsError::StoreAccess {
                 node: self.nodes[node].name.clone(),
                 store: name.to_string(),
@@ -409,6 +409,30 @@ impl ProcessorContext<'_> {
                 reason: "not a window store".into(),
             }),
         }
+    }
+
+    /// Typed access to the window store `name` created with `StoreBuilder::timestamped_window`.
+    pub fn timestamped_window_store<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+    ) -> Result<TimestampedWindowStoreHandle<'_, K, V>> {
+        let i = self.store_slot(name)?;
+        if !self.core.stores[i].timestamped_window {
+            return Err(self.access_error(
+                name,
+                "it is not a timestamped window store (declare it with StoreBuilder::timestamped_window)"
+                    .into(),
+            ));
+        }
+        Ok(TimestampedWindowStoreHandle {
+            inner: self.window_store::<K, V>(name)?,
+        })
+    }
+
+    /// Counts a record this node dropped on purpose (late for its window, null key for a join...):
+    /// the `dropped_records` metric. Log the reason at debug where it is decided.
+    pub fn record_dropped(&mut self) {
+        self.core.dropped_records += 1;
     }
 
     /// Typed access to the session store `name`.

@@ -55,6 +55,8 @@ pub struct StoreBuilder {
     pub(crate) persistent: bool,
     pub(crate) logging: bool,
     pub(crate) caching: bool,
+    /// Window store values carry the timestamp of the record that wrote them.
+    pub(crate) timestamped_window: bool,
     pub(crate) serdes: Arc<dyn Any + Send + Sync>,
     pub(crate) types: (&'static str, &'static str),
 }
@@ -84,6 +86,7 @@ impl StoreBuilder {
             persistent: true,
             logging: true,
             caching: false,
+            timestamped_window: false,
             serdes: Arc::new(StoreSerdes { key, value }),
             types: (std::any::type_name::<K>(), std::any::type_name::<V>()),
         }
@@ -126,6 +129,20 @@ impl StoreBuilder {
             key,
             value,
         )
+    }
+
+    /// A window store whose values carry the timestamp of the record that wrote them (what windowed
+    /// aggregations use; read it with `ProcessorContext::timestamped_window_store`).
+    pub fn timestamped_window<K: Data, V: Data>(
+        name: impl Into<String>,
+        retention_ms: i64,
+        window_size_ms: i64,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Self {
+        let mut b = Self::window(name, retention_ms, window_size_ms, false, key, value);
+        b.timestamped_window = true;
+        b
     }
 
     /// A session store.
@@ -622,6 +639,75 @@ impl<K: 'static, V: 'static> WindowStoreHandle<'_, K, V> {
     /// The store's window size in ms.
     pub fn window_size_ms(&self) -> i64 {
         self.store.config().window_size_ms
+    }
+}
+
+/// Typed access to a window store whose values carry a timestamp.
+pub struct TimestampedWindowStoreHandle<'a, K, V> {
+    pub(crate) inner: WindowStoreHandle<'a, K, V>,
+}
+
+impl<K: 'static, V: 'static> TimestampedWindowStoreHandle<'_, K, V> {
+    fn decode(&self, raw: &[u8]) -> Result<ValueAndTimestamp<V>> {
+        let vt = state_stores::ValueAndTimestamp::decode(self.inner.name, raw)?;
+        Ok(ValueAndTimestamp {
+            value: self.inner.codec().de_value(&vt.value)?,
+            timestamp: vt.timestamp,
+        })
+    }
+    /// Writes `value` with `timestamp` for `key` in the window starting at `window_start`
+    /// (`None` deletes). A write to a window past retention is dropped.
+    pub fn put(
+        &mut self,
+        key: &K,
+        value: Option<&V>,
+        timestamp: i64,
+        window_start: i64,
+    ) -> Result<()> {
+        let c = self.inner.codec();
+        let k = c.key(key)?;
+        let v = match value {
+            Some(v) => c
+                .value(v)?
+                .map(|v| state_stores::ValueAndTimestamp::encode(&v, timestamp)),
+            None => None,
+        };
+        self.inner.store.put(&k, v.as_deref(), window_start)?;
+        Ok(())
+    }
+    /// The value of `key` in the window starting at `window_start`.
+    pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<ValueAndTimestamp<V>>> {
+        let k = self.inner.codec().key(key)?;
+        self.inner
+            .store
+            .fetch(&k, window_start)?
+            .map(|b| self.decode(&b))
+            .transpose()
+    }
+    /// Values of `key` in windows starting in `[from, to]`, ascending by start.
+    pub fn fetch_range(
+        &self,
+        key: &K,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, ValueAndTimestamp<V>)>> {
+        let k = self.inner.codec().key(key)?;
+        self.inner
+            .store
+            .fetch_range(&k, from, to)?
+            .into_iter()
+            .map(|(t, b)| Ok((t, self.decode(&b)?)))
+            .collect()
+    }
+    /// Every key's values in windows starting in `[from, to]`, as (key, window start, value).
+    pub fn fetch_all(&self, from: i64, to: i64) -> Result<Vec<(K, i64, ValueAndTimestamp<V>)>> {
+        let c = self.inner.codec();
+        self.inner
+            .store
+            .fetch_all(from, to)?
+            .into_iter()
+            .map(|e| Ok((c.de_key(&e.key)?, e.window_start, self.decode(&e.value)?)))
+            .collect()
     }
 }
 

@@ -25,8 +25,19 @@ pub struct TaskId {
     pub partition: i32,
 }
 
+impl TaskId {
+    /// The task that updates the global stores.
+    pub const GLOBAL: TaskId = TaskId {
+        subtopology: u32::MAX,
+        partition: -1,
+    };
+}
+
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == TaskId::GLOBAL {
+            return write!(f, "global");
+        }
         write!(f, "{}_{}", self.subtopology, self.partition)
     }
 }
@@ -73,6 +84,9 @@ pub(crate) struct StoreSlot {
     pub store: AnyStore,
     pub serdes: Arc<dyn Any + Send + Sync>,
     pub types: (&'static str, &'static str),
+    pub timestamped_window: bool,
+    /// A global store: readable from every node, written only by the global task.
+    pub global: bool,
     pub changelog: Option<(String, VecChangelogSink)>,
     /// Entries the record cache wrote to the store, waiting to be forwarded.
     pub flushed: Option<FlushQueue>,
@@ -105,6 +119,8 @@ pub(crate) struct TaskCore {
     pub wall_clock: i64,
     pub schedules: Vec<PunctuationSchedule>,
     pub next_punctuator: u64,
+    /// Records processors dropped on purpose since the last [`StreamTask::take_dropped_records`].
+    pub dropped_records: u64,
 }
 
 struct SinkProcessor {
@@ -191,6 +207,21 @@ pub fn runtime_topic(topology: &Topology, application_id: &str, topic: &str) -> 
     }
 }
 
+fn global_slot(b: &crate::StoreBuilder, h: crate::global::SharedKeyValueStore) -> StoreSlot {
+    StoreSlot {
+        name: b.name().to_string(),
+        kind: b.kind(),
+        store: AnyStore::KeyValue(Box::new(h)),
+        serdes: b.serdes.clone(),
+        types: b.types,
+        timestamped_window: false,
+        global: true,
+        changelog: None,
+        flushed: None,
+        flush_listener: None,
+    }
+}
+
 impl StreamTask {
     /// Instantiates sub-topology `id.subtopology` for `id.partition`, opening its stores under
     /// `task_dir` (`<state.dir>/<application.id>/<task id>`). Processors are not yet initialized.
@@ -202,13 +233,49 @@ impl StreamTask {
         resources: &RocksDbResources,
         cache: Option<&CacheBudget>,
     ) -> Result<Self> {
-        let groups = topology.node_groups();
-        let group = groups.get(id.subtopology as usize).ok_or_else(|| {
-            StreamsError::IllegalState(format!(
-                "task {id}: the topology has no sub-topology {}",
-                id.subtopology
-            ))
-        })?;
+        Self::build(
+            topology,
+            id,
+            application_id,
+            task_dir,
+            resources,
+            cache,
+            None,
+        )
+    }
+
+    /// Like [`StreamTask::new`], with the instance's global stores readable from every node; for
+    /// [`TaskId::GLOBAL`] the task is the global store update graph and writes them.
+    pub(crate) fn build(
+        topology: &Topology,
+        id: TaskId,
+        application_id: &str,
+        task_dir: &Path,
+        resources: &RocksDbResources,
+        cache: Option<&CacheBudget>,
+        globals: Option<&crate::global::GlobalStores>,
+    ) -> Result<Self> {
+        let group = if id == TaskId::GLOBAL {
+            topology.global_nodes()
+        } else {
+            let groups = topology.node_groups();
+            groups
+                .get(id.subtopology as usize)
+                .ok_or_else(|| {
+                    StreamsError::IllegalState(format!(
+                        "task {id}: the topology has no sub-topology {}",
+                        id.subtopology
+                    ))
+                })?
+                .clone()
+        };
+        let group = &group;
+        let mut global_handles: Vec<_> = globals
+            .map(|g| g.handles(id == TaskId::GLOBAL))
+            .unwrap_or_default()
+            .into_iter()
+            .map(Some)
+            .collect();
         let all_children = topology.children();
         let local: HashMap<usize, usize> =
             group.iter().enumerate().map(|(li, &gi)| (gi, li)).collect();
@@ -221,8 +288,19 @@ impl StreamTask {
             let def = &topology.nodes[gi];
             let mut node_stores = Vec::new();
             for s in &def.stores {
+                let global = global_handles
+                    .iter()
+                    .position(|h| h.as_ref().is_some_and(|(b, _)| b.name() == s));
                 let idx = match store_index.get(s) {
                     Some(&i) => i,
+                    None if global.is_some() => {
+                        let Some((b, h)) = global.and_then(|i| global_handles[i].take()) else {
+                            return Err(StreamsError::IllegalState(format!("global store `{s}`")));
+                        };
+                        stores.push(global_slot(&b, h));
+                        store_index.insert(s.clone(), stores.len() - 1);
+                        stores.len() - 1
+                    }
                     None => {
                         let builder =
                             topology
@@ -255,6 +333,8 @@ impl StreamTask {
                             store,
                             serdes: builder.serdes.clone(),
                             types: builder.types,
+                            timestamped_window: builder.timestamped_window,
+                            global: false,
                             changelog,
                             flush_listener: None,
                             flushed: match builder.kind {
@@ -307,6 +387,10 @@ impl StreamTask {
                 stores: node_stores,
             });
         }
+        for (b, h) in global_handles.into_iter().flatten() {
+            stores.push(global_slot(&b, h));
+            store_index.insert(b.name().to_string(), stores.len() - 1);
+        }
         Ok(StreamTask {
             nodes,
             sources,
@@ -322,6 +406,7 @@ impl StreamTask {
                 wall_clock: 0,
                 schedules: Vec::new(),
                 next_punctuator: 0,
+                dropped_records: 0,
             },
             dir: task_dir.to_path_buf(),
             closed: false,
@@ -573,6 +658,11 @@ impl StreamTask {
             StreamsError::IllegalState(format!("task {} has no store `{store}`", self.core.task_id))
         })?;
         self.core.stores[i].store.restore(records)
+    }
+
+    /// Records processors dropped on purpose (late, unjoinable) since the last call.
+    pub fn take_dropped_records(&mut self) -> u64 {
+        std::mem::take(&mut self.core.dropped_records)
     }
 
     /// Names of the task's stores.

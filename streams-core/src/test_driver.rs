@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use state_stores::{RocksDbResources, TaskDirLock};
 
+use crate::global::GlobalStores;
 use crate::processor::PunctuationType;
 use crate::record::{Data, Headers, Record};
 use crate::serdes::SerdeRef;
@@ -25,6 +26,8 @@ struct DriverInner {
     outputs: HashMap<String, VecDeque<ProducedRecord>>,
     offsets: HashMap<String, i64>,
     wall_clock: i64,
+    dropped_records: u64,
+    globals: GlobalStores,
     _locks: Vec<TaskDirLock>,
     _state_dir: tempfile::TempDir,
 }
@@ -63,6 +66,7 @@ impl DriverInner {
                     ts,
                     headers.clone(),
                 )?;
+                self.dropped_records += self.tasks[i].take_dropped_records();
                 let out = self.tasks[i].drain_output();
                 self.route(out, &mut queue);
             }
@@ -134,6 +138,21 @@ impl TopologyTestDriver {
         let app = config.application_id.clone();
         let mut tasks = Vec::new();
         let mut locks = Vec::new();
+        let global_dir = state_dir.path().join(&app).join("global");
+        let globals = GlobalStores::open(&topology, &global_dir, &resources)?;
+        if !globals.is_empty() {
+            // The global task runs first, so a global table is current before stream tasks look
+            // it up: what the global thread's bootstrap gives the real runtime.
+            tasks.push(StreamTask::build(
+                &topology,
+                TaskId::GLOBAL,
+                &app,
+                &global_dir,
+                &resources,
+                None,
+                Some(&globals),
+            )?);
+        }
         for s in topology.subtopologies() {
             let id = TaskId {
                 subtopology: s.id,
@@ -141,9 +160,10 @@ impl TopologyTestDriver {
             };
             let dir = state_dir.path().join(&app).join(id.to_string());
             locks.push(TaskDirLock::acquire(&dir)?);
-            let mut task = // Like Kafka's driver, which commits (flushing record caches) after every input record,
+            // Like Kafka's driver, which commits (flushing record caches) after every input record,
             // the driver runs without caches: the output is the same.
-            StreamTask::new(&topology, id, &app, &dir, &resources, None)?;
+            let mut task =
+                StreamTask::build(&topology, id, &app, &dir, &resources, None, Some(&globals))?;
             task.set_wall_clock(0);
             tasks.push(task);
         }
@@ -152,6 +172,8 @@ impl TopologyTestDriver {
             outputs: HashMap::new(),
             offsets: HashMap::new(),
             wall_clock: 0,
+            dropped_records: 0,
+            globals,
             _locks: locks,
             _state_dir: state_dir,
         };
@@ -283,8 +305,64 @@ impl TopologyTestDriver {
         })
     }
 
-    /// Every entry of a window store as (key, window start, value).
+    /// How many records processors dropped on purpose so far (late for their window, null keys...):
+    /// the `dropped_records` metric of the real runtime.
+    pub fn dropped_records(&self) -> u64 {
+        self.inner.borrow().dropped_records
+    }
+
+    /// Every entry of a window store as (key, window start, value); for timestamped window stores
+    /// (windowed aggregations) the timestamps are dropped.
     pub fn window_store_all<K: Data, V: Data>(&self, store: &str) -> Result<Vec<(K, i64, V)>> {
+        Ok(self
+            .timestamped_window_store_all::<K, V>(store)?
+            .into_iter()
+            .map(|(k, s, v)| (k, s, v.value))
+            .collect())
+    }
+
+    /// Every session of a session store as (key, session window, value).
+    pub fn session_store_all<K: Data, V: Data>(
+        &self,
+        store: &str,
+    ) -> Result<Vec<(K, state_stores::SessionWindow, V)>> {
+        let mut inner = self.inner.borrow_mut();
+        inner.task_with_store(store)?.with_store(store, |slot| {
+            let serdes = slot
+                .serdes
+                .downcast_ref::<StoreSerdes<K, V>>()
+                .ok_or_else(|| type_error(store, slot.types))?;
+            let AnyStore::Session(s) = &mut slot.store else {
+                return Err(kind_error(store));
+            };
+            let mut out = Vec::new();
+            for (k, w, v) in s.all()? {
+                let key = serdes.key.deserialize(Some(&k)).map_err(|source| {
+                    StreamsError::StoreDeserialization {
+                        part: "key",
+                        store: store.to_string(),
+                        source,
+                    }
+                })?;
+                let value = serdes.value.deserialize(Some(&v)).map_err(|source| {
+                    StreamsError::StoreDeserialization {
+                        part: "value",
+                        store: store.to_string(),
+                        source,
+                    }
+                })?;
+                out.push((key, w, value));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every entry of a window store as (key, window start, value and timestamp); plain window
+    /// stores report timestamp -1.
+    pub fn timestamped_window_store_all<K: Data, V: Data>(
+        &self,
+        store: &str,
+    ) -> Result<Vec<(K, i64, ValueAndTimestamp<V>)>> {
         let mut inner = self.inner.borrow_mut();
         inner.task_with_store(store)?.with_store(store, |slot| {
             let serdes = slot
@@ -299,7 +377,24 @@ impl TopologyTestDriver {
                 name: &slot.name,
                 serdes,
             };
-            h.fetch_all(i64::MIN, i64::MAX)
+            if slot.timestamped_window {
+                crate::store::TimestampedWindowStoreHandle { inner: h }
+                    .fetch_all(i64::MIN, i64::MAX)
+            } else {
+                Ok(h.fetch_all(i64::MIN, i64::MAX)?
+                    .into_iter()
+                    .map(|(k, s, value)| {
+                        (
+                            k,
+                            s,
+                            ValueAndTimestamp {
+                                value,
+                                timestamp: -1,
+                            },
+                        )
+                    })
+                    .collect())
+            }
         })
     }
 
@@ -309,6 +404,7 @@ impl TopologyTestDriver {
         for t in &mut inner.tasks {
             t.close()?;
         }
+        inner.globals.close();
         Ok(())
     }
 }

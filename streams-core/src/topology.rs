@@ -85,6 +85,8 @@ pub(crate) struct NodeDef {
     pub parents: Vec<String>,
     pub kind: NodeKind,
     pub stores: BTreeSet<String>,
+    /// Part of a global store's update graph: runs in the global task, never in stream tasks.
+    pub global: bool,
 }
 
 /// One sub-topology: a connected part of the graph that runs as one task per input partition.
@@ -119,6 +121,7 @@ pub struct Topology {
     pub(crate) nodes: Vec<NodeDef>,
     pub(crate) index: HashMap<String, usize>,
     pub(crate) stores: Vec<StoreBuilder>,
+    pub(crate) global_stores: Vec<StoreBuilder>,
     pub(crate) internal_topics: BTreeSet<String>,
 }
 
@@ -151,6 +154,7 @@ impl Topology {
             parents: parents.iter().map(|p| p.to_string()).collect(),
             kind,
             stores: BTreeSet::new(),
+            global: false,
         });
         Ok(self)
     }
@@ -325,6 +329,83 @@ impl Topology {
         Ok(self)
     }
 
+    /// Adds a global store: every instance keeps a full copy of `topic` in `store`, written by
+    /// `processor` (the node `processor_name`, fed by the source `source_name`) in the global thread
+    /// and readable from every processor of every task. The topic is the store's changelog, so the
+    /// store must not log; it is rebuilt from the topic when the instance starts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_global_store<K, V, P, F>(
+        &mut self,
+        store: StoreBuilder,
+        source_name: &str,
+        topic: &str,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+        processor_name: &str,
+        supplier: F,
+    ) -> Result<&mut Self>
+    where
+        K: Data,
+        V: Data,
+        P: Processor<K, V> + 'static,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        let name = store.name.clone();
+        if self
+            .stores
+            .iter()
+            .chain(&self.global_stores)
+            .any(|s| s.name == name)
+        {
+            return Err(StreamsError::Topology(format!(
+                "a store named `{name}` already exists"
+            )));
+        }
+        if !matches!(
+            store.kind,
+            crate::StoreKind::KeyValue | crate::StoreKind::TimestampedKeyValue
+        ) {
+            return Err(StreamsError::Topology(format!(
+                "global store `{name}` must be a key-value store"
+            )));
+        }
+        self.add_source(source_name, &[topic], key, value)?;
+        self.add_processor(processor_name, supplier, &[source_name])?;
+        for n in [source_name, processor_name] {
+            let i = self.index[n];
+            self.nodes[i].global = true;
+        }
+        let i = self.index[processor_name];
+        self.nodes[i].stores.insert(name);
+        self.global_stores.push(store.with_logging_disabled());
+        Ok(self)
+    }
+
+    /// The global stores.
+    pub fn global_stores(&self) -> &[StoreBuilder] {
+        &self.global_stores
+    }
+
+    /// The topics global stores are read from.
+    pub fn global_topics(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.global)
+            .filter_map(|n| match &n.kind {
+                NodeKind::Source { topics, .. } => Some(topics.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Indexes of the nodes that update global stores.
+    pub(crate) fn global_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].global)
+            .collect()
+    }
+
     /// Declares `topic` as an internal (repartition) topic: the runtime creates it and prefixes it with
     /// `<application.id>-`. Sinks and sources name it without the prefix.
     pub fn add_internal_topic(&mut self, topic: &str) -> &mut Self {
@@ -366,6 +447,12 @@ impl Topology {
                         n.name
                     )));
                 };
+                if self.nodes[pi].global != n.global {
+                    return Err(StreamsError::Topology(format!(
+                        "node `{}` cannot be connected to `{p}`: global store update nodes form their own graph",
+                        n.name
+                    )));
+                }
                 if matches!(self.nodes[pi].kind, NodeKind::Sink { .. }) {
                     return Err(StreamsError::Topology(format!(
                         "node `{}` cannot have sink `{p}` as parent: sinks have no children",
@@ -405,6 +492,9 @@ impl Topology {
             }
         }
         for s in &self.stores {
+            if self.global_stores.iter().any(|g| g.name == s.name) {
+                continue;
+            }
             if !self.nodes.iter().any(|n| n.stores.contains(&s.name)) {
                 return Err(StreamsError::Topology(format!(
                     "store `{}` is not connected to any processor; connect it with connect_processor_and_store",
@@ -447,7 +537,7 @@ impl Topology {
             }
         };
         let mut store_user: HashMap<&str, usize> = HashMap::new();
-        for (i, n) in self.nodes.iter().enumerate() {
+        for (i, n) in self.nodes.iter().enumerate().filter(|(_, n)| !n.global) {
             for p in &n.parents {
                 if let Some(&pi) = self.index.get(p) {
                     unite(i, pi, &mut parent);
@@ -464,7 +554,7 @@ impl Topology {
         }
         let mut order: Vec<usize> = Vec::new();
         let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for i in 0..self.nodes.len() {
+        for i in (0..self.nodes.len()).filter(|&i| !self.nodes[i].global) {
             let r = root(&mut parent, i);
             if !groups.contains_key(&r) {
                 order.push(r);

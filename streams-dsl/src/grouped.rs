@@ -10,6 +10,8 @@ use crate::kstream::KStream;
 use crate::ktable::KTable;
 use crate::naming::Materialized;
 use crate::processors::{Aggregator, Init, StreamAggregate, TableAggregate};
+use crate::windowed::{SessionWindowedKStream, TimeWindowedKStream, WindowSpec};
+use crate::windows::{SessionWindows, SlidingWindows, TimeWindows};
 
 /// Adds `sink -> <base>-repartition -> source` and returns the source node name. Named groupings
 /// name the nodes after the topic so upgrades keep them; unnamed ones use generated names.
@@ -104,14 +106,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             drop(s);
             return KTable::new(b.clone(), proc, None, None, None);
         };
-        let mut parent = self.stream.node.clone();
-        if self.repartition {
-            let what = format!("repartition for `{store}`");
-            if let Some(vs) = s.value_serde(self.value_serde.clone(), &what) {
-                let base = self.name.clone().unwrap_or_else(|| store.clone());
-                parent = repartition(&mut s, &parent, &base, self.name.is_some(), ks.clone(), vs);
-            }
-        }
+        let parent = self.input_node(&mut s, &store, &ks);
         let st = store.clone();
         let sb = store_builder(&store, ks.clone(), vas.clone(), &materialized);
         let r = s
@@ -132,6 +127,53 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         s.record(r);
         drop(s);
         KTable::new(b, proc, Some(ks), Some(vas), Some(store))
+    }
+
+    /// The node aggregations read from: the stream itself, or a repartition topic when an upstream
+    /// operation changed keys (named after the grouping, else after `store`).
+    pub(crate) fn input_node(&self, s: &mut BuilderState, store: &str, ks: &SerdeRef<K>) -> String {
+        let mut parent = self.stream.node.clone();
+        if self.repartition {
+            let what = format!("repartition for `{store}`");
+            if let Some(vs) = s.value_serde(self.value_serde.clone(), &what) {
+                let base = self.name.clone().unwrap_or_else(|| store.to_string());
+                parent = repartition(s, &parent, &base, self.name.is_some(), ks.clone(), vs);
+            }
+        }
+        parent
+    }
+
+    pub(crate) fn shared(&self) -> Shared {
+        self.stream.b.clone()
+    }
+
+    pub(crate) fn key_serde(&self) -> Option<SerdeRef<K>> {
+        self.key_serde.clone()
+    }
+
+    /// Aggregates per key and tumbling or hopping time window.
+    pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
+        TimeWindowedKStream::new(self.clone_handle(), WindowSpec::Time(windows))
+    }
+
+    /// Aggregates per key and sliding window.
+    pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> TimeWindowedKStream<K, V> {
+        TimeWindowedKStream::new(self.clone_handle(), WindowSpec::Sliding(windows))
+    }
+
+    /// Aggregates per key and session.
+    pub fn windowed_by_session(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
+        SessionWindowedKStream::new(self.clone_handle(), windows)
+    }
+
+    fn clone_handle(&self) -> KGroupedStream<K, V> {
+        KGroupedStream {
+            stream: self.stream.clone_handle(),
+            name: self.name.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+            repartition: self.repartition,
+        }
     }
 
     /// Counts records per key.

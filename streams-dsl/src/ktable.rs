@@ -6,10 +6,15 @@ use streams_core::Data;
 
 use crate::builder::Shared;
 use crate::change::Change;
+use crate::change::ChangeSerde;
 use crate::grouped::KGroupedTable;
 use crate::kstream::KStream;
 use crate::naming::Grouped;
 use crate::processors::{TableFilter, TableMapValues, TableSelect, ToStream};
+use crate::suppress::{
+    BufferedChange, BufferedChangeSerde, DueTime, KTableSuppress, SuppressKind, Suppressed,
+};
+use streams_core::StoreBuilder;
 
 /// A changelog stream seen as a table: the latest value per key. Its node emits `Change<V>`s.
 pub struct KTable<K, V> {
@@ -18,6 +23,9 @@ pub struct KTable<K, V> {
     pub(crate) key_serde: Option<SerdeRef<K>>,
     pub(crate) value_serde: Option<SerdeRef<V>>,
     pub(crate) store: Option<String>,
+    /// For windowed tables: when a key's window ends, and how long after that it still changes
+    /// (what `suppress(until_window_closes)` waits for).
+    pub(crate) windowing: Option<(DueTime<K>, i64)>,
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
@@ -34,6 +42,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             key_serde,
             value_serde,
             store,
+            windowing: None,
         }
     }
 
@@ -55,13 +64,15 @@ impl<K: Data, V: Data> KTable<K, V> {
             .map(|_| ());
         s.record(r);
         drop(s);
-        KTable::new(
+        let mut t = KTable::new(
             self.b.clone(),
             name,
             self.key_serde.clone(),
             value_serde,
             None,
-        )
+        );
+        t.windowing = self.windowing.clone();
+        t
     }
 
     /// Rows matching `predicate`; a row that stops matching is deleted downstream.
@@ -152,6 +163,63 @@ impl<K: Data, V: Data> KTable<K, V> {
             key_serde: grouped.key,
             value_serde: grouped.value,
         }
+    }
+
+    /// Holds updates back (see [`Suppressed`]): with `until_window_closes` a windowed table emits one
+    /// final result per window once stream time passes its end plus grace.
+    pub fn suppress(&self, suppressed: Suppressed) -> KTable<K, V> {
+        let mut s = self.b.borrow_mut();
+        let name = s.name_or(suppressed.name.clone(), "KTABLE-SUPPRESS-");
+        let store = match &suppressed.name {
+            Some(n) => format!("{n}-store"),
+            None => s.next_name("KTABLE-SUPPRESS-STATE-STORE-"),
+        };
+        let (due, wait, drop_tombstones): (DueTime<K>, i64, bool) = match suppressed.kind {
+            SuppressKind::UntilWindowCloses => {
+                let Some((end, grace)) = self.windowing.clone() else {
+                    s.fail(format!(
+                        "suppress `{name}`: until_window_closes needs a windowed table (windowed_by(...) then an aggregation)"
+                    ));
+                    return KTable::new(self.b.clone(), name, None, None, None);
+                };
+                (end, grace, true)
+            }
+            SuppressKind::UntilTimeLimit(ms) => (Arc::new(|_: &K, ts: i64| ts), ms, false),
+        };
+        let ks = s.key_serde(self.key_serde.clone(), &format!("suppress `{name}`"));
+        let vs = s.value_serde(self.value_serde.clone(), &format!("suppress `{name}`"));
+        let (Some(ks), Some(vs)) = (ks, vs) else {
+            return KTable::new(self.b.clone(), name, None, None, None);
+        };
+        let entry_serde: SerdeRef<BufferedChange<V>> =
+            Arc::new(BufferedChangeSerde(ChangeSerde(vs.clone())));
+        let sb = StoreBuilder::key_value(store.clone(), ks.clone(), entry_serde).in_memory();
+        let buffer = suppressed.buffer;
+        let (st, k2, v2) = (store.clone(), ks.clone(), vs.clone());
+        let r = s
+            .topology
+            .add_processor::<K, Change<V>, _, _>(
+                &name,
+                move || {
+                    KTableSuppress::new(
+                        st.clone(),
+                        k2.clone(),
+                        v2.clone(),
+                        due.clone(),
+                        wait,
+                        drop_tombstones,
+                        buffer,
+                    )
+                },
+                &[&self.node],
+            )
+            .and_then(|t| t.add_state_store(sb, &[&name]))
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        let mut t = KTable::new(self.b.clone(), name, Some(ks), Some(vs), None);
+        t.windowing = self.windowing.clone();
+        t
     }
 
     /// The name of the store holding this table, if it is materialized.

@@ -23,6 +23,10 @@ mod kstream;
 mod ktable;
 mod naming;
 mod processors;
+mod suppress;
+mod window_processors;
+mod windowed;
+mod windows;
 
 pub use builder::StreamsBuilder;
 pub use change::{Change, ChangeSerde};
@@ -30,3 +34,9 @@ pub use grouped::{KGroupedStream, KGroupedTable};
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::KTable;
 pub use naming::{Consumed, Grouped, Materialized, Named, Produced};
+pub use suppress::{BufferConfig, Suppressed, WhenFull};
+pub use windowed::{SessionWindowedKStream, TimeWindowedKStream};
+pub use windows::{
+    JoinWindows, SessionWindowedSerde, SessionWindows, SlidingWindows, TimeWindowedSerde,
+    TimeWindows, Window, Windowed,
+};

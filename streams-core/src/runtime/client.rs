@@ -63,6 +63,8 @@ pub enum ClientKind {
     Consumer,
     /// The restore consumer of a stream thread (no group).
     RestoreConsumer,
+    /// The global thread's consumer (no group), reading global store topics.
+    GlobalConsumer,
     /// A producer.
     Producer,
     /// The admin client.
@@ -74,6 +76,7 @@ impl ClientKind {
         match self {
             ClientKind::Consumer => "consumer.",
             ClientKind::RestoreConsumer => "restore.consumer.",
+            ClientKind::GlobalConsumer => "global.consumer.",
             ClientKind::Producer => "producer.",
             ClientKind::Admin => "admin.",
         }

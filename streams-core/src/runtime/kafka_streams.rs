@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use state_stores::RocksDbResources;
 
 use crate::config::StreamsConfig;
+use crate::global::GlobalStores;
+use crate::runtime::global_thread::GlobalStreamThread;
 use crate::runtime::internal_topics::{prepare_topics, TopicLayout};
 use crate::runtime::state::{State, StateListener, StateRestoreListener};
 use crate::runtime::stream_thread::StreamThread;
@@ -38,6 +40,8 @@ pub struct KafkaStreams {
     config: StreamsConfig,
     supervisor: Arc<Supervisor>,
     threads: Vec<JoinHandle<()>>,
+    global_thread: Option<JoinHandle<()>>,
+    globals: Option<GlobalStores>,
     restore_listener: Option<Arc<dyn StateRestoreListener>>,
     counters: Arc<RuntimeCounters>,
     process_id: uuid::Uuid,
@@ -69,6 +73,8 @@ impl KafkaStreams {
             config,
             supervisor: Arc::new(Supervisor::new()),
             threads: Vec::new(),
+            global_thread: None,
+            globals: None,
             restore_listener: None,
             counters: Arc::new(RuntimeCounters::default()),
             process_id: uuid::Uuid::new_v4(),
@@ -118,13 +124,45 @@ impl KafkaStreams {
         }
         let layout = prepare_topics(&self.topology, &self.config)?;
         self.layout = Some(layout.clone());
+        let resources = RocksDbResources::new(self.config.rocksdb_memory_bytes as usize);
+        let globals = GlobalStores::open(
+            &self.topology,
+            &self.config.app_state_dir().join("global"),
+            &resources,
+        )?;
+        self.supervisor.machine.transition(State::Rebalancing);
+        if !globals.is_empty() {
+            let mut global = GlobalStreamThread::new(
+                &self.topology,
+                &self.config,
+                &globals,
+                &resources,
+                self.counters.clone(),
+            )?;
+            // Like Kafka Streams, start() returns once the global stores hold their topics.
+            global.bootstrap(&self.supervisor.shutdown)?;
+            let (shutdown, supervisor) =
+                (self.supervisor.shutdown.clone(), self.supervisor.clone());
+            let name = format!("{}-GlobalStreamThread", self.config.application_id);
+            self.global_thread = Some(
+                std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn(move || global.run(shutdown, |e| supervisor.thread_failed(0, e)))
+                    .map_err(|e| StreamsError::Io {
+                        path: name.into(),
+                        source: e,
+                    })?,
+            );
+        }
+        self.globals = Some(globals.clone());
         let env = Arc::new(ThreadEnv {
             topology: self.topology.clone(),
             config: self.config.clone(),
             layout,
-            resources: RocksDbResources::new(self.config.rocksdb_memory_bytes as usize),
+            resources,
             process_id: self.process_id,
             counters: self.counters.clone(),
+            globals,
         });
         let mut threads = Vec::new();
         for _ in 0..self.config.num_stream_threads {
@@ -137,7 +175,6 @@ impl KafkaStreams {
                 self.restore_listener.clone(),
             )?);
         }
-        self.supervisor.machine.transition(State::Rebalancing);
         for t in threads {
             let name = format!(
                 "{}-StreamThread-{}",
@@ -192,8 +229,25 @@ impl KafkaStreams {
         while Instant::now() < deadline && self.threads.iter().any(|t| !t.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let all_done = self.threads.iter().all(|t| t.is_finished());
+        while Instant::now() < deadline
+            && self
+                .global_thread
+                .as_ref()
+                .is_some_and(|t| !t.is_finished())
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let all_done = self.threads.iter().all(|t| t.is_finished())
+            && self.global_thread.as_ref().is_none_or(|t| t.is_finished());
         if all_done {
+            if let Some(t) = self.global_thread.take() {
+                if t.join().is_err() {
+                    tracing::error!("the global thread panicked");
+                }
+            }
+            if let Some(g) = self.globals.take() {
+                g.close();
+            }
             for t in self.threads.drain(..) {
                 if t.join().is_err() {
                     tracing::error!("a stream thread panicked");
@@ -212,7 +266,7 @@ impl KafkaStreams {
 
 impl Drop for KafkaStreams {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if !self.threads.is_empty() || self.global_thread.is_some() {
             self.close(Duration::from_secs(60));
         }
     }

@@ -3,6 +3,7 @@
 
 mod changelog_reader;
 pub mod client;
+mod global_thread;
 pub mod internal_topics;
 mod kafka_streams;
 mod partition_group;

@@ -54,6 +54,8 @@ pub(crate) struct ThreadEnv {
     pub resources: RocksDbResources,
     pub process_id: uuid::Uuid,
     pub counters: Arc<RuntimeCounters>,
+    /// The instance's global stores, readable from every task.
+    pub globals: crate::global::GlobalStores,
 }
 
 impl ThreadEnv {
@@ -309,13 +311,14 @@ impl TaskManager {
             // From now on the stores run ahead of the last commit; a crash must wipe them.
             checkpoint.delete()?;
         }
-        let mut task = StreamTask::new(
+        let mut task = StreamTask::build(
             &self.env.topology,
             id,
             &self.env.config.application_id,
             &dir,
             &self.env.resources,
             Some(&self.cache),
+            Some(&self.env.globals),
         )?;
         task.set_wall_clock(now_ms());
         let mut changelog_positions = BTreeMap::new();
@@ -543,6 +546,10 @@ impl TaskManager {
                         r.headers,
                     );
                     let mut out = t.task.drain_output();
+                    self.env
+                        .counters
+                        .dropped_records
+                        .fetch_add(t.task.take_dropped_records(), Ordering::Relaxed);
                     if let Err(e) = result {
                         let policy = match &e {
                             StreamsError::Deserialization { .. } => {
