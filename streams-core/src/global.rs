@@ -118,10 +118,12 @@ impl GlobalStores {
                 StoreKind::KeyValue | StoreKind::TimestampedKeyValue => {
                     Box::new(InMemoryKeyValueStore::new(b.name()))
                 }
-                other => return Err(StreamsError::Topology(format!(
+                other => {
+                    return Err(StreamsError::Topology(format!(
                     "global store `{}` is a {other:?} store; global stores are key-value stores",
                     b.name()
-                ))),
+                )))
+                }
             };
             stores.push((b.clone(), Arc::new(Mutex::new(store))));
         }

@@ -193,6 +193,23 @@ impl StreamsBuilder {
         KTable::new(self.state.clone(), table_node, ks, vs, Some(store))
     }
 
+    /// A global table over `topic`: every instance reads the whole topic into a store (named by
+    /// `materialized`) before processing starts, and keeps it up to date.
+    pub fn global_table<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        materialized: Materialized<K, V>,
+    ) -> crate::GlobalKTable<K, V> {
+        crate::joins::global_table(
+            &self.state,
+            topic,
+            consumed.key,
+            consumed.value,
+            materialized,
+        )
+    }
+
     /// Registers a store for processors added with [`KStream::process`].
     pub fn add_state_store(&self, store: StoreBuilder) -> &Self {
         let mut s = self.state.borrow_mut();

@@ -16,7 +16,7 @@ use crate::windows::{SessionWindows, SlidingWindows, TimeWindows};
 /// Adds `sink -> <base>-repartition -> source` and returns the source node name. Named groupings
 /// name the nodes after the topic so upgrades keep them; unnamed ones use generated names.
 #[allow(clippy::too_many_arguments)]
-fn repartition<K: Data, V: Data>(
+pub(crate) fn repartition<K: Data, V: Data>(
     s: &mut BuilderState,
     parent: &str,
     base: &str,

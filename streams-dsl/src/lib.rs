@@ -19,6 +19,8 @@
 mod builder;
 mod change;
 mod grouped;
+mod join_processors;
+mod joins;
 mod kstream;
 mod ktable;
 mod naming;
@@ -31,6 +33,7 @@ mod windows;
 pub use builder::StreamsBuilder;
 pub use change::{Change, ChangeSerde};
 pub use grouped::{KGroupedStream, KGroupedTable};
+pub use joins::{GlobalKTable, StreamJoined};
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::KTable;
 pub use naming::{Consumed, Grouped, Materialized, Named, Produced};

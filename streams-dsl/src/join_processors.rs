@@ -1,0 +1,411 @@
+//! The processors joins compile to: stream-stream (windowed), stream-table, table-table and
+//! stream-global-table. Joiners are wrapped as `Fn(Option<&L>, Option<&R>) -> Option<Out>`,
+//! returning `None` for the combinations the join variant does not produce.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use streams_core::serdes::SerdeRef;
+use streams_core::{Data, Processor, ProcessorContext, Record, Result, StreamsError};
+
+use crate::change::Change;
+use crate::windows::JoinWindows;
+
+/// A joiner for one join variant (inner, left, outer).
+pub(crate) type JoinFn<L, R, O> = Arc<dyn Fn(Option<&L>, Option<&R>) -> Option<O> + Send + Sync>;
+
+/// Puts every record into its side's window store, then forwards it to the join
+/// (Kafka Streams' `KStreamJoinWindow`).
+pub(crate) struct JoinWindowProcessor<K, V> {
+    pub store: String,
+    pub _t: PhantomData<fn(K, V)>,
+}
+
+impl<K: Data, V: Data> Processor<K, V> for JoinWindowProcessor<K, V> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        ctx.window_store::<K, V>(&self.store)?
+            .put(&r.key, Some(&r.value), r.timestamp)?;
+        ctx.forward(r)
+    }
+}
+
+/// What both sides of a stream-stream join share.
+pub(crate) struct StreamJoinSpec<K, V1, V2, VR> {
+    pub joiner: JoinFn<V1, V2, VR>,
+    pub left_outer: bool,
+    pub right_outer: bool,
+    pub windows: JoinWindows,
+    pub left_store: String,
+    pub right_store: String,
+    /// Records that found no partner yet, keyed by `[time][side][key]`; emitted with a null
+    /// partner once their window closes (left and outer joins).
+    pub outer_store: Option<String>,
+    pub key_serde: SerdeRef<K>,
+    pub left_serde: SerdeRef<V1>,
+    pub right_serde: SerdeRef<V2>,
+}
+
+fn flip(ts: i64) -> [u8; 8] {
+    ((ts as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn unflip(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    (u64::from_be_bytes(a) ^ (1 << 63)) as i64
+}
+
+fn ser<T: 'static>(ctx: &ProcessorContext<'_>, s: &SerdeRef<T>, v: &T) -> Result<Vec<u8>> {
+    s.serialize(v)
+        .map_err(|e| StreamsError::processing(ctx.node_name().to_string(), e.to_string()))?
+        .ok_or_else(|| StreamsError::processing(ctx.node_name().to_string(), "null in a join"))
+}
+
+fn de<T: 'static>(ctx: &ProcessorContext<'_>, s: &SerdeRef<T>, b: &[u8]) -> Result<T> {
+    s.deserialize(Some(b))
+        .map_err(|e| StreamsError::processing(ctx.node_name().to_string(), e.to_string()))
+}
+
+/// Length-prefixed values, appended as unmatched records of one key and time arrive.
+fn push_value(list: Option<Vec<u8>>, v: &[u8]) -> Vec<u8> {
+    let mut out = list.unwrap_or_default();
+    out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+    out.extend_from_slice(v);
+    out
+}
+
+fn values(list: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = list;
+    while rest.len() >= 4 {
+        let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if rest.len() < 4 + n {
+            break;
+        }
+        out.push(&rest[4..4 + n]);
+        rest = &rest[4 + n..];
+    }
+    out
+}
+
+impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
+    fn outer_key(
+        &self,
+        ctx: &ProcessorContext<'_>,
+        ts: i64,
+        left: bool,
+        key: &K,
+    ) -> Result<Vec<u8>> {
+        let mut k = flip(ts).to_vec();
+        k.push(u8::from(left));
+        k.extend_from_slice(&ser(ctx, &self.key_serde, key)?);
+        Ok(k)
+    }
+
+    /// Emits the unmatched records whose join window closed (stream time past their time plus
+    /// the window on the other side plus grace), oldest first, and forgets them.
+    fn emit_expired(&self, ctx: &mut ProcessorContext<'_>, now: i64) -> Result<()> {
+        let Some(outer) = &self.outer_store else {
+            return Ok(());
+        };
+        let all = ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?.all()?;
+        let (mut left_open, mut right_open) = (false, false);
+        let mut done = Vec::new();
+        for (k, v) in all {
+            if left_open && right_open {
+                break;
+            }
+            if k.len() < 9 {
+                continue;
+            }
+            let ts = unflip(&k);
+            let left = k[8] == 1;
+            let look = if left {
+                self.windows.after_ms
+            } else {
+                self.windows.before_ms
+            };
+            if ts + look + self.windows.grace_ms >= now {
+                if left {
+                    left_open = true;
+                } else {
+                    right_open = true;
+                }
+                continue;
+            }
+            let key = de(ctx, &self.key_serde, &k[9..])?;
+            for raw in values(&v) {
+                let out = if left {
+                    let v1 = de(ctx, &self.left_serde, raw)?;
+                    (self.joiner)(Some(&v1), None)
+                } else {
+                    let v2 = de(ctx, &self.right_serde, raw)?;
+                    (self.joiner)(None, Some(&v2))
+                };
+                if let Some(out) = out {
+                    ctx.forward(Record::new(key.clone(), out, ts))?;
+                }
+            }
+            done.push(k);
+        }
+        let mut store = ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?;
+        for k in done {
+            store.delete(&k)?;
+        }
+        Ok(())
+    }
+}
+
+/// One side of a stream-stream join: looks its record up in the other side's window store.
+pub(crate) struct StreamJoinSide<K, V1, V2, VR, VT> {
+    pub spec: Arc<StreamJoinSpec<K, V1, V2, VR>>,
+    pub left: bool,
+    pub _t: PhantomData<fn(VT)>,
+}
+
+impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, VT>
+    for StreamJoinSide<K, V1, V2, VR, VT>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, VT>) -> Result<()> {
+        let spec = self.spec.clone();
+        let ts = r.timestamp;
+        // Stream time across both inputs (they share the task).
+        let now = ctx.stream_time_ms();
+        if ts == now {
+            spec.emit_expired(ctx, now)?;
+        }
+        let (before, after, this_outer) = if self.left {
+            (
+                spec.windows.before_ms,
+                spec.windows.after_ms,
+                spec.left_outer,
+            )
+        } else {
+            (
+                spec.windows.after_ms,
+                spec.windows.before_ms,
+                spec.right_outer,
+            )
+        };
+        let (from, to) = ((ts - before).max(0), (ts + after).max(0));
+        let any: &dyn std::any::Any = &r.value;
+        let mut matched = false;
+        if self.left {
+            let Some(v1) = any.downcast_ref::<V1>() else {
+                return Err(StreamsError::IllegalState("join side types".into()));
+            };
+            let others = ctx
+                .window_store::<K, V2>(&spec.right_store)?
+                .fetch_range(&r.key, from, to)?;
+            for (ots, v2) in others {
+                matched = true;
+                if let Some(outer) = &spec.outer_store {
+                    let k = spec.outer_key(ctx, ots, false, &r.key)?;
+                    ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?.delete(&k)?;
+                }
+                if let Some(out) = (spec.joiner)(Some(v1), Some(&v2)) {
+                    ctx.forward(Record::new(r.key.clone(), out, ts.max(ots)).with_headers(&r))?;
+                }
+            }
+        } else {
+            let Some(v2) = any.downcast_ref::<V2>() else {
+                return Err(StreamsError::IllegalState("join side types".into()));
+            };
+            let others = ctx
+                .window_store::<K, V1>(&spec.left_store)?
+                .fetch_range(&r.key, from, to)?;
+            for (ots, v1) in others {
+                matched = true;
+                if let Some(outer) = &spec.outer_store {
+                    let k = spec.outer_key(ctx, ots, true, &r.key)?;
+                    ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?.delete(&k)?;
+                }
+                if let Some(out) = (spec.joiner)(Some(&v1), Some(v2)) {
+                    ctx.forward(Record::new(r.key.clone(), out, ts.max(ots)).with_headers(&r))?;
+                }
+            }
+        }
+        if matched || !this_outer {
+            return Ok(());
+        }
+        match &spec.outer_store {
+            // Already outside the window of every future partner: emit now.
+            Some(outer) if to >= now => {
+                let k = spec.outer_key(ctx, ts, self.left, &r.key)?;
+                let raw = if self.left {
+                    ser(
+                        ctx,
+                        &spec.left_serde,
+                        any.downcast_ref::<V1>()
+                            .ok_or_else(|| StreamsError::IllegalState("join side types".into()))?,
+                    )?
+                } else {
+                    ser(
+                        ctx,
+                        &spec.right_serde,
+                        any.downcast_ref::<V2>()
+                            .ok_or_else(|| StreamsError::IllegalState("join side types".into()))?,
+                    )?
+                };
+                let mut store = ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?;
+                let list = store.get(&k)?;
+                store.put(&k, &push_value(list, &raw))?;
+                Ok(())
+            }
+            _ => {
+                let out = if self.left {
+                    (spec.joiner)(any.downcast_ref::<V1>(), None)
+                } else {
+                    (spec.joiner)(None, any.downcast_ref::<V2>())
+                };
+                match out {
+                    Some(out) => {
+                        ctx.forward(Record::new(r.key, out, ts).with_headers_of(r.headers))
+                    }
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+trait WithHeaders<K, V> {
+    fn with_headers<K2, V2>(self, from: &Record<K2, V2>) -> Record<K, V>;
+    fn with_headers_of(self, h: streams_core::Headers) -> Record<K, V>;
+}
+
+impl<K, V> WithHeaders<K, V> for Record<K, V> {
+    fn with_headers<K2, V2>(mut self, from: &Record<K2, V2>) -> Record<K, V> {
+        self.headers = from.headers.clone();
+        self
+    }
+    fn with_headers_of(mut self, h: streams_core::Headers) -> Record<K, V> {
+        self.headers = h;
+        self
+    }
+}
+
+/// KStream-KTable join: each stream record looks its key up in the table's store; table updates
+/// produce nothing.
+pub(crate) struct StreamTableJoin<K, V, VT, VR> {
+    pub store: String,
+    pub joiner: JoinFn<V, VT, VR>,
+    pub _t: PhantomData<fn(K, VT)>,
+}
+
+impl<K: Data, V: Data, VT: Data, VR: Data> Processor<K, V> for StreamTableJoin<K, V, VT, VR> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        let t = ctx
+            .timestamped_key_value_store::<K, VT>(&self.store)?
+            .get(&r.key)?;
+        match (self.joiner)(Some(&r.value), t.as_ref().map(|t| &t.value)) {
+            Some(out) => ctx.forward(Record {
+                key: r.key,
+                value: out,
+                timestamp: r.timestamp,
+                headers: r.headers,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// KStream-GlobalKTable join: the stream record's key is mapped to the table's key first.
+pub(crate) struct StreamGlobalJoin<K, V, GK, GV, VR> {
+    pub store: String,
+    pub key_mapper: Arc<dyn Fn(&K, &V) -> GK + Send + Sync>,
+    pub joiner: JoinFn<V, GV, VR>,
+    pub _t: PhantomData<fn(GK, GV)>,
+}
+
+impl<K: Data, V: Data, GK: Data, GV: Data, VR: Data> Processor<K, V>
+    for StreamGlobalJoin<K, V, GK, GV, VR>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        let gk = (self.key_mapper)(&r.key, &r.value);
+        let t = ctx
+            .timestamped_key_value_store::<GK, GV>(&self.store)?
+            .get(&gk)?;
+        match (self.joiner)(Some(&r.value), t.as_ref().map(|t| &t.value)) {
+            Some(out) => ctx.forward(Record {
+                key: r.key,
+                value: out,
+                timestamp: r.timestamp,
+                headers: r.headers,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One side of a KTable-KTable join: on a change of this table, joins the old and the new value
+/// with the other table's current value (Kafka Streams' `KTableKTable*Join` processors).
+pub(crate) struct TableJoinSide<K, V1, V2, VR, VT> {
+    pub other_store: String,
+    pub joiner: JoinFn<V1, V2, VR>,
+    pub left: bool,
+    pub _t: PhantomData<fn(K, VT)>,
+}
+
+impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, Change<VT>>
+    for TableJoinSide<K, V1, V2, VR, VT>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<VT>>) -> Result<()> {
+        let c: &dyn std::any::Any = &r.value;
+        let (new, old, other_ts) = if self.left {
+            let c = c
+                .downcast_ref::<Change<V1>>()
+                .ok_or_else(|| StreamsError::IllegalState("table join side types".into()))?;
+            let other = ctx
+                .timestamped_key_value_store::<K, V2>(&self.other_store)?
+                .get(&r.key)?;
+            let o = other.as_ref().map(|o| &o.value);
+            (
+                (self.joiner)(c.new.as_ref(), o),
+                (self.joiner)(c.old.as_ref(), o),
+                other.map(|o| o.timestamp),
+            )
+        } else {
+            let c = c
+                .downcast_ref::<Change<V2>>()
+                .ok_or_else(|| StreamsError::IllegalState("table join side types".into()))?;
+            let other = ctx
+                .timestamped_key_value_store::<K, V1>(&self.other_store)?
+                .get(&r.key)?;
+            let o = other.as_ref().map(|o| &o.value);
+            (
+                (self.joiner)(o, c.new.as_ref()),
+                (self.joiner)(o, c.old.as_ref()),
+                other.map(|o| o.timestamp),
+            )
+        };
+        if new.is_none() && old.is_none() {
+            return Ok(());
+        }
+        ctx.forward(Record {
+            key: r.key,
+            value: Change { new, old },
+            timestamp: other_ts.map_or(r.timestamp, |t| t.max(r.timestamp)),
+            headers: r.headers,
+        })
+    }
+}
+
+/// Writes a table's changes into a timestamped store (so joins can look it up) and forwards them.
+pub(crate) struct TableMaterialize<K, V> {
+    pub store: String,
+    pub _t: PhantomData<fn(K, V)>,
+}
+
+impl<K: Data, V: Data> Processor<K, Change<V>> for TableMaterialize<K, V> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
+        let mut store = ctx.timestamped_key_value_store::<K, V>(&self.store)?;
+        match &r.value.new {
+            Some(v) => store.put(&r.key, v, r.timestamp)?,
+            None => {
+                store.delete(&r.key)?;
+            }
+        }
+        ctx.forward(r)
+    }
+}

@@ -1,0 +1,613 @@
+//! Join operations of `KStream` and `KTable`, and `GlobalKTable`.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use streams_core::serdes::{NullableRef, SerdeRef};
+use streams_core::{Data, StoreBuilder};
+
+use crate::builder::{BuilderState, Shared};
+use crate::change::Change;
+use crate::grouped::repartition;
+use crate::join_processors::{
+    JoinFn, JoinWindowProcessor, StreamGlobalJoin, StreamJoinSide, StreamJoinSpec, StreamTableJoin,
+    TableJoinSide, TableMaterialize,
+};
+use crate::kstream::KStream;
+use crate::ktable::KTable;
+use crate::naming::Materialized;
+use crate::processors::{KTableSource, PassThrough};
+use crate::windows::JoinWindows;
+
+/// Serdes (and a name for the nodes and stores) of a stream-stream join.
+pub struct StreamJoined<K, V, VO> {
+    pub(crate) key: Option<SerdeRef<K>>,
+    pub(crate) value: Option<SerdeRef<V>>,
+    pub(crate) other: Option<SerdeRef<VO>>,
+    pub(crate) name: Option<String>,
+}
+
+impl<K, V, VO> Default for StreamJoined<K, V, VO> {
+    fn default() -> Self {
+        StreamJoined {
+            key: None,
+            value: None,
+            other: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V, VO> StreamJoined<K, V, VO> {
+    /// The key serde and both value serdes (for the join's window stores).
+    pub fn with(key: SerdeRef<K>, value: SerdeRef<V>, other: SerdeRef<VO>) -> Self {
+        StreamJoined {
+            key: Some(key),
+            value: Some(value),
+            other: Some(other),
+            name: None,
+        }
+    }
+    /// Names the join: nodes `<name>-this-join` / `<name>-other-join`, stores
+    /// `<name>-this-join-store` / `<name>-other-join-store` (stable names across upgrades).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+fn inner<L: 'static, R: 'static, O: 'static>(
+    f: impl Fn(&L, &R) -> O + Send + Sync + 'static,
+) -> JoinFn<L, R, O> {
+    Arc::new(move |l, r| match (l, r) {
+        (Some(l), Some(r)) => Some(f(l, r)),
+        _ => None,
+    })
+}
+
+fn left<L: 'static, R: 'static, O: 'static>(
+    f: impl Fn(&L, Option<&R>) -> O + Send + Sync + 'static,
+) -> JoinFn<L, R, O> {
+    Arc::new(move |l, r| l.map(|l| f(l, r)))
+}
+
+fn outer<L: 'static, R: 'static, O: 'static>(
+    f: impl Fn(Option<&L>, Option<&R>) -> O + Send + Sync + 'static,
+) -> JoinFn<L, R, O> {
+    Arc::new(move |l, r| (l.is_some() || r.is_some()).then(|| f(l, r)))
+}
+
+/// When a stream's key changed upstream, joins read it through a repartition topic so both inputs
+/// are partitioned alike (co-partitioning).
+fn copartitioned<K: Data, V: Data>(
+    s: &mut BuilderState,
+    stream: &KStream<K, V>,
+    base: &str,
+    ks: &SerdeRef<K>,
+    vs: &SerdeRef<V>,
+) -> String {
+    if stream.repartition_required {
+        repartition(s, &stream.node, base, true, ks.clone(), vs.clone())
+    } else {
+        stream.node.clone()
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    #[allow(clippy::too_many_arguments)]
+    fn stream_join<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: JoinFn<V, VO, VR>,
+        (left_outer, right_outer): (bool, bool),
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        let mut s = self.b.borrow_mut();
+        let kind = match (left_outer, right_outer) {
+            (false, false) => "JOIN",
+            _ => "OUTER",
+        };
+        let this_win = s.next_name("KSTREAM-WINDOWED-");
+        let other_win = s.next_name("KSTREAM-WINDOWED-");
+        let (this_join, other_join) = match &joined.name {
+            Some(n) => (format!("{n}-this-join"), format!("{n}-other-join")),
+            None => (
+                s.next_name(&format!("KSTREAM-{kind}THIS-")),
+                s.next_name(&format!("KSTREAM-{kind}OTHER-")),
+            ),
+        };
+        let merge = s.next_name("KSTREAM-MERGE-");
+        let (this_store, other_store) =
+            (format!("{this_join}-store"), format!("{other_join}-store"));
+        let outer_store = (left_outer || right_outer).then(|| match &joined.name {
+            Some(n) => format!("{n}-outer-shared-join-store"),
+            None => format!("{}-store", s.next_name("KSTREAM-OUTERSHARED-")),
+        });
+        let what = format!("join `{this_join}`");
+        let ks = s.key_serde(joined.key.or_else(|| self.key_serde.clone()), &what);
+        let vs = s.value_serde(joined.value.or_else(|| self.value_serde.clone()), &what);
+        let os = s.value_serde(joined.other.or_else(|| other.value_serde.clone()), &what);
+        let (Some(ks), Some(vs), Some(os)) = (ks, vs, os) else {
+            drop(s);
+            return KStream::new(self.b.clone(), merge, None, None, false);
+        };
+        if windows.before_ms + windows.after_ms < 0 || windows.grace_ms < 0 {
+            s.fail(format!(
+                "{what}: the join window is empty or the grace negative"
+            ));
+        }
+        let this_in = copartitioned(&mut s, self, &format!("{this_join}-left"), &ks, &vs);
+        let other_in = copartitioned(&mut s, other, &format!("{other_join}-right"), &ks, &os);
+        let retention = windows.before_ms + windows.after_ms + windows.grace_ms;
+        let size = windows.before_ms + windows.after_ms;
+        let spec = Arc::new(StreamJoinSpec {
+            joiner,
+            left_outer,
+            right_outer,
+            windows,
+            left_store: this_store.clone(),
+            right_store: other_store.clone(),
+            outer_store: outer_store.clone(),
+            key_serde: ks.clone(),
+            left_serde: vs.clone(),
+            right_serde: os.clone(),
+        });
+        let (ts1, ts2, sp1, sp2) = (this_store.clone(), other_store.clone(), spec.clone(), spec);
+        let r = s
+            .topology
+            .add_processor::<K, V, _, _>(
+                &this_win,
+                move || JoinWindowProcessor::<K, V> {
+                    store: ts1.clone(),
+                    _t: PhantomData,
+                },
+                &[&this_in],
+            )
+            .and_then(|t| {
+                t.add_processor::<K, VO, _, _>(
+                    &other_win,
+                    move || JoinWindowProcessor::<K, VO> {
+                        store: ts2.clone(),
+                        _t: PhantomData,
+                    },
+                    &[&other_in],
+                )
+            })
+            .and_then(|t| {
+                t.add_processor::<K, V, _, _>(
+                    &this_join,
+                    move || StreamJoinSide::<K, V, VO, VR, V> {
+                        spec: sp1.clone(),
+                        left: true,
+                        _t: PhantomData,
+                    },
+                    &[&this_win],
+                )
+            })
+            .and_then(|t| {
+                t.add_processor::<K, VO, _, _>(
+                    &other_join,
+                    move || StreamJoinSide::<K, V, VO, VR, VO> {
+                        spec: sp2.clone(),
+                        left: false,
+                        _t: PhantomData,
+                    },
+                    &[&other_win],
+                )
+            })
+            .and_then(|t| {
+                t.add_processor::<K, VR, _, _>(
+                    &merge,
+                    || PassThrough::<K, VR>(PhantomData),
+                    &[&this_join, &other_join],
+                )
+            })
+            .and_then(|t| {
+                t.add_state_store(
+                    StoreBuilder::window(this_store.clone(), retention, size, true, ks.clone(), vs),
+                    &[&this_win, &other_join],
+                )
+            })
+            .and_then(|t| {
+                t.add_state_store(
+                    StoreBuilder::window(
+                        other_store.clone(),
+                        retention,
+                        size,
+                        true,
+                        ks.clone(),
+                        os,
+                    ),
+                    &[&other_win, &this_join],
+                )
+            })
+            .and_then(|t| match &outer_store {
+                Some(o) => t.add_state_store(
+                    StoreBuilder::key_value(
+                        o.clone(),
+                        Arc::new(streams_core::serdes::BytesSerde) as SerdeRef<Vec<u8>>,
+                        Arc::new(streams_core::serdes::BytesSerde) as SerdeRef<Vec<u8>>,
+                    ),
+                    &[&this_join, &other_join],
+                ),
+                None => Ok(t),
+            })
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        KStream::new(self.b.clone(), merge, Some(ks), None, false)
+    }
+
+    /// Windowed inner join: a result for every pair of records with equal keys whose timestamps
+    /// are within `windows`; the result's timestamp is the larger of the two.
+    pub fn join<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        self.stream_join(other, inner(joiner), (false, false), windows, joined)
+    }
+
+    /// Windowed left join: like [`KStream::join`], and a record of this stream that found no
+    /// partner is emitted with `None` once its window closed (after the grace period).
+    pub fn left_join<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        self.stream_join(other, left(joiner), (true, false), windows, joined)
+    }
+
+    /// Windowed outer join: unmatched records of either side are emitted with `None` for the
+    /// other once their window closed.
+    pub fn outer_join<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        self.stream_join(other, outer(joiner), (true, true), windows, joined)
+    }
+
+    fn table_join<VT: Data, VR: Data>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: JoinFn<V, VT, VR>,
+        left_join: bool,
+    ) -> KStream<K, VR> {
+        let store = table.materialized().map(|(s, _)| s);
+        let mut s = self.b.borrow_mut();
+        let name = s.next_name(if left_join {
+            "KSTREAM-LEFTJOIN-"
+        } else {
+            "KSTREAM-JOIN-"
+        });
+        let what = format!("stream-table join `{name}`");
+        let mut parent = self.node.clone();
+        if self.repartition_required {
+            let ks = s.key_serde(self.key_serde.clone(), &what);
+            let vs = s.value_serde(self.value_serde.clone(), &what);
+            if let (Some(ks), Some(vs)) = (ks, vs) {
+                parent = repartition(&mut s, &parent, &format!("{name}-left"), true, ks, vs);
+            }
+        }
+        let Some(store) = store else {
+            s.fail(format!("{what}: the table has no store"));
+            drop(s);
+            return KStream::new(self.b.clone(), name, None, None, false);
+        };
+        let st = store.clone();
+        let r = s
+            .topology
+            .add_processor::<K, V, _, _>(
+                &name,
+                move || StreamTableJoin::<K, V, VT, VR> {
+                    store: st.clone(),
+                    joiner: joiner.clone(),
+                    _t: PhantomData,
+                },
+                &[&parent],
+            )
+            .and_then(|t| t.connect_processor_and_store(&name, &store))
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        KStream::new(self.b.clone(), name, self.key_serde.clone(), None, false)
+    }
+
+    /// Stream-table inner join: each record is enriched with the table's current value for its
+    /// key and dropped when there is none. Table updates emit nothing. Both must be partitioned
+    /// alike (a key-changing operation upstream repartitions the stream first).
+    pub fn join_table<VT: Data, VR: Data>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&V, &VT) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.table_join(table, inner(joiner), false)
+    }
+
+    /// Stream-table left join: records without a table value join with `None`.
+    pub fn left_join_table<VT: Data, VR: Data>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.table_join(table, left(joiner), true)
+    }
+
+    fn global_join<GK: Data, GV: Data, VR: Data>(
+        &self,
+        table: &GlobalKTable<GK, GV>,
+        key_mapper: Arc<dyn Fn(&K, &V) -> GK + Send + Sync>,
+        joiner: JoinFn<V, GV, VR>,
+    ) -> KStream<K, VR> {
+        let mut s = self.b.borrow_mut();
+        let name = s.next_name("KSTREAM-JOIN-");
+        let st = table.store.clone();
+        let r = s
+            .topology
+            .add_processor::<K, V, _, _>(
+                &name,
+                move || StreamGlobalJoin::<K, V, GK, GV, VR> {
+                    store: st.clone(),
+                    key_mapper: key_mapper.clone(),
+                    joiner: joiner.clone(),
+                    _t: PhantomData,
+                },
+                &[&self.node],
+            )
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        KStream::new(
+            self.b.clone(),
+            name,
+            self.key_serde.clone(),
+            None,
+            self.repartition_required,
+        )
+    }
+
+    /// Joins with a global table: `key_mapper` picks the table key for each record (any key; no
+    /// co-partitioning needed, every instance has the whole table). Records without a match are
+    /// dropped.
+    pub fn join_global<GK: Data, GV: Data, VR: Data>(
+        &self,
+        table: &GlobalKTable<GK, GV>,
+        key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
+        joiner: impl Fn(&V, &GV) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.global_join(table, Arc::new(key_mapper), inner(joiner))
+    }
+
+    /// Left join with a global table: records without a match join with `None`.
+    pub fn left_join_global<GK: Data, GV: Data, VR: Data>(
+        &self,
+        table: &GlobalKTable<GK, GV>,
+        key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
+        joiner: impl Fn(&V, Option<&GV>) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.global_join(table, Arc::new(key_mapper), left(joiner))
+    }
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    /// The store holding this table and the node emitting its changes once they are in the
+    /// store. A table without a store (filtered or mapped) is materialized first: joins look
+    /// values up there.
+    pub(crate) fn materialized(&self) -> Option<(String, String)> {
+        if let Some(s) = &self.store {
+            return Some((s.clone(), self.node.clone()));
+        }
+        let mut s = self.b.borrow_mut();
+        let node = s.next_name("KTABLE-MATERIALIZE-");
+        let store = s.next_name("KTABLE-MATERIALIZE-STATE-STORE-");
+        let what = format!("materializing table `{}` for a join", self.node);
+        let ks = s.key_serde(self.key_serde.clone(), &what)?;
+        let vs = s.value_serde(self.value_serde.clone(), &what)?;
+        let st = store.clone();
+        let r = s
+            .topology
+            .add_processor::<K, Change<V>, _, _>(
+                &node,
+                move || TableMaterialize::<K, V> {
+                    store: st.clone(),
+                    _t: PhantomData,
+                },
+                &[&self.node],
+            )
+            .and_then(|t| {
+                t.add_state_store(
+                    StoreBuilder::timestamped_key_value(store.clone(), ks, vs),
+                    &[&node],
+                )
+            })
+            .map(|_| ());
+        s.record(r);
+        Some((store, node))
+    }
+
+    fn table_join<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: JoinFn<V, VO, VR>,
+        kind: &str,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        let (Some((this_store, this_in)), Some((other_store, other_in))) =
+            (self.materialized(), other.materialized())
+        else {
+            return KTable::new(self.b.clone(), self.node.clone(), None, None, None);
+        };
+        let mut s = self.b.borrow_mut();
+        let this_join = s.next_name(&format!("KTABLE-{kind}THIS-"));
+        let other_join = s.next_name(&format!("KTABLE-{kind}OTHER-"));
+        let merge = s.name_or(materialized.name.clone(), "KTABLE-MERGE-");
+        let (j1, j2) = (joiner.clone(), joiner);
+        let (os, ts) = (other_store.clone(), this_store.clone());
+        let mut r = s
+            .topology
+            .add_processor::<K, Change<V>, _, _>(
+                &this_join,
+                move || TableJoinSide::<K, V, VO, VR, V> {
+                    other_store: os.clone(),
+                    joiner: j1.clone(),
+                    left: true,
+                    _t: PhantomData,
+                },
+                &[&this_in],
+            )
+            .and_then(|t| {
+                t.add_processor::<K, Change<VO>, _, _>(
+                    &other_join,
+                    move || TableJoinSide::<K, V, VO, VR, VO> {
+                        other_store: ts.clone(),
+                        joiner: j2.clone(),
+                        left: false,
+                        _t: PhantomData,
+                    },
+                    &[&other_in],
+                )
+            })
+            .and_then(|t| t.connect_processor_and_store(&this_join, &other_store))
+            .and_then(|t| t.connect_processor_and_store(&other_join, &this_store))
+            .map(|_| ());
+        let mut result_store = None;
+        let what = format!("table join `{merge}`");
+        let ks = s.key_serde(
+            materialized.key.clone().or_else(|| self.key_serde.clone()),
+            &what,
+        );
+        let vrs = materialized.value.clone();
+        if materialized.name.is_some() {
+            let vrs = s.value_serde(vrs.clone(), &what);
+            if let (Some(k), Some(v), Ok(())) = (ks.clone(), vrs, &r) {
+                let st = merge.clone();
+                let mut sb = StoreBuilder::timestamped_key_value(merge.clone(), k, v);
+                if materialized.in_memory {
+                    sb = sb.in_memory();
+                }
+                if !materialized.logging {
+                    sb = sb.with_logging_disabled();
+                }
+                r = s
+                    .topology
+                    .add_processor::<K, Change<VR>, _, _>(
+                        &merge,
+                        move || TableMaterialize::<K, VR> {
+                            store: st.clone(),
+                            _t: PhantomData,
+                        },
+                        &[&this_join, &other_join],
+                    )
+                    .and_then(|t| t.add_state_store(sb, &[&merge]))
+                    .map(|_| ());
+                result_store = Some(merge.clone());
+            }
+        } else {
+            r = r.and_then(|()| {
+                s.topology
+                    .add_processor::<K, Change<VR>, _, _>(
+                        &merge,
+                        || PassThrough::<K, Change<VR>>(PhantomData),
+                        &[&this_join, &other_join],
+                    )
+                    .map(|_| ())
+            });
+        }
+        s.record(r);
+        drop(s);
+        KTable::new(self.b.clone(), merge, ks, vrs, result_store)
+    }
+
+    /// Table-table inner join: a row for every key present in both, updated when either changes
+    /// (deleted when either side is deleted). Both tables must be co-partitioned.
+    pub fn join<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        self.table_join(other, inner(joiner), "JOIN", materialized)
+    }
+
+    /// Table-table left join: a row for every key of this table, with the other's value if any.
+    pub fn left_join<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        self.table_join(other, left(joiner), "JOIN", materialized)
+    }
+
+    /// Table-table outer join: a row for every key of either table.
+    pub fn outer_join<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        self.table_join(other, outer(joiner), "OUTER", materialized)
+    }
+}
+
+/// A table every instance holds completely, read from its topic by the global thread and kept up
+/// to date; joined from streams by any key (no co-partitioning).
+pub struct GlobalKTable<K, V> {
+    pub(crate) store: String,
+    pub(crate) _t: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> GlobalKTable<K, V> {
+    /// The global store's name.
+    pub fn store_name(&self) -> &str {
+        &self.store
+    }
+}
+
+pub(crate) fn global_table<K: Data, V: Data>(
+    b: &Shared,
+    topic: &str,
+    key: Option<SerdeRef<K>>,
+    value: Option<SerdeRef<V>>,
+    materialized: crate::naming::Materialized<K, V>,
+) -> GlobalKTable<K, V> {
+    let mut s = b.borrow_mut();
+    let store = s.name_or(materialized.name.clone(), &format!("{topic}-STATE-STORE-"));
+    let source = s.next_name("KSTREAM-SOURCE-");
+    let node = s.next_name("KTABLE-SOURCE-");
+    let ks = s.key_serde(
+        key.or(materialized.key.clone()),
+        &format!("global table `{topic}`"),
+    );
+    let vs = s.value_serde(
+        value.or(materialized.value.clone()),
+        &format!("global table `{topic}`"),
+    );
+    if let (Some(k), Some(v)) = (ks, vs) {
+        let nullable: SerdeRef<Option<V>> = Arc::new(NullableRef(v.clone()));
+        let mut sb = StoreBuilder::timestamped_key_value(store.clone(), k.clone(), v);
+        if materialized.in_memory {
+            sb = sb.in_memory();
+        }
+        let st = store.clone();
+        let r = s
+            .topology
+            .add_global_store(sb, &source, topic, k, nullable, &node, move || {
+                KTableSource::<K, V>::new(st.clone())
+            })
+            .map(|_| ());
+        s.record(r);
+    }
+    GlobalKTable {
+        store,
+        _t: PhantomData,
+    }
+}
