@@ -433,6 +433,44 @@ impl<K: Data, V: Data> KTable<K, V> {
         Some((store, node))
     }
 
+    /// Materializes this table's changes in the store `m` names (a `TableMaterialize` node).
+    pub(crate) fn materialize_as(self, m: Materialized<K, V>) -> KTable<K, V> {
+        let mut s = self.b.borrow_mut();
+        let node = s.next_name("KTABLE-MATERIALIZE-");
+        let store = s.name_or(m.name.clone(), "KTABLE-MATERIALIZE-STATE-STORE-");
+        let what = format!("table store `{store}`");
+        let (Some(ks), Some(vs)) = (
+            s.key_serde(m.key.clone().or_else(|| self.key_serde.clone()), &what),
+            s.value_serde(m.value.clone().or_else(|| self.value_serde.clone()), &what),
+        ) else {
+            drop(s);
+            return self;
+        };
+        let mut sb = StoreBuilder::timestamped_key_value(store.clone(), ks.clone(), vs.clone());
+        if m.in_memory {
+            sb = sb.in_memory();
+        }
+        if !m.logging {
+            sb = sb.with_logging_disabled();
+        }
+        let st = store.clone();
+        let r = s
+            .topology
+            .add_processor::<K, Change<V>, _, _>(
+                &node,
+                move || TableMaterialize::<K, V> {
+                    store: st.clone(),
+                    _t: PhantomData,
+                },
+                &[&self.node],
+            )
+            .and_then(|t| t.add_state_store(sb, &[&node]))
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        KTable::new(self.b.clone(), node, Some(ks), Some(vs), Some(store))
+    }
+
     fn table_join<VO: Data, VR: Data>(
         &self,
         other: &KTable<K, VO>,

@@ -18,6 +18,7 @@
 
 mod builder;
 mod change;
+mod fk_join;
 mod grouped;
 mod join_processors;
 mod joins;

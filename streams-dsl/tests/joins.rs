@@ -436,3 +436,146 @@ fn a_join_after_a_key_change_repartitions_the_stream() {
         .unwrap();
     assert_eq!(results(&d), owned(&[("x-X", 2)]));
 }
+
+fn fk_results(left_join: bool) -> Vec<(String, Option<String>)> {
+    let b = StreamsBuilder::new();
+    let orders = b.table::<String, String>("orders", Consumed::default(), Materialized::as_("o"));
+    let customers =
+        b.table::<String, String>("customers", Consumed::default(), Materialized::as_("c"));
+    let fk = |v: &String| v.split(':').next().unwrap_or_default().to_string();
+    let item = |v: &String| v.split(':').nth(1).unwrap_or_default().to_string();
+    let joined = if left_join {
+        orders.left_join_on_foreign_key(
+            &customers,
+            fk,
+            move |o: &String, c: Option<&String>| format!("{}/{}", item(o), show(c)),
+            Materialized::as_("enriched"),
+        )
+    } else {
+        orders.join_on_foreign_key(
+            &customers,
+            fk,
+            move |o: &String, c: &String| format!("{}/{c}", item(o)),
+            Materialized::as_("enriched"),
+        )
+    };
+    joined
+        .to_stream()
+        .to_with("out", streams_dsl::Produced::with(s(), ns()));
+    let t = b.build().unwrap();
+    assert_eq!(
+        t.subtopologies().len(),
+        2,
+        "left and right tables, linked by two topics"
+    );
+    let d = driver(t);
+    let o = d.create_input_topic("orders", s(), ns());
+    let c = d.create_input_topic("customers", s(), ns());
+    let some = |v: &str| Some(v.to_string());
+    c.pipe_input_with_timestamp("c1".into(), some("Ada"), 1)
+        .unwrap();
+    o.pipe_input_with_timestamp("o1".into(), some("c1:tea"), 2)
+        .unwrap();
+    o.pipe_input_with_timestamp("o2".into(), some("c9:jam"), 3)
+        .unwrap();
+    c.pipe_input_with_timestamp("c9".into(), some("Zed"), 4)
+        .unwrap();
+    // o1 moves to c9: it unsubscribes from c1, so c1's update below reaches nobody.
+    o.pipe_input_with_timestamp("o1".into(), some("c9:tea"), 5)
+        .unwrap();
+    c.pipe_input_with_timestamp("c1".into(), some("Ada2"), 6)
+        .unwrap();
+    c.pipe_input_with_timestamp("c9".into(), None, 7).unwrap();
+    o.pipe_input_with_timestamp("o2".into(), None, 8).unwrap();
+    if left_join {
+        assert_eq!(
+            d.key_value_store_get::<String, String>("enriched", &"o1".into())
+                .unwrap(),
+            some("tea/null")
+        );
+    } else {
+        assert_eq!(
+            d.key_value_store_get::<String, String>("enriched", &"o1".into())
+                .unwrap(),
+            None
+        );
+    }
+    d.create_output_topic("out", s(), ns())
+        .read_key_values_to_list()
+        .unwrap()
+}
+
+#[test]
+fn foreign_key_inner_join() {
+    let some = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+    let none = |k: &str| (k.to_string(), None);
+    assert_eq!(
+        fk_results(false),
+        vec![
+            some("o1", "tea/Ada"),
+            // o2 names c9, absent: nothing until c9 arrives.
+            some("o2", "jam/Zed"),
+            some("o1", "tea/Zed"),
+            // c9 deleted: both results are deleted.
+            none("o1"),
+            none("o2"),
+            none("o2"),
+        ]
+    );
+}
+
+#[test]
+fn foreign_key_left_join() {
+    let some = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+    assert_eq!(
+        fk_results(true),
+        vec![
+            some("o1", "tea/Ada"),
+            some("o2", "jam/null"),
+            some("o2", "jam/Zed"),
+            some("o1", "tea/Zed"),
+            some("o1", "tea/null"),
+            some("o2", "jam/null"),
+            ("o2".to_string(), None),
+        ]
+    );
+}
+
+#[test]
+fn foreign_key_join_topics_follow_each_side_partition_count() {
+    let b = StreamsBuilder::new();
+    let orders = b.table::<String, String>("orders", Consumed::default(), Materialized::as_("o"));
+    let customers =
+        b.table::<String, String>("customers", Consumed::default(), Materialized::as_("c"));
+    orders
+        .join_on_foreign_key(
+            &customers,
+            |v: &String| v.clone(),
+            |a: &String, b: &String| format!("{a}{b}"),
+            Materialized::default(),
+        )
+        .to_stream()
+        .to_with("out", streams_dsl::Produced::with(s(), ns()));
+    let t = b.build().unwrap();
+    let layout = streams_core::runtime::internal_topics::plan_layout(
+        &t,
+        "app",
+        &|topic: &str| match topic {
+            "orders" => Some(2),
+            "customers" => Some(3),
+            _ => None,
+        },
+        &|_| Vec::new(),
+    )
+    .unwrap();
+    let partitions = |suffix: &str| {
+        layout
+            .internal_topics
+            .iter()
+            .find(|t| t.name.ends_with(suffix) && t.name.contains("FK-JOIN"))
+            .map(|t| t.partitions)
+    };
+    // Subscriptions are read next to the right table, responses next to the left one.
+    assert_eq!(partitions("REGISTRATION-0000000004-topic"), Some(3));
+    assert_eq!(partitions("RESPONSE-0000000010-topic"), Some(2));
+}

@@ -82,6 +82,7 @@ pub fn plan_layout(
     }
     // External source topics must exist; their counts seed the fixpoint below.
     let mut counts: HashMap<u32, i32> = HashMap::new();
+    let mut fixed: std::collections::HashSet<u32> = std::collections::HashSet::new();
     for s in &subs {
         let mut external: Vec<(String, i32)> = Vec::new();
         for t in &s.source_topics {
@@ -119,6 +120,7 @@ pub fn plan_layout(
                 )));
             }
             counts.insert(s.id, *n);
+            fixed.insert(s.id);
         }
     }
     // Fixpoint: a repartition topic has the largest task count among its writers; a sub-topology
@@ -150,7 +152,9 @@ pub fn plan_layout(
                         .copied()
                 })
                 .max();
-            if let Some(n) = from_internal {
+            // A sub-topology that also reads external topics has their count; its repartition
+            // inputs follow it (co-partitioned), whatever their writers' counts.
+            if let Some(n) = from_internal.filter(|_| !fixed.contains(&s.id)) {
                 let e = counts.entry(s.id).or_insert(0);
                 if *e < n {
                     *e = n;

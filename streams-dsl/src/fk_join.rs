@@ -1,0 +1,514 @@
+//! KTable-KTable foreign-key join (KIP-213). The left table's rows subscribe to the right row
+//! their foreign key names: subscriptions go to a topic partitioned like the right table, where
+//! they are stored and answered (now, and again whenever the right row changes); responses go back
+//! to a topic partitioned like the left table, where a response is joined with the left row if
+//! the row is still the one that subscribed (same hash), else dropped as stale.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use streams_core::serdes::{BytesSerde, Serde, SerdeError, SerdeRef};
+use streams_core::{Data, Processor, ProcessorContext, Record, Result, StoreBuilder, StreamsError};
+
+use crate::change::Change;
+use crate::join_processors::JoinFn;
+use crate::ktable::KTable;
+use crate::naming::Materialized;
+
+const DELETE_KEY_NO_PROPAGATE: u8 = 0;
+const DELETE_KEY_AND_PROPAGATE: u8 = 1;
+const PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE: u8 = 2;
+const PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE: u8 = 3;
+
+/// A left row's subscription to a right key.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Subscription {
+    instruction: u8,
+    hash: Option<u128>,
+    /// The left row's key, serialized.
+    primary: Vec<u8>,
+}
+
+/// The right value a subscription sees, with the hash of the left row that subscribed.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Response<VO> {
+    hash: Option<u128>,
+    value: Option<VO>,
+}
+
+fn invalid(m: &str) -> SerdeError {
+    SerdeError::Invalid {
+        format: "foreign-key join wrapper",
+        message: m.to_string(),
+    }
+}
+
+fn put_hash(out: &mut Vec<u8>, hash: Option<u128>) {
+    match hash {
+        Some(h) => {
+            out.push(1);
+            out.extend_from_slice(&h.to_be_bytes());
+        }
+        None => out.push(0),
+    }
+}
+
+fn take_hash(b: &[u8]) -> std::result::Result<(Option<u128>, &[u8]), SerdeError> {
+    match b.split_first() {
+        Some((0, rest)) => Ok((None, rest)),
+        Some((1, rest)) if rest.len() >= 16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&rest[..16]);
+            Ok((Some(u128::from_be_bytes(a)), &rest[16..]))
+        }
+        _ => Err(invalid("bad hash")),
+    }
+}
+
+/// `[version 0][instruction][hash flag + 16 bytes][primary key]`.
+pub(crate) struct SubscriptionSerde;
+
+impl Serde<Subscription> for SubscriptionSerde {
+    fn serialize(&self, s: &Subscription) -> std::result::Result<Option<Vec<u8>>, SerdeError> {
+        let mut out = vec![0, s.instruction];
+        put_hash(&mut out, s.hash);
+        out.extend_from_slice(&s.primary);
+        Ok(Some(out))
+    }
+    fn deserialize(&self, data: Option<&[u8]>) -> std::result::Result<Subscription, SerdeError> {
+        let d = data.ok_or(SerdeError::Null {
+            type_name: "Subscription",
+        })?;
+        let [0, instruction, rest @ ..] = d else {
+            return Err(invalid("unknown version or truncated"));
+        };
+        let (hash, primary) = take_hash(rest)?;
+        Ok(Subscription {
+            instruction: *instruction,
+            hash,
+            primary: primary.to_vec(),
+        })
+    }
+}
+
+/// `[version 0][hash flag + 16 bytes][value flag][value]`.
+pub(crate) struct ResponseSerde<VO>(pub SerdeRef<VO>);
+
+impl<VO: 'static> Serde<Response<VO>> for ResponseSerde<VO> {
+    fn serialize(&self, r: &Response<VO>) -> std::result::Result<Option<Vec<u8>>, SerdeError> {
+        let mut out = vec![0];
+        put_hash(&mut out, r.hash);
+        match r
+            .value
+            .as_ref()
+            .map(|v| self.0.serialize(v))
+            .transpose()?
+            .flatten()
+        {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&v);
+            }
+            None => out.push(0),
+        }
+        Ok(Some(out))
+    }
+    fn deserialize(&self, data: Option<&[u8]>) -> std::result::Result<Response<VO>, SerdeError> {
+        let d = data.ok_or(SerdeError::Null {
+            type_name: "Response",
+        })?;
+        let [0, rest @ ..] = d else {
+            return Err(invalid("unknown version"));
+        };
+        let (hash, rest) = take_hash(rest)?;
+        let value = match rest.split_first() {
+            Some((0, _)) => None,
+            Some((1, v)) => Some(self.0.deserialize(Some(v))?),
+            _ => return Err(invalid("truncated value")),
+        };
+        Ok(Response { hash, value })
+    }
+}
+
+fn hash_of<V: 'static>(
+    ctx: &ProcessorContext<'_>,
+    serde: &SerdeRef<V>,
+    v: Option<&V>,
+) -> Result<Option<u128>> {
+    let Some(v) = v else { return Ok(None) };
+    let bytes = serde
+        .serialize(v)
+        .map_err(|e| StreamsError::processing(ctx.node_name().to_string(), e.to_string()))?
+        .unwrap_or_default();
+    Ok(Some(twox_hash::XxHash3_128::oneshot(&bytes)))
+}
+
+fn ser<T: 'static>(ctx: &ProcessorContext<'_>, s: &SerdeRef<T>, v: &T) -> Result<Vec<u8>> {
+    s.serialize(v)
+        .map_err(|e| StreamsError::processing(ctx.node_name().to_string(), e.to_string()))?
+        .ok_or_else(|| StreamsError::processing(ctx.node_name().to_string(), "null key"))
+}
+
+/// Left side: turns left-row changes into subscriptions keyed by foreign key.
+pub(crate) struct SubscriptionSend<K, V, KO> {
+    extractor: Arc<dyn Fn(&V) -> KO + Send + Sync>,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+    fk_serde: SerdeRef<KO>,
+    left_join: bool,
+}
+
+impl<K: Data, V: Data, KO: Data> SubscriptionSend<K, V, KO> {
+    fn send(
+        &self,
+        ctx: &mut ProcessorContext<'_>,
+        fk: KO,
+        instruction: u8,
+        primary: &[u8],
+        hash: Option<u128>,
+        ts: i64,
+    ) -> Result<()> {
+        ctx.forward(Record::new(
+            fk,
+            Subscription {
+                instruction,
+                hash,
+                primary: primary.to_vec(),
+            },
+            ts,
+        ))
+    }
+}
+
+impl<K: Data, V: Data, KO: Data> Processor<K, Change<V>> for SubscriptionSend<K, V, KO> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
+        let primary = ser(ctx, &self.key_serde, &r.key)?;
+        let hash = hash_of(ctx, &self.value_serde, r.value.new.as_ref())?;
+        let ts = r.timestamp;
+        let new_fk = r.value.new.as_ref().map(|v| (self.extractor)(v));
+        match (&r.value.old, new_fk) {
+            (Some(old), Some(new_fk)) => {
+                let old_fk = (self.extractor)(old);
+                if ser(ctx, &self.fk_serde, &old_fk)? != ser(ctx, &self.fk_serde, &new_fk)? {
+                    self.send(ctx, old_fk, DELETE_KEY_NO_PROPAGATE, &primary, hash, ts)?;
+                }
+                // Propagate even without a right value: an earlier result must be unset.
+                self.send(
+                    ctx,
+                    new_fk,
+                    PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE,
+                    &primary,
+                    hash,
+                    ts,
+                )
+            }
+            (Some(old), None) => {
+                let old_fk = (self.extractor)(old);
+                self.send(ctx, old_fk, DELETE_KEY_AND_PROPAGATE, &primary, hash, ts)
+            }
+            (None, Some(new_fk)) => {
+                let instruction = if self.left_join {
+                    PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE
+                } else {
+                    PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE
+                };
+                self.send(ctx, new_fk, instruction, &primary, hash, ts)
+            }
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+fn prefix(fk: &[u8]) -> Vec<u8> {
+    let mut p = (fk.len() as u32).to_be_bytes().to_vec();
+    p.extend_from_slice(fk);
+    p
+}
+
+/// Right side: stores subscriptions (`[fk length][fk][primary]` -> subscription) and answers them
+/// with the right row's current value.
+pub(crate) struct SubscriptionReceive<KO, VO> {
+    subscriptions: String,
+    right_store: String,
+    fk_serde: SerdeRef<KO>,
+    _t: PhantomData<fn(VO)>,
+}
+
+impl<KO: Data, VO: Data> Processor<KO, Subscription> for SubscriptionReceive<KO, VO> {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        r: Record<KO, Subscription>,
+    ) -> Result<()> {
+        let mut key = prefix(&ser(ctx, &self.fk_serde, &r.key)?);
+        key.extend_from_slice(&r.value.primary);
+        let sub = r.value;
+        {
+            let mut store = ctx.key_value_store::<Vec<u8>, Subscription>(&self.subscriptions)?;
+            match sub.instruction {
+                DELETE_KEY_NO_PROPAGATE | DELETE_KEY_AND_PROPAGATE => {
+                    store.delete(&key)?;
+                }
+                _ => store.put(&key, &sub)?,
+            }
+        }
+        let right = ctx
+            .timestamped_key_value_store::<KO, VO>(&self.right_store)?
+            .get(&r.key)?;
+        let send = match sub.instruction {
+            DELETE_KEY_NO_PROPAGATE => false,
+            PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE => right.is_some(),
+            _ => true,
+        };
+        if !send {
+            return Ok(());
+        }
+        let ts = right
+            .as_ref()
+            .map_or(r.timestamp, |v| v.timestamp.max(r.timestamp));
+        ctx.forward(Record::new(
+            sub.primary,
+            Response {
+                hash: sub.hash,
+                value: right.map(|v| v.value),
+            },
+            ts,
+        ))
+    }
+}
+
+/// Right side: a right row changed; every subscriber gets the new value.
+pub(crate) struct RightChange<KO, VO> {
+    subscriptions: String,
+    fk_serde: SerdeRef<KO>,
+    _t: PhantomData<fn(VO)>,
+}
+
+impl<KO: Data, VO: Data> Processor<KO, Change<VO>> for RightChange<KO, VO> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<KO, Change<VO>>) -> Result<()> {
+        let p = prefix(&ser(ctx, &self.fk_serde, &r.key)?);
+        let subs = ctx
+            .key_value_store::<Vec<u8>, Subscription>(&self.subscriptions)?
+            .prefix_scan(&p)?;
+        for (_, sub) in subs {
+            ctx.forward(Record::new(
+                sub.primary,
+                Response {
+                    hash: sub.hash,
+                    value: r.value.new.clone(),
+                },
+                r.timestamp,
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// Left side: joins a response with the left row, unless the row changed since it subscribed.
+pub(crate) struct ResponseJoin<K, V, VO, VR> {
+    left_store: String,
+    value_serde: SerdeRef<V>,
+    joiner: JoinFn<V, VO, VR>,
+    _t: PhantomData<fn(K)>,
+}
+
+impl<K: Data, V: Data, VO: Data, VR: Data> Processor<K, Response<VO>>
+    for ResponseJoin<K, V, VO, VR>
+{
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        r: Record<K, Response<VO>>,
+    ) -> Result<()> {
+        let left = ctx
+            .timestamped_key_value_store::<K, V>(&self.left_store)?
+            .get(&r.key)?;
+        let current = hash_of(ctx, &self.value_serde, left.as_ref().map(|l| &l.value))?;
+        if current != r.value.hash {
+            tracing::debug!(
+                node = ctx.node_name(),
+                "dropping a stale foreign-key join response"
+            );
+            return Ok(());
+        }
+        let new = (self.joiner)(left.as_ref().map(|l| &l.value), r.value.value.as_ref());
+        ctx.forward(Record {
+            key: r.key,
+            value: Change { new, old: None },
+            timestamp: r.timestamp,
+            headers: r.headers,
+        })
+    }
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    fn fk_join<KO: Data, VO: Data, VR: Data>(
+        &self,
+        other: &KTable<KO, VO>,
+        extractor: Arc<dyn Fn(&V) -> KO + Send + Sync>,
+        joiner: JoinFn<V, VO, VR>,
+        left_join: bool,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        let (Some((left_store, left_in)), Some((right_store, right_in))) =
+            (self.materialized(), other.materialized())
+        else {
+            return KTable::new(self.b.clone(), self.node.clone(), None, None, None);
+        };
+        let mut s = self.b.borrow_mut();
+        let what = "foreign-key join";
+        let (Some(ks), Some(vs), Some(kos), Some(vos)) = (
+            s.key_serde(self.key_serde.clone(), what),
+            s.value_serde(self.value_serde.clone(), what),
+            s.key_serde(other.key_serde.clone(), what),
+            s.value_serde(other.value_serde.clone(), what),
+        ) else {
+            drop(s);
+            return KTable::new(self.b.clone(), self.node.clone(), None, None, None);
+        };
+        let send = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-");
+        let sub_topic = format!("{send}-topic");
+        let sub_sink = s.next_name("KTABLE-SINK-");
+        let sub_source = s.next_name("KSTREAM-SOURCE-");
+        let receive = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-");
+        let sub_store = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-STATE-STORE-");
+        let right_change = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-");
+        let resp = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-");
+        let resp_topic = format!("{resp}-topic");
+        let resp_sink = s.next_name("KTABLE-SINK-");
+        let resp_source = s.next_name("KSTREAM-SOURCE-");
+        let resolve = s.name_or(materialized.name.clone(), "KTABLE-FK-JOIN-OUTPUT-");
+        s.topology.add_internal_topic(&sub_topic);
+        s.topology.add_internal_topic(&resp_topic);
+        let bytes: SerdeRef<Vec<u8>> = Arc::new(BytesSerde);
+        let subs: SerdeRef<Subscription> = Arc::new(SubscriptionSerde);
+        let resps: SerdeRef<Response<VO>> = Arc::new(ResponseSerde(vos.clone()));
+        let (k1, v1, ko1, ko2, ko3) = (
+            ks.clone(),
+            vs.clone(),
+            kos.clone(),
+            kos.clone(),
+            kos.clone(),
+        );
+        let (ss1, ss2, rs1, ls1, v2) = (
+            sub_store.clone(),
+            sub_store.clone(),
+            right_store.clone(),
+            left_store.clone(),
+            vs.clone(),
+        );
+        let r = s
+            .topology
+            .add_processor::<K, Change<V>, _, _>(
+                &send,
+                move || SubscriptionSend::<K, V, KO> {
+                    extractor: extractor.clone(),
+                    key_serde: k1.clone(),
+                    value_serde: v1.clone(),
+                    fk_serde: ko1.clone(),
+                    left_join,
+                },
+                &[&left_in],
+            )
+            .and_then(|t| t.add_sink(&sub_sink, &sub_topic, kos.clone(), subs.clone(), &[&send]))
+            .and_then(|t| t.add_source(&sub_source, &[&sub_topic], kos.clone(), subs.clone()))
+            .and_then(|t| {
+                t.add_processor::<KO, Subscription, _, _>(
+                    &receive,
+                    move || SubscriptionReceive::<KO, VO> {
+                        subscriptions: ss1.clone(),
+                        right_store: rs1.clone(),
+                        fk_serde: ko2.clone(),
+                        _t: PhantomData,
+                    },
+                    &[&sub_source],
+                )
+            })
+            .and_then(|t| {
+                t.add_processor::<KO, Change<VO>, _, _>(
+                    &right_change,
+                    move || RightChange::<KO, VO> {
+                        subscriptions: ss2.clone(),
+                        fk_serde: ko3.clone(),
+                        _t: PhantomData,
+                    },
+                    &[&right_in],
+                )
+            })
+            .and_then(|t| {
+                t.add_state_store(
+                    StoreBuilder::key_value(sub_store.clone(), bytes.clone(), subs.clone()),
+                    &[&receive, &right_change],
+                )
+            })
+            .and_then(|t| t.connect_processor_and_store(&receive, &right_store))
+            .and_then(|t| {
+                t.add_sink(
+                    &resp_sink,
+                    &resp_topic,
+                    bytes.clone(),
+                    resps.clone(),
+                    &[&receive, &right_change],
+                )
+            })
+            .and_then(|t| t.add_source(&resp_source, &[&resp_topic], ks.clone(), resps.clone()))
+            .and_then(|t| {
+                t.add_processor::<K, Response<VO>, _, _>(
+                    &resolve,
+                    move || ResponseJoin::<K, V, VO, VR> {
+                        left_store: ls1.clone(),
+                        value_serde: v2.clone(),
+                        joiner: joiner.clone(),
+                        _t: PhantomData,
+                    },
+                    &[&resp_source],
+                )
+            })
+            .and_then(|t| t.connect_processor_and_store(&resolve, &left_store))
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        let out = KTable::new(
+            self.b.clone(),
+            resolve,
+            Some(ks),
+            materialized.value.clone(),
+            None,
+        );
+        if materialized.name.is_some() {
+            out.materialize_as(materialized)
+        } else {
+            out
+        }
+    }
+
+    /// Foreign-key inner join: each row of this table joins the row of `other` whose key
+    /// `extractor` takes from its value. The tables need not be co-partitioned. A result is
+    /// updated when either row changes and deleted when either is deleted or the foreign key
+    /// points to a missing row.
+    pub fn join_on_foreign_key<KO: Data, VO: Data, VR: Data>(
+        &self,
+        other: &KTable<KO, VO>,
+        extractor: impl Fn(&V) -> KO + Send + Sync + 'static,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        let j: JoinFn<V, VO, VR> = Arc::new(move |l, r| match (l, r) {
+            (Some(l), Some(r)) => Some(joiner(l, r)),
+            _ => None,
+        });
+        self.fk_join(other, Arc::new(extractor), j, false, materialized)
+    }
+
+    /// Foreign-key left join: every row of this table, with the foreign row's value if any.
+    pub fn left_join_on_foreign_key<KO: Data, VO: Data, VR: Data>(
+        &self,
+        other: &KTable<KO, VO>,
+        extractor: impl Fn(&V) -> KO + Send + Sync + 'static,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        let j: JoinFn<V, VO, VR> = Arc::new(move |l, r| l.map(|l| joiner(l, r)));
+        self.fk_join(other, Arc::new(extractor), j, true, materialized)
+    }
+}
