@@ -1,7 +1,11 @@
-//! Example applications. `word-count` is the classic: lines in, counts per word out.
+//! Example applications: `word-count` (lines in, counts per word out), order enrichment with a
+//! stream-table join ([`orders`]) and click attribution with a windowed stream-stream join
+//! ([`clicks`]).
 #![forbid(missing_docs)]
 
+pub mod clicks;
 pub mod embedded;
+pub mod orders;
 pub mod signals;
 
 use streams_core::{Result, Topology};
