@@ -80,6 +80,10 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "at_least_once | exactly_once_v2 | exactly_once_beta | exactly_once",
     ),
     (
+        "max.task.idle.ms",
+        "how long a task waits for an empty input before processing out of time order; 0 (default) waits only for data already on the broker, -1 never waits",
+    ),
+    (
         "commit.interval.ms",
         "how often to commit; default 30000, or 100 under exactly-once",
     ),
@@ -152,6 +156,9 @@ pub struct StreamsConfig {
     pub processing_guarantee: ProcessingGuarantee,
     /// `commit.interval.ms`.
     pub commit_interval_ms: u64,
+    /// `max.task.idle.ms`: how long a task with several inputs waits for an input with no
+    /// buffered records before processing the others out of time order (-1: never waits).
+    pub max_task_idle_ms: i64,
     /// `num.stream.threads`.
     pub num_stream_threads: usize,
     /// `state.dir`.
@@ -219,6 +226,7 @@ impl fmt::Debug for StreamsConfig {
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("processing_guarantee", &self.processing_guarantee)
             .field("commit_interval_ms", &self.commit_interval_ms)
+            .field("max_task_idle_ms", &self.max_task_idle_ms)
             .field("num_stream_threads", &self.num_stream_threads)
             .field("state_dir", &self.state_dir)
             .field("replication_factor", &self.replication_factor)
@@ -245,6 +253,7 @@ impl StreamsConfig {
             bootstrap_servers: None,
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             commit_interval_ms: 30_000,
+            max_task_idle_ms: 0,
             num_stream_threads: 1,
             state_dir: std::env::temp_dir().join("kafka-streams"),
             replication_factor: -1,
@@ -335,6 +344,15 @@ impl StreamsConfig {
                         30_000
                     };
                 }
+            }
+            "max.task.idle.ms" => {
+                let v: i64 = parse(key, value, "-1, 0 or a number of milliseconds")?;
+                if v < -1 {
+                    return Err(StreamsError::Config(format!(
+                        "`max.task.idle.ms` = {v}: use -1 (never wait), 0, or a positive number of milliseconds"
+                    )));
+                }
+                self.max_task_idle_ms = v;
             }
             "commit.interval.ms" => {
                 self.commit_interval_ms =

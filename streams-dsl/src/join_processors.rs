@@ -11,6 +11,9 @@ use streams_core::{Data, Processor, ProcessorContext, Record, Result, StreamsErr
 use crate::change::Change;
 use crate::windows::JoinWindows;
 
+/// Maps a stream record to the key of the global table row it joins.
+pub(crate) type KeyMapper<K, V, GK> = Arc<dyn Fn(&K, &V) -> GK + Send + Sync>;
+
 /// A joiner for one join variant (inner, left, outer).
 pub(crate) type JoinFn<L, R, O> = Arc<dyn Fn(Option<&L>, Option<&R>) -> Option<O> + Send + Sync>;
 
@@ -313,7 +316,7 @@ impl<K: Data, V: Data, VT: Data, VR: Data> Processor<K, V> for StreamTableJoin<K
 /// KStream-GlobalKTable join: the stream record's key is mapped to the table's key first.
 pub(crate) struct StreamGlobalJoin<K, V, GK, GV, VR> {
     pub store: String,
-    pub key_mapper: Arc<dyn Fn(&K, &V) -> GK + Send + Sync>,
+    pub key_mapper: KeyMapper<K, V, GK>,
     pub joiner: JoinFn<V, GV, VR>,
     pub _t: PhantomData<fn(GK, GV)>,
 }

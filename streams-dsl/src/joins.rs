@@ -10,8 +10,8 @@ use crate::builder::{BuilderState, Shared};
 use crate::change::Change;
 use crate::grouped::repartition;
 use crate::join_processors::{
-    JoinFn, JoinWindowProcessor, StreamGlobalJoin, StreamJoinSide, StreamJoinSpec, StreamTableJoin,
-    TableJoinSide, TableMaterialize,
+    JoinFn, JoinWindowProcessor, KeyMapper, StreamGlobalJoin, StreamJoinSide, StreamJoinSpec,
+    StreamTableJoin, TableJoinSide, TableMaterialize,
 };
 use crate::kstream::KStream;
 use crate::ktable::KTable;
@@ -344,7 +344,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     fn global_join<GK: Data, GV: Data, VR: Data>(
         &self,
         table: &GlobalKTable<GK, GV>,
-        key_mapper: Arc<dyn Fn(&K, &V) -> GK + Send + Sync>,
+        key_mapper: KeyMapper<K, V, GK>,
         joiner: JoinFn<V, GV, VR>,
     ) -> KStream<K, VR> {
         let mut s = self.b.borrow_mut();

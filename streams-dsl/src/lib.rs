@@ -14,6 +14,27 @@
 //! let topology = builder.build().unwrap();
 //! assert_eq!(topology.subtopologies().len(), 2);
 //! ```
+//!
+//! Windows, suppression and joins:
+//!
+//! ```
+//! use streams_dsl::*;
+//! let b = StreamsBuilder::new();
+//! let (clicks, views) = (b.stream::<String, String>("clicks"), b.stream::<String, String>("views"));
+//! clicks
+//!     .group_by_key(Grouped::default())
+//!     .windowed_by(TimeWindows::of_size_and_grace(300_000, 60_000))
+//!     .count(Materialized::as_("clicks-per-5min"))
+//!     .suppress(Suppressed::until_window_closes(BufferConfig::max_records(100_000)))
+//!     .to_stream();
+//! views.left_join(
+//!     &clicks,
+//!     |v: &String, c: Option<&String>| format!("{v}/{c:?}"),
+//!     JoinWindows::of_time_difference_and_grace(10_000, 1_000),
+//!     StreamJoined::default(),
+//! );
+//! assert!(b.build().is_ok());
+//! ```
 #![forbid(missing_docs)]
 
 mod builder;

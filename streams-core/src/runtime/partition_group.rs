@@ -48,6 +48,19 @@ impl PartitionGroup {
         r
     }
 
+    /// Whether nothing is buffered for `topic`-`partition`.
+    pub fn is_empty_for(&self, topic: &str, partition: i32) -> bool {
+        self.queues
+            .iter()
+            .find(|((t, p), _)| &**t == topic && *p == partition)
+            .is_none_or(|(_, q)| q.is_empty())
+    }
+
+    /// Whether nothing is buffered at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len

@@ -1,6 +1,7 @@
 //! A stream thread: one consumer in the application's group, the tasks of its assignment, and the
 //! poll -> process -> punctuate -> commit loop.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -26,6 +27,10 @@ pub(crate) struct ThreadContext {
     tasks: Arc<Mutex<TaskManager>>,
     supervisor: Arc<Supervisor>,
     index: usize,
+    /// The end offset per partition (last stable offset under read_committed) from librdkafka's
+    /// statistics, to tell an input that is merely not fetched yet from one that is caught up.
+    end_offsets: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    read_committed: bool,
 }
 
 impl ThreadContext {
@@ -40,6 +45,21 @@ impl ClientContext for ThreadContext {
     }
     fn error(&self, error: KafkaError, reason: &str) {
         global_error(error, reason);
+    }
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut ends = self.end_offsets.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, topic) in statistics.topics {
+            for (p, part) in topic.partitions {
+                let end = if self.read_committed {
+                    part.ls_offset
+                } else {
+                    part.hi_offset
+                };
+                if p >= 0 && end >= 0 {
+                    ends.insert((name.clone(), p), end);
+                }
+            }
+        }
     }
 }
 
@@ -112,6 +132,8 @@ impl StreamThread {
                 ("auto.offset.reset", "earliest"),
                 ("max.poll.interval.ms", "300000"), // = DEFAULT_MAX_POLL_INTERVAL_MS
                 ("session.timeout.ms", "45000"),
+                // End offsets for task idling (see ThreadContext::end_offsets).
+                ("statistics.interval.ms", "1000"),
             ],
             &[
                 ("group.id", &env.config.application_id),
@@ -128,6 +150,8 @@ impl StreamThread {
             tasks: tasks.clone(),
             supervisor: supervisor.clone(),
             index,
+            end_offsets: Arc::default(),
+            read_committed: isolation == "read_committed",
         })
         .map_err(|e| creation_error("consumer", e))?;
         Ok(StreamThread {
@@ -239,7 +263,30 @@ impl StreamThread {
             tm.restore(&self.consumer, RESTORE_STEP)
                 .map_err(CollectorError::Fatal)?;
         }
-        tm.process()?;
+        // Local calls: the position is the client's, the end offsets come from its statistics.
+        let positions = self.consumer.position().ok();
+        let ends = self
+            .consumer
+            .context()
+            .end_offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let lag = |topic: &str, partition: i32| -> bool {
+            let position = positions
+                .as_ref()
+                .and_then(|tpl| tpl.find_partition(topic, partition))
+                .and_then(|e| match e.offset() {
+                    rdkafka::Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            match (position, ends.get(&(topic.to_string(), partition))) {
+                (Some(pos), Some(end)) => *end > pos,
+                // Not fetched or not in the statistics yet: the first fetch may bring records.
+                _ => true,
+            }
+        };
+        tm.process(&lag)?;
         tm.punctuate()?;
         if tm.commit_due() {
             tm.commit(&self.consumer)?;

@@ -26,6 +26,10 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 const OFFSET_FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 /// The stream thread's consumer default (Kafka's too).
 pub(crate) const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
+/// How long a task waits at most for an input the broker holds records of (or that has not been
+/// fetched yet). A safety net: a fetch normally lands well within it, but a failed fetch backs off
+/// for `fetch.error.backoff.ms` (500 ms) before it is retried.
+const LAG_WAIT_CAP: Duration = Duration::from_secs(2);
 
 /// Counters shared by all threads of an instance.
 #[derive(Debug, Default)]
@@ -131,6 +135,8 @@ struct ActiveTask {
     /// changelogs are registered for restoration.
     restore_registered: bool,
     initialized: bool,
+    /// Since when the task waits for an input with nothing buffered (`max.task.idle.ms`).
+    idle_since: Option<Instant>,
     /// exactly_once (legacy): the task's own transactional producer.
     producer: Option<CountedProducer>,
     // Dropped last: the directory stays locked until the stores are closed.
@@ -360,6 +366,7 @@ impl TaskManager {
             changelog_positions,
             restore_registered: false,
             initialized: false,
+            idle_since: None,
             producer,
             _lock: lock,
         })
@@ -522,10 +529,50 @@ impl TaskManager {
         });
     }
 
-    /// Processes every buffered record of running tasks. Returns how many were processed.
-    pub fn process(&mut self) -> Result<usize, CollectorError> {
+    /// Whether `t` may process now. Records are processed in timestamp order across a task's
+    /// inputs, which only works when every input has something buffered: a task with an empty
+    /// input waits for it while the broker is known to hold more of it (its fetch is under way),
+    /// up to [`LAG_WAIT_CAP`], and besides for `max.task.idle.ms` (Kafka Streams' semantics).
+    fn ready(t: &mut ActiveTask, idle_ms: i64, lag: &dyn Fn(&str, i32) -> bool) -> bool {
+        if t.queue.is_empty() {
+            t.idle_since = None;
+            return false;
+        }
+        if t.inputs.len() < 2 || idle_ms < 0 {
+            return true;
+        }
+        let mut lagging = false;
+        let mut empty = false;
+        for (topic, p) in &t.inputs {
+            if t.queue.is_empty_for(topic, *p) {
+                empty = true;
+                lagging |= lag(topic, *p);
+            }
+        }
+        if !empty {
+            t.idle_since = None;
+            return true;
+        }
+        let since = *t.idle_since.get_or_insert_with(Instant::now);
+        let waited = since.elapsed();
+        let limit = Duration::from_millis(idle_ms as u64);
+        // Once the wait is over the task goes on without waiting again until every input had
+        // records buffered (Kafka Streams' enforced processing).
+        let wait = waited < limit || (lagging && waited < LAG_WAIT_CAP.max(limit));
+        tracing::debug!(task = %t.task.id(), lagging, waited_ms = waited.as_millis() as u64, wait, "an input of the task has nothing buffered");
+        !wait
+    }
+
+    /// Processes the buffered records of running tasks (see [`TaskManager::ready`]); `lag` tells
+    /// whether the broker holds records of a partition beyond what was fetched. Returns how many
+    /// records were processed.
+    pub fn process(&mut self, lag: &dyn Fn(&str, i32) -> bool) -> Result<usize, CollectorError> {
         let mut n = 0;
+        let idle_ms = self.env.config.max_task_idle_ms;
         for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            if !Self::ready(t, idle_ms, lag) {
+                continue;
+            }
             while let Some(r) = t.queue.pop_earliest() {
                 if r.timestamp < 0 {
                     tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, "skipping a record with an invalid timestamp");
@@ -593,6 +640,9 @@ impl TaskManager {
                 t.consumed
                     .insert((r.topic.to_string(), r.partition), r.offset + 1);
                 n += 1;
+                if t.queue.is_empty_for(&r.topic, r.partition) && !Self::ready(t, idle_ms, lag) {
+                    break;
+                }
             }
         }
         self.env
