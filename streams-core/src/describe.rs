@@ -35,6 +35,8 @@ pub struct SubtopologyDescription {
     pub id: u32,
     /// Nodes, ordered like Kafka.
     pub nodes: Vec<NodeDescription>,
+    /// The update graph of global stores: runs in the global thread, generates no tasks.
+    pub global: bool,
 }
 
 /// The whole description; `Display` prints Kafka's text format.
@@ -98,7 +100,15 @@ impl fmt::Display for TopologyDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Topologies:\n ")?;
         for s in &self.subtopologies {
-            writeln!(f, "  Sub-topology: {}", s.id)?;
+            if s.global {
+                writeln!(
+                    f,
+                    "  Sub-topology: {} for global store (will not generate tasks)",
+                    s.id
+                )?;
+            } else {
+                writeln!(f, "  Sub-topology: {}", s.id)?;
+            }
             for n in &s.nodes {
                 writeln!(f, "    {n}")?;
             }

@@ -633,11 +633,16 @@ impl Topology {
                 .cmp(&size[*a])
                 .then_with(|| self.nodes[*a].name.cmp(&self.nodes[*b].name))
         };
-        let subtopologies = self
-            .node_groups()
+        let mut groups: Vec<(Vec<usize>, bool)> =
+            self.node_groups().into_iter().map(|g| (g, false)).collect();
+        let global = self.global_nodes();
+        if !global.is_empty() {
+            groups.push((global, true));
+        }
+        let subtopologies = groups
             .into_iter()
             .enumerate()
-            .map(|(id, mut group)| {
+            .map(|(id, (mut group, global))| {
                 group.sort_by(order);
                 let nodes = group
                     .into_iter()
@@ -688,6 +693,7 @@ impl Topology {
                 SubtopologyDescription {
                     id: id as u32,
                     nodes,
+                    global,
                 }
             })
             .collect();

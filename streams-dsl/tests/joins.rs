@@ -579,3 +579,48 @@ fn foreign_key_join_topics_follow_each_side_partition_count() {
     assert_eq!(partitions("REGISTRATION-0000000004-topic"), Some(3));
     assert_eq!(partitions("RESPONSE-0000000010-topic"), Some(2));
 }
+
+/// `describe()` of join topologies, pinned like the other golden files of `tests/dsl.rs`.
+fn assert_golden(name: &str, topology: &Topology) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.txt"));
+    let actual = topology.describe().to_string();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
+    assert_eq!(actual, expected, "describe() of `{name}` changed");
+}
+
+#[test]
+fn join_topologies_are_described_like_kafka_streams() {
+    let b = StreamsBuilder::new();
+    stream(&b, "left")
+        .left_join(
+            &stream(&b, "right"),
+            |l: &String, r: Option<&String>| format!("{l}-{}", show(r)),
+            JoinWindows::of_time_difference_with_no_grace(15),
+            StreamJoined::default(),
+        )
+        .to("out");
+    assert_golden("stream_stream_left_join", &b.build().unwrap());
+
+    let b = StreamsBuilder::new();
+    let customers = b.global_table::<String, String>(
+        "customers",
+        Consumed::default(),
+        Materialized::as_("customers-store"),
+    );
+    let table = b.table::<String, String>("tiers", Consumed::default(), Materialized::as_("tiers"));
+    b.stream::<String, String>("orders")
+        .join_global(
+            &customers,
+            |_, v: &String| v.clone(),
+            |o: &String, c: &String| format!("{o}{c}"),
+        )
+        .join_table(&table, |a: &String, t: &String| format!("{a}{t}"))
+        .to("out");
+    assert_golden("global_and_table_joins", &b.build().unwrap());
+}

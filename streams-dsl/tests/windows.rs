@@ -349,3 +349,20 @@ fn suppress_until_time_limit_emits_latest_value_after_the_limit() {
         vec![("j".to_string(), None)]
     );
 }
+
+#[test]
+fn windowed_topologies_are_described_like_kafka_streams() {
+    let t = suppressed(BufferConfig::unbounded());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/windowed_suppressed.txt");
+    let actual = t.describe().to_string();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
+    assert_eq!(
+        actual, expected,
+        "describe() of the windowed topology changed"
+    );
+}
