@@ -7,6 +7,7 @@ pub mod clicks;
 pub mod embedded;
 pub mod orders;
 pub mod signals;
+pub mod verify;
 
 use streams_core::{Result, Topology};
 use streams_dsl::{Materialized, StreamsBuilder};

@@ -1,0 +1,160 @@
+//! `streams`: the command-line tool of the framework.
+//!
+//! - `streams verify --bootstrap-servers HOST:PORT [--processing-guarantee exactly_once_v2] ...`
+//!   runs the exactly-once verifier (see `streams_examples::verify`): child processes killed with
+//!   SIGKILL while input flows, then every output record audited. Exits non-zero on a violation.
+//! - `streams describe <app>` prints the topology of a bundled example.
+//! - `streams worker ...` is one instance of the verified application (spawned by `verify`).
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use streams_examples::verify::{default_options, verify, worker, WorkerOptions};
+
+#[derive(Parser)]
+#[command(name = "streams", about = "Tools of the streams framework")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Kill application instances at random while input flows, then audit every output record.
+    Verify {
+        /// Kafka cluster (any Kafka >= 2.5 with transactions).
+        #[arg(long)]
+        bootstrap_servers: String,
+        /// at_least_once | exactly_once_v2 | exactly_once.
+        #[arg(long, default_value = "exactly_once_v2")]
+        processing_guarantee: String,
+        /// Application instances (child processes).
+        #[arg(long, default_value_t = 3)]
+        instances: usize,
+        /// Stream threads per instance.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Input records.
+        #[arg(long, default_value_t = 20_000)]
+        records: usize,
+        /// SIGKILLs to deliver.
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        /// Mean milliseconds between kills.
+        #[arg(long, default_value_t = 3000)]
+        kill_interval_ms: u64,
+        /// Partitions of the input topics.
+        #[arg(long, default_value_t = 6)]
+        partitions: i32,
+        /// Replication factor of the topics.
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+        /// Where the instances keep their state (default: a temporary directory).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Print the topology of a bundled example: word-count | enrichment | clicks | verify.
+    Describe {
+        /// Which example.
+        app: String,
+    },
+    /// One instance of the verified application; closes cleanly when stdin closes.
+    #[command(hide = true)]
+    Worker {
+        /// Worker settings, as `verify` passes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn run(cli: Cli) -> Result<bool, BoxError> {
+    match cli.command {
+        Cmd::Verify {
+            bootstrap_servers,
+            processing_guarantee,
+            instances,
+            threads,
+            records,
+            kills,
+            kill_interval_ms,
+            partitions,
+            replication_factor,
+            timeout_secs,
+            state_dir,
+        } => {
+            let tmp = tempfile::tempdir()?;
+            let dir = state_dir.unwrap_or_else(|| tmp.path().to_path_buf());
+            let mut o = default_options(&bootstrap_servers, &processing_guarantee, &dir);
+            o.instances = instances;
+            o.threads = threads;
+            o.records = records;
+            o.kills = kills;
+            o.kill_interval = Duration::from_millis(kill_interval_ms);
+            o.partitions = partitions;
+            o.replication_factor = replication_factor;
+            o.timeout = Duration::from_secs(timeout_secs);
+            let exe = std::env::current_exe()?;
+            let report = verify(&o, &|w: &WorkerOptions| {
+                let mut c = Command::new(&exe);
+                c.arg("worker").args(w.to_args());
+                c
+            })?;
+            println!("{report}");
+            Ok(report.passed())
+        }
+        Cmd::Describe { app } => {
+            let t = match app.as_str() {
+                "word-count" => streams_examples::word_count_topology("input", "output")?,
+                "enrichment" => streams_examples::orders::enrichment_topology(
+                    "orders",
+                    "customers",
+                    "enriched",
+                )?,
+                "clicks" => streams_examples::clicks::attribution_topology(
+                    "impressions",
+                    "clicks",
+                    "attributions",
+                )?,
+                "verify" => streams_examples::verify::verify_topology(
+                    &streams_examples::verify::VerifyTopics::for_app("verify"),
+                )?,
+                other => {
+                    return Err(format!(
+                        "unknown app `{other}`; one of: word-count, enrichment, clicks, verify"
+                    )
+                    .into())
+                }
+            };
+            print!("{}", t.describe());
+            Ok(true)
+        }
+        Cmd::Worker { args } => {
+            worker(&WorkerOptions::from_args(&args)?)?;
+            Ok(true)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("streams: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,665 @@
+//! The exactly-once verifier: runs a stateful application (an aggregation behind a repartition
+//! and a stream-table join) as several child processes, kills them with SIGKILL at random moments
+//! while input flows, restarts them, then audits every output record with a read_committed
+//! consumer: each expected result exactly once, nothing lost, final aggregates exact.
+//!
+//! The children run [`worker`]: the `streams worker` subcommand, or any command the caller builds
+//! (tests spawn their own binary). A child closes its application cleanly when its stdin closes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use streams_core::{KafkaStreams, Result, StreamsConfig, StreamsError, Topology};
+use streams_dsl::{Consumed, Grouped, Materialized, StreamsBuilder};
+
+/// What to run and how hard to shake it.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Kafka cluster.
+    pub bootstrap_servers: String,
+    /// `application.id`; topics are named after it.
+    pub application_id: String,
+    /// at_least_once | exactly_once_v2 | exactly_once.
+    pub processing_guarantee: String,
+    /// Child processes.
+    pub instances: usize,
+    /// Stream threads per child.
+    pub threads: usize,
+    /// Input records.
+    pub records: usize,
+    /// Distinct keys.
+    pub keys: usize,
+    /// Partitions of the input and table topics.
+    pub partitions: i32,
+    /// SIGKILLs to deliver.
+    pub kills: usize,
+    /// Mean time between kills.
+    pub kill_interval: Duration,
+    /// Over how long the input is produced.
+    pub produce_duration: Duration,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// State directories of the children go under here.
+    pub state_dir: PathBuf,
+    /// Replication factor of internal topics.
+    pub replication_factor: i32,
+}
+
+/// The topics of one verification run.
+#[derive(Debug, Clone)]
+pub struct VerifyTopics {
+    /// Input: key `k<n>`, value `<key>:<seq>` with a per-key sequence from 1.
+    pub input: String,
+    /// The table joined with: key -> `name-<key>`.
+    pub table: String,
+    /// Count per key after a repartition: every update.
+    pub counts: String,
+    /// The join: `<key>:<seq>:name-<key>`.
+    pub joined: String,
+}
+
+impl VerifyTopics {
+    /// Topics named after the application id.
+    pub fn for_app(app: &str) -> Self {
+        VerifyTopics {
+            input: format!("{app}-input"),
+            table: format!("{app}-table"),
+            counts: format!("{app}-counts"),
+            joined: format!("{app}-joined"),
+        }
+    }
+}
+
+/// The audited application: input -> group_by (repartition) -> count -> `counts`, and
+/// input -> join with the table -> `joined`.
+pub fn verify_topology(t: &VerifyTopics) -> Result<Topology> {
+    let b = StreamsBuilder::new();
+    let table =
+        b.table::<String, String>(&t.table, Consumed::default(), Materialized::as_("names"));
+    let input = b.stream::<String, String>(&t.input);
+    input
+        .group_by_with(|k: &String, _| k.clone(), Grouped::as_("by-key"))
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to(&t.counts);
+    input
+        .join_table(&table, |v: &String, name: &String| format!("{v}:{name}"))
+        .to(&t.joined);
+    b.build()
+}
+
+/// Worker settings, passed to children on their command line.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Kafka cluster.
+    pub bootstrap_servers: String,
+    /// `application.id`.
+    pub application_id: String,
+    /// Processing guarantee.
+    pub processing_guarantee: String,
+    /// Stream threads.
+    pub threads: usize,
+    /// `state.dir`.
+    pub state_dir: PathBuf,
+    /// Replication factor of internal topics.
+    pub replication_factor: i32,
+}
+
+impl WorkerOptions {
+    /// As `--key value` arguments for [`WorkerOptions::from_args`].
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            "--bootstrap-servers".into(),
+            self.bootstrap_servers.clone(),
+            "--application-id".into(),
+            self.application_id.clone(),
+            "--processing-guarantee".into(),
+            self.processing_guarantee.clone(),
+            "--threads".into(),
+            self.threads.to_string(),
+            "--state-dir".into(),
+            self.state_dir.display().to_string(),
+            "--replication-factor".into(),
+            self.replication_factor.to_string(),
+        ]
+    }
+
+    /// Parses what [`WorkerOptions::to_args`] wrote.
+    pub fn from_args(args: &[String]) -> Result<Self> {
+        let get = |k: &str| -> Result<String> {
+            args.iter()
+                .position(|a| a == k)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+                .ok_or_else(|| StreamsError::Config(format!("worker: missing {k}")))
+        };
+        let num = |k: &str| -> Result<i64> {
+            get(k)?
+                .parse()
+                .map_err(|_| StreamsError::Config(format!("worker: {k} is not a number")))
+        };
+        Ok(WorkerOptions {
+            bootstrap_servers: get("--bootstrap-servers")?,
+            application_id: get("--application-id")?,
+            processing_guarantee: get("--processing-guarantee")?,
+            threads: num("--threads")? as usize,
+            state_dir: PathBuf::from(get("--state-dir")?),
+            replication_factor: num("--replication-factor")? as i32,
+        })
+    }
+}
+
+/// Runs the audited application until stdin closes, then closes it cleanly.
+pub fn worker(o: &WorkerOptions) -> Result<()> {
+    let topics = VerifyTopics::for_app(&o.application_id);
+    let config = StreamsConfig::from_pairs([
+        ("application.id", o.application_id.as_str()),
+        ("bootstrap.servers", o.bootstrap_servers.as_str()),
+        ("processing.guarantee", o.processing_guarantee.as_str()),
+        ("num.stream.threads", &o.threads.to_string()),
+        ("commit.interval.ms", "200"),
+        ("replication.factor", &o.replication_factor.to_string()),
+        // Every count update reaches the output, so the audit can check all of them.
+        ("statestore.cache.max.bytes", "0"),
+        (
+            "state.dir",
+            o.state_dir
+                .to_str()
+                .ok_or_else(|| StreamsError::Config("state dir is not UTF-8".into()))?,
+        ),
+        // A killed member is noticed quickly, so its partitions move on.
+        ("consumer.session.timeout.ms", "6000"),
+        ("consumer.heartbeat.interval.ms", "1000"),
+    ])?;
+    let mut streams = KafkaStreams::new(verify_topology(&topics)?, config)?;
+    streams.start()?;
+    let closed = Arc::new(AtomicBool::new(false));
+    let c = closed.clone();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        c.store(true, Ordering::SeqCst);
+    });
+    while !closed.load(Ordering::SeqCst) {
+        if let Some(e) = streams.last_error() {
+            return Err(StreamsError::IllegalState(format!(
+                "the application failed: {e}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    streams.close(Duration::from_secs(30));
+    Ok(())
+}
+
+/// One row of the verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Results expected.
+    pub expected: u64,
+    /// Results read (all, duplicates included).
+    pub seen: u64,
+    /// Expected results never seen.
+    pub missing: u64,
+    /// Results seen more than once (or beyond the expected).
+    pub duplicates: u64,
+}
+
+/// The audit of one run.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    /// The guarantee the run used.
+    pub processing_guarantee: String,
+    /// SIGKILLs delivered.
+    pub kills: usize,
+    /// Per-output checks.
+    pub checks: Vec<Check>,
+    /// Keys whose final count differs from the number of input records of the key.
+    pub wrong_final_counts: u64,
+    /// Joined values that do not match their input.
+    pub wrong_values: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl VerifyReport {
+    fn exactly_once(&self) -> bool {
+        self.processing_guarantee.starts_with("exactly_once")
+    }
+
+    /// Whether the run kept its guarantee: nothing lost, and under exactly-once nothing duplicated.
+    pub fn passed(&self) -> bool {
+        let lost = self.checks.iter().any(|c| c.missing > 0) || self.wrong_values > 0;
+        let duplicated =
+            self.checks.iter().any(|c| c.duplicates > 0) || self.wrong_final_counts > 0;
+        !lost && !(self.exactly_once() && duplicated)
+    }
+}
+
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "verify: {} with {} SIGKILLs in {:.1}s",
+            self.processing_guarantee,
+            self.kills,
+            self.elapsed.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "{:<22} {:>9} {:>9} {:>8} {:>10}",
+            "output", "expected", "seen", "missing", "duplicates"
+        )?;
+        for c in &self.checks {
+            writeln!(
+                f,
+                "{:<22} {:>9} {:>9} {:>8} {:>10}",
+                c.name, c.expected, c.seen, c.missing, c.duplicates
+            )?;
+        }
+        writeln!(
+            f,
+            "keys with a wrong final count: {}",
+            self.wrong_final_counts
+        )?;
+        writeln!(
+            f,
+            "joined values not matching their input: {}",
+            self.wrong_values
+        )?;
+        let verdict = if self.passed() {
+            if self.exactly_once() {
+                "PASS: every result exactly once"
+            } else {
+                "PASS: no loss (duplicates are allowed under at_least_once)"
+            }
+        } else {
+            "FAIL"
+        };
+        write!(f, "verdict: {verdict}")
+    }
+}
+
+/// A small xorshift generator: kill timing needs no cryptographic randomness.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+}
+
+fn kafka(context: &str, e: rdkafka::error::KafkaError) -> StreamsError {
+    StreamsError::Kafka {
+        context: context.to_string(),
+        source: e,
+    }
+}
+
+fn create_topics(o: &VerifyOptions, topics: &VerifyTopics) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &o.bootstrap_servers)
+        .create()
+        .map_err(|e| kafka("creating the admin client", e))?;
+    let rf = o.replication_factor.max(1);
+    let specs = [
+        (&topics.input, o.partitions),
+        (&topics.table, o.partitions),
+        (&topics.counts, o.partitions),
+        (&topics.joined, o.partitions),
+    ];
+    let new: Vec<NewTopic<'_>> = specs
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(rf)))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StreamsError::Io {
+            path: "tokio runtime".into(),
+            source: e,
+        })?;
+    let res = rt
+        .block_on(admin.create_topics(&new, &AdminOptions::new()))
+        .map_err(|e| kafka("creating the verify topics", e))?;
+    for r in res {
+        if let Err((t, e)) = r {
+            if e != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                return Err(StreamsError::Config(format!(
+                    "cannot create topic `{t}`: {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn producer(o: &VerifyOptions) -> Result<BaseProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &o.bootstrap_servers)
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .map_err(|e| kafka("creating the input producer", e))
+}
+
+fn send(p: &BaseProducer, topic: &str, key: &str, value: &str) -> Result<()> {
+    let mut r = BaseRecord::to(topic).key(key).payload(value);
+    loop {
+        match p.send(r) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                back,
+            )) => {
+                r = back;
+                p.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(kafka("producing input", e)),
+        }
+    }
+}
+
+/// What the outputs hold so far.
+#[derive(Default)]
+struct Outputs {
+    counts: HashMap<String, Vec<i64>>,
+    joined: HashMap<String, u64>,
+    joined_total: u64,
+    wrong_values: u64,
+}
+
+fn reader(o: &VerifyOptions, topics: &VerifyTopics) -> Result<BaseConsumer> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &o.bootstrap_servers)
+        .set("group.id", format!("{}-verifier", o.application_id))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .map_err(|e| kafka("creating the audit consumer", e))?;
+    c.subscribe(&[&topics.counts, &topics.joined])
+        .map_err(|e| kafka("subscribing the audit consumer", e))?;
+    Ok(c)
+}
+
+fn drain(c: &BaseConsumer, topics: &VerifyTopics, out: &mut Outputs, wait: Duration) {
+    let mut w = wait;
+    while let Some(m) = c.poll(w) {
+        w = Duration::from_millis(1);
+        let Ok(m) = m else { continue };
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+        if m.topic() == topics.counts {
+            if let Some(v) = m.payload().and_then(|v| <[u8; 8]>::try_from(v).ok()) {
+                out.counts
+                    .entry(key)
+                    .or_default()
+                    .push(i64::from_be_bytes(v));
+            }
+        } else {
+            let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            // `<key>:<seq>:name-<key>`
+            let mut parts = v.splitn(3, ':');
+            let (k, seq, name) = (parts.next(), parts.next(), parts.next());
+            if k != Some(key.as_str()) || name != Some(format!("name-{key}").as_str()) {
+                out.wrong_values += 1;
+            }
+            out.joined_total += 1;
+            *out.joined
+                .entry(format!("{key}:{}", seq.unwrap_or("")))
+                .or_default() += 1;
+        }
+    }
+}
+
+fn complete(out: &Outputs, expected: &BTreeMap<String, i64>, records: usize) -> bool {
+    out.joined.len() >= records
+        && expected
+            .iter()
+            .all(|(k, n)| out.counts.get(k).is_some_and(|v| v.iter().any(|c| c >= n)))
+}
+
+fn audit(
+    o: &VerifyOptions,
+    out: &Outputs,
+    expected: &BTreeMap<String, i64>,
+    kills: usize,
+    started: Instant,
+) -> VerifyReport {
+    let mut joined = Check {
+        name: "joined (stream-table)".into(),
+        expected: o.records as u64,
+        seen: out.joined_total,
+        missing: 0,
+        duplicates: 0,
+    };
+    let mut counts = Check {
+        name: "counts (aggregation)".into(),
+        expected: expected.values().map(|n| *n as u64).sum(),
+        seen: 0,
+        missing: 0,
+        duplicates: 0,
+    };
+    let mut wrong_final = 0;
+    for (k, n) in expected {
+        for seq in 1..=*n {
+            match out.joined.get(&format!("{k}:{seq}")).copied().unwrap_or(0) {
+                0 => joined.missing += 1,
+                c => joined.duplicates += c - 1,
+            }
+        }
+        let updates = out.counts.get(k).cloned().unwrap_or_default();
+        counts.seen += updates.len() as u64;
+        let mut times: HashMap<i64, u64> = HashMap::new();
+        for u in &updates {
+            *times.entry(*u).or_default() += 1;
+        }
+        for c in 1..=*n {
+            match times.get(&c).copied().unwrap_or(0) {
+                0 => counts.missing += 1,
+                t => counts.duplicates += t - 1,
+            }
+        }
+        // Counts above the expected total are updates for records counted twice.
+        counts.duplicates += updates.iter().filter(|u| **u > *n).count() as u64;
+        if updates.last() != Some(n) {
+            wrong_final += 1;
+        }
+    }
+    VerifyReport {
+        processing_guarantee: o.processing_guarantee.clone(),
+        kills,
+        checks: vec![joined, counts],
+        wrong_final_counts: wrong_final,
+        wrong_values: out.wrong_values,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// One running child.
+struct Instance {
+    child: Option<Child>,
+    options: WorkerOptions,
+}
+
+/// Runs a verification: `spawn(options)` makes the command of one child.
+pub fn verify(
+    o: &VerifyOptions,
+    spawn: &dyn Fn(&WorkerOptions) -> Command,
+) -> Result<VerifyReport> {
+    let started = Instant::now();
+    let topics = VerifyTopics::for_app(&o.application_id);
+    create_topics(o, &topics)?;
+    let p = producer(o)?;
+    for k in 0..o.keys {
+        let key = format!("k{k}");
+        send(&p, &topics.table, &key, &format!("name-{key}"))?;
+    }
+    p.flush(Duration::from_secs(30))
+        .map_err(|e| kafka("flushing the table", e))?;
+
+    let start = |o2: &WorkerOptions| -> Result<Child> {
+        spawn(o2)
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| StreamsError::Io {
+                path: "worker process".into(),
+                source: e,
+            })
+    };
+    let mut instances = Vec::new();
+    for i in 0..o.instances {
+        let options = WorkerOptions {
+            bootstrap_servers: o.bootstrap_servers.clone(),
+            application_id: o.application_id.clone(),
+            processing_guarantee: o.processing_guarantee.clone(),
+            threads: o.threads,
+            state_dir: o.state_dir.join(format!("instance-{i}")),
+            replication_factor: o.replication_factor,
+        };
+        instances.push(Instance {
+            child: Some(start(&options)?),
+            options,
+        });
+    }
+
+    // Input flows while instances die: per-key sequences 1, 2, 3...
+    let produced = Arc::new(AtomicU64::new(0));
+    let producing = {
+        let (o, topics, produced) = (o.clone(), topics.clone(), produced.clone());
+        std::thread::spawn(move || -> Result<()> {
+            let p = producer(&o)?;
+            let per_sleep = 100usize;
+            let pause = o.produce_duration / ((o.records / per_sleep).max(1) as u32);
+            let mut seq = vec![0u64; o.keys];
+            for i in 0..o.records {
+                let k = i % o.keys;
+                seq[k] += 1;
+                let key = format!("k{k}");
+                send(&p, &topics.input, &key, &format!("{key}:{}", seq[k]))?;
+                produced.fetch_add(1, Ordering::SeqCst);
+                if i % per_sleep == per_sleep - 1 {
+                    p.poll(Duration::ZERO);
+                    std::thread::sleep(pause);
+                }
+            }
+            p.flush(Duration::from_secs(60))
+                .map_err(|e| kafka("flushing the input", e))
+        })
+    };
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for i in 0..o.records {
+        *expected.entry(format!("k{}", i % o.keys)).or_default() += 1;
+    }
+
+    let consumer = reader(o, &topics)?;
+    let mut out = Outputs::default();
+    let mut rng = Rng(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
+        | 1);
+    let mut kills = 0;
+    let mut next_kill = Instant::now() + o.kill_interval;
+    let deadline = started + o.timeout;
+    loop {
+        drain(&consumer, &topics, &mut out, Duration::from_millis(100));
+        if kills < o.kills && Instant::now() >= next_kill {
+            let i = rng.below(instances.len() as u64) as usize;
+            if let Some(mut c) = instances[i].child.take() {
+                // std's kill() is SIGKILL on Unix: no shutdown hook runs.
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            kills += 1;
+            tracing::info!(instance = i, kills, "SIGKILL");
+            std::thread::sleep(Duration::from_millis(rng.below(500)));
+            instances[i].child = Some(start(&instances[i].options)?);
+            let jitter = rng.below(o.kill_interval.as_millis() as u64 + 1);
+            next_kill = Instant::now() + o.kill_interval / 2 + Duration::from_millis(jitter);
+        }
+        for inst in &mut instances {
+            if let Some(c) = inst.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    tracing::warn!(%status, "a worker exited by itself; restarting it");
+                    inst.child = Some(start(&inst.options)?);
+                }
+            }
+        }
+        let all_produced = produced.load(Ordering::SeqCst) as usize >= o.records;
+        if all_produced && kills >= o.kills && complete(&out, &expected, o.records) {
+            break;
+        }
+        if Instant::now() > deadline {
+            tracing::warn!("verify timed out; auditing what arrived");
+            break;
+        }
+    }
+    let _ = producing.join();
+    // Clean shutdown: closing stdin makes each worker close its application.
+    for inst in &mut instances {
+        if let Some(mut c) = inst.child.take() {
+            drop(c.stdin.take());
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(40) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    // Late duplicates would show up now.
+    drain(&consumer, &topics, &mut out, Duration::from_secs(2));
+    Ok(audit(o, &out, &expected, kills, started))
+}
+
+/// Default options for a quick local run.
+pub fn default_options(bootstrap: &str, guarantee: &str, state_dir: &Path) -> VerifyOptions {
+    VerifyOptions {
+        bootstrap_servers: bootstrap.to_string(),
+        application_id: format!(
+            "verify-{}-{}",
+            guarantee.replace('_', "-"),
+            std::process::id()
+        ),
+        processing_guarantee: guarantee.to_string(),
+        instances: 3,
+        threads: 2,
+        records: 20_000,
+        keys: 50,
+        partitions: 6,
+        kills: 20,
+        kill_interval: Duration::from_secs(3),
+        produce_duration: Duration::from_secs(40),
+        timeout: Duration::from_secs(600),
+        state_dir: state_dir.to_path_buf(),
+        replication_factor: 1,
+    }
+}
