@@ -245,7 +245,8 @@ impl VerifyReport {
         let lost = self.checks.iter().any(|c| c.missing > 0) || self.wrong_values > 0;
         let duplicated =
             self.checks.iter().any(|c| c.duplicates > 0) || self.wrong_final_counts > 0;
-        !lost && !(self.exactly_once() && duplicated)
+        let broke_exactly_once = self.exactly_once() && duplicated;
+        !(lost || broke_exactly_once)
     }
 }
 
