@@ -54,7 +54,18 @@ pub struct VerifyOptions {
     pub state_dir: PathBuf,
     /// Replication factor of internal topics.
     pub replication_factor: i32,
+    /// Rolling bounce to another guarantee (a config-only upgrade such as at_least_once ->
+    /// exactly_once_v2): once a third of the input is produced, each instance in turn is closed
+    /// cleanly and restarted with it. Duplicates are then only counted for input produced after the
+    /// last instance restarted.
+    pub bounce_to: Option<String>,
+    /// Static membership: each instance gets a `group.instance.id` and a 30 s session timeout, so
+    /// a restart (a rolling bounce) causes no rebalance.
+    pub static_membership: bool,
 }
+
+/// An action at a moment of the run (e.g. stop the broker), for [`verify_with`].
+pub type ChaosEvent = (Duration, Box<dyn FnMut()>);
 
 /// The topics of one verification run.
 #[derive(Debug, Clone)]
@@ -114,12 +125,14 @@ pub struct WorkerOptions {
     pub state_dir: PathBuf,
     /// Replication factor of internal topics.
     pub replication_factor: i32,
+    /// Static membership id of the instance.
+    pub group_instance_id: Option<String>,
 }
 
 impl WorkerOptions {
     /// As `--key value` arguments for [`WorkerOptions::from_args`].
     pub fn to_args(&self) -> Vec<String> {
-        vec![
+        let mut v = vec![
             "--bootstrap-servers".into(),
             self.bootstrap_servers.clone(),
             "--application-id".into(),
@@ -132,7 +145,11 @@ impl WorkerOptions {
             self.state_dir.display().to_string(),
             "--replication-factor".into(),
             self.replication_factor.to_string(),
-        ]
+        ];
+        if let Some(id) = &self.group_instance_id {
+            v.extend(["--group-instance-id".to_string(), id.clone()]);
+        }
+        v
     }
 
     /// Parses what [`WorkerOptions::to_args`] wrote.
@@ -156,6 +173,7 @@ impl WorkerOptions {
             threads: num("--threads")? as usize,
             state_dir: PathBuf::from(get("--state-dir")?),
             replication_factor: num("--replication-factor")? as i32,
+            group_instance_id: get("--group-instance-id").ok(),
         })
     }
 }
@@ -163,7 +181,14 @@ impl WorkerOptions {
 /// Runs the audited application until stdin closes, then closes it cleanly.
 pub fn worker(o: &WorkerOptions) -> Result<()> {
     let topics = VerifyTopics::for_app(&o.application_id);
-    let config = StreamsConfig::from_pairs([
+    // A killed member is noticed quickly, so its partitions move on; a static member keeps its
+    // partitions across a restart shorter than its session.
+    let session = if o.group_instance_id.is_some() {
+        "30000"
+    } else {
+        "6000"
+    };
+    let mut config = StreamsConfig::from_pairs([
         ("application.id", o.application_id.as_str()),
         ("bootstrap.servers", o.bootstrap_servers.as_str()),
         ("processing.guarantee", o.processing_guarantee.as_str()),
@@ -178,11 +203,15 @@ pub fn worker(o: &WorkerOptions) -> Result<()> {
                 .to_str()
                 .ok_or_else(|| StreamsError::Config("state dir is not UTF-8".into()))?,
         ),
-        // A killed member is noticed quickly, so its partitions move on.
-        ("consumer.session.timeout.ms", "6000"),
+        ("consumer.session.timeout.ms", session),
         ("consumer.heartbeat.interval.ms", "1000"),
     ])?;
+    if let Some(id) = &o.group_instance_id {
+        config.set("group.instance.id", id)?;
+    }
     let mut streams = KafkaStreams::new(verify_topology(&topics)?, config)?;
+    // The verifier reads these lines to count rebalances.
+    streams.set_state_listener(|new, old| println!("STREAMS-STATE {old} -> {new}"));
     streams.start()?;
     let closed = Arc::new(AtomicBool::new(false));
     let c = closed.clone();
@@ -233,11 +262,22 @@ pub struct VerifyReport {
     pub wrong_values: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// With a rolling bounce: input records produced before the last instance restarted (their
+    /// duplicates are reported but allowed).
+    pub bounced_before: Option<u64>,
+    /// Rebalances that running instances went through (RUNNING -> REBALANCING).
+    pub rebalances: u64,
 }
 
 impl VerifyReport {
+    /// Whether the guarantee the run ended with is exactly-once.
     fn exactly_once(&self) -> bool {
-        self.processing_guarantee.starts_with("exactly_once")
+        let last = self
+            .processing_guarantee
+            .rsplit("-> ")
+            .next()
+            .unwrap_or(&self.processing_guarantee);
+        last.starts_with("exactly_once")
     }
 
     /// Whether the run kept its guarantee: nothing lost, and under exactly-once nothing duplicated.
@@ -271,6 +311,18 @@ impl std::fmt::Display for VerifyReport {
                 c.name, c.expected, c.seen, c.missing, c.duplicates
             )?;
         }
+        if let Some(b) = self.bounced_before {
+            writeln!(
+                f,
+                "rolling bounce ({}): duplicates counted from input record {b} on",
+                self.processing_guarantee
+            )?;
+        }
+        writeln!(
+            f,
+            "rebalances seen by running instances: {}",
+            self.rebalances
+        )?;
         writeln!(
             f,
             "keys with a wrong final count: {}",
@@ -451,7 +503,14 @@ fn audit(
     expected: &BTreeMap<String, i64>,
     kills: usize,
     started: Instant,
+    bounced_before: Option<u64>,
 ) -> VerifyReport {
+    // Record `seq` of key `k<i>` is input record (seq - 1) * keys + i.
+    let index = |k: &str, seq: i64| -> u64 {
+        let i: u64 = k[1..].parse().unwrap_or(0);
+        (seq as u64 - 1) * o.keys as u64 + i
+    };
+    let counted = |k: &str, seq: i64| bounced_before.is_none_or(|b| index(k, seq) >= b);
     let mut joined = Check {
         name: "joined (stream-table)".into(),
         expected: o.records as u64,
@@ -471,7 +530,8 @@ fn audit(
         for seq in 1..=*n {
             match out.joined.get(&format!("{k}:{seq}")).copied().unwrap_or(0) {
                 0 => joined.missing += 1,
-                c => joined.duplicates += c - 1,
+                c if counted(k, seq) => joined.duplicates += c - 1,
+                _ => {}
             }
         }
         let updates = out.counts.get(k).cloned().unwrap_or_default();
@@ -483,11 +543,15 @@ fn audit(
         for c in 1..=*n {
             match times.get(&c).copied().unwrap_or(0) {
                 0 => counts.missing += 1,
-                t => counts.duplicates += t - 1,
+                t if bounced_before.is_none() => counts.duplicates += t - 1,
+                _ => {}
             }
         }
-        // Counts above the expected total are updates for records counted twice.
-        counts.duplicates += updates.iter().filter(|u| **u > *n).count() as u64;
+        // Counts above the expected total are updates for records counted twice. After a bounce
+        // from at_least_once they may stem from the first phase: reported by the final count.
+        if bounced_before.is_none() {
+            counts.duplicates += updates.iter().filter(|u| **u > *n).count() as u64;
+        }
         if updates.last() != Some(n) {
             wrong_final += 1;
         }
@@ -499,6 +563,8 @@ fn audit(
         wrong_final_counts: wrong_final,
         wrong_values: out.wrong_values,
         elapsed: started.elapsed(),
+        bounced_before,
+        rebalances: 0,
     }
 }
 
@@ -513,6 +579,17 @@ pub fn verify(
     o: &VerifyOptions,
     spawn: &dyn Fn(&WorkerOptions) -> Command,
 ) -> Result<VerifyReport> {
+    verify_with(o, spawn, Vec::new())
+}
+
+/// [`verify`], firing `events` at their moments after the start (e.g. pausing the broker).
+pub fn verify_with(
+    o: &VerifyOptions,
+    spawn: &dyn Fn(&WorkerOptions) -> Command,
+    mut events: Vec<ChaosEvent>,
+) -> Result<VerifyReport> {
+    events.sort_by_key(|(at, _)| *at);
+    let mut events = std::collections::VecDeque::from(events);
     let started = Instant::now();
     let topics = VerifyTopics::for_app(&o.application_id);
     create_topics(o, &topics)?;
@@ -524,14 +601,28 @@ pub fn verify(
     p.flush(Duration::from_secs(30))
         .map_err(|e| kafka("flushing the table", e))?;
 
+    let rebalances = Arc::new(AtomicU64::new(0));
     let start = |o2: &WorkerOptions| -> Result<Child> {
-        spawn(o2)
+        let mut child = spawn(o2)
             .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| StreamsError::Io {
                 path: "worker process".into(),
                 source: e,
-            })
+            })?;
+        if let Some(out) = child.stdout.take() {
+            let count = rebalances.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(out).lines().map_while(|l| l.ok()) {
+                    if line.contains("STREAMS-STATE RUNNING -> REBALANCING") {
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+        Ok(child)
     };
     let mut instances = Vec::new();
     for i in 0..o.instances {
@@ -542,6 +633,9 @@ pub fn verify(
             threads: o.threads,
             state_dir: o.state_dir.join(format!("instance-{i}")),
             replication_factor: o.replication_factor,
+            group_instance_id: o
+                .static_membership
+                .then(|| format!("{}-instance-{i}", o.application_id)),
         };
         instances.push(Instance {
             child: Some(start(&options)?),
@@ -587,8 +681,43 @@ pub fn verify(
     let mut kills = 0;
     let mut next_kill = Instant::now() + o.kill_interval;
     let deadline = started + o.timeout;
+    // The rolling bounce: the next instance to restart, and when the last one did.
+    let mut bounce_next = o.bounce_to.as_ref().map(|_| 0usize);
+    let mut bounced_before = None;
+    // Rebalances before the bounce are the group forming; only later ones are reported.
+    let mut rebalances_at_bounce = 0;
     loop {
         drain(&consumer, &topics, &mut out, Duration::from_millis(100));
+        while events
+            .front()
+            .is_some_and(|(at, _)| started.elapsed() >= *at)
+        {
+            if let Some((at, mut action)) = events.pop_front() {
+                tracing::info!(at_ms = at.as_millis() as u64, "chaos event");
+                action();
+            }
+        }
+        if let (Some(i), Some(to)) = (bounce_next, &o.bounce_to) {
+            if produced.load(Ordering::SeqCst) as usize >= o.records / 3 {
+                if i == 0 {
+                    rebalances_at_bounce = rebalances.load(Ordering::SeqCst);
+                }
+                let inst = &mut instances[i];
+                if let Some(mut c) = inst.child.take() {
+                    close_child(&mut c);
+                }
+                inst.options.processing_guarantee = to.clone();
+                inst.child = Some(start(&inst.options)?);
+                tracing::info!(instance = i, guarantee = %to, "bounced");
+                bounce_next = (i + 1 < instances.len()).then_some(i + 1);
+                if bounce_next.is_none() {
+                    bounced_before = Some(produced.load(Ordering::SeqCst));
+                } else {
+                    // Let the group settle before the next one.
+                    std::thread::sleep(Duration::from_secs(3));
+                }
+            }
+        }
         if kills < o.kills && Instant::now() >= next_kill {
             let i = rng.below(instances.len() as u64) as usize;
             if let Some(mut c) = instances[i].child.take() {
@@ -612,7 +741,12 @@ pub fn verify(
             }
         }
         let all_produced = produced.load(Ordering::SeqCst) as usize >= o.records;
-        if all_produced && kills >= o.kills && complete(&out, &expected, o.records) {
+        if all_produced
+            && kills >= o.kills
+            && bounce_next.is_none()
+            && events.is_empty()
+            && complete(&out, &expected, o.records)
+        {
             break;
         }
         if Instant::now() > deadline {
@@ -624,21 +758,31 @@ pub fn verify(
     // Clean shutdown: closing stdin makes each worker close its application.
     for inst in &mut instances {
         if let Some(mut c) = inst.child.take() {
-            drop(c.stdin.take());
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(40) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            close_child(&mut c);
         }
     }
     // Late duplicates would show up now.
     drain(&consumer, &topics, &mut out, Duration::from_secs(2));
-    Ok(audit(o, &out, &expected, kills, started))
+    let mut report = audit(o, &out, &expected, kills, started, bounced_before);
+    report.rebalances = rebalances.load(Ordering::SeqCst) - rebalances_at_bounce;
+    if let Some(to) = &o.bounce_to {
+        report.processing_guarantee = format!("{} -> {to}", o.processing_guarantee);
+    }
+    Ok(report)
+}
+
+/// Closes a worker's stdin so it closes its application, then waits for it (kills it after 40 s).
+fn close_child(c: &mut Child) {
+    drop(c.stdin.take());
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(40) {
+        if let Ok(Some(_)) = c.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 /// Default options for a quick local run.
@@ -662,5 +806,7 @@ pub fn default_options(bootstrap: &str, guarantee: &str, state_dir: &Path) -> Ve
         timeout: Duration::from_secs(600),
         state_dir: state_dir.to_path_buf(),
         replication_factor: 1,
+        bounce_to: None,
+        static_membership: false,
     }
 }

@@ -84,6 +84,10 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "how long a task waits for an empty input before processing out of time order; 0 (default) waits only for data already on the broker, -1 never waits",
     ),
     (
+        "group.instance.id",
+        "static membership: a restart within session.timeout.ms causes no rebalance",
+    ),
+    (
         "commit.interval.ms",
         "how often to commit; default 30000, or 100 under exactly-once",
     ),
@@ -169,6 +173,9 @@ pub struct StreamsConfig {
     pub num_standby_replicas: u32,
     /// `upgrade.from`.
     pub upgrade_from: Option<String>,
+    /// `group.instance.id`: static membership. Thread `n` of the instance joins as `<id>-<n>`, so a
+    /// restart within the session timeout takes its partitions back without a rebalance.
+    pub group_instance_id: Option<String>,
     /// `default.key.serde`.
     pub default_key_serde: Option<String>,
     /// `default.value.serde`.
@@ -259,6 +266,7 @@ impl StreamsConfig {
             replication_factor: -1,
             num_standby_replicas: 0,
             upgrade_from: None,
+            group_instance_id: None,
             default_key_serde: None,
             default_value_serde: None,
             cache_max_bytes: 10 * 1024 * 1024,
@@ -382,6 +390,9 @@ impl StreamsConfig {
                 self.num_standby_replicas = parse(key, value, "a non-negative number")?
             }
             "upgrade.from" => self.upgrade_from = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "group.instance.id" => {
+                self.group_instance_id = Some(value.to_string()).filter(|v| !v.is_empty())
+            }
             "default.key.serde" | "default.value.serde" => {
                 if crate::serdes::serde_by_name::<String>(value).is_none()
                     && crate::serdes::serde_by_name::<Vec<u8>>(value).is_none()

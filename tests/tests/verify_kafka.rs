@@ -6,13 +6,23 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use streams_examples::verify::{default_options, verify, worker, VerifyOptions, WorkerOptions};
+use streams_examples::verify::{
+    default_options, verify, verify_with, worker, ChaosEvent, VerifyOptions, WorkerOptions,
+};
 use streams_tests::kafka::init_tracing;
 use streams_tests::TestBroker;
 
 const WORKER_ENV: &str = "STREAMS_VERIFY_WORKER_ARGS";
+
+/// Each scenario runs 3 instances x 2 threads: one at a time on a 2-core machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Not a test: the entry point of a child instance (see the module docs).
 #[test]
@@ -51,6 +61,7 @@ fn options(b: &str, guarantee: &str, dir: &std::path::Path) -> VerifyOptions {
 
 #[test]
 fn exactly_once_v2_survives_20_sigkills_without_loss_or_duplicates() {
+    let _serial = serial();
     init_tracing();
     let broker = TestBroker::start();
     let dir = tempfile::tempdir().unwrap();
@@ -67,6 +78,7 @@ fn exactly_once_v2_survives_20_sigkills_without_loss_or_duplicates() {
 
 #[test]
 fn at_least_once_survives_20_sigkills_without_loss() {
+    let _serial = serial();
     init_tracing();
     let broker = TestBroker::start();
     let dir = tempfile::tempdir().unwrap();
@@ -78,4 +90,70 @@ fn at_least_once_survives_20_sigkills_without_loss() {
         assert_eq!(c.missing, 0, "{report}");
     }
     assert!(report.passed(), "{report}");
+}
+
+fn assert_exact(report: &streams_examples::verify::VerifyReport) {
+    for c in &report.checks {
+        assert_eq!((c.missing, c.duplicates), (0, 0), "{report}");
+    }
+    assert!(report.passed(), "{report}");
+}
+
+/// A config-only rolling bounce, one instance at a time, while input flows.
+fn rolling_bounce(from: &str, to: &str) {
+    let _serial = serial();
+    init_tracing();
+    let broker = TestBroker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(broker.bootstrap_servers(), from, dir.path());
+    o.kills = 0;
+    o.bounce_to = Some(to.to_string());
+    let report = verify(&o, &spawn).unwrap();
+    println!("{report}");
+    assert!(report.bounced_before.is_some(), "{report}");
+    assert_exact(&report);
+}
+
+#[test]
+fn migration_from_at_least_once_to_exactly_once_v2_by_rolling_bounce() {
+    rolling_bounce("at_least_once", "exactly_once_v2");
+}
+
+#[test]
+fn upgrade_from_legacy_exactly_once_to_exactly_once_v2_by_rolling_bounce() {
+    rolling_bounce("exactly_once", "exactly_once_v2");
+}
+
+#[test]
+fn exactly_once_v2_recovers_from_a_30_second_broker_stop() {
+    let _serial = serial();
+    init_tracing();
+    let broker = Arc::new(TestBroker::start());
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(broker.bootstrap_servers(), "exactly_once_v2", dir.path());
+    o.kills = 0;
+    let (b1, b2) = (broker.clone(), broker.clone());
+    let events: Vec<ChaosEvent> = vec![
+        (Duration::from_secs(12), Box::new(move || b1.pause())),
+        (Duration::from_secs(42), Box::new(move || b2.resume())),
+    ];
+    let report = verify_with(&o, &spawn, events).unwrap();
+    println!("{report}");
+    assert_exact(&report);
+}
+
+#[test]
+fn rolling_bounce_with_static_membership_causes_no_rebalance() {
+    let _serial = serial();
+    init_tracing();
+    let broker = TestBroker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(broker.bootstrap_servers(), "exactly_once_v2", dir.path());
+    o.kills = 0;
+    o.static_membership = true;
+    o.bounce_to = Some("exactly_once_v2".into());
+    let report = verify(&o, &spawn).unwrap();
+    println!("{report}");
+    assert_exact(&report);
+    assert_eq!(report.rebalances, 0, "{report}");
 }

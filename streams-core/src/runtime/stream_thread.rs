@@ -125,6 +125,25 @@ impl StreamThread {
             "{}-{}-{name}-consumer",
             env.config.application_id, env.process_id
         );
+        // Static membership: one member per thread, so each thread has its own instance id.
+        let static_id = env
+            .config
+            .group_instance_id
+            .as_ref()
+            .map(|id| format!("{id}-{index}"));
+        let mut required = vec![
+            ("group.id", env.config.application_id.as_str()),
+            ("client.id", client_id.as_str()),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            // Range keeps partition p of every co-partitioned topic on one member.
+            ("partition.assignment.strategy", "range"),
+            ("isolation.level", isolation),
+            ("enable.partition.eof", "false"),
+        ];
+        if let Some(id) = &static_id {
+            required.push(("group.instance.id", id.as_str()));
+        }
         let consumer: BaseConsumer<ThreadContext> = client_config(
             &env.config,
             ClientKind::Consumer,
@@ -135,16 +154,7 @@ impl StreamThread {
                 // End offsets for task idling (see ThreadContext::end_offsets).
                 ("statistics.interval.ms", "1000"),
             ],
-            &[
-                ("group.id", &env.config.application_id),
-                ("client.id", &client_id),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                // Range keeps partition p of every co-partitioned topic on one member.
-                ("partition.assignment.strategy", "range"),
-                ("isolation.level", isolation),
-                ("enable.partition.eof", "false"),
-            ],
+            &required,
         )?
         .create_with_context(ThreadContext {
             tasks: tasks.clone(),
