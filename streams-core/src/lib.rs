@@ -9,6 +9,7 @@ mod describe;
 mod error;
 mod global;
 mod processor;
+mod query;
 mod record;
 pub mod runtime;
 pub mod serdes;

@@ -557,10 +557,22 @@ impl<K: 'static, V: 'static> TimestampedKeyValueStoreHandle<'_, K, V> {
     }
     /// All entries, ascending by serialized key.
     pub fn all(&self) -> Result<Vec<(K, ValueAndTimestamp<V>)>> {
+        self.range(None, None)
+    }
+    /// Entries with `from <= key <= to` (by serialized key), ascending.
+    pub fn range(
+        &self,
+        from: Option<&K>,
+        to: Option<&K>,
+    ) -> Result<Vec<(K, ValueAndTimestamp<V>)>> {
         let c = self.inner.codec();
+        let (f, t) = (
+            from.map(|k| c.key(k)).transpose()?,
+            to.map(|k| c.key(k)).transpose()?,
+        );
         self.inner
             .store
-            .all()?
+            .range(f.as_deref(), t.as_deref())?
             .map(|e| {
                 let (k, raw) = e?;
                 let vt = state_stores::ValueAndTimestamp::decode(self.inner.name, &raw)?;

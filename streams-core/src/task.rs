@@ -207,7 +207,10 @@ pub fn runtime_topic(topology: &Topology, application_id: &str, topic: &str) -> 
     }
 }
 
-fn global_slot(b: &crate::StoreBuilder, h: crate::global::SharedKeyValueStore) -> StoreSlot {
+pub(crate) fn global_slot(
+    b: &crate::StoreBuilder,
+    h: crate::global::SharedKeyValueStore,
+) -> StoreSlot {
     StoreSlot {
         name: b.name().to_string(),
         kind: b.kind(),

@@ -9,12 +9,10 @@ use state_stores::{RocksDbResources, TaskDirLock};
 
 use crate::global::GlobalStores;
 use crate::processor::PunctuationType;
+use crate::query;
 use crate::record::{Data, Headers, Record};
 use crate::serdes::SerdeRef;
-use crate::store::{
-    AnyStore, KeyValueStoreHandle, StoreKind, StoreSerdes, TimestampedKeyValueStoreHandle,
-    ValueAndTimestamp,
-};
+use crate::store::ValueAndTimestamp;
 use crate::task::{ProducedRecord, StreamTask, TaskId};
 use crate::{Result, StreamsConfig, StreamsError, Topology};
 
@@ -245,26 +243,9 @@ impl TopologyTestDriver {
     /// All entries of a key-value store (plain or timestamped; timestamps are dropped).
     pub fn key_value_store_all<K: Data, V: Data>(&self, store: &str) -> Result<Vec<(K, V)>> {
         let mut inner = self.inner.borrow_mut();
-        inner.task_with_store(store)?.with_store(store, |slot| {
-            let serdes = slot
-                .serdes
-                .downcast_ref::<StoreSerdes<K, V>>()
-                .ok_or_else(|| type_error(store, slot.types))?;
-            let AnyStore::KeyValue(s) = &mut slot.store else {
-                return Err(kind_error(store));
-            };
-            let h = KeyValueStoreHandle {
-                store: s.as_mut(),
-                name: &slot.name,
-                serdes,
-            };
-            if slot.kind == StoreKind::TimestampedKeyValue {
-                let t = TimestampedKeyValueStoreHandle { inner: h };
-                Ok(t.all()?.into_iter().map(|(k, v)| (k, v.value)).collect())
-            } else {
-                h.all()
-            }
-        })
+        inner
+            .task_with_store(store)?
+            .with_store(store, |slot| query::kv_range(slot, None, None))
     }
 
     /// The value of `key` in a key-value store (plain or timestamped).
@@ -274,35 +255,16 @@ impl TopologyTestDriver {
             .map(|v| v.value))
     }
 
-    /// The value and timestamp of `key` (timestamp 0... for plain stores, the timestamp is unknown: -1).
+    /// The value and timestamp of `key` (plain stores report timestamp -1).
     pub fn timestamped_key_value_store_get<K: Data, V: Data>(
         &self,
         store: &str,
         key: &K,
     ) -> Result<Option<ValueAndTimestamp<V>>> {
         let mut inner = self.inner.borrow_mut();
-        inner.task_with_store(store)?.with_store(store, |slot| {
-            let serdes = slot
-                .serdes
-                .downcast_ref::<StoreSerdes<K, V>>()
-                .ok_or_else(|| type_error(store, slot.types))?;
-            let AnyStore::KeyValue(s) = &mut slot.store else {
-                return Err(kind_error(store));
-            };
-            let h = KeyValueStoreHandle {
-                store: s.as_mut(),
-                name: &slot.name,
-                serdes,
-            };
-            if slot.kind == StoreKind::TimestampedKeyValue {
-                TimestampedKeyValueStoreHandle { inner: h }.get(key)
-            } else {
-                Ok(h.get(key)?.map(|value| ValueAndTimestamp {
-                    value,
-                    timestamp: -1,
-                }))
-            }
-        })
+        inner
+            .task_with_store(store)?
+            .with_store(store, |slot| query::kv_get(slot, key))
     }
 
     /// How many records processors dropped on purpose so far (late for their window, null keys...):
@@ -327,34 +289,9 @@ impl TopologyTestDriver {
         store: &str,
     ) -> Result<Vec<(K, state_stores::SessionWindow, V)>> {
         let mut inner = self.inner.borrow_mut();
-        inner.task_with_store(store)?.with_store(store, |slot| {
-            let serdes = slot
-                .serdes
-                .downcast_ref::<StoreSerdes<K, V>>()
-                .ok_or_else(|| type_error(store, slot.types))?;
-            let AnyStore::Session(s) = &mut slot.store else {
-                return Err(kind_error(store));
-            };
-            let mut out = Vec::new();
-            for (k, w, v) in s.all()? {
-                let key = serdes.key.deserialize(Some(&k)).map_err(|source| {
-                    StreamsError::StoreDeserialization {
-                        part: "key",
-                        store: store.to_string(),
-                        source,
-                    }
-                })?;
-                let value = serdes.value.deserialize(Some(&v)).map_err(|source| {
-                    StreamsError::StoreDeserialization {
-                        part: "value",
-                        store: store.to_string(),
-                        source,
-                    }
-                })?;
-                out.push((key, w, value));
-            }
-            Ok(out)
-        })
+        inner
+            .task_with_store(store)?
+            .with_store(store, |slot| query::sessions(slot))
     }
 
     /// Every entry of a window store as (key, window start, value and timestamp); plain window
@@ -365,36 +302,7 @@ impl TopologyTestDriver {
     ) -> Result<Vec<(K, i64, ValueAndTimestamp<V>)>> {
         let mut inner = self.inner.borrow_mut();
         inner.task_with_store(store)?.with_store(store, |slot| {
-            let serdes = slot
-                .serdes
-                .downcast_ref::<StoreSerdes<K, V>>()
-                .ok_or_else(|| type_error(store, slot.types))?;
-            let AnyStore::Window(s) = &mut slot.store else {
-                return Err(kind_error(store));
-            };
-            let h = crate::store::WindowStoreHandle {
-                store: s.as_mut(),
-                name: &slot.name,
-                serdes,
-            };
-            if slot.timestamped_window {
-                crate::store::TimestampedWindowStoreHandle { inner: h }
-                    .fetch_all(i64::MIN, i64::MAX)
-            } else {
-                Ok(h.fetch_all(i64::MIN, i64::MAX)?
-                    .into_iter()
-                    .map(|(k, s, value)| {
-                        (
-                            k,
-                            s,
-                            ValueAndTimestamp {
-                                value,
-                                timestamp: -1,
-                            },
-                        )
-                    })
-                    .collect())
-            }
+            query::window_fetch(slot, None, i64::MIN, i64::MAX)
         })
     }
 
@@ -407,19 +315,6 @@ impl TopologyTestDriver {
         inner.globals.close();
         Ok(())
     }
-}
-
-fn type_error(store: &str, types: (&str, &str)) -> StreamsError {
-    StreamsError::IllegalState(format!(
-        "store `{store}` holds ({}, {}); read it with those types",
-        types.0, types.1
-    ))
-}
-
-fn kind_error(store: &str) -> StreamsError {
-    StreamsError::IllegalState(format!(
-        "store `{store}` is not of the kind this reader expects"
-    ))
 }
 
 /// Pipes typed records into one topic of a [`TopologyTestDriver`].

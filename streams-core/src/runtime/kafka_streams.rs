@@ -1,7 +1,7 @@
 //! [`KafkaStreams`]: runs a [`Topology`] against a Kafka cluster with `num.stream.threads` threads.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -9,12 +9,14 @@ use state_stores::RocksDbResources;
 
 use crate::config::StreamsConfig;
 use crate::global::GlobalStores;
+use crate::query;
+use crate::record::Data;
 use crate::runtime::global_thread::GlobalStreamThread;
 use crate::runtime::internal_topics::{prepare_topics, TopicLayout};
 use crate::runtime::state::{State, StateListener, StateRestoreListener};
 use crate::runtime::stream_thread::StreamThread;
 use crate::runtime::supervisor::Supervisor;
-use crate::runtime::task_manager::{RuntimeCounters, ThreadEnv};
+use crate::runtime::task_manager::{RuntimeCounters, TaskManager, ThreadEnv};
 use crate::topology::Topology;
 use crate::{Result, StreamsError};
 
@@ -42,6 +44,8 @@ pub struct KafkaStreams {
     threads: Vec<JoinHandle<()>>,
     global_thread: Option<JoinHandle<()>>,
     globals: Option<GlobalStores>,
+    /// Every thread's tasks, for interactive queries.
+    task_managers: Vec<Arc<Mutex<TaskManager>>>,
     restore_listener: Option<Arc<dyn StateRestoreListener>>,
     counters: Arc<RuntimeCounters>,
     process_id: uuid::Uuid,
@@ -75,6 +79,7 @@ impl KafkaStreams {
             threads: Vec::new(),
             global_thread: None,
             globals: None,
+            task_managers: Vec::new(),
             restore_listener: None,
             counters: Arc::new(RuntimeCounters::default()),
             process_id: uuid::Uuid::new_v4(),
@@ -175,6 +180,7 @@ impl KafkaStreams {
                 self.restore_listener.clone(),
             )?);
         }
+        self.task_managers = threads.iter().map(StreamThread::task_manager).collect();
         for t in threads {
             let name = format!(
                 "{}-StreamThread-{}",
@@ -191,6 +197,88 @@ impl KafkaStreams {
             self.threads.push(handle);
         }
         Ok(())
+    }
+
+    /// Runs `f` on every local copy of store `name`: the global store, or the store of each running
+    /// task hosting it. Fails for a store the topology does not have.
+    fn with_local_stores(
+        &self,
+        name: &str,
+        f: &mut dyn FnMut(&mut crate::task::StoreSlot) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(g) = &self.globals {
+            if let Some((b, h)) = g.handles(false).into_iter().find(|(b, _)| b.name() == name) {
+                return f(&mut crate::task::global_slot(&b, h));
+            }
+        }
+        if !self.topology.stores().iter().any(|s| s.name() == name)
+            && !self
+                .topology
+                .global_stores()
+                .iter()
+                .any(|s| s.name() == name)
+        {
+            return Err(StreamsError::IllegalState(format!(
+                "no store named `{name}` in the topology (name stores with Materialized::as_ to query them)"
+            )));
+        }
+        for tm in &self.task_managers {
+            tm.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .with_stores(name, f)?;
+        }
+        Ok(())
+    }
+
+    /// Interactive query: the value of `key` in the key-value store `store`, if a task of this
+    /// instance (or the global store) holds it. Keys of other instances' partitions are `None`.
+    pub fn query_key_value<K: Data, V: Data>(&self, store: &str, key: &K) -> Result<Option<V>> {
+        let mut found = None;
+        self.with_local_stores(store, &mut |slot| {
+            if found.is_none() {
+                found = query::kv_get::<K, V>(slot, key)?.map(|v| v.value);
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// Interactive query: the local entries of `store` with `from <= key <= to` (`None` = open),
+    /// in serialized-key order per partition.
+    pub fn query_key_value_range<K: Data, V: Data>(
+        &self,
+        store: &str,
+        from: Option<&K>,
+        to: Option<&K>,
+    ) -> Result<Vec<(K, V)>> {
+        let mut out = Vec::new();
+        self.with_local_stores(store, &mut |slot| {
+            out.extend(query::kv_range::<K, V>(slot, from, to)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Interactive query: the values of `key` in the local window store `store` in windows
+    /// starting in `[from, to]`, as (window start, value).
+    pub fn query_window<K: Data, V: Data>(
+        &self,
+        store: &str,
+        key: &K,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, V)>> {
+        let mut out = Vec::new();
+        self.with_local_stores(store, &mut |slot| {
+            out.extend(
+                query::window_fetch::<K, V>(slot, Some(key), from, to)?
+                    .into_iter()
+                    .map(|(_, s, v)| (s, v.value)),
+            );
+            Ok(())
+        })?;
+        out.sort_by_key(|(s, _)| *s);
+        Ok(out)
     }
 
     /// Waits until the state satisfies `pred` or `timeout` passes; returns the state reached.

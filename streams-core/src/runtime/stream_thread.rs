@@ -102,6 +102,11 @@ pub(crate) struct StreamThread {
 }
 
 impl StreamThread {
+    /// The thread's tasks, for interactive queries.
+    pub(crate) fn task_manager(&self) -> Arc<Mutex<TaskManager>> {
+        self.tasks.clone()
+    }
+
     /// Creates the thread's clients (index is 1-based, as in `StreamThread-1`).
     pub fn new(
         env: Arc<ThreadEnv>,

@@ -529,6 +529,22 @@ impl TaskManager {
         });
     }
 
+    /// Runs `f` on the store `name` of every running task that has it; returns how many did.
+    pub(crate) fn with_stores(
+        &mut self,
+        name: &str,
+        f: &mut dyn FnMut(&mut crate::task::StoreSlot) -> Result<()>,
+    ) -> Result<usize> {
+        let mut n = 0;
+        for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            if t.task.store_names().iter().any(|s| s == name) {
+                t.task.with_store(name, |slot| f(slot))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Whether `t` may process now. Records are processed in timestamp order across a task's
     /// inputs, which only works when every input has something buffered: a task with an empty
     /// input waits for it while the broker is known to hold more of it (its fetch is under way),

@@ -1,0 +1,157 @@
+//! Typed reads of a task's stores from outside the processors: the test driver and interactive
+//! queries (`KafkaStreams::query_*`) share them.
+
+use crate::record::Data;
+use crate::store::{
+    AnyStore, KeyValueStoreHandle, StoreKind, StoreSerdes, TimestampedKeyValueStoreHandle,
+    TimestampedWindowStoreHandle, ValueAndTimestamp, WindowStoreHandle,
+};
+use crate::task::StoreSlot;
+use crate::{Result, StreamsError};
+
+fn type_error(store: &str, types: (&str, &str)) -> StreamsError {
+    StreamsError::IllegalState(format!(
+        "store `{store}` holds ({}, {}); read it with those types",
+        types.0, types.1
+    ))
+}
+
+fn kind_error(store: &str, wanted: &str) -> StreamsError {
+    StreamsError::IllegalState(format!("store `{store}` is not a {wanted} store"))
+}
+
+fn serdes<'a, K: Data, V: Data>(
+    serdes: &'a std::sync::Arc<dyn std::any::Any + Send + Sync>,
+    name: &str,
+    types: (&str, &str),
+) -> Result<&'a StoreSerdes<K, V>> {
+    serdes
+        .downcast_ref::<StoreSerdes<K, V>>()
+        .ok_or_else(|| type_error(name, types))
+}
+
+/// The value and timestamp of `key` in a key-value store (plain stores report timestamp -1).
+pub(crate) fn kv_get<K: Data, V: Data>(
+    slot: &mut StoreSlot,
+    key: &K,
+) -> Result<Option<ValueAndTimestamp<V>>> {
+    let serdes = serdes::<K, V>(&slot.serdes, &slot.name, slot.types)?;
+    let AnyStore::KeyValue(s) = &mut slot.store else {
+        return Err(kind_error(&slot.name, "key-value"));
+    };
+    let h = KeyValueStoreHandle {
+        store: s.as_mut(),
+        name: &slot.name,
+        serdes,
+    };
+    if slot.kind == StoreKind::TimestampedKeyValue {
+        TimestampedKeyValueStoreHandle { inner: h }.get(key)
+    } else {
+        Ok(h.get(key)?.map(|value| ValueAndTimestamp {
+            value,
+            timestamp: -1,
+        }))
+    }
+}
+
+/// Entries with `from <= key <= to` (by serialized key; `None` = open) of a key-value store.
+pub(crate) fn kv_range<K: Data, V: Data>(
+    slot: &mut StoreSlot,
+    from: Option<&K>,
+    to: Option<&K>,
+) -> Result<Vec<(K, V)>> {
+    let serdes = serdes::<K, V>(&slot.serdes, &slot.name, slot.types)?;
+    let AnyStore::KeyValue(s) = &mut slot.store else {
+        return Err(kind_error(&slot.name, "key-value"));
+    };
+    let h = KeyValueStoreHandle {
+        store: s.as_mut(),
+        name: &slot.name,
+        serdes,
+    };
+    if slot.kind == StoreKind::TimestampedKeyValue {
+        Ok(TimestampedKeyValueStoreHandle { inner: h }
+            .range(from, to)?
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect())
+    } else {
+        h.range(from, to)
+    }
+}
+
+/// Entries of a window store for `key` (every key if `None`) in windows starting in
+/// `[from, to]`, as (key, window start, value and timestamp; -1 for plain window stores).
+pub(crate) fn window_fetch<K: Data, V: Data>(
+    slot: &mut StoreSlot,
+    key: Option<&K>,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(K, i64, ValueAndTimestamp<V>)>> {
+    let serdes = serdes::<K, V>(&slot.serdes, &slot.name, slot.types)?;
+    let AnyStore::Window(s) = &mut slot.store else {
+        return Err(kind_error(&slot.name, "window"));
+    };
+    let h = WindowStoreHandle {
+        store: s.as_mut(),
+        name: &slot.name,
+        serdes,
+    };
+    if slot.timestamped_window {
+        let t = TimestampedWindowStoreHandle { inner: h };
+        match key {
+            Some(k) => Ok(t
+                .fetch_range(k, from, to)?
+                .into_iter()
+                .map(|(s, v)| (k.clone(), s, v))
+                .collect()),
+            None => t.fetch_all(from, to),
+        }
+    } else {
+        let plain = |v| ValueAndTimestamp {
+            value: v,
+            timestamp: -1,
+        };
+        match key {
+            Some(k) => Ok(h
+                .fetch_range(k, from, to)?
+                .into_iter()
+                .map(|(s, v)| (k.clone(), s, plain(v)))
+                .collect()),
+            None => Ok(h
+                .fetch_all(from, to)?
+                .into_iter()
+                .map(|(k, s, v)| (k, s, plain(v)))
+                .collect()),
+        }
+    }
+}
+
+/// Every session of a session store as (key, session window, value).
+pub(crate) fn sessions<K: Data, V: Data>(
+    slot: &mut StoreSlot,
+) -> Result<Vec<(K, state_stores::SessionWindow, V)>> {
+    let serdes = serdes::<K, V>(&slot.serdes, &slot.name, slot.types)?;
+    let name = slot.name.clone();
+    let AnyStore::Session(s) = &mut slot.store else {
+        return Err(kind_error(&name, "session"));
+    };
+    let de = |part: &'static str, e| StreamsError::StoreDeserialization {
+        part,
+        store: name.clone(),
+        source: e,
+    };
+    s.all()?
+        .into_iter()
+        .map(|(k, w, v)| {
+            Ok((
+                serdes.key.deserialize(Some(&k)).map_err(|e| de("key", e))?,
+                w,
+                serdes
+                    .value
+                    .deserialize(Some(&v))
+                    .map_err(|e| de("value", e))?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,104 @@
+//! Interactive queries: a running instance answers key, range and window lookups from its local
+//! stores (and its global stores).
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use streams_core::KafkaStreams;
+use streams_dsl::{Consumed, Grouped, Materialized, StreamsBuilder, TimeWindows};
+use streams_tests::kafka::{create_topics, init_tracing, produce_with_timestamps};
+use streams_tests::wordcount::test_config;
+use streams_tests::TestBroker;
+
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_running_instance_answers_key_range_and_window_queries() {
+    init_tracing();
+    let broker = TestBroker::start();
+    let b = broker.bootstrap_servers();
+    let (input, table) = ("queries-in", "queries-table");
+    create_topics(b, &[(input, 3), (table, 1)]);
+    let builder = StreamsBuilder::new();
+    let words = builder.stream::<String, String>(input);
+    words
+        .group_by_key(Grouped::default())
+        .count(Materialized::as_("counts"));
+    words
+        .group_by_key(Grouped::default())
+        .windowed_by(TimeWindows::of_size_and_grace(1000, 5000))
+        .count(Materialized::as_("per-second"));
+    builder.global_table::<String, String>(table, Consumed::default(), Materialized::as_("names"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut streams = KafkaStreams::new(
+        builder.build().unwrap(),
+        test_config("queries", b, "exactly_once_v2", 2, dir.path()),
+    )
+    .unwrap();
+    produce_with_timestamps(b, table, &[(Some("a"), Some("Alpha"), None)]);
+    streams.start().unwrap();
+    streams.wait_until_running(Duration::from_secs(60)).unwrap();
+    let recs: Vec<(String, i64)> = (0..30)
+        .map(|i| {
+            (
+                ["a", "b", "c"][i % 3].to_string(),
+                10_000 + (i as i64 / 3) * 200,
+            )
+        })
+        .collect();
+    let rr: Vec<_> = recs
+        .iter()
+        .map(|(k, t)| (Some(k.as_str()), Some("x"), Some(*t)))
+        .collect();
+    produce_with_timestamps(b, input, &rr);
+
+    eventually("counts reach 10 per key", || {
+        ["a", "b", "c"].iter().all(|k| {
+            streams
+                .query_key_value::<String, i64>("counts", &k.to_string())
+                .unwrap()
+                == Some(10)
+        })
+    });
+    let mut all = streams
+        .query_key_value_range::<String, i64>("counts", None, None)
+        .unwrap();
+    all.sort();
+    assert_eq!(
+        all,
+        vec![("a".into(), 10), ("b".into(), 10), ("c".into(), 10)]
+    );
+    let some = streams
+        .query_key_value_range::<String, i64>("counts", Some(&"b".to_string()), None)
+        .unwrap();
+    assert!(
+        some.iter().all(|(k, _)| k.as_str() >= "b") && some.len() == 2,
+        "{some:?}"
+    );
+    // Each key had records at 10000, 10200, ..., 11800: five per one-second window (both kept:
+    // retention is size + grace = 6 s).
+    assert_eq!(
+        streams
+            .query_window::<String, i64>("per-second", &"a".to_string(), 0, i64::MAX)
+            .unwrap(),
+        vec![(10_000, 5), (11_000, 5)]
+    );
+    assert_eq!(
+        streams
+            .query_key_value::<String, String>("names", &"a".to_string())
+            .unwrap(),
+        Some("Alpha".into())
+    );
+    let err = streams
+        .query_key_value::<String, i64>("no-such-store", &"a".to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no store named `no-such-store`"), "{err}");
+    assert!(streams.close(Duration::from_secs(30)));
+}
