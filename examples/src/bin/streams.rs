@@ -3,6 +3,8 @@
 //! - `streams verify --bootstrap-servers HOST:PORT [--processing-guarantee exactly_once_v2] ...`
 //!   runs the exactly-once verifier (see `streams_examples::verify`): child processes killed with
 //!   SIGKILL while input flows, then every output record audited. Exits non-zero on a violation.
+//! - `streams reset --bootstrap-servers .. --application-id .. --input-topics a,b [--dry-run]`
+//!   resets an application (input offsets, internal topics, local state).
 //! - `streams describe <app>` prints the topology of a bundled example.
 //! - `streams worker ...` is one instance of the verified application (spawned by `verify`).
 use std::path::PathBuf;
@@ -57,6 +59,37 @@ enum Cmd {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
+    /// Reset an application: input offsets, internal topics and local state, so it reprocesses
+    /// its input from scratch. Refuses while the group has members.
+    Reset {
+        /// Kafka cluster.
+        #[arg(long)]
+        bootstrap_servers: String,
+        /// The application (consumer group and internal topic prefix).
+        #[arg(long)]
+        application_id: String,
+        /// Input topics whose offsets move (comma separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        input_topics: Vec<String>,
+        /// Move to the end instead of the beginning.
+        #[arg(long, conflicts_with_all = ["to_datetime", "by_duration_secs", "shift_by"])]
+        to_latest: bool,
+        /// Move to the first record at or after this UTC time, e.g. 2026-11-22T08:00:00Z.
+        #[arg(long)]
+        to_datetime: Option<String>,
+        /// Move to the first record of the last N seconds.
+        #[arg(long)]
+        by_duration_secs: Option<i64>,
+        /// Move the committed offsets by N (negative: back).
+        #[arg(long, allow_hyphen_values = true)]
+        shift_by: Option<i64>,
+        /// The application's state.dir, whose `<application.id>` directory is removed.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Print what would change and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the topology of a bundled example: word-count | enrichment | clicks | verify.
     Describe {
         /// Which example.
@@ -107,6 +140,51 @@ fn run(cli: Cli) -> Result<bool, BoxError> {
             })?;
             println!("{report}");
             Ok(report.passed())
+        }
+        Cmd::Reset {
+            bootstrap_servers,
+            application_id,
+            input_topics,
+            to_latest,
+            to_datetime,
+            by_duration_secs,
+            shift_by,
+            state_dir,
+            dry_run,
+        } => {
+            use streams_core::runtime::reset::{
+                parse_utc_datetime, reset_application, ResetOptions, ResetTo,
+            };
+            let to = match (to_datetime, by_duration_secs, shift_by) {
+                (Some(d), _, _) => ResetTo::Timestamp(parse_utc_datetime(&d)?),
+                (_, Some(s), _) => ResetTo::Duration(s * 1000),
+                (_, _, Some(n)) => ResetTo::ShiftBy(n),
+                _ if to_latest => ResetTo::Latest,
+                _ => ResetTo::Earliest,
+            };
+            let mut pairs = vec![
+                ("application.id".to_string(), application_id),
+                ("bootstrap.servers".to_string(), bootstrap_servers),
+            ];
+            if let Some(d) = state_dir {
+                pairs.push(("state.dir".into(), d.display().to_string()));
+            }
+            let config = streams_core::StreamsConfig::from_pairs(
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )?;
+            let plan = reset_application(
+                &config,
+                &ResetOptions {
+                    input_topics,
+                    to,
+                    dry_run,
+                },
+            )?;
+            println!("{plan}");
+            if dry_run {
+                println!("(dry run: nothing changed)");
+            }
+            Ok(true)
         }
         Cmd::Describe { app } => {
             let t = match app.as_str() {

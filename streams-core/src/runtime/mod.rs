@@ -8,6 +8,7 @@ pub mod internal_topics;
 mod kafka_streams;
 mod partition_group;
 mod record_collector;
+pub mod reset;
 mod state;
 mod stream_thread;
 mod supervisor;
