@@ -154,26 +154,24 @@ impl StreamsBuilder {
         materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
         let mut s = self.state.borrow_mut();
-        let store = s.name_or(materialized.name, &format!("{topic}-STATE-STORE-"));
+        let store = s.name_or(materialized.name.clone(), &format!("{topic}-STATE-STORE-"));
         let source = s.name_or(consumed.name, "KSTREAM-SOURCE-");
         let table_node = s.next_name("KTABLE-SOURCE-");
         let ks = s.key_serde(
-            consumed.key.or(materialized.key),
+            consumed.key.or(materialized.key.clone()),
             &format!("table `{topic}`"),
         );
         let vs = s.value_serde(
-            consumed.value.or(materialized.value),
+            consumed.value.or(materialized.value.clone()),
             &format!("table `{topic}`"),
         );
         if let (Some(k), Some(v)) = (ks.clone(), vs.clone()) {
             let nullable: SerdeRef<Option<V>> = std::sync::Arc::new(NullableRef(v.clone()));
-            let mut sb = StoreBuilder::timestamped_key_value(store.clone(), k.clone(), v);
-            if materialized.in_memory {
-                sb = sb.in_memory();
-            }
-            if !materialized.logging {
-                sb = sb.with_logging_disabled();
-            }
+            let sb = materialized.configure(StoreBuilder::timestamped_key_value(
+                store.clone(),
+                k.clone(),
+                v,
+            ));
             let st = store.clone();
             let r = s
                 .topology

@@ -49,13 +49,7 @@ fn store_builder<K: Data, VA: Data>(
     v: SerdeRef<VA>,
     m: &Materialized<K, VA>,
 ) -> StoreBuilder {
-    let mut sb = StoreBuilder::timestamped_key_value(name.to_string(), k, v);
-    if m.in_memory {
-        sb = sb.in_memory();
-    }
-    if !m.logging {
-        sb = sb.with_logging_disabled();
-    }
+    let sb = m.configure(StoreBuilder::timestamped_key_value(name.to_string(), k, v));
     sb.with_caching(m.caching)
 }
 
@@ -95,18 +89,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     ) -> KTable<K, VA> {
         let b = self.stream.b.clone();
         let mut s = b.borrow_mut();
-        let store = s.name_or(materialized.name.clone(), store_prefix);
-        let proc = s.next_name(proc_prefix);
-        let ks = s.key_serde(
-            materialized.key.clone().or_else(|| self.key_serde.clone()),
-            &format!("store `{store}`"),
-        );
-        let vas = s.value_serde(materialized.value.clone(), &format!("store `{store}`"));
-        let (Some(ks), Some(vas)) = (ks, vas) else {
+        let (store, proc, serdes) = self.setup(&mut s, &materialized, proc_prefix, store_prefix);
+        let Some((ks, vas, parent)) = serdes else {
             drop(s);
             return KTable::new(b.clone(), proc, None, None, None);
         };
-        let parent = self.input_node(&mut s, &store, &ks);
         let st = store.clone();
         let sb = store_builder(&store, ks.clone(), vas.clone(), &materialized);
         let r = s
@@ -129,6 +116,34 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         KTable::new(b, proc, Some(ks), Some(vas), Some(store))
     }
 
+    /// Names an aggregation's store and processor and finds its serdes and input node:
+    /// `(store, processor, Some((key serde, aggregate serde, input node)))`, or `None` in the last
+    /// place when a serde is missing (the error is recorded for `build()`).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn setup<VA: Data>(
+        &self,
+        s: &mut BuilderState,
+        m: &Materialized<K, VA>,
+        proc_prefix: &str,
+        store_prefix: &str,
+    ) -> (String, String, Option<(SerdeRef<K>, SerdeRef<VA>, String)>) {
+        let store = s.name_or(m.name.clone(), store_prefix);
+        let proc = s.next_name(proc_prefix);
+        let ks = s.key_serde(
+            m.key.clone().or_else(|| self.key_serde.clone()),
+            &format!("store `{store}`"),
+        );
+        let vas = s.value_serde(m.value.clone(), &format!("store `{store}`"));
+        let serdes = match (ks, vas) {
+            (Some(ks), Some(vas)) => {
+                let parent = self.input_node(s, &store, &ks);
+                Some((ks, vas, parent))
+            }
+            _ => None,
+        };
+        (store, proc, serdes)
+    }
+
     /// The node aggregations read from: the stream itself, or a repartition topic when an upstream
     /// operation changed keys (named after the grouping, else after `store`).
     pub(crate) fn input_node(&self, s: &mut BuilderState, store: &str, ks: &SerdeRef<K>) -> String {
@@ -145,10 +160,6 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     pub(crate) fn shared(&self) -> Shared {
         self.stream.b.clone()
-    }
-
-    pub(crate) fn key_serde(&self) -> Option<SerdeRef<K>> {
-        self.key_serde.clone()
     }
 
     /// Aggregates per key and tumbling or hopping time window.

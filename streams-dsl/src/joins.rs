@@ -446,13 +446,11 @@ impl<K: Data, V: Data> KTable<K, V> {
             drop(s);
             return self;
         };
-        let mut sb = StoreBuilder::timestamped_key_value(store.clone(), ks.clone(), vs.clone());
-        if m.in_memory {
-            sb = sb.in_memory();
-        }
-        if !m.logging {
-            sb = sb.with_logging_disabled();
-        }
+        let sb = m.configure(StoreBuilder::timestamped_key_value(
+            store.clone(),
+            ks.clone(),
+            vs.clone(),
+        ));
         let st = store.clone();
         let r = s
             .topology
@@ -527,13 +525,11 @@ impl<K: Data, V: Data> KTable<K, V> {
             let vrs = s.value_serde(vrs.clone(), &what);
             if let (Some(k), Some(v), Ok(())) = (ks.clone(), vrs, &r) {
                 let st = merge.clone();
-                let mut sb = StoreBuilder::timestamped_key_value(merge.clone(), k, v);
-                if materialized.in_memory {
-                    sb = sb.in_memory();
-                }
-                if !materialized.logging {
-                    sb = sb.with_logging_disabled();
-                }
+                let sb = materialized.configure(StoreBuilder::timestamped_key_value(
+                    merge.clone(),
+                    k,
+                    v,
+                ));
                 r = s
                     .topology
                     .add_processor::<K, Change<VR>, _, _>(
@@ -631,10 +627,12 @@ pub(crate) fn global_table<K: Data, V: Data>(
     );
     if let (Some(k), Some(v)) = (ks, vs) {
         let nullable: SerdeRef<Option<V>> = Arc::new(NullableRef(v.clone()));
-        let mut sb = StoreBuilder::timestamped_key_value(store.clone(), k.clone(), v);
-        if materialized.in_memory {
-            sb = sb.in_memory();
-        }
+        // The topic is the store's changelog: add_global_store turns logging off.
+        let sb = materialized.configure(StoreBuilder::timestamped_key_value(
+            store.clone(),
+            k.clone(),
+            v,
+        ));
         let st = store.clone();
         let r = s
             .topology

@@ -180,6 +180,19 @@ impl<K, V> Materialized<K, V> {
         self.logging = false;
         self
     }
+    /// Applies the store options (in memory, logging) to `sb`.
+    pub(crate) fn configure(
+        &self,
+        mut sb: streams_core::StoreBuilder,
+    ) -> streams_core::StoreBuilder {
+        if self.in_memory {
+            sb = sb.in_memory();
+        }
+        if !self.logging {
+            sb = sb.with_logging_disabled();
+        }
+        sb
+    }
     /// Takes the store out of the record cache: every update goes to the changelog and
     /// downstream at once (the cache is on by default, as in Kafka Streams).
     pub fn with_caching_disabled(mut self) -> Self {

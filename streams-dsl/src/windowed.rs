@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use streams_core::serdes::SerdeRef;
 use streams_core::{Data, StoreBuilder};
 
 use crate::grouped::KGroupedStream;
@@ -58,37 +57,26 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     ) -> KTable<Windowed<K>, VA> {
         let b = self.grouped.shared();
         let mut s = b.borrow_mut();
-        let store = s.name_or(m.name.clone(), &format!("{prefix}STATE-STORE-"));
-        let proc = s.next_name(prefix);
+        let (store, proc, serdes) =
+            self.grouped
+                .setup(&mut s, &m, prefix, &format!("{prefix}STATE-STORE-"));
         let (size, retention, grace) = self.windows.layout();
         if let WindowSpec::Time(w) = &self.windows {
             if let Err(e) = w.validate() {
                 s.fail(format!("windowed aggregation `{store}`: {e}"));
             }
         }
-        let ks = s.key_serde(
-            m.key.clone().or_else(|| self.grouped.key_serde()),
-            &format!("store `{store}`"),
-        );
-        let vas = s.value_serde(m.value.clone(), &format!("store `{store}`"));
-        let (Some(ks), Some(vas)) = (ks, vas) else {
+        let Some((ks, vas, parent)) = serdes else {
             drop(s);
             return KTable::new(b.clone(), proc, None, None, None);
         };
-        let parent = self.grouped.input_node(&mut s, &store, &ks);
-        let mut sb = StoreBuilder::timestamped_window(
+        let sb = m.configure(StoreBuilder::timestamped_window(
             store.clone(),
             retention,
             size,
             ks.clone(),
             vas.clone(),
-        );
-        if m.in_memory {
-            sb = sb.in_memory();
-        }
-        if !m.logging {
-            sb = sb.with_logging_disabled();
-        }
+        ));
         let st = store.clone();
         let r = match self.windows {
             WindowSpec::Time(windows) => s.topology.add_processor(
@@ -191,31 +179,20 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
     ) -> KTable<Windowed<K>, VA> {
         let b = self.grouped.shared();
         let mut s = b.borrow_mut();
-        let store = s.name_or(m.name.clone(), &format!("{prefix}STATE-STORE-"));
-        let proc = s.next_name(prefix);
-        let ks = s.key_serde(
-            m.key.clone().or_else(|| self.grouped.key_serde()),
-            &format!("store `{store}`"),
-        );
-        let vas: Option<SerdeRef<VA>> = s.value_serde(m.value.clone(), &format!("store `{store}`"));
-        let (Some(ks), Some(vas)) = (ks, vas) else {
+        let (store, proc, serdes) =
+            self.grouped
+                .setup(&mut s, &m, prefix, &format!("{prefix}STATE-STORE-"));
+        let Some((ks, vas, parent)) = serdes else {
             drop(s);
             return KTable::new(b.clone(), proc, None, None, None);
         };
-        let parent = self.grouped.input_node(&mut s, &store, &ks);
         let w = self.windows;
-        let mut sb = StoreBuilder::session(
+        let sb = m.configure(StoreBuilder::session(
             store.clone(),
             w.gap_ms + w.grace_ms,
             ks.clone(),
             vas.clone(),
-        );
-        if m.in_memory {
-            sb = sb.in_memory();
-        }
-        if !m.logging {
-            sb = sb.with_logging_disabled();
-        }
+        ));
         let st = store.clone();
         let r = s
             .topology

@@ -1,8 +1,10 @@
 //! DSL behaviour through the TopologyTestDriver, and describe() pinned by golden files.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::assert_golden;
+
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use streams_core::serdes::{I64Serde, Nullable, StringSerde};
@@ -11,23 +13,6 @@ use streams_dsl::{Consumed, Grouped, Materialized, Named, Produced, StreamsBuild
 
 fn s() -> Arc<StringSerde> {
     Arc::new(StringSerde)
-}
-
-/// Compares `describe()` with `tests/golden/<name>.txt`; `UPDATE_GOLDEN=1` rewrites the file.
-fn assert_golden(name: &str, topology: &Topology) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("{name}.txt"));
-    let actual = topology.describe().to_string();
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
-    assert_eq!(
-        actual, expected,
-        "describe() of `{name}` changed; review and rerun with UPDATE_GOLDEN=1 if intended"
-    );
 }
 
 fn driver(t: Topology) -> TopologyTestDriver {

@@ -3,6 +3,9 @@
 //! with the same key, processed in timestamp order).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::assert_golden;
+
 use std::sync::Arc;
 
 use streams_core::serdes::{Nullable, SerdeRef, StringSerde};
@@ -578,20 +581,6 @@ fn foreign_key_join_topics_follow_each_side_partition_count() {
     // Subscriptions are read next to the right table, responses next to the left one.
     assert_eq!(partitions("REGISTRATION-0000000004-topic"), Some(3));
     assert_eq!(partitions("RESPONSE-0000000010-topic"), Some(2));
-}
-
-/// `describe()` of join topologies, pinned like the other golden files of `tests/dsl.rs`.
-fn assert_golden(name: &str, topology: &Topology) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("{name}.txt"));
-    let actual = topology.describe().to_string();
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
-    assert_eq!(actual, expected, "describe() of `{name}` changed");
 }
 
 #[test]

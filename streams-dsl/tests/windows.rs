@@ -2,12 +2,15 @@
 //! Kafka Streams' semantics (window assignment, grace, late-record drops, session merges, emit-final).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::assert_golden;
+
 use std::sync::Arc;
 
 use streams_core::serdes::{I64Serde, Nullable, SerdeRef, StringSerde};
-use streams_core::{Record, StreamsConfig, Topology, TopologyTestDriver};
+use streams_core::{Record, StreamsConfig, TestOutputTopic, Topology, TopologyTestDriver};
 use streams_dsl::{
-    BufferConfig, Materialized, SessionWindowedSerde, SessionWindows, SlidingWindows,
+    BufferConfig, Materialized, Produced, SessionWindowedSerde, SessionWindows, SlidingWindows,
     StreamsBuilder, Suppressed, TimeWindowedSerde, TimeWindows, Windowed,
 };
 
@@ -20,6 +23,23 @@ fn driver(t: Topology) -> TopologyTestDriver {
 }
 
 type Out = (Windowed<String>, Option<i64>, i64);
+
+fn counts() -> SerdeRef<Option<i64>> {
+    Arc::new(Nullable::new(I64Serde))
+}
+
+/// Windowed counts as written to `out`.
+fn produced(size: i64) -> Produced<Windowed<String>, Option<i64>> {
+    Produced::with(Arc::new(TimeWindowedSerde::new(s(), size)), counts())
+}
+
+fn session_produced() -> Produced<Windowed<String>, Option<i64>> {
+    Produced::with(Arc::new(SessionWindowedSerde(s())), counts())
+}
+
+fn output(d: &TopologyTestDriver, size: i64) -> TestOutputTopic<Windowed<String>, Option<i64>> {
+    d.create_output_topic("out", Arc::new(TimeWindowedSerde::new(s(), size)), counts())
+}
 
 fn w(k: &str, start: i64, end: i64) -> Windowed<String> {
     Windowed::new(k.to_string(), start, end)
@@ -44,22 +64,12 @@ fn tumbling_windows_with_grace_drop_late_records() {
             .windowed_by(TimeWindows::of_size_and_grace(10, 5))
             .count(Materialized::as_("counts"))
             .to_stream()
-            .to_with(
-                "out",
-                streams_dsl::Produced::with(
-                    Arc::new(TimeWindowedSerde::new(s(), 10)),
-                    Arc::new(Nullable::new(I64Serde)),
-                ),
-            );
+            .to_with("out", produced(10));
         b.build().unwrap()
     });
     let d = driver(t);
     let input = d.create_input_topic("in", s(), s());
-    let out = d.create_output_topic(
-        "out",
-        Arc::new(TimeWindowedSerde::new(s(), 10)),
-        Arc::new(Nullable::new(I64Serde)),
-    );
+    let out = output(&d, 10);
     for (k, ts) in [
         ("a", 0),
         ("a", 5),
@@ -105,20 +115,10 @@ fn hopping_windows_update_every_window_of_a_record() {
         .windowed_by(TimeWindows::of_size_with_no_grace(10).advance_by(5))
         .count(Materialized::default())
         .to_stream()
-        .to_with(
-            "out",
-            streams_dsl::Produced::with(
-                Arc::new(TimeWindowedSerde::new(s(), 10)),
-                Arc::new(Nullable::new(I64Serde)),
-            ),
-        );
+        .to_with("out", produced(10));
     let d = driver(b.build().unwrap());
     let input = d.create_input_topic("in", s(), s());
-    let out = d.create_output_topic(
-        "out",
-        Arc::new(TimeWindowedSerde::new(s(), 10)),
-        Arc::new(Nullable::new(I64Serde)),
-    );
+    let out = output(&d, 10);
     for ts in [3, 7, 11, 4] {
         input
             .pipe_input_with_timestamp("k".into(), "v".into(), ts)
@@ -146,20 +146,10 @@ fn sliding_windows_create_left_and_right_windows() {
         .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(10, 30))
         .count(Materialized::as_("sliding"))
         .to_stream()
-        .to_with(
-            "out",
-            streams_dsl::Produced::with(
-                Arc::new(TimeWindowedSerde::new(s(), 10)),
-                Arc::new(Nullable::new(I64Serde)),
-            ),
-        );
+        .to_with("out", produced(10));
     let d = driver(b.build().unwrap());
     let input = d.create_input_topic("in", s(), s());
-    let out = d.create_output_topic(
-        "out",
-        Arc::new(TimeWindowedSerde::new(s(), 10)),
-        Arc::new(Nullable::new(I64Serde)),
-    );
+    let out = output(&d, 10);
     for ts in [10, 15, 21, 13] {
         input
             .pipe_input_with_timestamp("k".into(), "v".into(), ts)
@@ -199,20 +189,10 @@ fn sessions_merge_and_late_records_are_dropped() {
         .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(5))
         .count(Materialized::as_("sessions"))
         .to_stream()
-        .to_with(
-            "out",
-            streams_dsl::Produced::with(
-                Arc::new(SessionWindowedSerde(s())),
-                Arc::new(Nullable::new(I64Serde)),
-            ),
-        );
+        .to_with("out", session_produced());
     let d = driver(b.build().unwrap());
     let input = d.create_input_topic("in", s(), s());
-    let out = d.create_output_topic(
-        "out",
-        Arc::new(SessionWindowedSerde(s())),
-        Arc::new(Nullable::new(I64Serde)),
-    );
+    let out = d.create_output_topic("out", Arc::new(SessionWindowedSerde(s())), counts());
     for ts in [0, 3, 20, 9, 16] {
         input
             .pipe_input_with_timestamp("k".into(), "v".into(), ts)
@@ -250,13 +230,7 @@ fn suppressed(buffer: BufferConfig) -> Topology {
         .count(Materialized::default())
         .suppress(Suppressed::until_window_closes(buffer))
         .to_stream()
-        .to_with(
-            "out",
-            streams_dsl::Produced::with(
-                Arc::new(TimeWindowedSerde::new(s(), 10)),
-                Arc::new(Nullable::new(I64Serde)),
-            ),
-        );
+        .to_with("out", produced(10));
     b.build().unwrap()
 }
 
@@ -264,11 +238,7 @@ fn suppressed(buffer: BufferConfig) -> Topology {
 fn suppress_until_window_closes_emits_one_final_result_per_window() {
     let d = driver(suppressed(BufferConfig::unbounded()));
     let input = d.create_input_topic("in", s(), s());
-    let out = d.create_output_topic(
-        "out",
-        Arc::new(TimeWindowedSerde::new(s(), 10)),
-        Arc::new(Nullable::new(I64Serde)),
-    );
+    let out = output(&d, 10);
     for (k, ts) in [("k", 1), ("k", 5), ("k", 8), ("j", 9), ("k", 11)] {
         input
             .pipe_input_with_timestamp(k.into(), "v".into(), ts)
@@ -352,17 +322,8 @@ fn suppress_until_time_limit_emits_latest_value_after_the_limit() {
 
 #[test]
 fn windowed_topologies_are_described_like_kafka_streams() {
-    let t = suppressed(BufferConfig::unbounded());
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/windowed_suppressed.txt");
-    let actual = t.describe().to_string();
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
-    assert_eq!(
-        actual, expected,
-        "describe() of the windowed topology changed"
+    assert_golden(
+        "windowed_suppressed",
+        &suppressed(BufferConfig::unbounded()),
     );
 }

@@ -9,7 +9,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::StreamsConfig;
-use crate::runtime::client::{client_config, creation_error, ClientKind, TracingContext};
+use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
 use crate::runtime::state::StateRestoreListener;
 use crate::task::TaskId;
 use crate::{Result, StreamsError};
@@ -58,28 +58,12 @@ impl ChangelogReader {
         client_id: &str,
         listener: Option<Arc<dyn StateRestoreListener>>,
     ) -> Result<Self> {
-        let isolation = if config.processing_guarantee.is_exactly_once() {
-            "read_committed"
-        } else {
-            "read_uncommitted"
-        };
-        let consumer = client_config(
+        let consumer = unjoined_consumer(
             config,
             ClientKind::RestoreConsumer,
+            client_id,
             &[("fetch.max.bytes", "52428800")],
-            &[
-                ("client.id", client_id),
-                // Never joins or commits; librdkafka only wants a group id to accept assign().
-                ("group.id", &format!("{client_id}-no-commits")),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("auto.offset.reset", "earliest"),
-                ("isolation.level", isolation),
-                ("enable.partition.eof", "false"),
-            ],
-        )?
-        .create_with_context(TracingContext)
-        .map_err(|e| creation_error("restore consumer", e))?;
+        )?;
         Ok(ChangelogReader {
             consumer,
             restoring: BTreeMap::new(),

@@ -72,6 +72,16 @@ pub enum ClientKind {
 }
 
 impl ClientKind {
+    fn role(self) -> &'static str {
+        match self {
+            ClientKind::Consumer => "consumer",
+            ClientKind::RestoreConsumer => "restore consumer",
+            ClientKind::GlobalConsumer => "global consumer",
+            ClientKind::Producer => "producer",
+            ClientKind::Admin => "admin client",
+        }
+    }
+
     fn prefix(self) -> &'static str {
         match self {
             ClientKind::Consumer => "consumer.",
@@ -122,6 +132,38 @@ pub fn client_config(
     }
     cc.set_log_level(RDKafkaLogLevel::Warning);
     Ok(cc)
+}
+
+/// A consumer outside any group that reads partitions it is assigned from the beginning, with the
+/// isolation level of the processing guarantee (restore and global consumers).
+pub(crate) fn unjoined_consumer(
+    config: &StreamsConfig,
+    kind: ClientKind,
+    client_id: &str,
+    defaults: &[(&str, &str)],
+) -> Result<rdkafka::consumer::BaseConsumer<TracingContext>> {
+    let isolation = if config.processing_guarantee.is_exactly_once() {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    };
+    client_config(
+        config,
+        kind,
+        defaults,
+        &[
+            ("client.id", client_id),
+            // Never joins or commits; librdkafka only wants a group id to accept assign().
+            ("group.id", &format!("{client_id}-no-commits")),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", isolation),
+            ("enable.partition.eof", "false"),
+        ],
+    )?
+    .create_with_context(TracingContext)
+    .map_err(|e| creation_error(&format!("{} ({client_id})", kind.role()), e))
 }
 
 /// Wraps a client creation failure with the client's role, keeping secrets out of the message

@@ -14,7 +14,7 @@ use state_stores::RocksDbResources;
 
 use crate::config::{OnError, StreamsConfig};
 use crate::global::GlobalStores;
-use crate::runtime::client::{client_config, creation_error, ClientKind, TracingContext};
+use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
 use crate::runtime::task_manager::RuntimeCounters;
 use crate::task::{StreamTask, TaskId};
 use crate::topology::Topology;
@@ -55,29 +55,8 @@ impl GlobalStreamThread {
             Some(globals),
         )?;
         task.init()?;
-        let isolation = if config.processing_guarantee.is_exactly_once() {
-            "read_committed"
-        } else {
-            "read_uncommitted"
-        };
         let client_id = format!("{app}-global");
-        let consumer: BaseConsumer<TracingContext> = client_config(
-            config,
-            ClientKind::GlobalConsumer,
-            &[],
-            &[
-                ("client.id", &client_id),
-                // Never joins or commits; librdkafka only wants a group id to accept assign().
-                ("group.id", &format!("{client_id}-no-commits")),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("auto.offset.reset", "earliest"),
-                ("isolation.level", isolation),
-                ("enable.partition.eof", "false"),
-            ],
-        )?
-        .create_with_context(TracingContext)
-        .map_err(|e| creation_error("global consumer", e))?;
+        let consumer = unjoined_consumer(config, ClientKind::GlobalConsumer, &client_id, &[])?;
         let mut partitions = Vec::new();
         let mut tpl = TopicPartitionList::new();
         for topic in topology.global_topics() {
