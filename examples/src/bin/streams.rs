@@ -94,6 +94,9 @@ enum Cmd {
     Describe {
         /// Which example.
         app: String,
+        /// text (Kafka's format) | dot (Graphviz) | mermaid.
+        #[arg(long, default_value = "text")]
+        format: String,
     },
     /// One instance of the verified application; closes cleanly when stdin closes.
     #[command(hide = true)]
@@ -186,7 +189,7 @@ fn run(cli: Cli) -> Result<bool, BoxError> {
             }
             Ok(true)
         }
-        Cmd::Describe { app } => {
+        Cmd::Describe { app, format } => {
             let t = match app.as_str() {
                 "word-count" => streams_examples::word_count_topology("input", "output")?,
                 "enrichment" => streams_examples::orders::enrichment_topology(
@@ -209,7 +212,17 @@ fn run(cli: Cli) -> Result<bool, BoxError> {
                     .into())
                 }
             };
-            print!("{}", t.describe());
+            let d = t.describe();
+            match format.as_str() {
+                "text" => print!("{d}"),
+                "dot" => print!("{}", d.to_dot()),
+                "mermaid" => print!("{}", d.to_mermaid()),
+                other => {
+                    return Err(
+                        format!("unknown format `{other}`; one of: text, dot, mermaid").into(),
+                    )
+                }
+            }
             Ok(true)
         }
         Cmd::Worker { args } => {
