@@ -279,22 +279,26 @@ impl StreamThread {
                 .map_err(CollectorError::Fatal)?;
         }
         // Local calls: the position is the client's, the end offsets come from its statistics.
-        let positions = self.consumer.position().ok();
-        let ends = self
-            .consumer
-            .context()
-            .end_offsets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        // Only asked for when a task with several inputs has an empty one, so taken lazily.
+        let positions = std::cell::OnceCell::new();
+        let ends = std::cell::OnceCell::new();
         let lag = |topic: &str, partition: i32| -> bool {
             let position = positions
+                .get_or_init(|| self.consumer.position().ok())
                 .as_ref()
                 .and_then(|tpl| tpl.find_partition(topic, partition))
                 .and_then(|e| match e.offset() {
                     rdkafka::Offset::Offset(o) => Some(o),
                     _ => None,
                 });
+            let ends = ends.get_or_init(|| {
+                self.consumer
+                    .context()
+                    .end_offsets
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+            });
             match (position, ends.get(&(topic.to_string(), partition))) {
                 (Some(pos), Some(end)) => *end > pos,
                 // Not fetched or not in the statistics yet: the first fetch may bring records.
