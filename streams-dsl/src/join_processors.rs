@@ -191,130 +191,80 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, VT>
             )
         };
         let (from, to) = ((ts - before).max(0), (ts + after).max(0));
+        // This record as the left or the right value (the other stays `None`, even when both
+        // sides have the same type).
         let any: &dyn std::any::Any = &r.value;
-        let mut matched = false;
-        if self.left {
-            let Some(v1) = any.downcast_ref::<V1>() else {
-                return Err(StreamsError::IllegalState("join side types".into()));
-            };
-            let others = ctx
-                .window_store::<K, V2>(&spec.right_store)?
-                .fetch_range(&r.key, from, to)?;
-            for (ots, v2) in others {
-                matched = true;
-                if let Some(outer) = &spec.outer_store {
-                    let k = spec.outer_key(ctx, ots, false, &r.key)?;
-                    ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?.delete(&k)?;
-                }
-                if let Some(out) = (spec.joiner)(Some(v1), Some(&v2)) {
-                    ctx.forward(Record::new(r.key.clone(), out, ts.max(ots)).with_headers(&r))?;
-                }
-            }
+        let (this1, this2) = if self.left {
+            (any.downcast_ref::<V1>(), None)
         } else {
-            let Some(v2) = any.downcast_ref::<V2>() else {
-                return Err(StreamsError::IllegalState("join side types".into()));
-            };
-            let others = ctx
-                .window_store::<K, V1>(&spec.left_store)?
-                .fetch_range(&r.key, from, to)?;
-            for (ots, v1) in others {
-                matched = true;
-                if let Some(outer) = &spec.outer_store {
-                    let k = spec.outer_key(ctx, ots, true, &r.key)?;
-                    ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?.delete(&k)?;
-                }
-                if let Some(out) = (spec.joiner)(Some(&v1), Some(v2)) {
-                    ctx.forward(Record::new(r.key.clone(), out, ts.max(ots)).with_headers(&r))?;
-                }
+            (None, any.downcast_ref::<V2>())
+        };
+        if this1.is_none() && this2.is_none() {
+            return Err(StreamsError::IllegalState("join side types".into()));
+        }
+        // The other side's records within the window, each joined with this one.
+        let partners: Vec<(i64, Option<VR>)> = if self.left {
+            ctx.window_store::<K, V2>(&spec.right_store)?
+                .fetch_range(&r.key, from, to)?
+                .into_iter()
+                .map(|(t, v2)| (t, (spec.joiner)(this1, Some(&v2))))
+                .collect()
+        } else {
+            ctx.window_store::<K, V1>(&spec.left_store)?
+                .fetch_range(&r.key, from, to)?
+                .into_iter()
+                .map(|(t, v1)| (t, (spec.joiner)(Some(&v1), this2)))
+                .collect()
+        };
+        let matched = !partners.is_empty();
+        for (ots, out) in partners {
+            if let Some(outer) = &spec.outer_store {
+                // The partner found a match: it will not be emitted as unmatched.
+                let k = spec.outer_key(ctx, ots, !self.left, &r.key)?;
+                ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?.delete(&k)?;
+            }
+            if let Some(out) = out {
+                ctx.forward(Record {
+                    key: r.key.clone(),
+                    value: out,
+                    timestamp: ts.max(ots),
+                    headers: r.headers.clone(),
+                })?;
             }
         }
         if matched || !this_outer {
             return Ok(());
         }
         match &spec.outer_store {
-            // Already outside the window of every future partner: emit now.
+            // Not yet outside the window of every future partner: wait in the outer store.
             Some(outer) if to >= now => {
                 let k = spec.outer_key(ctx, ts, self.left, &r.key)?;
-                let raw = if self.left {
-                    ser(
-                        ctx,
-                        &spec.left_serde,
-                        any.downcast_ref::<V1>()
-                            .ok_or_else(|| StreamsError::IllegalState("join side types".into()))?,
-                    )?
-                } else {
-                    ser(
-                        ctx,
-                        &spec.right_serde,
-                        any.downcast_ref::<V2>()
-                            .ok_or_else(|| StreamsError::IllegalState("join side types".into()))?,
-                    )?
+                let raw = match (this1, this2) {
+                    (Some(v1), _) => ser(ctx, &spec.left_serde, v1)?,
+                    (_, Some(v2)) => ser(ctx, &spec.right_serde, v2)?,
+                    _ => return Err(StreamsError::IllegalState("join side types".into())),
                 };
                 let mut store = ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?;
                 let list = store.get(&k)?;
                 store.put(&k, &push_value(list, &raw))?;
                 Ok(())
             }
-            _ => {
-                let out = if self.left {
-                    (spec.joiner)(any.downcast_ref::<V1>(), None)
-                } else {
-                    (spec.joiner)(None, any.downcast_ref::<V2>())
-                };
-                match out {
-                    Some(out) => {
-                        ctx.forward(Record::new(r.key, out, ts).with_headers_of(r.headers))
-                    }
-                    None => Ok(()),
-                }
-            }
+            _ => match (spec.joiner)(this1, this2) {
+                Some(out) => ctx.forward(Record {
+                    key: r.key,
+                    value: out,
+                    timestamp: ts,
+                    headers: r.headers,
+                }),
+                None => Ok(()),
+            },
         }
     }
 }
 
-trait WithHeaders<K, V> {
-    fn with_headers<K2, V2>(self, from: &Record<K2, V2>) -> Record<K, V>;
-    fn with_headers_of(self, h: streams_core::Headers) -> Record<K, V>;
-}
-
-impl<K, V> WithHeaders<K, V> for Record<K, V> {
-    fn with_headers<K2, V2>(mut self, from: &Record<K2, V2>) -> Record<K, V> {
-        self.headers = from.headers.clone();
-        self
-    }
-    fn with_headers_of(mut self, h: streams_core::Headers) -> Record<K, V> {
-        self.headers = h;
-        self
-    }
-}
-
-/// KStream-KTable join: each stream record looks its key up in the table's store; table updates
-/// produce nothing.
-pub(crate) struct StreamTableJoin<K, V, VT, VR> {
-    pub store: String,
-    pub joiner: JoinFn<V, VT, VR>,
-    pub _t: PhantomData<fn(K, VT)>,
-}
-
-impl<K: Data, V: Data, VT: Data, VR: Data> Processor<K, V> for StreamTableJoin<K, V, VT, VR> {
-    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
-        let t = ctx
-            .timestamped_key_value_store::<K, VT>(&self.store)?
-            .get(&r.key)?;
-        match (self.joiner)(Some(&r.value), t.as_ref().map(|t| &t.value)) {
-            Some(out) => ctx.forward(Record {
-                key: r.key,
-                value: out,
-                timestamp: r.timestamp,
-                headers: r.headers,
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-/// KStream-GlobalKTable join: the stream record's key is mapped to the table's key first.
-pub(crate) struct StreamGlobalJoin<K, V, GK, GV, VR> {
+/// A stream record joined with a table row: KStream-KTable (the row of the record's key; table
+/// updates produce nothing) and KStream-GlobalKTable (the row of a key mapped from the record).
+pub(crate) struct StreamLookupJoin<K, V, GK, GV, VR> {
     pub store: String,
     pub key_mapper: KeyMapper<K, V, GK>,
     pub joiner: JoinFn<V, GV, VR>,
@@ -322,7 +272,7 @@ pub(crate) struct StreamGlobalJoin<K, V, GK, GV, VR> {
 }
 
 impl<K: Data, V: Data, GK: Data, GV: Data, VR: Data> Processor<K, V>
-    for StreamGlobalJoin<K, V, GK, GV, VR>
+    for StreamLookupJoin<K, V, GK, GV, VR>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
         let gk = (self.key_mapper)(&r.key, &r.value);

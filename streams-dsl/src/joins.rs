@@ -10,8 +10,8 @@ use crate::builder::{BuilderState, Shared};
 use crate::change::Change;
 use crate::grouped::repartition;
 use crate::join_processors::{
-    JoinFn, JoinWindowProcessor, KeyMapper, StreamGlobalJoin, StreamJoinSide, StreamJoinSpec,
-    StreamTableJoin, TableJoinSide, TableMaterialize,
+    JoinFn, JoinWindowProcessor, KeyMapper, StreamJoinSide, StreamJoinSpec, StreamLookupJoin,
+    TableJoinSide, TableMaterialize,
 };
 use crate::kstream::KStream;
 use crate::ktable::KTable;
@@ -307,8 +307,9 @@ impl<K: Data, V: Data> KStream<K, V> {
             .topology
             .add_processor::<K, V, _, _>(
                 &name,
-                move || StreamTableJoin::<K, V, VT, VR> {
+                move || StreamLookupJoin::<K, V, K, VT, VR> {
                     store: st.clone(),
+                    key_mapper: Arc::new(|k: &K, _: &V| k.clone()),
                     joiner: joiner.clone(),
                     _t: PhantomData,
                 },
@@ -354,7 +355,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             .topology
             .add_processor::<K, V, _, _>(
                 &name,
-                move || StreamGlobalJoin::<K, V, GK, GV, VR> {
+                move || StreamLookupJoin::<K, V, GK, GV, VR> {
                     store: st.clone(),
                     key_mapper: key_mapper.clone(),
                     joiner: joiner.clone(),

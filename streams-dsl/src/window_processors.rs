@@ -46,6 +46,57 @@ fn drop_late(ctx: &mut ProcessorContext<'_>, ts: i64, window: (i64, i64), close:
     ctx.record_dropped();
 }
 
+/// Adds `r` to the aggregate `current` of the window `[start, end]` of the timestamped window store
+/// `store` (a new window when `None`), writes the result and forwards the change. The aggregate's
+/// timestamp is the latest of its records'.
+#[allow(clippy::too_many_arguments)]
+fn add_to_window<K: Data, V: Data, VA: Data>(
+    ctx: &mut ProcessorContext<'_>,
+    store: &str,
+    init: &Option<Init<VA>>,
+    agg: &Aggregator<K, V, VA>,
+    r: &Record<K, V>,
+    (start, end): (i64, i64),
+    current: Option<ValueAndTimestamp<VA>>,
+) -> Result<()> {
+    let (new, ts) = match &current {
+        Some(c) => (
+            agg(&r.key, r.value.clone(), c.value.clone()),
+            c.timestamp.max(r.timestamp),
+        ),
+        None => (
+            start_aggregate(ctx, init, agg, &r.key, r.value.clone())?,
+            r.timestamp,
+        ),
+    };
+    let old = current.map(|c| c.value);
+    write_window(ctx, store, r, (start, end), new, old, ts)
+}
+
+/// Writes `new` (stamped `ts`) as the aggregate of `r`'s key in the window `[start, end]` and
+/// forwards the change from `old`.
+fn write_window<K: Data, V: Data, VA: Data>(
+    ctx: &mut ProcessorContext<'_>,
+    store: &str,
+    r: &Record<K, V>,
+    (start, end): (i64, i64),
+    new: VA,
+    old: Option<VA>,
+    ts: i64,
+) -> Result<()> {
+    ctx.timestamped_window_store::<K, VA>(store)?
+        .put(&r.key, Some(&new), ts, start)?;
+    ctx.forward(Record {
+        key: Windowed::new(r.key.clone(), start, end),
+        value: Change {
+            new: Some(new),
+            old,
+        },
+        timestamp: ts,
+        headers: r.headers.clone(),
+    })
+}
+
 /// `windowed_by(TimeWindows)` aggregation into a timestamped window store.
 pub(crate) struct TimeWindowAggregate<K, V, VA> {
     pub store: String,
@@ -69,31 +120,15 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for TimeWindowAggregate<K, V, V
             let old = ctx
                 .timestamped_window_store::<K, VA>(&self.store)?
                 .fetch(&r.key, start)?;
-            let (new, new_ts) = match &old {
-                Some(o) => (
-                    (self.agg)(&r.key, r.value.clone(), o.value.clone()),
-                    o.timestamp.max(ts),
-                ),
-                None => (
-                    start_aggregate(ctx, &self.init, &self.agg, &r.key, r.value.clone())?,
-                    ts,
-                ),
-            };
-            ctx.timestamped_window_store::<K, VA>(&self.store)?.put(
-                &r.key,
-                Some(&new),
-                new_ts,
-                start,
+            add_to_window(
+                ctx,
+                &self.store,
+                &self.init,
+                &self.agg,
+                &r,
+                (start, end),
+                old,
             )?;
-            ctx.forward(Record {
-                key: Windowed::new(r.key.clone(), start, end),
-                value: Change {
-                    new: Some(new),
-                    old: old.map(|o| o.value),
-                },
-                timestamp: new_ts,
-                headers: r.headers.clone(),
-            })?;
         }
         Ok(())
     }
@@ -129,27 +164,15 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
             drop_late(ctx, r.timestamp, (start, end), close);
             return Ok(());
         }
-        let (new, ts) = match &current {
-            Some(c) => (
-                (self.agg)(&r.key, r.value.clone(), c.value.clone()),
-                c.timestamp.max(r.timestamp),
-            ),
-            None => (
-                start_aggregate(ctx, &self.init, &self.agg, &r.key, r.value.clone())?,
-                r.timestamp,
-            ),
-        };
-        ctx.timestamped_window_store::<K, VA>(&self.store)?
-            .put(&r.key, Some(&new), ts, start)?;
-        ctx.forward(Record {
-            key: Windowed::new(r.key.clone(), start, end),
-            value: Change {
-                new: Some(new),
-                old: current.map(|c| c.value),
-            },
-            timestamp: ts,
-            headers: r.headers.clone(),
-        })
+        add_to_window(
+            ctx,
+            &self.store,
+            &self.init,
+            &self.agg,
+            r,
+            (start, end),
+            current,
+        )
     }
 
     /// A window whose aggregate is copied from another (the current record is not in it).
@@ -160,21 +183,16 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
         start: i64,
         agg: ValueAndTimestamp<VA>,
     ) -> Result<()> {
-        ctx.timestamped_window_store::<K, VA>(&self.store)?.put(
-            &r.key,
-            Some(&agg.value),
+        let end = start + self.diff();
+        write_window(
+            ctx,
+            &self.store,
+            r,
+            (start, end),
+            agg.value,
+            None,
             agg.timestamp,
-            start,
-        )?;
-        ctx.forward(Record {
-            key: Windowed::new(r.key.clone(), start, start + self.diff()),
-            value: Change {
-                new: Some(agg.value),
-                old: None,
-            },
-            timestamp: agg.timestamp,
-            headers: r.headers.clone(),
-        })
+        )
     }
 
     /// A record before the first full window: windows cannot start below 0, so `[0, d]` holds it.
