@@ -6,6 +6,7 @@
 pub mod clicks;
 pub mod embedded;
 pub mod orders;
+pub mod run;
 pub mod signals;
 pub mod verify;
 

@@ -147,6 +147,14 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "rocksdb.memory.bound.bytes",
         "total RocksDB block cache + memtable memory per instance; default 67108864",
     ),
+    (
+        "metrics.recording.level",
+        "INFO (default) | DEBUG (adds state store latencies) | TRACE",
+    ),
+    (
+        "metrics.http.address",
+        "host:port serving Prometheus metrics at /metrics (port 0: any free port); default off",
+    ),
 ];
 
 /// Typed configuration of a streams application.
@@ -192,6 +200,10 @@ pub struct StreamsConfig {
     pub on_production_error: OnError,
     /// `errors.dead.letter.queue.topic.name`.
     pub dead_letter_topic: Option<String>,
+    /// `metrics.recording.level`.
+    pub metrics_recording_level: crate::runtime::metrics::RecordingLevel,
+    /// `metrics.http.address`: where `/metrics` is served, if anywhere.
+    pub metrics_http_address: Option<String>,
     /// Client settings: common ones under "", the rest under their prefix (`consumer.` ...), prefix stripped.
     pub client: BTreeMap<String, BTreeMap<String, String>>,
     commit_interval_explicit: bool,
@@ -275,6 +287,8 @@ impl StreamsConfig {
             on_processing_error: OnError::LogAndFail,
             on_production_error: OnError::LogAndFail,
             dead_letter_topic: None,
+            metrics_recording_level: crate::runtime::metrics::RecordingLevel::Info,
+            metrics_http_address: None,
             client: BTreeMap::new(),
             commit_interval_explicit: false,
         };
@@ -428,6 +442,22 @@ impl StreamsConfig {
             }
             "errors.dead.letter.queue.topic.name" => {
                 self.dead_letter_topic = Some(value.to_string()).filter(|v| !v.trim().is_empty())
+            }
+            "metrics.recording.level" => {
+                self.metrics_recording_level =
+                    crate::runtime::metrics::RecordingLevel::parse(value)?
+            }
+            "metrics.http.address" => {
+                let v = value.trim();
+                if !v.is_empty()
+                    && v.rsplit_once(':')
+                        .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+                {
+                    return Err(StreamsError::Config(format!(
+                        "`metrics.http.address` = `{value}` is not host:port (e.g. 0.0.0.0:9464, or 127.0.0.1:0 for any free port)"
+                    )));
+                }
+                self.metrics_http_address = Some(v.to_string()).filter(|v| !v.is_empty())
             }
             _ => {
                 if let Some(prefix) = CLIENT_PREFIXES.iter().find(|p| key.starts_with(*p)) {

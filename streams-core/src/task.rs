@@ -416,6 +416,30 @@ impl StreamTask {
         })
     }
 
+    /// Replaces each of the task's own key-value stores with `wrap(name, store)` (the runtime's
+    /// metering layer goes outermost, above the record cache, as in Kafka Streams).
+    pub(crate) fn wrap_key_value_stores(
+        &mut self,
+        mut wrap: impl FnMut(
+            &str,
+            Box<dyn state_stores::KeyValueStore>,
+        ) -> Box<dyn state_stores::KeyValueStore>,
+    ) {
+        let slots = std::mem::take(&mut self.core.stores);
+        self.core.stores = slots
+            .into_iter()
+            .map(|mut slot| {
+                if !slot.global {
+                    slot.store = match slot.store {
+                        AnyStore::KeyValue(s) => AnyStore::KeyValue(wrap(&slot.name, s)),
+                        other => other,
+                    };
+                }
+                slot
+            })
+            .collect();
+    }
+
     /// The task id.
     pub fn id(&self) -> TaskId {
         self.core.task_id

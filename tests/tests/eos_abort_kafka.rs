@@ -98,3 +98,71 @@ fn aborted_transaction_leaves_no_trace_for_read_committed() {
     assert_eq!(values, ["R0", "R1", "R2", "R3", "R4", "BOOM"]);
     assert!(s2.close(Duration::from_secs(30)));
 }
+
+/// Sleeps on `slow` while `stall` is set (once), so the open transaction outlives
+/// `transaction.timeout.ms` and the coordinator aborts it.
+struct SlowOnce(Arc<AtomicBool>, Duration);
+
+impl Processor<String, String> for SlowOnce {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<String, String>) -> Result<()> {
+        if r.value == "slow" && self.0.swap(false, Ordering::SeqCst) {
+            std::thread::sleep(self.1);
+        }
+        let v = r.value.to_uppercase();
+        ctx.forward(r.with_value(v))
+    }
+}
+
+/// A transaction older than `transaction.timeout.ms` may already be aborted by the coordinator.
+/// Committing it anyway can commit the input offsets without the outputs: a broker that does not
+/// bump the producer epoch on that abort (the test broker; Kafka >= 2.5 does bump it) takes our
+/// late AddOffsetsToTxn for a new transaction. The instance must abort such a transaction and
+/// process its input again, by itself, exactly once.
+#[test]
+fn transaction_outliving_its_timeout_is_redone_not_half_committed() {
+    init_tracing();
+    let broker = TestBroker::start();
+    let b = broker.bootstrap_servers();
+    create_topics(b, &[("slow-in", 1), ("slow-out", 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let stall = Arc::new(AtomicBool::new(true));
+    let st = stall.clone();
+    let topology = pipe_topology("slow-in", "slow-out", Arc::new(StringSerde), move || {
+        // Longer than the coordinator's timeout check interval plus the timeout.
+        SlowOnce(st.clone(), Duration::from_secs(13))
+    });
+    let mut c = test_config("slow-app", b, "exactly_once_v2", 1, dir.path());
+    c.set("producer.transaction.timeout.ms", "2000").unwrap();
+    let mut s = KafkaStreams::new(topology, c).unwrap();
+    s.start().unwrap();
+    s.wait_until_running(Duration::from_secs(60)).unwrap();
+    produce(
+        b,
+        "slow-in",
+        &[
+            (Some("k"), Some("a")),
+            (Some("k"), Some("slow")),
+            (Some("k"), Some("b")),
+        ],
+    );
+    let mut committed = TopicReader::new(b, "slow-out", true);
+    let done = committed.poll_until(Duration::from_secs(90), |r| r.len() >= 3);
+    committed.poll_for(Duration::from_secs(2));
+    let values: Vec<String> = committed
+        .records
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    assert!(done, "outputs missing: {values:?}");
+    assert_eq!(values, ["A", "SLOW", "B"]);
+    assert!(!stall.load(Ordering::SeqCst), "the stall happened");
+    assert_ne!(s.state(), State::Error, "{:?}", s.last_error());
+    assert!(
+        s.counters()
+            .transactional_producers_created
+            .load(Ordering::SeqCst)
+            >= 2,
+        "the expired transaction was aborted and its producer replaced"
+    );
+    assert!(s.close(Duration::from_secs(30)));
+}

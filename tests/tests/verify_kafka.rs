@@ -31,6 +31,14 @@ fn verify_worker() {
     let Ok(args) = std::env::var(WORKER_ENV) else {
         return;
     };
+    // A child's stderr is the test's: its logs show with RUST_LOG set.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let args: Vec<String> = args.split('\u{1f}').map(str::to_string).collect();
     worker(&WorkerOptions::from_args(&args).unwrap()).unwrap();
 }
@@ -124,11 +132,12 @@ fn upgrade_from_legacy_exactly_once_to_exactly_once_v2_by_rolling_bounce() {
     rolling_bounce("exactly_once", "exactly_once_v2");
 }
 
-/// Open bug: passed in 3 of 4 runs; in one (fresh-clone CI) the count behind the repartition
-/// topic stopped progressing after the broker resumed (786 of 10,000 count updates missing at the
-/// 420 s timeout; nothing duplicated). Run it with `--ignored` while that is investigated.
+/// The broker stops for 30 s mid-run: open transactions outlive their timeout and the group
+/// sessions expire. Every instance recovers by itself. (This once lost records: a transaction
+/// whose offsets reached the coordinator only after it had aborted the transaction on timeout was
+/// committed without its outputs. Such transactions are now aborted and redone; see
+/// `eos_abort_kafka::transaction_outliving_its_timeout_is_redone_not_half_committed`.)
 #[test]
-#[ignore = "flaky: after the broker resumes, the repartitioned count sometimes stalls (open bug, issue 6)"]
 fn exactly_once_v2_recovers_from_a_30_second_broker_stop() {
     let _serial = serial();
     init_tracing();

@@ -5,13 +5,18 @@
 //!   SIGKILL while input flows, then every output record audited. Exits non-zero on a violation.
 //! - `streams reset --bootstrap-servers .. --application-id .. --input-topics a,b [--dry-run]`
 //!   resets an application (input offsets, internal topics, local state).
+//! - `streams run <app> [--config FILE] [-c key=value]...` runs a bundled example until stopped.
 //! - `streams describe <app>` prints the topology of a bundled example.
 //! - `streams worker ...` is one instance of the verified application (spawned by `verify`).
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
 use clap::{Parser, Subcommand};
+use streams_examples::run::{bundled_topology, run_app, RunOptions};
 use streams_examples::verify::{default_options, verify, worker, WorkerOptions};
 
 #[derive(Parser)]
@@ -89,6 +94,29 @@ enum Cmd {
         /// Print what would change and change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Run a bundled example until Ctrl-C / SIGTERM: word-count | enrichment | clicks.
+    ///
+    /// Settings come from defaults (`application.id` = `streams-<app>`), then `--config`, then
+    /// `-c key=value`, then the flags below; any Kafka Streams or librdkafka client key works.
+    Run {
+        /// Which example.
+        app: String,
+        /// Kafka cluster (or `bootstrap.servers` in the config).
+        #[arg(long)]
+        bootstrap_servers: Option<String>,
+        /// at_least_once | exactly_once_v2 | exactly_once.
+        #[arg(long)]
+        processing_guarantee: Option<String>,
+        /// Stream threads.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Properties file: `key=value` lines.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One setting, `key=value`; repeatable.
+        #[arg(short = 'c', value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Print the topology of a bundled example: word-count | enrichment | clicks | verify.
     Describe {
@@ -190,28 +218,7 @@ fn run(cli: Cli) -> Result<bool, BoxError> {
             Ok(true)
         }
         Cmd::Describe { app, format } => {
-            let t = match app.as_str() {
-                "word-count" => streams_examples::word_count_topology("input", "output")?,
-                "enrichment" => streams_examples::orders::enrichment_topology(
-                    "orders",
-                    "customers",
-                    "enriched",
-                )?,
-                "clicks" => streams_examples::clicks::attribution_topology(
-                    "impressions",
-                    "clicks",
-                    "attributions",
-                )?,
-                "verify" => streams_examples::verify::verify_topology(
-                    &streams_examples::verify::VerifyTopics::for_app("verify"),
-                )?,
-                other => {
-                    return Err(format!(
-                        "unknown app `{other}`; one of: word-count, enrichment, clicks, verify"
-                    )
-                    .into())
-                }
-            };
+            let t = bundled_topology(&app)?;
             let d = t.describe();
             match format.as_str() {
                 "text" => print!("{d}"),
@@ -223,6 +230,29 @@ fn run(cli: Cli) -> Result<bool, BoxError> {
                     )
                 }
             }
+            Ok(true)
+        }
+        Cmd::Run {
+            app,
+            bootstrap_servers,
+            processing_guarantee,
+            threads,
+            config,
+            set,
+        } => {
+            let stop = Arc::new(AtomicBool::new(false));
+            streams_examples::signals::on_shutdown_signal(stop.clone())?;
+            let options = RunOptions {
+                app,
+                config_file: config,
+                overrides: set,
+                bootstrap_servers,
+                processing_guarantee,
+                threads,
+            };
+            let out: Arc<Mutex<dyn std::io::Write + Send>> =
+                Arc::new(Mutex::new(std::io::stdout()));
+            run_app(&options, &stop, out)?;
             Ok(true)
         }
         Cmd::Worker { args } => {
@@ -247,5 +277,48 @@ fn main() -> ExitCode {
             eprintln!("streams: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_takes_a_config_file_and_repeated_settings() {
+        let cli = Cli::try_parse_from([
+            "streams",
+            "run",
+            "word-count",
+            "--config",
+            "app.properties",
+            "-c",
+            "commit.interval.ms=100",
+            "-c",
+            "metrics.http.address=127.0.0.1:9464",
+            "--threads",
+            "4",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Cmd::Run {
+            app,
+            config,
+            set,
+            threads,
+            ..
+        } = cli.command
+        else {
+            panic!("not `run`");
+        };
+        assert_eq!(app, "word-count");
+        assert_eq!(config, Some(PathBuf::from("app.properties")));
+        assert_eq!(
+            set,
+            [
+                "commit.interval.ms=100",
+                "metrics.http.address=127.0.0.1:9464"
+            ]
+        );
+        assert_eq!(threads, Some(4));
     }
 }

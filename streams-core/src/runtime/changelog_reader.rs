@@ -37,6 +37,7 @@ struct Restoring {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Restored {
     pub task: TaskId,
+    pub store: String,
     pub topic: String,
     pub partition: i32,
     /// The next offset to read: everything before it is in the store.
@@ -149,6 +150,14 @@ impl ChangelogReader {
         self.restoring.values().any(|r| r.task == task)
     }
 
+    /// Records left to restore per task and store (an estimate: transaction markers count).
+    pub fn remaining(&self) -> Vec<(TaskId, String, i64)> {
+        self.restoring
+            .values()
+            .map(|r| (r.task, r.store.clone(), (r.end - r.position).max(0)))
+            .collect()
+    }
+
     /// Reads changelog records for up to `budget` and hands them, batched per store, to `apply`.
     /// Returns the partitions that finished.
     pub fn restore_step(
@@ -256,6 +265,7 @@ impl ChangelogReader {
                 }
                 out.push(Restored {
                     task: r.task,
+                    store: r.store.clone(),
                     topic: k.0,
                     partition: k.1,
                     next_offset: r.position,

@@ -13,6 +13,8 @@ use crate::query;
 use crate::record::Data;
 use crate::runtime::global_thread::GlobalStreamThread;
 use crate::runtime::internal_topics::{prepare_topics, TopicLayout};
+use crate::runtime::metrics::{MetricsHandle, StreamsMetrics};
+use crate::runtime::metrics_server::MetricsServer;
 use crate::runtime::state::{State, StateListener, StateRestoreListener};
 use crate::runtime::stream_thread::StreamThread;
 use crate::runtime::supervisor::Supervisor;
@@ -50,6 +52,8 @@ pub struct KafkaStreams {
     counters: Arc<RuntimeCounters>,
     process_id: uuid::Uuid,
     layout: Option<TopicLayout>,
+    metrics: Arc<StreamsMetrics>,
+    metrics_server: Option<MetricsServer>,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -72,8 +76,11 @@ impl KafkaStreams {
                     .into(),
             ));
         }
+        let metrics = Arc::new(StreamsMetrics::new(config.metrics_recording_level)?);
         Ok(KafkaStreams {
             topology: Arc::new(topology),
+            metrics,
+            metrics_server: None,
             config,
             supervisor: Arc::new(Supervisor::new()),
             threads: Vec::new(),
@@ -113,6 +120,18 @@ impl KafkaStreams {
         &self.counters
     }
 
+    /// The instance's metrics, a Prometheus collector: register it in your own registry
+    /// (`registry.register(Box::new(streams.metrics()))`), or set `metrics.http.address` to have
+    /// the instance serve `/metrics` itself.
+    pub fn metrics(&self) -> MetricsHandle {
+        MetricsHandle(self.metrics.clone())
+    }
+
+    /// Where `/metrics` is served (`metrics.http.address`, with the port bound), once started.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_server.as_ref().map(MetricsServer::address)
+    }
+
     /// This instance's process id, part of its transactional ids under exactly_once_v2.
     pub fn process_id(&self) -> uuid::Uuid {
         self.process_id
@@ -126,6 +145,9 @@ impl KafkaStreams {
                 "start() called in state {}; an instance starts once",
                 self.state()
             )));
+        }
+        if let Some(address) = &self.config.metrics_http_address {
+            self.metrics_server = Some(MetricsServer::start(address, self.metrics.clone())?);
         }
         let layout = prepare_topics(&self.topology, &self.config)?;
         self.layout = Some(layout.clone());
@@ -168,6 +190,7 @@ impl KafkaStreams {
             process_id: self.process_id,
             counters: self.counters.clone(),
             globals,
+            metrics: self.metrics.clone(),
         });
         let mut threads = Vec::new();
         for _ in 0..self.config.num_stream_threads {
@@ -341,6 +364,7 @@ impl KafkaStreams {
                     tracing::error!("a stream thread panicked");
                 }
             }
+            self.metrics_server = None;
             if pending || self.state() == State::PendingShutdown {
                 self.supervisor.machine.transition(State::NotRunning);
             }

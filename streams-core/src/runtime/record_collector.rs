@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -15,12 +15,15 @@ use rdkafka::TopicPartitionList;
 
 use crate::config::StreamsConfig;
 use crate::runtime::client::{client_config, creation_error, global_error, log_line, ClientKind};
+use crate::runtime::metrics::{self, Sensor, StreamsMetrics};
 use crate::task::ProducedRecord;
 use crate::{Result, StreamsError};
 
 /// How long transactional calls may block before the thread treats the broker as unavailable.
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Kafka Streams' default `transaction.timeout.ms` under exactly-once.
+const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 10_000;
 
 /// What the delivery callback learned since it was last asked.
 #[derive(Default)]
@@ -100,8 +103,11 @@ fn kafka(context: impl Into<String>, source: KafkaError) -> StreamsError {
 
 /// Sorts a client error into what the thread does next (for producer and consumer calls alike).
 pub(crate) fn classify(context: &str, e: KafkaError) -> CollectorError {
+    // A transactional call still failing after its retries (the cluster unreachable for longer
+    // than they last) leaves the transaction's fate open: abort it and start over, as for an
+    // abortable error, rather than fail the thread.
     let (fatal, abortable) = match &e {
-        KafkaError::Transaction(t) => (t.is_fatal(), t.txn_requires_abort()),
+        KafkaError::Transaction(t) => (t.is_fatal(), t.txn_requires_abort() || t.is_retriable()),
         _ => (false, false),
     };
     let fenced_code = matches!(
@@ -127,11 +133,25 @@ pub(crate) fn classify(context: &str, e: KafkaError) -> CollectorError {
 }
 
 /// One producer: plain (at_least_once) or transactional (exactly-once).
+/// The producer's transaction timings (`producer-metrics`, as the Java producer reports them).
+struct TxnSensors {
+    init: Arc<Sensor>,
+    begin: Arc<Sensor>,
+    send_offsets: Arc<Sensor>,
+    commit: Arc<Sensor>,
+    abort: Arc<Sensor>,
+}
+
 pub(crate) struct StreamProducer {
     producer: BaseProducer<CollectorContext>,
     state: Arc<Mutex<DeliveryState>>,
     transactional_id: Option<String>,
-    in_transaction: bool,
+    /// When the open transaction began (`None` outside a transaction).
+    txn_started: Option<Instant>,
+    /// Age past which the transaction coordinator may have aborted the open transaction
+    /// (`transaction.timeout.ms`, less a margin).
+    txn_expiry: Duration,
+    sensors: TxnSensors,
     /// `production.exception.handler=continue` (at_least_once): drop records that failed.
     continue_on_send_error: bool,
 }
@@ -144,6 +164,7 @@ impl StreamProducer {
         client_id: &str,
         transactional_id: Option<String>,
         changelog_topics: &[String],
+        metrics: &StreamsMetrics,
     ) -> Result<Self> {
         let mut defaults = vec![
             // Same partitioner as the Java client, so keys land where other Kafka apps put them.
@@ -151,11 +172,13 @@ impl StreamProducer {
             ("linger.ms", "5"),
             ("acks", "all"),
         ];
+        let txn_timeout_ms = transaction_timeout_ms(config).to_string();
         if transactional_id.is_some() {
             // Kafka Streams' default: a crashed instance's open transaction is aborted by the
             // broker within 10 s, so whoever takes over its tasks is not blocked for long.
-            defaults.push(("transaction.timeout.ms", "10000"));
-            defaults.push(("message.timeout.ms", "10000"));
+            defaults.push(("transaction.timeout.ms", txn_timeout_ms.as_str()));
+            // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+            defaults.push(("message.timeout.ms", txn_timeout_ms.as_str()));
         } else {
             defaults.push(("message.timeout.ms", "120000"));
         }
@@ -177,9 +200,17 @@ impl StreamProducer {
                     state: state.clone(),
                 })
                 .map_err(|e| creation_error("producer", e))?;
+        let sensors = TxnSensors {
+            init: metrics.sensor(metrics::TXN_INIT, &[client_id]),
+            begin: metrics.sensor(metrics::TXN_BEGIN, &[client_id]),
+            send_offsets: metrics.sensor(metrics::TXN_SEND_OFFSETS, &[client_id]),
+            commit: metrics.sensor(metrics::TXN_COMMIT, &[client_id]),
+            abort: metrics.sensor(metrics::TXN_ABORT, &[client_id]),
+        };
         if let Some(t) = &transactional_id {
-            producer
-                .init_transactions(TXN_TIMEOUT)
+            sensors
+                .init
+                .time(|| producer.init_transactions(TXN_TIMEOUT))
                 .map_err(|e| kafka(format!("initializing transactions for `{t}`"), e))?;
             tracing::debug!(transactional_id = %t, "transactional producer ready");
         }
@@ -189,7 +220,9 @@ impl StreamProducer {
             continue_on_send_error: config.on_production_error
                 == crate::config::OnError::LogAndContinue,
             transactional_id,
-            in_transaction: false,
+            txn_started: None,
+            txn_expiry: transaction_expiry(config),
+            sensors,
         })
     }
 
@@ -205,11 +238,13 @@ impl StreamProducer {
     }
 
     fn begin_if_needed(&mut self) -> Result<(), CollectorError> {
-        if self.is_transactional() && !self.in_transaction {
-            self.producer
-                .begin_transaction()
+        if self.is_transactional() && self.txn_started.is_none() {
+            let producer = &self.producer;
+            self.sensors
+                .begin
+                .time(|| producer.begin_transaction())
                 .map_err(|e| classify("beginning a transaction", e))?;
-            self.in_transaction = true;
+            self.txn_started = Some(Instant::now());
         }
         Ok(())
     }
@@ -307,23 +342,44 @@ impl StreamProducer {
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), CollectorError> {
-        if offsets.count() == 0 && !self.in_transaction {
+        if offsets.count() == 0 && self.txn_started.is_none() {
             return Ok(());
         }
         self.begin_if_needed()?;
         if offsets.count() > 0 {
-            retry(|| {
-                self.producer
-                    .send_offsets_to_transaction(offsets, group, TXN_TIMEOUT)
-            })
-            .map_err(|e| classify("sending offsets to the transaction", e))?;
+            let producer = &self.producer;
+            self.sensors
+                .send_offsets
+                .time(|| {
+                    retry(|| producer.send_offsets_to_transaction(offsets, group, TXN_TIMEOUT))
+                })
+                .map_err(|e| classify("sending offsets to the transaction", e))?;
         }
         // librdkafka's commit waits for acknowledgements itself, but in the event mode rdkafka
         // uses that wait sleeps in 100 ms steps; waiting here first keeps commits fast.
         self.await_acks().map_err(CollectorError::Fatal)?;
-        retry(|| self.producer.commit_transaction(TXN_TIMEOUT))
+        if let Some(age) = self.expired_transaction_age() {
+            self.abort_transaction();
+            return Err(CollectorError::Aborted(StreamsError::IllegalState(format!(
+                "the transaction is {age:?} old, past transaction.timeout.ms: the coordinator may have aborted it, so it is aborted and its input processed again"
+            ))));
+        }
+        let producer = &self.producer;
+        self.sensors
+            .commit
+            .time(|| retry(|| producer.commit_transaction(TXN_TIMEOUT)))
             .map_err(|e| classify("committing the transaction", e))?;
-        self.in_transaction = false;
+        let expired = self.expired_transaction_age();
+        self.txn_started = None;
+        if let Some(age) = expired {
+            // The commit was answered only after the coordinator may have aborted the transaction
+            // on its timeout. A broker that does not bump the producer epoch on that abort (as
+            // Kafka >= 2.5 does) can then treat our late requests as a new transaction holding
+            // only the offsets, so "committed" is not trustworthy: re-read the committed state.
+            return Err(CollectorError::Aborted(StreamsError::IllegalState(format!(
+                "the transaction committed only after {age:?}, past transaction.timeout.ms; its outcome is uncertain, so the tasks restart from the committed offsets"
+            ))));
+        }
         // A delivery error inside a committed transaction cannot happen (commit fails instead), but
         // do not let a stale one leak into the next transaction.
         self.take_delivery_error();
@@ -332,21 +388,33 @@ impl StreamProducer {
 
     /// Aborts the open transaction, if any. Errors are logged: the caller is already failing.
     pub fn abort_transaction(&mut self) {
-        if self.is_transactional() && self.in_transaction {
+        if self.is_transactional() && self.txn_started.is_some() {
             // Bounded: when the broker already aborted the transaction (it outlived
             // transaction.timeout.ms) the call may never get a clean answer. Either way nothing of
             // it commits; a producer that cannot abort is replaced by the caller.
-            if let Err(e) = self.producer.abort_transaction(ABORT_TIMEOUT) {
+            let producer = &self.producer;
+            if let Err(e) = self
+                .sensors
+                .abort
+                .time(|| producer.abort_transaction(ABORT_TIMEOUT))
+            {
                 tracing::warn!(error = %e, "aborting the transaction failed");
             }
-            self.in_transaction = false;
+            self.txn_started = None;
         }
         self.take_delivery_error();
     }
 
     /// Whether a transaction is open.
     pub fn in_transaction(&self) -> bool {
-        self.in_transaction
+        self.txn_started.is_some()
+    }
+
+    /// The open transaction's age once it is old enough for the coordinator to have aborted it.
+    fn expired_transaction_age(&self) -> Option<Duration> {
+        self.txn_started
+            .map(|t| t.elapsed())
+            .filter(|age| *age >= self.txn_expiry)
     }
 
     /// The highest acknowledged offset of each tracked changelog partition.
@@ -360,6 +428,22 @@ impl StreamProducer {
 }
 
 /// Retries a transactional call while librdkafka says the error is retriable.
+/// `transaction.timeout.ms` of the producers, less a margin: our clock starts at
+/// `begin_transaction`, before the coordinator's (at the first partition added), so a transaction
+/// this old by our clock may be just about to time out on the broker.
+fn transaction_expiry(config: &StreamsConfig) -> Duration {
+    let ms = transaction_timeout_ms(config);
+    Duration::from_millis(ms - (ms / 10).min(1000))
+}
+
+fn transaction_timeout_ms(config: &StreamsConfig) -> u64 {
+    config
+        .client_settings("producer.")
+        .get("transaction.timeout.ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(DEFAULT_TRANSACTION_TIMEOUT_MS)
+}
+
 fn retry(
     mut f: impl FnMut() -> rdkafka::error::KafkaResult<()>,
 ) -> rdkafka::error::KafkaResult<()> {

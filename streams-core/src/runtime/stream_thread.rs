@@ -12,6 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 
 use crate::runtime::client::{client_config, creation_error, global_error, log_line, ClientKind};
+use crate::runtime::metrics::{self, Sensor, StreamsMetrics};
 use crate::runtime::record_collector::CollectorError;
 use crate::runtime::supervisor::{Supervisor, ThreadState};
 use crate::runtime::task_manager::{TaskManager, ThreadEnv};
@@ -67,6 +68,8 @@ impl ConsumerContext for ThreadContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
+                let _span = tracing::info_span!("rebalance", thread = self.index, phase = "revoke")
+                    .entered();
                 self.supervisor
                     .set_thread_state(self.index, ThreadState::Rebalancing);
                 let lost = consumer.assignment_lost();
@@ -79,6 +82,8 @@ impl ConsumerContext for ThreadContext {
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            let _span =
+                tracing::info_span!("rebalance", thread = self.index, phase = "assign").entered();
             self.supervisor
                 .set_thread_state(self.index, ThreadState::Rebalancing);
             let mut tm = self.lock();
@@ -99,6 +104,11 @@ pub(crate) struct StreamThread {
     shutdown: Arc<AtomicBool>,
     subscription: Vec<String>,
     client_id: String,
+    metrics: Arc<StreamsMetrics>,
+    /// `<application.id>-<process id>`, the instance's `client_id` label.
+    instance_id: String,
+    poll: Arc<Sensor>,
+    poll_records: Arc<Sensor>,
 }
 
 impl StreamThread {
@@ -169,7 +179,17 @@ impl StreamThread {
             read_committed: isolation == "read_committed",
         })
         .map_err(|e| creation_error("consumer", e))?;
+        let instance_id = format!("{}-{}", env.config.application_id, env.process_id);
+        let thread_id = format!("{instance_id}-{name}");
+        let poll = env.metrics.sensor(metrics::THREAD_POLL, &[&thread_id]);
+        let poll_records = env
+            .metrics
+            .sensor(metrics::THREAD_POLL_RECORDS, &[&thread_id]);
         Ok(StreamThread {
+            metrics: env.metrics.clone(),
+            instance_id,
+            poll,
+            poll_records,
             name,
             index,
             consumer,
@@ -200,6 +220,8 @@ impl StreamThread {
         let span =
             tracing::info_span!("stream_thread", client = %self.client_id, thread = %self.name);
         let _g = span.enter();
+        self.metrics
+            .add_gauge(metrics::ALIVE_THREADS, &[&self.instance_id], 1.0);
         self.supervisor
             .set_thread_state(self.index, ThreadState::Rebalancing);
         let result = self.subscribe().and_then(|()| self.run_loop());
@@ -219,6 +241,8 @@ impl StreamThread {
             }
         }
         drop(self.consumer);
+        self.metrics
+            .add_gauge(metrics::ALIVE_THREADS, &[&self.instance_id], -1.0);
     }
 
     fn run_loop(&self) -> Result<()> {
@@ -231,6 +255,7 @@ impl StreamThread {
             };
             let mut polled = Vec::new();
             let mut wait = first_wait;
+            let poll_started = std::time::Instant::now();
             while polled.len() < MAX_POLL_RECORDS {
                 match self.consumer.poll(wait) {
                     None => break,
@@ -242,6 +267,8 @@ impl StreamThread {
                 }
                 wait = Duration::ZERO;
             }
+            self.poll.record_elapsed(poll_started);
+            self.poll_records.record(polled.len() as f64);
             let step = {
                 let mut tm = self.lock();
                 tm.last_poll = std::time::Instant::now();

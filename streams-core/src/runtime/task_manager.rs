@@ -15,6 +15,8 @@ use crate::config::{OnError, ProcessingGuarantee, StreamsConfig};
 use crate::processor::PunctuationType;
 use crate::runtime::changelog_reader::ChangelogReader;
 use crate::runtime::internal_topics::TopicLayout;
+use crate::runtime::metered_store::MeteredKeyValueStore;
+use crate::runtime::metrics::{self, RecordingLevel, Sensor};
 use crate::runtime::partition_group::{BufferedRecord, PartitionGroup};
 use crate::runtime::record_collector::{classify, CollectorError, StreamProducer};
 use crate::task::{StreamTask, TaskId};
@@ -60,6 +62,8 @@ pub(crate) struct ThreadEnv {
     pub counters: Arc<RuntimeCounters>,
     /// The instance's global stores, readable from every task.
     pub globals: crate::global::GlobalStores,
+    /// The instance's metrics.
+    pub metrics: Arc<crate::runtime::metrics::StreamsMetrics>,
 }
 
 impl ThreadEnv {
@@ -82,7 +86,7 @@ impl CountedProducer {
         changelogs: &[String],
     ) -> Result<Self> {
         let transactional = txn_id.is_some();
-        let inner = StreamProducer::new(&env.config, client_id, txn_id, changelogs)?;
+        let inner = StreamProducer::new(&env.config, client_id, txn_id, changelogs, &env.metrics)?;
         if transactional {
             env.counters
                 .transactional_producers
@@ -139,6 +143,9 @@ struct ActiveTask {
     idle_since: Option<Instant>,
     /// exactly_once (legacy): the task's own transactional producer.
     producer: Option<CountedProducer>,
+    /// The highest timestamp processed, for `record-lateness`.
+    stream_time: i64,
+    sensors: TaskSensors,
     // Dropped last: the directory stays locked until the stores are closed.
     _lock: TaskDirLock,
 }
@@ -147,6 +154,24 @@ impl ActiveTask {
     fn is_running(&self) -> bool {
         self.initialized
     }
+}
+
+/// A thread's `stream-thread-metrics` sensors.
+struct ThreadSensors {
+    process: Arc<Sensor>,
+    commit: Arc<Sensor>,
+    punctuate: Arc<Sensor>,
+    task_created: Arc<Sensor>,
+    task_closed: Arc<Sensor>,
+}
+
+/// A task's `stream-task-metrics` sensors, and the restore sensor of each logged store. Dropped
+/// with the task, which removes their series.
+struct TaskSensors {
+    process: Arc<Sensor>,
+    dropped: Arc<Sensor>,
+    lateness: Arc<Sensor>,
+    restore: HashMap<String, Arc<Sensor>>,
 }
 
 /// Owns the active tasks of one stream thread.
@@ -168,6 +193,9 @@ pub(crate) struct TaskManager {
     /// The thread's share of `statestore.cache.max.bytes`.
     cache: state_stores::CacheBudget,
     interned: HashMap<String, Arc<str>>,
+    /// `<application.id>-<process id>-StreamThread-<n>`, the `thread_id` of its metrics.
+    thread_id: String,
+    sensors: ThreadSensors,
 }
 
 fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> StreamsError {
@@ -210,7 +238,18 @@ impl TaskManager {
         let cache = state_stores::CacheBudget::new(
             (env.config.cache_max_bytes / env.config.num_stream_threads.max(1) as u64) as usize,
         );
+        let thread_id = client_prefix;
+        let m = &env.metrics;
+        let sensors = ThreadSensors {
+            process: m.sensor(metrics::THREAD_PROCESS, &[&thread_id]),
+            commit: m.sensor(metrics::THREAD_COMMIT, &[&thread_id]),
+            punctuate: m.sensor(metrics::THREAD_PUNCTUATE, &[&thread_id]),
+            task_created: m.sensor(metrics::THREAD_TASK_CREATED, &[&thread_id]),
+            task_closed: m.sensor(metrics::THREAD_TASK_CLOSED, &[&thread_id]),
+        };
         Ok(TaskManager {
+            thread_id,
+            sensors,
             env,
             thread_name,
             tasks: BTreeMap::new(),
@@ -327,6 +366,30 @@ impl TaskManager {
             Some(&self.env.globals),
         )?;
         task.set_wall_clock(now_ms());
+        let task_id = id.to_string();
+        let metrics = &self.env.metrics;
+        if metrics.level() >= RecordingLevel::Debug {
+            let thread_id = &self.thread_id;
+            task.wrap_key_value_stores(|name, store| {
+                MeteredKeyValueStore::wrap(store, metrics, &[thread_id, &task_id, name])
+            });
+        }
+        let labels = [self.thread_id.as_str(), task_id.as_str()];
+        let sensors = TaskSensors {
+            process: metrics.sensor(metrics::TASK_PROCESS, &labels),
+            dropped: metrics.sensor(metrics::TASK_DROPPED, &labels),
+            lateness: metrics.sensor(metrics::TASK_LATENESS, &labels),
+            restore: task
+                .changelogs()
+                .into_iter()
+                .map(|(store, _)| {
+                    let sensor = metrics
+                        .sensor(metrics::STATE_RESTORE, &[&self.thread_id, &task_id, &store]);
+                    (store, sensor)
+                })
+                .collect(),
+        };
+        self.sensors.task_created.record_events(1);
         let mut changelog_positions = BTreeMap::new();
         for (_, topic) in task.changelogs() {
             let key = (topic.clone(), id.partition);
@@ -368,6 +431,8 @@ impl TaskManager {
             initialized: false,
             idle_since: None,
             producer,
+            stream_time: i64::MIN,
+            sensors,
             _lock: lock,
         })
     }
@@ -435,14 +500,34 @@ impl TaskManager {
         consumer: &BaseConsumer<C>,
         budget: Duration,
     ) -> Result<bool> {
+        let _span = tracing::info_span!("restore", thread = %self.thread_name).entered();
         self.register_restorations(consumer)?;
         let tasks = &mut self.tasks;
         let done = self
             .restorer
             .restore_step(budget, &mut |id, store, records| match tasks.get_mut(&id) {
-                Some(t) => t.task.restore(store, records),
+                Some(t) => {
+                    if let Some(s) = t.sensors.restore.get(store) {
+                        s.record_events(records.len() as u64);
+                    }
+                    t.task.restore(store, records)
+                }
                 None => Ok(()),
             })?;
+        for (task, store, remaining) in self.restorer.remaining() {
+            self.env.metrics.set_gauge(
+                metrics::RESTORE_REMAINING,
+                &[&self.thread_id, &task.to_string(), &store],
+                remaining as f64,
+            );
+        }
+        for r in &done {
+            self.env.metrics.set_gauge(
+                metrics::RESTORE_REMAINING,
+                &[&self.thread_id, &r.task.to_string(), &r.store],
+                0.0,
+            );
+        }
         self.env
             .counters
             .restored
@@ -589,14 +674,17 @@ impl TaskManager {
             if !Self::ready(t, idle_ms, lag) {
                 continue;
             }
+            let started = Instant::now();
+            let (mut done, mut dropped, mut late_sum, mut late_max) = (0u64, 0u64, 0.0, 0.0f64);
             while let Some(r) = t.queue.pop_earliest() {
                 if r.timestamp < 0 {
                     tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, "skipping a record with an invalid timestamp");
-                    self.env
-                        .counters
-                        .dropped_records
-                        .fetch_add(1, Ordering::Relaxed);
+                    dropped += 1;
                 } else {
+                    let late = t.stream_time.saturating_sub(r.timestamp).max(0) as f64;
+                    t.stream_time = t.stream_time.max(r.timestamp);
+                    late_sum += late;
+                    late_max = late_max.max(late);
                     let dlq = self.env.config.dead_letter_topic.as_ref();
                     let headers = dlq.map(|_| r.headers.clone());
                     let result = t.task.process(
@@ -609,10 +697,7 @@ impl TaskManager {
                         r.headers,
                     );
                     let mut out = t.task.drain_output();
-                    self.env
-                        .counters
-                        .dropped_records
-                        .fetch_add(t.task.take_dropped_records(), Ordering::Relaxed);
+                    dropped += t.task.take_dropped_records();
                     if let Err(e) = result {
                         let policy = match &e {
                             StreamsError::Deserialization { .. } => {
@@ -624,10 +709,7 @@ impl TaskManager {
                             return Err(CollectorError::Fatal(e));
                         }
                         tracing::warn!(task = %t.task.id(), topic = %r.topic, partition = r.partition, offset = r.offset, error = %e, "skipping a record (log_and_continue)");
-                        self.env
-                            .counters
-                            .dropped_records
-                            .fetch_add(1, Ordering::Relaxed);
+                        dropped += 1;
                         if let (Some(topic), Some(mut headers)) = (dlq, headers) {
                             headers
                                 .add("__streams.errors.exception", Some(error_kind(&e).into()))
@@ -656,9 +738,22 @@ impl TaskManager {
                 t.consumed
                     .insert((r.topic.to_string(), r.partition), r.offset + 1);
                 n += 1;
+                done += 1;
                 if t.queue.is_empty_for(&r.topic, r.partition) && !Self::ready(t, idle_ms, lag) {
                     break;
                 }
+            }
+            self.env
+                .counters
+                .dropped_records
+                .fetch_add(dropped, Ordering::Relaxed);
+            t.sensors.dropped.record_events(dropped);
+            t.sensors.process.record_events(done);
+            t.sensors.lateness.record_many(done, late_sum, late_max);
+            if done > 0 {
+                // Per record: the batch's time spread over its records.
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                self.sensors.process.record_many(done, ms, ms / done as f64);
             }
         }
         self.env
@@ -683,10 +778,12 @@ impl TaskManager {
     pub fn punctuate(&mut self) -> Result<(), CollectorError> {
         let now = now_ms();
         for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            let started = Instant::now();
             if t.task
                 .punctuate(PunctuationType::WallClockTime, now)
                 .map_err(CollectorError::Fatal)?
             {
+                self.sensors.punctuate.record_elapsed(started);
                 let out = t.task.drain_output();
                 send_all(&mut self.producer, t, out).map_err(CollectorError::Fatal)?;
             }
@@ -716,6 +813,7 @@ impl TaskManager {
     ) -> Result<(), CollectorError> {
         let started = Instant::now();
         self.last_commit = Instant::now();
+        let _span = tracing::debug_span!("commit", thread = %self.thread_name).entered();
         // Past max.poll.interval.ms without a poll the consumer has left the group and another
         // member may own these tasks already: committing now could double-commit their input.
         // The broker fences such a commit too (KIP-447); this makes it safe even if it does not.
@@ -801,6 +899,7 @@ impl TaskManager {
             t.consumed.clear();
         }
         self.env.counters.commits.fetch_add(1, Ordering::Relaxed);
+        self.sensors.commit.record_elapsed(started);
         tracing::debug!(thread = %self.thread_name, took_ms = started.elapsed().as_millis() as u64, "committed");
         Ok(())
     }
@@ -881,6 +980,14 @@ impl TaskManager {
 
     fn close_task(&mut self, mut t: ActiveTask, clean: bool) {
         let id = t.task.id();
+        self.sensors.task_closed.record_events(1);
+        let task_id = id.to_string();
+        for store in t.sensors.restore.keys() {
+            self.env.metrics.remove_gauge(
+                metrics::RESTORE_REMAINING,
+                &[&self.thread_id, &task_id, store],
+            );
+        }
         if let Err(e) = self.restorer.unregister_task(id) {
             tracing::warn!(task = %id, error = %e, "unregistering the task from restoration failed");
         }
