@@ -15,6 +15,7 @@ use crate::runtime::global_thread::GlobalStreamThread;
 use crate::runtime::internal_topics::{prepare_topics, TopicLayout};
 use crate::runtime::metrics::{MetricsHandle, StreamsMetrics};
 use crate::runtime::metrics_server::MetricsServer;
+use crate::runtime::standby::{self, run_standby_thread, SharedStandbys, StandbyTasks};
 use crate::runtime::state::{State, StateListener, StateRestoreListener};
 use crate::runtime::stream_thread::StreamThread;
 use crate::runtime::supervisor::Supervisor;
@@ -54,6 +55,8 @@ pub struct KafkaStreams {
     layout: Option<TopicLayout>,
     metrics: Arc<StreamsMetrics>,
     metrics_server: Option<MetricsServer>,
+    standbys: SharedStandbys,
+    standby_thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -81,6 +84,8 @@ impl KafkaStreams {
             topology: Arc::new(topology),
             metrics,
             metrics_server: None,
+            standbys: SharedStandbys::default(),
+            standby_thread: None,
             config,
             supervisor: Arc::new(Supervisor::new()),
             threads: Vec::new(),
@@ -125,6 +130,14 @@ impl KafkaStreams {
     /// the instance serve `/metrics` itself.
     pub fn metrics(&self) -> MetricsHandle {
         MetricsHandle(self.metrics.clone())
+    }
+
+    /// The tasks this instance keeps standby copies of (`num.standby.replicas`).
+    pub fn standby_tasks(&self) -> Vec<crate::TaskId> {
+        standby::lock(&self.standbys)
+            .as_ref()
+            .map(|s| s.task_ids().into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Where `/metrics` is served (`metrics.http.address`, with the port bound), once started.
@@ -191,7 +204,26 @@ impl KafkaStreams {
             counters: self.counters.clone(),
             globals,
             metrics: self.metrics.clone(),
+            standbys: self.standbys.clone(),
         });
+        if self.config.num_standby_replicas > 0 {
+            *standby::lock(&self.standbys) = Some(StandbyTasks::new(env.clone())?);
+            let (env2, standbys, shutdown) = (
+                env.clone(),
+                self.standbys.clone(),
+                self.supervisor.shutdown.clone(),
+            );
+            let name = format!("{}-StandbyThread", self.config.application_id);
+            self.standby_thread = Some(
+                std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn(move || run_standby_thread(env2, standbys, shutdown))
+                    .map_err(|e| StreamsError::Io {
+                        path: name.into(),
+                        source: e,
+                    })?,
+            );
+        }
         let mut threads = Vec::new();
         for _ in 0..self.config.num_stream_threads {
             let index = self.supervisor.add_thread();
@@ -348,9 +380,23 @@ impl KafkaStreams {
         {
             std::thread::sleep(Duration::from_millis(20));
         }
+        while Instant::now() < deadline
+            && self
+                .standby_thread
+                .as_ref()
+                .is_some_and(|t| !t.is_finished())
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let all_done = self.threads.iter().all(|t| t.is_finished())
-            && self.global_thread.as_ref().is_none_or(|t| t.is_finished());
+            && self.global_thread.as_ref().is_none_or(|t| t.is_finished())
+            && self.standby_thread.as_ref().is_none_or(|t| t.is_finished());
         if all_done {
+            if let Some(t) = self.standby_thread.take() {
+                if t.join().is_err() {
+                    tracing::error!("the standby thread panicked");
+                }
+            }
             if let Some(t) = self.global_thread.take() {
                 if t.join().is_err() {
                     tracing::error!("the global thread panicked");
@@ -378,7 +424,8 @@ impl KafkaStreams {
 
 impl Drop for KafkaStreams {
     fn drop(&mut self) {
-        if !self.threads.is_empty() || self.global_thread.is_some() {
+        if !self.threads.is_empty() || self.global_thread.is_some() || self.standby_thread.is_some()
+        {
             self.close(Duration::from_secs(60));
         }
     }

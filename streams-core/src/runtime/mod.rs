@@ -4,6 +4,7 @@
 mod changelog_reader;
 pub mod client;
 mod global_thread;
+mod group_view;
 pub mod internal_topics;
 mod kafka_streams;
 mod metered_store;
@@ -12,6 +13,7 @@ mod metrics_server;
 mod partition_group;
 mod record_collector;
 pub mod reset;
+mod standby;
 mod state;
 mod stream_thread;
 mod supervisor;

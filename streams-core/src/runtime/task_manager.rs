@@ -19,6 +19,7 @@ use crate::runtime::metered_store::MeteredKeyValueStore;
 use crate::runtime::metrics::{self, RecordingLevel, Sensor};
 use crate::runtime::partition_group::{BufferedRecord, PartitionGroup};
 use crate::runtime::record_collector::{classify, CollectorError, StreamProducer};
+use crate::runtime::standby;
 use crate::task::{StreamTask, TaskId};
 use crate::topology::Topology;
 use crate::{Result, StreamsError};
@@ -64,6 +65,8 @@ pub(crate) struct ThreadEnv {
     pub globals: crate::global::GlobalStores,
     /// The instance's metrics.
     pub metrics: Arc<crate::runtime::metrics::StreamsMetrics>,
+    /// The instance's standby copies (`num.standby.replicas` > 0).
+    pub standbys: crate::runtime::standby::SharedStandbys,
 }
 
 impl ThreadEnv {
@@ -331,6 +334,10 @@ impl TaskManager {
 
     fn create_task(&mut self, id: TaskId, inputs: BTreeSet<(String, i32)>) -> Result<ActiveTask> {
         let dir = self.task_dir(id);
+        // A standby copy of the task hands its directory (and checkpoint) over first.
+        if let Some(s) = standby::lock(&self.env.standbys).as_mut() {
+            s.mark_active(id);
+        }
         let lock = acquire_lock(&dir)?;
         let eos = self.env.guarantee().is_exactly_once();
         let checkpoint = OffsetCheckpoint::new(dir.join(CHECKPOINT_FILE));
@@ -1000,6 +1007,10 @@ impl TaskManager {
             if let Err(e) = write_checkpoint(&t) {
                 tracing::warn!(task = %id, error = %e, "writing the checkpoint failed");
             }
+        }
+        drop(t);
+        if let Some(s) = standby::lock(&self.env.standbys).as_mut() {
+            s.mark_inactive(id);
         }
         tracing::debug!(task = %id, clean, "closed task");
     }

@@ -1,0 +1,359 @@
+//! Standby replicas (`num.standby.replicas`): copies of other instances' task stores, kept up to
+//! date from the changelogs, so the instance taking a task over after a failure restores only
+//! the tail written since the copy's last checkpoint instead of the whole changelog.
+//!
+//! One standby thread per instance describes the group every few seconds (see [`GroupView`]),
+//! opens the standby tasks it should hold, and follows their changelog partitions with its own
+//! consumer (read_committed under exactly-once, so a copy never holds uncommitted writes). It
+//! writes each copy's checkpoint every few seconds and when the copy closes. When a stream thread
+//! of this instance is assigned the task as active, it first closes the copy, so the active task
+//! opens the same directory and restores from that checkpoint.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use state_stores::{OffsetCheckpoint, StoreError, TaskDirLock};
+
+use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
+use crate::runtime::group_view::GroupView;
+use crate::runtime::task_manager::ThreadEnv;
+use crate::task::{StreamTask, TaskId};
+use crate::{Result, StreamsError};
+
+const CHECKPOINT_FILE: &str = ".checkpoint";
+/// How often the group is described to find this instance's standby tasks.
+const VIEW_INTERVAL: Duration = Duration::from_secs(2);
+/// How often a copy's checkpoint is written while it follows its changelog.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+/// The longest the standby thread holds the shared lock while reading changelogs.
+const POLL_SLICE: Duration = Duration::from_millis(100);
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The standby thread's handle, shared with the stream threads (which close a copy before they
+/// make the task active here).
+pub(crate) type SharedStandbys = Arc<Mutex<Option<StandbyTasks>>>;
+
+pub(crate) fn lock(s: &SharedStandbys) -> MutexGuard<'_, Option<StandbyTasks>> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct StandbyTask {
+    task: StreamTask,
+    dir: PathBuf,
+    /// Changelog partition -> store.
+    stores: HashMap<(String, i32), String>,
+    /// Next changelog offset to apply, per changelog partition.
+    positions: BTreeMap<(String, i32), i64>,
+    dirty: bool,
+    // Dropped last: the directory stays locked until the stores are closed.
+    _lock: TaskDirLock,
+}
+
+/// The standby copies of one instance.
+pub(crate) struct StandbyTasks {
+    env: Arc<ThreadEnv>,
+    consumer: BaseConsumer<TracingContext>,
+    tasks: BTreeMap<TaskId, StandbyTask>,
+    /// Tasks a stream thread of this instance runs as active.
+    active: BTreeSet<TaskId>,
+    last_checkpoint: Instant,
+}
+
+impl StandbyTasks {
+    pub fn new(env: Arc<ThreadEnv>) -> Result<Self> {
+        let client_id = format!(
+            "{}-{}-StandbyThread-consumer",
+            env.config.application_id, env.process_id
+        );
+        let consumer =
+            unjoined_consumer(&env.config, ClientKind::RestoreConsumer, &client_id, &[])?;
+        Ok(StandbyTasks {
+            env,
+            consumer,
+            tasks: BTreeMap::new(),
+            active: BTreeSet::new(),
+            last_checkpoint: Instant::now(),
+        })
+    }
+
+    /// The standby tasks held now.
+    pub fn task_ids(&self) -> BTreeSet<TaskId> {
+        self.tasks.keys().copied().collect()
+    }
+
+    /// A stream thread makes `id` active here: the copy (if any) is checkpointed and closed, so
+    /// the active task restores only what the copy had not applied yet.
+    pub fn mark_active(&mut self, id: TaskId) {
+        self.active.insert(id);
+        if let Some(t) = self.tasks.remove(&id) {
+            tracing::info!(task = %id, "standby task handed over to an active task");
+            self.close_task(id, t);
+            self.reassign();
+        }
+    }
+
+    /// `id` is no longer active here.
+    pub fn mark_inactive(&mut self, id: TaskId) {
+        self.active.remove(&id);
+    }
+
+    /// Opens the copies in `desired` (unless active here) and closes the others.
+    fn reconcile(&mut self, desired: &BTreeSet<TaskId>) {
+        let mut changed = false;
+        let gone: Vec<TaskId> = self
+            .tasks
+            .keys()
+            .filter(|id| !desired.contains(id) || self.active.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(t) = self.tasks.remove(&id) {
+                tracing::info!(task = %id, "closing standby task");
+                self.close_task(id, t);
+                changed = true;
+            }
+        }
+        for id in desired {
+            if self.tasks.contains_key(id) || self.active.contains(id) {
+                continue;
+            }
+            match self.open_task(*id) {
+                Ok(Some(t)) => {
+                    tracing::info!(task = %id, from = ?t.positions, "standby task opened");
+                    self.tasks.insert(*id, t);
+                    changed = true;
+                }
+                // Still locked by a closing active task: the next round tries again.
+                Ok(None) => {}
+                Err(e) => tracing::warn!(task = %id, error = %e, "cannot open standby task"),
+            }
+        }
+        if changed {
+            self.reassign();
+        }
+    }
+
+    fn open_task(&self, id: TaskId) -> Result<Option<StandbyTask>> {
+        let env = &self.env;
+        let dir = env.config.app_state_dir().join(id.to_string());
+        let lock = match TaskDirLock::acquire(&dir) {
+            Ok(l) => l,
+            Err(StoreError::DirectoryLocked { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let checkpoint = OffsetCheckpoint::new(dir.join(CHECKPOINT_FILE));
+        let offsets = checkpoint.read().unwrap_or_else(|e| {
+            tracing::warn!(task = %id, error = %e, "discarding an unreadable checkpoint");
+            None
+        });
+        let stores_dir = dir.join("rocksdb");
+        if offsets.is_none() && stores_dir.exists() {
+            // Without a checkpoint the local stores may hold anything (uncommitted writes of a
+            // crashed active task under exactly-once): start the copy from the changelog's start.
+            std::fs::remove_dir_all(&stores_dir).map_err(|e| StreamsError::Io {
+                path: stores_dir.clone(),
+                source: e,
+            })?;
+        }
+        let task = StreamTask::build(
+            &env.topology,
+            id,
+            &env.config.application_id,
+            &dir,
+            &env.resources,
+            None,
+            Some(&env.globals),
+        )?;
+        let mut stores = HashMap::new();
+        let mut positions = BTreeMap::new();
+        for (store, topic) in task.changelogs() {
+            let key = (topic.clone(), id.partition);
+            let from = offsets
+                .as_ref()
+                .and_then(|o| o.get(&key).copied())
+                .unwrap_or(0);
+            positions.insert(key.clone(), from);
+            stores.insert(key, store);
+        }
+        Ok(Some(StandbyTask {
+            task,
+            dir,
+            stores,
+            positions,
+            dirty: false,
+            _lock: lock,
+        }))
+    }
+
+    fn close_task(&mut self, id: TaskId, mut t: StandbyTask) {
+        if let Err(e) = write_checkpoint(&mut t) {
+            tracing::warn!(task = %id, error = %e, "writing the standby checkpoint failed");
+        }
+        if let Err(e) = t.task.close() {
+            tracing::warn!(task = %id, error = %e, "closing the standby task failed");
+        }
+    }
+
+    /// Points the consumer at every copy's changelog partitions, from the copy's position.
+    fn reassign(&mut self) {
+        let mut tpl = TopicPartitionList::new();
+        for t in self.tasks.values() {
+            for ((topic, p), pos) in &t.positions {
+                if tpl
+                    .add_partition_offset(topic, *p, Offset::Offset(*pos))
+                    .is_err()
+                {
+                    tracing::warn!(topic, partition = p, "cannot follow a changelog partition");
+                }
+            }
+        }
+        if let Err(e) = self.consumer.assign(&tpl) {
+            tracing::warn!(error = %e, "assigning standby changelog partitions failed");
+        }
+    }
+
+    /// Applies changelog records for up to `slice`; checkpoints every [`CHECKPOINT_INTERVAL`].
+    fn poll(&mut self, slice: Duration) -> Result<u64> {
+        if self.tasks.is_empty() {
+            return Ok(0);
+        }
+        let deadline = Instant::now() + slice;
+        let mut batches: HashMap<(String, i32), (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64)> =
+            HashMap::new();
+        let mut read = 0u64;
+        while read < 10_000 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let Some(m) = self.consumer.poll(left) else {
+                break;
+            };
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(error = %e, "standby consumer error");
+                    continue;
+                }
+            };
+            let Some(k) = m.key() else { continue };
+            let e = batches
+                .entry((m.topic().to_string(), m.partition()))
+                .or_default();
+            e.0.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+            e.1 = m.offset();
+            read += 1;
+        }
+        for (key, (records, last)) in batches {
+            let Some(t) = self
+                .tasks
+                .values_mut()
+                .find(|t| t.positions.contains_key(&key))
+            else {
+                continue;
+            };
+            let Some(store) = t.stores.get(&key) else {
+                continue;
+            };
+            t.task.restore(store, &records)?;
+            t.positions.insert(key, last + 1);
+            t.dirty = true;
+        }
+        if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+            self.last_checkpoint = Instant::now();
+            for (id, t) in self.tasks.iter_mut().filter(|(_, t)| t.dirty) {
+                if let Err(e) = write_checkpoint(t) {
+                    tracing::warn!(task = %id, error = %e, "writing the standby checkpoint failed");
+                }
+            }
+        }
+        Ok(read)
+    }
+
+    fn close_all(&mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for (id, t) in tasks {
+            self.close_task(id, t);
+        }
+    }
+}
+
+/// Flushes the stores, then records the positions they reflect.
+fn write_checkpoint(t: &mut StandbyTask) -> Result<()> {
+    t.task.flush()?;
+    OffsetCheckpoint::new(t.dir.join(CHECKPOINT_FILE)).write(&t.positions)?;
+    t.dirty = false;
+    Ok(())
+}
+
+/// The standby thread: keeps this instance's standby tasks in line with the group and up to date.
+pub(crate) fn run_standby_thread(
+    env: Arc<ThreadEnv>,
+    standbys: SharedStandbys,
+    shutdown: Arc<AtomicBool>,
+) {
+    let me = env.process_id.to_string();
+    let replicas = env.config.num_standby_replicas;
+    let describer = match unjoined_consumer(
+        &env.config,
+        ClientKind::RestoreConsumer,
+        &format!(
+            "{}-{}-StandbyThread-describer",
+            env.config.application_id, env.process_id
+        ),
+        &[],
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "standby replicas disabled: cannot create a client");
+            return;
+        }
+    };
+    let mut next_view = Instant::now();
+    while !shutdown.load(Ordering::SeqCst) {
+        if Instant::now() >= next_view {
+            next_view = Instant::now() + VIEW_INTERVAL;
+            match GroupView::describe(
+                &describer,
+                &env.config.application_id,
+                &env.layout,
+                DESCRIBE_TIMEOUT,
+            ) {
+                Ok(view) => {
+                    if let Some(s) = lock(&standbys).as_mut() {
+                        let desired = view.standby_tasks(&me, &s.active, replicas);
+                        tracing::debug!(?view, ?desired, "standby placement");
+                        s.reconcile(&desired);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "describing the group failed"),
+            }
+        }
+        let read = match lock(&standbys).as_mut() {
+            Some(s) => s.poll(POLL_SLICE),
+            None => break,
+        };
+        match read {
+            Ok(0) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(_) => {}
+            Err(e) => {
+                // A copy that cannot be updated is dropped; the next view reopens it from its
+                // checkpoint.
+                tracing::warn!(error = %e, "updating standby tasks failed; closing them");
+                if let Some(s) = lock(&standbys).as_mut() {
+                    s.close_all();
+                    s.reassign();
+                }
+            }
+        }
+    }
+    if let Some(mut s) = lock(&standbys).take() {
+        s.close_all();
+    }
+}
