@@ -20,6 +20,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use state_stores::{OffsetCheckpoint, StoreError, TaskDirLock};
 
+use crate::runtime::changelog_reader::RestoreBatch;
 use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
 use crate::runtime::group_view::GroupView;
 use crate::runtime::task_manager::ThreadEnv;
@@ -224,8 +225,7 @@ impl StandbyTasks {
             return Ok(0);
         }
         let deadline = Instant::now() + slice;
-        let mut batches: HashMap<(String, i32), (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64)> =
-            HashMap::new();
+        let mut batches: HashMap<(String, i32), (RestoreBatch, i64)> = HashMap::new();
         let mut read = 0u64;
         while read < 10_000 {
             let left = deadline.saturating_duration_since(Instant::now());
