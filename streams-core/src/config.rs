@@ -148,6 +148,10 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "total RocksDB block cache + memtable memory per instance; default 67108864",
     ),
     (
+        "application.server",
+        "host:port where this instance serves interactive queries; enables key -> host lookups",
+    ),
+    (
         "metrics.recording.level",
         "INFO (default) | DEBUG (adds state store latencies) | TRACE",
     ),
@@ -200,6 +204,8 @@ pub struct StreamsConfig {
     pub on_production_error: OnError,
     /// `errors.dead.letter.queue.topic.name`.
     pub dead_letter_topic: Option<String>,
+    /// `application.server`: where this instance answers interactive queries.
+    pub application_server: Option<crate::runtime::endpoints::HostInfo>,
     /// `metrics.recording.level`.
     pub metrics_recording_level: crate::runtime::metrics::RecordingLevel,
     /// `metrics.http.address`: where `/metrics` is served, if anywhere.
@@ -287,6 +293,7 @@ impl StreamsConfig {
             on_processing_error: OnError::LogAndFail,
             on_production_error: OnError::LogAndFail,
             dead_letter_topic: None,
+            application_server: None,
             metrics_recording_level: crate::runtime::metrics::RecordingLevel::Info,
             metrics_http_address: None,
             client: BTreeMap::new(),
@@ -442,6 +449,13 @@ impl StreamsConfig {
             }
             "errors.dead.letter.queue.topic.name" => {
                 self.dead_letter_topic = Some(value.to_string()).filter(|v| !v.trim().is_empty())
+            }
+            "application.server" => {
+                self.application_server = if value.trim().is_empty() {
+                    None
+                } else {
+                    Some(crate::runtime::endpoints::HostInfo::parse(value)?)
+                }
             }
             "metrics.recording.level" => {
                 self.metrics_recording_level =

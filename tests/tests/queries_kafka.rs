@@ -102,3 +102,100 @@ fn a_running_instance_answers_key_range_and_window_queries() {
     assert!(err.contains("no store named `no-such-store`"), "{err}");
     assert!(streams.close(Duration::from_secs(30)));
 }
+
+/// `application.server`: every instance learns where each key lives, and the instance it names
+/// holds the key (the other does not). Standby copies are named too.
+#[test]
+fn application_server_metadata_finds_the_instance_holding_a_key() {
+    init_tracing();
+    let broker = TestBroker::start();
+    let b = broker.bootstrap_servers();
+    create_topics(b, &[("hosts-in", 4)]);
+    let topology = || {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("hosts-in")
+            .group_by_key(Grouped::default())
+            .count(Materialized::as_("counts"));
+        builder.build().unwrap()
+    };
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = |dir: &std::path::Path, port: u16| {
+        let mut c = test_config("hosts", b, "exactly_once_v2", 1, dir);
+        c.set("application.server", &format!("127.0.0.1:{port}"))
+            .unwrap();
+        c.set("num.standby.replicas", "1").unwrap();
+        c
+    };
+    let plain = KafkaStreams::new(
+        topology(),
+        test_config("hosts", b, "exactly_once_v2", 1, d1.path()),
+    )
+    .unwrap();
+    let e = plain.metadata_for_all_clients().unwrap_err().to_string();
+    assert!(e.contains("application.server"), "{e}");
+    drop(plain);
+
+    let mut one = KafkaStreams::new(topology(), config(d1.path(), 7001)).unwrap();
+    let mut two = KafkaStreams::new(topology(), config(d2.path(), 7002)).unwrap();
+    one.start().unwrap();
+    two.start().unwrap();
+    one.wait_until_running(Duration::from_secs(60)).unwrap();
+    two.wait_until_running(Duration::from_secs(60)).unwrap();
+    let keys: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
+    let rr: Vec<_> = keys
+        .iter()
+        .map(|k| (Some(k.as_str()), Some("x"), None))
+        .collect();
+    produce_with_timestamps(b, "hosts-in", &rr);
+
+    // Both instances, all 4 tasks, each stated once as active and once as standby.
+    eventually("both instances announce their tasks and copies", || {
+        let all = one.metadata_for_all_clients().unwrap();
+        let active: usize = all.iter().map(|m| m.active_tasks.len()).sum();
+        let standby: usize = all.iter().map(|m| m.standby_tasks.len()).sum();
+        all.len() == 2 && active == 4 && standby == 4
+    });
+    let all = two.metadata_for_all_clients().unwrap();
+    assert!(all
+        .iter()
+        .all(|m| m.state_store_names.contains("counts") && !m.active_tasks.is_empty()));
+    let by_port = |port: u16| if port == 7001 { &one } else { &two };
+    for k in &keys {
+        eventually(&format!("{k} is counted"), || {
+            [&one, &two].iter().any(|s| {
+                s.query_key_value::<String, i64>("counts", k)
+                    .unwrap()
+                    .is_some()
+            })
+        });
+        let meta = one
+            .query_metadata_for_key::<String, i64>("counts", k)
+            .unwrap();
+        assert_eq!(
+            meta,
+            two.query_metadata_for_key::<String, i64>("counts", k)
+                .unwrap()
+        );
+        let active = meta.active_host.clone().unwrap();
+        let other = if active.port == 7001 { 7002 } else { 7001 };
+        assert_eq!(meta.standby_hosts.len(), 1, "{meta:?}");
+        assert_eq!(meta.standby_hosts[0].port, other);
+        assert_eq!(
+            by_port(active.port)
+                .query_key_value::<String, i64>("counts", k)
+                .unwrap(),
+            Some(1),
+            "{k} on {active}"
+        );
+        assert_eq!(
+            by_port(other)
+                .query_key_value::<String, i64>("counts", k)
+                .unwrap(),
+            None,
+            "{k} is not active on :{other}"
+        );
+    }
+    assert!(one.close(Duration::from_secs(30)));
+    assert!(two.close(Duration::from_secs(30)));
+}

@@ -176,3 +176,9 @@ pub(crate) fn creation_error(role: &str, e: KafkaError) -> StreamsError {
 }
 
 impl rdkafka::consumer::ConsumerContext for TracingContext {}
+
+/// Delivery reports are not needed where this context produces (flushes check the outcome).
+impl rdkafka::producer::ProducerContext for TracingContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+}

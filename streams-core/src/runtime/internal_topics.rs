@@ -252,12 +252,20 @@ pub fn prepare_topics(topology: &Topology, config: &StreamsConfig) -> Result<Top
             .create_with_context(TracingContext)
             .map_err(|e| creation_error("metadata client", e))?;
     let counts = partition_counts(&metadata(&md_client)?);
-    let layout = plan_layout(
+    let mut layout = plan_layout(
         topology,
         &config.application_id,
         &|t| counts.get(t).copied(),
         &|re| counts.keys().filter(|t| re.is_match(t)).cloned().collect(),
     )?;
+    if config.application_server.is_some() {
+        // Where instances publish their endpoints (see `endpoints`).
+        layout.internal_topics.push(InternalTopicSpec {
+            name: crate::runtime::endpoints::metadata_topic(&config.application_id),
+            partitions: 1,
+            configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+        });
+    }
     let mut missing = Vec::new();
     for spec in &layout.internal_topics {
         match counts.get(&spec.name) {

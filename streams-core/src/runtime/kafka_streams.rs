@@ -11,6 +11,9 @@ use crate::config::StreamsConfig;
 use crate::global::GlobalStores;
 use crate::query;
 use crate::record::Data;
+use crate::runtime::endpoints::{
+    partition_for_key, Directory, EndpointThread, KeyQueryMetadata, StreamsMetadata,
+};
 use crate::runtime::global_thread::GlobalStreamThread;
 use crate::runtime::internal_topics::{prepare_topics, TopicLayout};
 use crate::runtime::metrics::{MetricsHandle, StreamsMetrics};
@@ -57,6 +60,8 @@ pub struct KafkaStreams {
     metrics_server: Option<MetricsServer>,
     standbys: SharedStandbys,
     standby_thread: Option<JoinHandle<()>>,
+    directory: Arc<Directory>,
+    endpoint_thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -86,6 +91,8 @@ impl KafkaStreams {
             metrics_server: None,
             standbys: SharedStandbys::default(),
             standby_thread: None,
+            directory: Arc::default(),
+            endpoint_thread: None,
             config,
             supervisor: Arc::new(Supervisor::new()),
             threads: Vec::new(),
@@ -251,7 +258,139 @@ impl KafkaStreams {
                 })?;
             self.threads.push(handle);
         }
+        if let Some(endpoint) = self.config.application_server.clone() {
+            let (managers, standbys) = (self.task_managers.clone(), self.standbys.clone());
+            let publisher = EndpointThread {
+                config: self.config.clone(),
+                process_id: self.process_id.to_string(),
+                endpoint,
+                current_tasks: Box::new(move || {
+                    let active = managers
+                        .iter()
+                        .flat_map(|tm| tm.lock().unwrap_or_else(|p| p.into_inner()).task_ids())
+                        .collect();
+                    let standby = standby::lock(&standbys)
+                        .as_ref()
+                        .map(|s| s.task_ids())
+                        .unwrap_or_default();
+                    (active, standby)
+                }),
+                directory: self.directory.clone(),
+            };
+            let (producer, consumer) = publisher.clients()?;
+            let shutdown = self.supervisor.shutdown.clone();
+            let name = format!("{}-MetadataThread", self.config.application_id);
+            self.endpoint_thread = Some(
+                std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn(move || publisher.run(producer, consumer, shutdown))
+                    .map_err(|e| StreamsError::Io {
+                        path: name.into(),
+                        source: e,
+                    })?,
+            );
+        }
         Ok(())
+    }
+
+    /// The sub-topology holding the (non-global) store `store`.
+    fn subtopology_of_store(&self, store: &str) -> Option<u32> {
+        self.topology
+            .node_groups()
+            .iter()
+            .position(|g| {
+                g.iter()
+                    .any(|&n| self.topology.nodes[n].stores.iter().any(|s| s == store))
+            })
+            .map(|i| i as u32)
+    }
+
+    fn stores_of(&self, task: crate::TaskId) -> Vec<String> {
+        let groups = self.topology.node_groups();
+        let mut out: Vec<String> = groups
+            .get(task.subtopology as usize)
+            .map(|g| {
+                g.iter()
+                    .flat_map(|&n| self.topology.nodes[n].stores.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn require_application_server(&self) -> Result<()> {
+        if self.config.application_server.is_none() {
+            return Err(StreamsError::Config(
+                "instance metadata needs `application.server` (this instance's host:port for queries) on every instance".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every instance of the application with its endpoint, tasks and stores (Kafka Streams'
+    /// `metadataForAllStreamsClients`). Needs `application.server`; eventually consistent.
+    pub fn metadata_for_all_clients(&self) -> Result<Vec<StreamsMetadata>> {
+        self.require_application_server()?;
+        Ok(self.directory.all(&|t| self.stores_of(t)))
+    }
+
+    /// Which instance hosts `key` of store `store` (Kafka Streams' `queryMetadataForKey`): the
+    /// key's partition, the instance running that task, and those with standby copies. Needs
+    /// `application.server`; `active_host` is `None` while no instance has announced the task.
+    pub fn query_metadata_for_key<K: Data, V: Data>(
+        &self,
+        store: &str,
+        key: &K,
+    ) -> Result<KeyQueryMetadata> {
+        self.require_application_server()?;
+        let builder = self
+            .topology
+            .stores()
+            .iter()
+            .find(|b| b.name() == store)
+            .ok_or_else(|| {
+                StreamsError::IllegalState(format!(
+                    "no local (non-global) store named `{store}` in the topology"
+                ))
+            })?;
+        let serdes = builder
+            .serdes
+            .downcast_ref::<crate::store::StoreSerdes<K, V>>()
+            .ok_or_else(|| {
+                StreamsError::IllegalState(format!(
+                    "store `{store}` holds ({}, {}); ask with those types",
+                    builder.types.0, builder.types.1
+                ))
+            })?;
+        let bytes = serdes
+            .key
+            .serialize(key)
+            .map_err(|source| StreamsError::Serialization {
+                part: "key",
+                target: format!("store `{store}`"),
+                source,
+            })?
+            .unwrap_or_default();
+        let sub = self.subtopology_of_store(store).ok_or_else(|| {
+            StreamsError::IllegalState(format!("store `{store}` is not connected to a processor"))
+        })?;
+        let partitions = self
+            .layout
+            .as_ref()
+            .and_then(|l| l.tasks_per_subtopology.get(&sub).copied())
+            .ok_or_else(|| StreamsError::IllegalState("the instance is not started".into()))?;
+        let partition = partition_for_key(&bytes, partitions);
+        let (active_host, standby_hosts) = self.directory.hosts_of(crate::TaskId {
+            subtopology: sub,
+            partition,
+        });
+        Ok(KeyQueryMetadata {
+            active_host,
+            standby_hosts,
+            partition,
+        })
     }
 
     /// Runs `f` on every local copy of store `name`: the global store, or the store of each running
@@ -382,6 +521,14 @@ impl KafkaStreams {
         }
         while Instant::now() < deadline
             && self
+                .endpoint_thread
+                .as_ref()
+                .is_some_and(|t| !t.is_finished())
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while Instant::now() < deadline
+            && self
                 .standby_thread
                 .as_ref()
                 .is_some_and(|t| !t.is_finished())
@@ -390,8 +537,17 @@ impl KafkaStreams {
         }
         let all_done = self.threads.iter().all(|t| t.is_finished())
             && self.global_thread.as_ref().is_none_or(|t| t.is_finished())
-            && self.standby_thread.as_ref().is_none_or(|t| t.is_finished());
+            && self.standby_thread.as_ref().is_none_or(|t| t.is_finished())
+            && self
+                .endpoint_thread
+                .as_ref()
+                .is_none_or(|t| t.is_finished());
         if all_done {
+            if let Some(t) = self.endpoint_thread.take() {
+                if t.join().is_err() {
+                    tracing::error!("the metadata thread panicked");
+                }
+            }
             if let Some(t) = self.standby_thread.take() {
                 if t.join().is_err() {
                     tracing::error!("the standby thread panicked");
@@ -424,7 +580,10 @@ impl KafkaStreams {
 
 impl Drop for KafkaStreams {
     fn drop(&mut self) {
-        if !self.threads.is_empty() || self.global_thread.is_some() || self.standby_thread.is_some()
+        if !self.threads.is_empty()
+            || self.global_thread.is_some()
+            || self.standby_thread.is_some()
+            || self.endpoint_thread.is_some()
         {
             self.close(Duration::from_secs(60));
         }

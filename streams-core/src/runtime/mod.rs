@@ -3,6 +3,7 @@
 
 mod changelog_reader;
 pub mod client;
+pub mod endpoints;
 mod global_thread;
 mod group_view;
 pub mod internal_topics;

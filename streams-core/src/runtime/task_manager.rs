@@ -268,6 +268,11 @@ impl TaskManager {
         })
     }
 
+    /// The ids of the thread's tasks (restoring or running).
+    pub fn task_ids(&self) -> Vec<TaskId> {
+        self.tasks.keys().copied().collect()
+    }
+
     /// Whether any task is still restoring.
     pub fn is_restoring(&self) -> bool {
         self.tasks.values().any(|t| !t.is_running())
