@@ -103,6 +103,7 @@ fn run_word_count_from_a_config_file_then_restore_with_progress() {
         latest == want
     });
     await_counts(&mut reader, &want, Duration::from_secs(5));
+    println!("{out}");
     assert!(out.contains("Sub-topology: 0"), "{out}");
     assert!(out.contains("metrics: http://127.0.0.1:"), "{out}");
     assert!(
@@ -115,6 +116,7 @@ fn run_word_count_from_a_config_file_then_restore_with_progress() {
     // The local state is gone: the counts store restores from its changelog, with progress.
     o.overrides[1] = format!("state.dir={}", dir.path().join("state2").display());
     let out = run_until(&o, |t| t.contains("state REBALANCING -> RUNNING"));
+    println!("{out}");
     assert!(
         out.contains("restoring counts from streams-word-count-counts-changelog["),
         "{out}"

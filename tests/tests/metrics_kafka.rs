@@ -127,6 +127,11 @@ fn metrics_endpoint_shows_named_series_moving() {
         Duration::from_secs(60),
     );
     let after = scrape(addr);
+    for (k, v) in after.iter().filter(|(k, _)| {
+        k.contains("StreamThread-1\"}") || k.contains("task_id=\"1_0\"") || k.contains("txn_commit")
+    }) {
+        println!("{k} {v}");
+    }
     for (name, filter, grew_by) in [
         (format!("{thread}_process_total"), "", 7.0),
         (format!("{task}_process_total"), "", 7.0),
