@@ -82,7 +82,7 @@ pub fn ensure_installed() -> PathBuf {
     bin
 }
 
-fn free_loopback() -> (Ipv4Addr, u16) {
+pub(crate) fn free_loopback() -> (Ipv4Addr, u16) {
     let base = std::process::id().wrapping_mul(7919);
     for _ in 0..10_000 {
         let n = base.wrapping_add(NEXT_ADDRESS.fetch_add(1, Ordering::SeqCst)) % 60_000;
@@ -272,11 +272,11 @@ impl Drop for TestBroker {
     }
 }
 
-fn uuid_like() -> String {
+pub(crate) fn uuid_like() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn uvarint(mut n: u64, out: &mut Vec<u8>) {
+pub(crate) fn uvarint(mut n: u64, out: &mut Vec<u8>) {
     loop {
         let b = (n & 0x7f) as u8;
         n >>= 7;
@@ -288,7 +288,7 @@ fn uvarint(mut n: u64, out: &mut Vec<u8>) {
     }
 }
 
-fn compact_string(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn compact_string(s: &str, out: &mut Vec<u8>) {
     uvarint(s.len() as u64 + 1, out);
     out.extend_from_slice(s.as_bytes());
 }
@@ -306,26 +306,7 @@ pub fn set_transaction_version(addr: &SocketAddr, level: i16) -> Result<(), Stri
     uvarint(0, &mut body); // tagged fields
     body.push(0); // validate_only = false
     uvarint(0, &mut body);
-    let client_id = b"streams-tests";
-    let mut msg = Vec::new();
-    msg.extend_from_slice(&57i16.to_be_bytes()); // UpdateFeatures
-    msg.extend_from_slice(&1i16.to_be_bytes()); // v1
-    msg.extend_from_slice(&42i32.to_be_bytes()); // correlation id
-    msg.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-    msg.extend_from_slice(client_id);
-    uvarint(0, &mut msg);
-    msg.extend_from_slice(&body);
-    let mut s =
-        TcpStream::connect_timeout(addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(&(msg.len() as i32).to_be_bytes())
-        .and_then(|()| s.write_all(&msg))
-        .map_err(|e| e.to_string())?;
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).map_err(|e| e.to_string())?;
-    let mut r = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
-    s.read_exact(&mut r).map_err(|e| e.to_string())?;
+    let r = flexible_request(addr, 57, 1, &body)?; // UpdateFeatures v1
     let mut rd = Reader { r: &r, pos: 4 }; // after the correlation id
     rd.uvarint()?; // response header tags
     rd.take(4)?; // throttle_time_ms
@@ -346,13 +327,47 @@ pub fn set_transaction_version(addr: &SocketAddr, level: i16) -> Result<(), Stri
     Ok(())
 }
 
-struct Reader<'a> {
+/// Sends one request with a flexible (v2) header over plaintext and returns the response bytes
+/// (starting with the correlation id).
+pub(crate) fn flexible_request(
+    addr: &SocketAddr,
+    api_key: i16,
+    version: i16,
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
+    let client_id = b"streams-tests";
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&api_key.to_be_bytes());
+    msg.extend_from_slice(&version.to_be_bytes());
+    msg.extend_from_slice(&42i32.to_be_bytes()); // correlation id
+    msg.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    msg.extend_from_slice(client_id);
+    uvarint(0, &mut msg);
+    msg.extend_from_slice(body);
+    let mut s =
+        TcpStream::connect_timeout(addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(&(msg.len() as i32).to_be_bytes())
+        .and_then(|()| s.write_all(&msg))
+        .map_err(|e| e.to_string())?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).map_err(|e| e.to_string())?;
+    let mut r = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    s.read_exact(&mut r).map_err(|e| e.to_string())?;
+    Ok(r)
+}
+
+pub(crate) struct Reader<'a> {
     r: &'a [u8],
     pos: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+impl<'a> Reader<'a> {
+    pub(crate) fn new(r: &'a [u8], pos: usize) -> Self {
+        Reader { r, pos }
+    }
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], String> {
         let b = self
             .r
             .get(self.pos..self.pos + n)
@@ -360,11 +375,11 @@ impl Reader<'_> {
         self.pos += n;
         Ok(b)
     }
-    fn i16(&mut self) -> Result<i16, String> {
+    pub(crate) fn i16(&mut self) -> Result<i16, String> {
         let b = self.take(2)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
     }
-    fn uvarint(&mut self) -> Result<u64, String> {
+    pub(crate) fn uvarint(&mut self) -> Result<u64, String> {
         let (mut n, mut shift) = (0u64, 0);
         loop {
             let b = self.take(1)?[0];
@@ -375,7 +390,7 @@ impl Reader<'_> {
             shift += 7;
         }
     }
-    fn compact_string(&mut self) -> Result<String, String> {
+    pub(crate) fn compact_string(&mut self) -> Result<String, String> {
         let n = self.uvarint()?;
         if n == 0 {
             return Ok(String::new());

@@ -9,6 +9,7 @@
 pub mod apps;
 pub mod broker;
 pub mod kafka;
+pub mod secured;
 pub mod wordcount;
 
 pub use broker::TestBroker;

@@ -55,6 +55,88 @@ impl ClientContext for TracingContext {
     }
 }
 
+/// A [`TracingContext`] that also keeps the first connection failure no retry can fix (failed
+/// SASL authentication, a failed TLS handshake), so the first contact with the cluster can fail
+/// fast with the cause instead of timing out.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectContext {
+    fatal: std::sync::Mutex<Option<ConnectFailure>>,
+}
+
+/// Why the cluster cannot be reached with the given settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectFailure {
+    /// SASL authentication was refused.
+    Authentication(String),
+    /// The TLS handshake failed (often: the broker's certificate is not trusted).
+    Tls(String),
+}
+
+impl ConnectContext {
+    /// The failure seen so far, if any.
+    pub fn failure(&self) -> Option<ConnectFailure> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn classify(error: &KafkaError, reason: &str) -> Option<ConnectFailure> {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        let r = reason.to_string();
+        match error.rdkafka_error_code() {
+            Some(C::Authentication | C::SaslAuthenticationFailed) => {
+                Some(ConnectFailure::Authentication(r))
+            }
+            Some(C::SSL) => Some(ConnectFailure::Tls(r)),
+            _ if reason.contains("SSL handshake failed") => Some(ConnectFailure::Tls(r)),
+            _ if reason.contains("SASL authentication error")
+                || reason.contains("Authentication failed") =>
+            {
+                Some(ConnectFailure::Authentication(r))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ConnectContext {
+    fn keep(&self, f: ConnectFailure) {
+        let mut slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(f);
+    }
+}
+
+impl ClientContext for ConnectContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        // librdkafka reports a failed TLS handshake as a connection failure log line.
+        if fac == "FAIL" && message.contains("SSL handshake failed") {
+            self.keep(ConnectFailure::Tls(message.to_string()));
+        }
+        log_line(level, fac, message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Some(f) = Self::classify(&error, reason) {
+            self.keep(f);
+        }
+        global_error(error, reason);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ConnectContext {}
+
+impl ConnectFailure {
+    /// The error for users: the cause and the settings that fix it. librdkafka's reasons name
+    /// the broker and mechanism, never the password.
+    pub fn into_error(self, bootstrap: &str) -> StreamsError {
+        match self {
+            ConnectFailure::Authentication(reason) => StreamsError::Config(format!(
+                "cannot connect to `{bootstrap}`: SASL authentication failed ({reason}); check sasl.mechanism, sasl.username and sasl.password"
+            )),
+            ConnectFailure::Tls(reason) => StreamsError::Config(format!(
+                "cannot connect to `{bootstrap}`: the TLS handshake failed ({reason}); if the broker's certificate is signed by a private CA, set ssl.ca.location to that CA's PEM file"
+            )),
+        }
+    }
+}
+
 /// Which client a configuration is for; picks the `consumer.` / `producer.` / `admin.` /
 /// `restore.consumer.` overrides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

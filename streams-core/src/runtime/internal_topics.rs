@@ -11,7 +11,9 @@ use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::StreamsConfig;
-use crate::runtime::client::{client_config, creation_error, ClientKind, TracingContext};
+use crate::runtime::client::{
+    client_config, creation_error, ClientKind, ConnectContext, TracingContext,
+};
 use crate::store::{changelog_topic, StoreKind};
 use crate::task::runtime_topic;
 use crate::topology::Topology;
@@ -228,13 +230,39 @@ pub fn plan_layout(
     Ok(layout)
 }
 
-fn metadata(client: &BaseConsumer<TracingContext>) -> Result<Metadata> {
+fn metadata(client: &BaseConsumer<ConnectContext>) -> Result<Metadata> {
     client
         .fetch_metadata(None, METADATA_TIMEOUT)
         .map_err(|e| StreamsError::Kafka {
             context: "fetching cluster metadata".into(),
             source: e,
         })
+}
+
+/// The first contact with the cluster: like [`metadata`], but a refused login or an untrusted
+/// certificate fails at once with its cause rather than after the whole timeout.
+fn first_metadata(client: &BaseConsumer<ConnectContext>, bootstrap: &str) -> Result<Metadata> {
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let attempt = client.fetch_metadata(None, Duration::from_millis(500));
+        // Error events reach the context only when the client's queue is served.
+        let _ = client.poll(Duration::ZERO);
+        if let Some(f) = client.context().failure() {
+            return Err(f.into_error(bootstrap));
+        }
+        match attempt {
+            Ok(md) => return Ok(md),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(StreamsError::Kafka {
+                    context: format!(
+                        "fetching cluster metadata from `{bootstrap}` for {METADATA_TIMEOUT:?}"
+                    ),
+                    source: e,
+                })
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 fn partition_counts(md: &Metadata) -> HashMap<String, i32> {
@@ -247,11 +275,12 @@ fn partition_counts(md: &Metadata) -> HashMap<String, i32> {
 
 /// Plans the layout against the live cluster, creates missing internal topics and checks existing ones.
 pub fn prepare_topics(topology: &Topology, config: &StreamsConfig) -> Result<TopicLayout> {
-    let md_client: BaseConsumer<TracingContext> =
+    let md_client: BaseConsumer<ConnectContext> =
         client_config(config, ClientKind::Admin, &[], &[])?
-            .create_with_context(TracingContext)
+            .create_with_context(ConnectContext::default())
             .map_err(|e| creation_error("metadata client", e))?;
-    let counts = partition_counts(&metadata(&md_client)?);
+    let bootstrap = config.bootstrap_servers.as_deref().unwrap_or_default();
+    let counts = partition_counts(&first_metadata(&md_client, bootstrap)?);
     let mut layout = plan_layout(
         topology,
         &config.application_id,

@@ -132,7 +132,6 @@ pub(crate) fn classify(context: &str, e: KafkaError) -> CollectorError {
     }
 }
 
-/// One producer: plain (at_least_once) or transactional (exactly-once).
 /// The producer's transaction timings (`producer-metrics`, as the Java producer reports them).
 struct TxnSensors {
     init: Arc<Sensor>,
@@ -142,6 +141,7 @@ struct TxnSensors {
     abort: Arc<Sensor>,
 }
 
+/// One producer: plain (at_least_once) or transactional (exactly-once).
 pub(crate) struct StreamProducer {
     producer: BaseProducer<CollectorContext>,
     state: Arc<Mutex<DeliveryState>>,
@@ -427,7 +427,6 @@ impl StreamProducer {
     }
 }
 
-/// Retries a transactional call while librdkafka says the error is retriable.
 /// `transaction.timeout.ms` of the producers, less a margin: our clock starts at
 /// `begin_transaction`, before the coordinator's (at the first partition added), so a transaction
 /// this old by our clock may be just about to time out on the broker.
@@ -444,6 +443,7 @@ fn transaction_timeout_ms(config: &StreamsConfig) -> u64 {
         .unwrap_or(DEFAULT_TRANSACTION_TIMEOUT_MS)
 }
 
+/// Retries a transactional call while librdkafka says the error is retriable.
 fn retry(
     mut f: impl FnMut() -> rdkafka::error::KafkaResult<()>,
 ) -> rdkafka::error::KafkaResult<()> {
