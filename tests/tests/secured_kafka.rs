@@ -3,13 +3,52 @@
 //! certificate fail fast with their cause, and the password never shows.
 #![allow(clippy::unwrap_used)]
 
+use std::io::Write;
+
+use rdkafka::consumer::Consumer;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use streams_core::{KafkaStreams, StreamsConfig};
 use streams_examples::word_count_topology;
-use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
+use streams_tests::kafka::{create_topics, produce, TopicReader};
 use streams_tests::secured::{SecuredBroker, PASSWORD, USER};
 use streams_tests::wordcount::{assert_exact_updates, await_counts, expected_counts, test_config};
+
+/// Everything logged in this test binary, at debug level (librdkafka's lines included).
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct Captured;
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        .with_writer(|| Captured)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// No log line so far holds a password.
+fn assert_logs_hold_no(secrets: &[&str]) {
+    let logs =
+        String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    assert!(logs.lines().count() > 10, "logs were captured");
+    for s in secrets {
+        assert!(!logs.contains(s), "a log line holds a secret");
+    }
+}
 
 fn secured_config(
     b: &SecuredBroker,
@@ -35,7 +74,7 @@ fn secured_config(
 #[test]
 fn word_count_under_exactly_once_v2_over_sasl_ssl() {
     let _one = SecuredBroker::exclusive();
-    init_tracing();
+    capture_logs();
     let broker = SecuredBroker::start();
     let plain = broker.plaintext();
     create_topics(plain, &[("sec-in", 2), ("sec-out", 2)]);
@@ -81,12 +120,30 @@ fn word_count_under_exactly_once_v2_over_sasl_ssl() {
     let mut r2 = TopicReader::new(plain, "sec-out2", true);
     await_counts(&mut r2, &want, Duration::from_secs(60));
     assert!(s2.close(Duration::from_secs(30)));
+    assert_logs_hold_no(&[PASSWORD]);
+
+    // One prefixed ACL per resource type covers an app: every topic it made starts with its id.
+    let admin: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", plain)
+        .create()
+        .unwrap();
+    let md = admin.fetch_metadata(None, Duration::from_secs(10)).unwrap();
+    let made: Vec<&str> = md
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|n| !n.starts_with("__") && !n.starts_with("sec-"))
+        .collect();
+    assert!(!made.is_empty());
+    for t in made {
+        assert!(t.starts_with("secured-wc-"), "{t}");
+    }
 }
 
 #[test]
 fn wrong_password_and_untrusted_certificate_fail_fast_with_their_cause() {
     let _one = SecuredBroker::exclusive();
-    init_tracing();
+    capture_logs();
     let broker = SecuredBroker::start();
     create_topics(broker.plaintext(), &[("sec-in", 1), ("sec-out", 1)]);
     let dir = tempfile::tempdir().unwrap();
