@@ -536,16 +536,34 @@ impl StreamsMetrics {
             stat: Mutex::new(SampledStat::new(Instant::now())),
         });
         if s.enabled {
-            self.sensors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Registered {
-                    spec,
-                    labels: s.labels.clone(),
-                    sensor: Arc::downgrade(&s),
-                });
+            let mut sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
+            // Without scrapes nothing else prunes: keep tasks that come and go from piling up.
+            if sensors.len() >= 1024 && sensors.len().is_power_of_two() {
+                self.drop_dead(&mut sensors);
+            }
+            sensors.push(Registered {
+                spec,
+                labels: s.labels.clone(),
+                sensor: Arc::downgrade(&s),
+            });
         }
         s
+    }
+
+    /// Forgets sensors whose owner is gone, with their series.
+    fn drop_dead(&self, sensors: &mut Vec<Registered>) {
+        sensors.retain(|r| {
+            if r.sensor.strong_count() > 0 {
+                return true;
+            }
+            let values: Vec<&str> = r.labels.iter().map(String::as_str).collect();
+            for metric in r.spec.series() {
+                if let Some(f) = self.families.get(&series_name(r.spec.group, &metric)) {
+                    f.remove(&values);
+                }
+            }
+            false
+        });
     }
 
     /// Sets the gauge `spec` for `labels`.
@@ -578,18 +596,7 @@ impl StreamsMetrics {
     fn refresh(&self) {
         let now = Instant::now();
         let mut sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
-        sensors.retain(|r| {
-            if r.sensor.strong_count() > 0 {
-                return true;
-            }
-            let values: Vec<&str> = r.labels.iter().map(String::as_str).collect();
-            for metric in r.spec.series() {
-                if let Some(f) = self.families.get(&series_name(r.spec.group, &metric)) {
-                    f.remove(&values);
-                }
-            }
-            false
-        });
+        self.drop_dead(&mut sensors);
         for s in sensors.iter().filter_map(|r| r.sensor.upgrade()) {
             let labels: Vec<&str> = s.labels.iter().map(String::as_str).collect();
             let stat = s.stat.lock().unwrap_or_else(|p| p.into_inner());
