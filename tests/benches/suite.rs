@@ -1,0 +1,828 @@
+//! The benchmark suite: `cargo bench -p streams-tests --bench suite`.
+//!
+//! Against a test broker it starts itself, it measures, each scenario in a child process of its own
+//! (so peak RSS is the scenario's):
+//! 1. **pipe**: plain rdkafka consume -> produce of the word-count input, 2 threads (the ceiling);
+//! 2. **word count** under at_least_once, exactly_once_v2 at commit.interval.ms 100 and 1000, and
+//!    legacy exactly_once: input lines/s on a backlog, then end-to-end latency (record timestamp
+//!    -> output visible to a read_committed consumer) of paced input, p50/p99, and peak RSS;
+//! 3. **store**: a count per key over 1M distinct keys (RocksDB-heavy);
+//! 4. **restore**: restoring that 1M-entry changelog into an empty state dir, against a raw
+//!    consume of the same topic;
+//! 5. **KIP-447 scale**: 1 instance x 2 threads over 16, 64 and 200 partitions, exactly_once_v2 vs
+//!    legacy exactly_once: transactional producers and records/s;
+//! 6. **store API vs raw RocksDB**: 1M puts and gets, in process.
+//!
+//! It prints a table with every ratio against its baseline from the same run, and writes
+//! `benchmarks/results/results.csv` and `benchmarks/results/throughput.svg`. `BENCH_SCALE`
+//! (default 1) multiplies the record counts.
+#![allow(clippy::unwrap_used)]
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use streams_core::serdes::StringSerde;
+use streams_core::{KafkaStreams, Processor, ProcessorContext, Record, StreamsConfig};
+use streams_dsl::{Grouped, Materialized, Produced, StreamsBuilder};
+use streams_examples::word_count_topology;
+use streams_tests::kafka::{create_topics, produce};
+use streams_tests::TestBroker;
+
+const CHILD: &str = "BENCH_CHILD";
+const BOOTSTRAP: &str = "BENCH_BOOTSTRAP";
+const LINES: &str = "bench-lines";
+const KEYS: &str = "bench-keys";
+const SCALE_PARTITIONS: [i32; 3] = [16, 64, 200];
+
+fn scale() -> f64 {
+    std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0)
+}
+
+fn lines() -> usize {
+    (100_000.0 * scale()) as usize
+}
+
+fn keys() -> usize {
+    (1_000_000.0 * scale()) as usize
+}
+
+fn scale_records() -> usize {
+    (20_000.0 * scale()) as usize
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn client(b: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", b);
+    c.set_log_level(rdkafka::config::RDKafkaLogLevel::Error);
+    c
+}
+
+fn line(i: usize) -> String {
+    (0..5)
+        .map(|j| format!("w{}", (i * 7 + j * 131) % 1000))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reads `topic` read_committed from the start, calling `f(record, now_ms)` per record, until
+/// `done()` or the timeout.
+fn read_until(
+    b: &str,
+    topic: &str,
+    timeout: Duration,
+    mut f: impl FnMut(&rdkafka::message::BorrowedMessage<'_>, i64),
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let consumer: BaseConsumer = client(b)
+        .set("group.id", format!("bench-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            f(&m, now_ms());
+        }
+    }
+    done()
+}
+
+fn config(
+    b: &str,
+    app: &str,
+    guarantee: &str,
+    commit_ms: &str,
+) -> (StreamsConfig, tempfile::TempDir) {
+    let state = tempfile::tempdir().unwrap();
+    let c = StreamsConfig::from_pairs([
+        ("application.id", app),
+        ("bootstrap.servers", b),
+        ("processing.guarantee", guarantee),
+        ("commit.interval.ms", commit_ms),
+        ("replication.factor", "1"),
+        ("num.stream.threads", "2"),
+        ("state.dir", state.path().to_str().unwrap()),
+    ])
+    .unwrap();
+    (c, state)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64
+}
+
+// ---- child scenarios ---------------------------------------------------------------------------
+
+type Out = BTreeMap<&'static str, f64>;
+
+fn pipe(b: &str) -> Out {
+    let n = lines() as u64;
+    create_topics(b, &[("pipe-out", 16)]);
+    let consumed = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (b, consumed, first, stop) =
+                (b.to_string(), consumed.clone(), first.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let c: BaseConsumer = client(&b)
+                    .set("group.id", "bench-pipe")
+                    .set("enable.auto.commit", "true")
+                    .set("auto.offset.reset", "earliest")
+                    .set("partition.assignment.strategy", "range")
+                    .create()
+                    .unwrap();
+                c.subscribe(&[LINES]).unwrap();
+                let p: BaseProducer = client(&b)
+                    .set("linger.ms", "5")
+                    .set("acks", "all")
+                    .create()
+                    .unwrap();
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(Ok(m)) = c.poll(Duration::from_millis(20)) else {
+                        continue;
+                    };
+                    first.lock().unwrap().get_or_insert_with(Instant::now);
+                    let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to("pipe-out");
+                    if let Some(v) = m.payload() {
+                        r = r.payload(v);
+                    }
+                    while let Err((_, back)) = p.send(r) {
+                        r = back;
+                        p.poll(Duration::from_millis(5));
+                    }
+                    p.poll(Duration::ZERO);
+                    consumed.fetch_add(1, Ordering::SeqCst);
+                }
+                p.flush(Duration::from_secs(60)).unwrap();
+            })
+        })
+        .collect();
+    while consumed.load(Ordering::SeqCst) < n {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let secs = first
+        .lock()
+        .unwrap()
+        .map(|t| t.elapsed())
+        .unwrap()
+        .as_secs_f64();
+    Out::from([
+        ("records", n as f64),
+        ("seconds", secs),
+        ("rss_mib", peak_rss_mib()),
+    ])
+}
+
+/// Records in `topic` (its producers are not transactional, so offsets count records).
+fn topic_records(b: &str, topic: &str) -> usize {
+    let c: BaseConsumer = client(b).create().unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    md.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (low, high) = c
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .unwrap();
+            (high - low) as usize
+        })
+        .sum()
+}
+
+fn word_count(b: &str, guarantee: &str, commit_ms: &str, app: &str) -> Out {
+    // The backlog: the generated lines plus the paced lines of earlier scenarios.
+    let n = topic_records(b, LINES);
+    let output = format!("{app}-out");
+    create_topics(b, &[(&output, 16)]);
+    let (config, _state) = config(b, app, guarantee, commit_ms);
+    let mut streams =
+        KafkaStreams::new(word_count_topology(LINES, &output).unwrap(), config).unwrap();
+    streams.start().unwrap();
+    streams
+        .wait_until_running(Duration::from_secs(120))
+        .unwrap();
+    // Backlog: done when the latest counts add up to every word of the input.
+    let started = Instant::now();
+    let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
+    let total = Cell::new(0i64);
+    let want = (n * 5) as i64;
+    let paced_from = Arc::new(AtomicU64::new(u64::MAX));
+    let pf = paced_from.clone();
+    let mut latencies = Vec::new();
+    let mut throughput_secs = None;
+    let pace_lines = 2000usize;
+    let pace_secs = 10usize;
+    let mut pacer: Option<std::thread::JoinHandle<()>> = None;
+    let ok = read_until(
+        b,
+        &output,
+        Duration::from_secs(900),
+        |m, now| {
+            let key = m.key().unwrap_or_default().to_vec();
+            let v = m
+                .payload()
+                .map(|p| i64::from_be_bytes(p.try_into().unwrap_or([0; 8])))
+                .unwrap_or(0);
+            let old = latest.insert(key, v).unwrap_or(0);
+            total.set(total.get() + v - old);
+            let ts = m.timestamp().to_millis().unwrap_or(0);
+            if ts as u64 >= pf.load(Ordering::SeqCst) {
+                latencies.push(now - ts);
+            }
+        },
+        || {
+            if throughput_secs.is_none() && total.get() >= want {
+                throughput_secs = Some(started.elapsed().as_secs_f64());
+                // Latency phase: paced input with fresh timestamps.
+                let b = b.to_string();
+                let pf = paced_from.clone();
+                pacer = Some(std::thread::spawn(move || {
+                    let p: BaseProducer = client(&b).set("linger.ms", "1").create().unwrap();
+                    pf.store(now_ms() as u64, Ordering::SeqCst);
+                    let t0 = Instant::now();
+                    for i in 0..pace_lines * pace_secs {
+                        let due = t0 + Duration::from_secs_f64(i as f64 / pace_lines as f64);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let text = line(i);
+                        let mut r: BaseRecord<'_, str, str> = BaseRecord::to(LINES)
+                            .payload(text.as_str())
+                            .timestamp(now_ms());
+                        while let Err((_, back)) = p.send(r) {
+                            r = back;
+                            p.poll(Duration::from_millis(1));
+                        }
+                        p.poll(Duration::ZERO);
+                    }
+                    p.flush(Duration::from_secs(30)).unwrap();
+                }));
+            }
+            // Every paced word counted too.
+            throughput_secs.is_some() && total.get() >= want + (pace_lines * pace_secs * 5) as i64
+        },
+    );
+    assert!(ok, "{app}: counted {} of {want} words", total.get());
+    if let Some(p) = pacer {
+        p.join().unwrap();
+    }
+    let producers = streams
+        .counters()
+        .transactional_producers_created
+        .load(Ordering::SeqCst);
+    streams.close(Duration::from_secs(60));
+    latencies.sort_unstable();
+    Out::from([
+        ("records", n as f64),
+        ("seconds", throughput_secs.unwrap_or(f64::NAN)),
+        ("p50_ms", percentile(&latencies, 0.5)),
+        ("p99_ms", percentile(&latencies, 0.99)),
+        ("txn_producers", producers as f64),
+        ("rss_mib", peak_rss_mib()),
+    ])
+}
+
+fn key_counts_topology() -> streams_core::Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>(KEYS)
+        .group_by_key(Grouped::default())
+        .count(Materialized::as_("key-counts"))
+        .to_stream()
+        .to_with("bench-store-out", Produced::default());
+    builder.build().unwrap()
+}
+
+fn store(b: &str) -> Out {
+    let n = keys();
+    create_topics(b, &[("bench-store-out", 16)]);
+    let (config, _state) = config(b, "bench-store", "at_least_once", "1000");
+    let mut streams = KafkaStreams::new(key_counts_topology(), config).unwrap();
+    streams.start().unwrap();
+    streams
+        .wait_until_running(Duration::from_secs(120))
+        .unwrap();
+    let started = Instant::now();
+    let seen = Cell::new(0usize);
+    let ok = read_until(
+        b,
+        "bench-store-out",
+        Duration::from_secs(900),
+        |_, _| seen.set(seen.get() + 1),
+        || seen.get() >= n,
+    );
+    assert!(ok, "store: {} of {n} counts", seen.get());
+    let secs = started.elapsed().as_secs_f64();
+    streams.close(Duration::from_secs(60));
+    Out::from([
+        ("records", n as f64),
+        ("seconds", secs),
+        ("rss_mib", peak_rss_mib()),
+    ])
+}
+
+fn restore(b: &str) -> Out {
+    let topic = "bench-store-key-counts-changelog";
+    // Raw: read the whole changelog with a plain consumer.
+    let consumer: BaseConsumer = client(b)
+        .set("group.id", "bench-raw-changelog")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut end = 0i64;
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .unwrap();
+        end += high - low;
+    }
+    let t = Instant::now();
+    consumer.assign(&tpl).unwrap();
+    let mut read = 0i64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while read < end && Instant::now() < deadline {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+            read += 1;
+        }
+    }
+    let raw_secs = t.elapsed().as_secs_f64();
+    drop(consumer);
+    // The framework: the same app on an empty state dir restores the changelog before running.
+    let (config, _state) = config(b, "bench-store", "at_least_once", "1000");
+    let mut streams = KafkaStreams::new(key_counts_topology(), config).unwrap();
+    let timer = Arc::new(RestoreTimer::default());
+    streams.set_restore_listener(timer.clone());
+    streams.start().unwrap();
+    streams
+        .wait_until_running(Duration::from_secs(900))
+        .unwrap();
+    // From the first partition's start to the last one's end: group joins are not restoring.
+    let secs = timer.span().as_secs_f64();
+    let restored = streams.counters().restored.load(Ordering::SeqCst);
+    streams.close(Duration::from_secs(60));
+    Out::from([
+        ("records", restored as f64),
+        ("seconds", secs),
+        ("raw_records", read as f64),
+        ("raw_seconds", raw_secs),
+        ("rss_mib", peak_rss_mib()),
+    ])
+}
+
+/// When restoration began (first partition) and ended (last partition).
+#[derive(Default)]
+struct RestoreTimer {
+    first: std::sync::Mutex<Option<Instant>>,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl RestoreTimer {
+    fn span(&self) -> Duration {
+        match (*self.first.lock().unwrap(), *self.last.lock().unwrap()) {
+            (Some(a), Some(b)) => b.duration_since(a),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+impl streams_core::StateRestoreListener for RestoreTimer {
+    fn on_restore_start(&self, _: &str, _: i32, _: &str, _: i64, _: i64) {
+        self.first.lock().unwrap().get_or_insert_with(Instant::now);
+    }
+    fn on_batch_restored(&self, _: &str, _: i32, _: &str, _: i64, _: u64) {}
+    fn on_restore_end(&self, _: &str, _: i32, _: &str, _: u64) {
+        *self.last.lock().unwrap() = Some(Instant::now());
+    }
+}
+
+struct Upper;
+
+impl Processor<String, String> for Upper {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        r: Record<String, String>,
+    ) -> streams_core::Result<()> {
+        let v = r.value.to_uppercase();
+        ctx.forward(r.with_value(v))
+    }
+}
+
+fn kip447(b: &str, guarantee: &str, partitions: i32) -> Out {
+    let n = scale_records();
+    let (input, output) = (
+        format!("scale-in-{partitions}"),
+        format!("scale-out-{guarantee}-{partitions}"),
+    );
+    create_topics(b, &[(&output, partitions)]);
+    let topology =
+        streams_tests::apps::pipe_topology(&input, &output, Arc::new(StringSerde), || Upper);
+    let (config, _state) = config(
+        b,
+        &format!("bench-scale-{guarantee}-{partitions}"),
+        guarantee,
+        "100",
+    );
+    let mut streams = KafkaStreams::new(topology, config).unwrap();
+    let t = Instant::now();
+    streams.start().unwrap();
+    streams
+        .wait_until_running(Duration::from_secs(600))
+        .unwrap();
+    let startup = t.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let seen = Cell::new(0usize);
+    let ok = read_until(
+        b,
+        &output,
+        Duration::from_secs(600),
+        |_, _| seen.set(seen.get() + 1),
+        || seen.get() >= n,
+    );
+    assert!(ok, "scale {guarantee} {partitions}: {} of {n}", seen.get());
+    let secs = started.elapsed().as_secs_f64();
+    let producers = streams
+        .counters()
+        .transactional_producers
+        .load(Ordering::SeqCst);
+    streams.close(Duration::from_secs(120));
+    Out::from([
+        ("records", n as f64),
+        ("seconds", secs),
+        ("startup_s", startup),
+        ("txn_producers", producers as f64),
+        ("rss_mib", peak_rss_mib()),
+    ])
+}
+
+fn run_child(scenario: &str) {
+    let b = std::env::var(BOOTSTRAP).unwrap();
+    let out = match scenario.split(':').collect::<Vec<_>>().as_slice() {
+        ["pipe"] => pipe(&b),
+        ["wc", g, ms, app] => word_count(&b, g, ms, app),
+        ["store"] => store(&b),
+        ["restore"] => restore(&b),
+        ["scale", g, p] => kip447(&b, g, p.parse().unwrap()),
+        other => panic!("unknown scenario {other:?}"),
+    };
+    let fields: Vec<String> = out.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("BENCH-RESULT {}", fields.join(";"));
+}
+
+// ---- parent ------------------------------------------------------------------------------------
+
+fn spawn(b: &str, scenario: &str) -> Out {
+    let t = Instant::now();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, scenario)
+        .env(BOOTSTRAP, b)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH-RESULT "))
+        .unwrap_or_else(|| {
+            panic!(
+                "scenario {scenario} failed: {}\n{}",
+                stdout,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    eprintln!("  {scenario}: done in {:.0} s", t.elapsed().as_secs_f64());
+    line.split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| {
+            let k: &'static str = Box::leak(k.to_string().into_boxed_str());
+            Some((k, v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// 1M puts and gets through the store API and through the raw `rocksdb` crate, same options.
+fn store_vs_raw() -> (f64, f64) {
+    use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options, DB};
+    use state_stores::{KeyValueStore, RocksDbKeyValueStore, RocksDbResources};
+    let n = keys() as u64;
+    let key = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes();
+    let value = [b'v'; 100];
+    let dir = tempfile::tempdir().unwrap();
+    // The raw side gets the table options the store uses (see state-stores' store_vs_raw).
+    let cache = Cache::new_lru_cache(64 << 20);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.set_block_based_table_factory(&table);
+    opts.set_compression_type(DBCompressionType::Lz4);
+    let db = DB::open(&opts, dir.path().join("raw")).unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        db.put(key(i), value).unwrap();
+    }
+    for i in 0..n {
+        assert!(db.get(key(i)).unwrap().is_some());
+    }
+    let raw = (2 * n) as f64 / t.elapsed().as_secs_f64();
+    drop(db);
+    let resources = RocksDbResources::new(64 << 20);
+    let mut store =
+        RocksDbKeyValueStore::open("bench", dir.path().join("store"), &resources).unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        store.put(&key(i), &value).unwrap();
+    }
+    for i in 0..n {
+        assert!(store.get(&key(i)).unwrap().is_some());
+    }
+    let api = (2 * n) as f64 / t.elapsed().as_secs_f64();
+    (api, raw)
+}
+
+struct Row {
+    scenario: String,
+    out: Out,
+}
+
+impl Row {
+    fn get(&self, k: &str) -> f64 {
+        self.out.get(k).copied().unwrap_or(f64::NAN)
+    }
+    fn rate(&self) -> f64 {
+        self.get("records") / self.get("seconds")
+    }
+}
+
+fn svg_bars(title: &str, bars: &[(String, f64)]) -> String {
+    let max = bars.iter().map(|(_, v)| *v).fold(1.0, f64::max);
+    let (w, bar_h, left) = (760.0, 26.0, 230.0);
+    let h = 50.0 + bar_h * bars.len() as f64;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"13\">\n<text x=\"10\" y=\"22\" font-size=\"15\">{title}</text>\n"
+    );
+    for (i, (label, v)) in bars.iter().enumerate() {
+        let y = 36.0 + i as f64 * bar_h;
+        let len = (w - left - 90.0) * v / max;
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label}</text><rect x=\"{left}\" y=\"{}\" width=\"{len:.1}\" height=\"{}\" fill=\"#4a7bd0\"/><text x=\"{:.1}\" y=\"{}\">{v:.0}</text>",
+            left - 8.0,
+            y + 17.0,
+            y + 4.0,
+            bar_h - 8.0,
+            left + len + 6.0,
+            y + 17.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn main() {
+    if let Ok(scenario) = std::env::var(CHILD) {
+        run_child(&scenario);
+        return;
+    }
+    let wall = Instant::now();
+    let broker = TestBroker::start();
+    let b = broker.bootstrap_servers().to_string();
+    eprintln!("benchmark suite on {b} (BENCH_SCALE={})", scale());
+    create_topics(&b, &[(LINES, 16), (KEYS, 16)]);
+    let text: Vec<String> = (0..lines()).map(line).collect();
+    produce(
+        &b,
+        LINES,
+        &text
+            .iter()
+            .map(|l| (None, Some(l.as_str())))
+            .collect::<Vec<_>>(),
+    );
+    let ks: Vec<String> = (0..keys()).map(|i| format!("key-{i}")).collect();
+    produce(
+        &b,
+        KEYS,
+        &ks.iter()
+            .map(|k| (Some(k.as_str()), Some("x")))
+            .collect::<Vec<_>>(),
+    );
+    drop((text, ks));
+    for p in SCALE_PARTITIONS {
+        let input = format!("scale-in-{p}");
+        create_topics(&b, &[(&input, p)]);
+        let recs: Vec<String> = (0..scale_records()).map(|i| format!("r{i}")).collect();
+        produce(
+            &b,
+            &input,
+            &recs
+                .iter()
+                .map(|r| (Some(r.as_str()), Some(r.as_str())))
+                .collect::<Vec<_>>(),
+        );
+    }
+
+    let mut rows = Vec::new();
+    let mut run = |scenario: &str| {
+        let out = spawn(&b, scenario);
+        rows.push(Row {
+            scenario: scenario.to_string(),
+            out,
+        });
+    };
+    run("pipe");
+    run("wc:at_least_once:100:bench-wc-alos");
+    run("wc:exactly_once_v2:100:bench-wc-v2-100");
+    run("wc:exactly_once_v2:1000:bench-wc-v2-1000");
+    run("wc:exactly_once:100:bench-wc-legacy");
+    run("store");
+    run("restore");
+    for p in SCALE_PARTITIONS {
+        run(&format!("scale:exactly_once_v2:{p}"));
+        run(&format!("scale:exactly_once:{p}"));
+    }
+    let (api, raw) = store_vs_raw();
+    drop(broker);
+
+    let find = |s: &str| rows.iter().find(|r| r.scenario.starts_with(s)).unwrap();
+    let pipe_rate = find("pipe").rate();
+    let alos = find("wc:at_least_once").rate();
+    let v2 = find("wc:exactly_once_v2:100").rate();
+    let restore = find("restore");
+    let restore_rate = restore.rate();
+    let raw_consume = restore.get("raw_records") / restore.get("raw_seconds");
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<34} {:>9} {:>8} {:>11} {:>8} {:>8} {:>8} {:>6}",
+        "scenario", "records", "seconds", "records/s", "p50 ms", "p99 ms", "RSS MiB", "txnP"
+    );
+    let mut csv = String::from(
+        "scenario,records,seconds,records_per_s,p50_ms,p99_ms,peak_rss_mib,txn_producers\n",
+    );
+    for r in &rows {
+        let _ = writeln!(
+            table,
+            "{:<34} {:>9.0} {:>8.2} {:>11.0} {:>8.0} {:>8.0} {:>8.0} {:>6.0}",
+            r.scenario,
+            r.get("records"),
+            r.get("seconds"),
+            r.rate(),
+            r.get("p50_ms"),
+            r.get("p99_ms"),
+            r.get("rss_mib"),
+            r.get("txn_producers")
+        );
+        let _ = writeln!(
+            csv,
+            "{},{},{:.3},{:.1},{},{},{:.1},{}",
+            r.scenario,
+            r.get("records"),
+            r.get("seconds"),
+            r.rate(),
+            r.get("p50_ms"),
+            r.get("p99_ms"),
+            r.get("rss_mib"),
+            r.get("txn_producers")
+        );
+    }
+    let _ = writeln!(csv, "store-api-vs-raw-rocksdb,{},,{api:.1},,,,", 2 * keys());
+    let _ = writeln!(csv, "raw-rocksdb,{},,{raw:.1},,,,", 2 * keys());
+    let _ = writeln!(
+        csv,
+        "raw-changelog-consume,{},{:.3},{raw_consume:.1},,,,",
+        restore.get("raw_records"),
+        restore.get("raw_seconds")
+    );
+    let _ = writeln!(
+        table,
+        "store API {api:.0} ops/s vs raw RocksDB {raw:.0} ops/s (1M puts + 1M gets)"
+    );
+    let _ = writeln!(table, "raw changelog consume {raw_consume:.0} records/s");
+    let target = |name: &str, got: f64, want: f64| {
+        format!(
+            "{name:<44} {got:>6.2}  (target {} {want}) {}\n",
+            if name.contains("RSS") { "<=" } else { ">=" },
+            if (name.contains("RSS") && got <= want) || (!name.contains("RSS") && got >= want) {
+                "met"
+            } else {
+                "MISSED"
+            }
+        )
+    };
+    let store_rss = find("store").get("rss_mib");
+    table.push_str("\nratios (same run):\n");
+    table.push_str(&target(
+        "word count EOS v2 / pipe baseline",
+        v2 / pipe_rate,
+        0.7,
+    ));
+    table.push_str(&target(
+        "EOS v2 / ALOS at commit.interval.ms 100",
+        v2 / alos,
+        0.9,
+    ));
+    table.push_str(&target("store API / raw RocksDB", api / raw, 0.8));
+    table.push_str(&target(
+        "restore / raw consume",
+        restore_rate / raw_consume,
+        0.7,
+    ));
+    table.push_str(&target(
+        "peak RSS MiB, 1M-key store scenario",
+        store_rss,
+        200.0,
+    ));
+    let _ = writeln!(table, "\ntotal {:.0} s", wall.elapsed().as_secs_f64());
+    println!("{table}");
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../benchmarks/results");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("results.csv"), csv).unwrap();
+    std::fs::write(dir.join("summary.txt"), &table).unwrap();
+    let mut bars: Vec<(String, f64)> = vec![("pipe baseline (lines/s)".into(), pipe_rate)];
+    for r in rows.iter().filter(|r| r.scenario.starts_with("wc:")) {
+        let parts: Vec<&str> = r.scenario.split(':').collect();
+        bars.push((
+            format!("word count {} @{} ms", parts[1], parts[2]),
+            r.rate(),
+        ));
+    }
+    for r in rows.iter().filter(|r| r.scenario.starts_with("scale:")) {
+        let parts: Vec<&str> = r.scenario.split(':').collect();
+        bars.push((
+            format!("pipe {} x{} partitions", parts[1], parts[2]),
+            r.rate(),
+        ));
+    }
+    std::fs::write(
+        dir.join("throughput.svg"),
+        svg_bars("records/s (input records), one run, 2 cores", &bars),
+    )
+    .unwrap();
+    println!("wrote {}", dir.display());
+}
