@@ -150,11 +150,14 @@ fn application_server_metadata_finds_the_instance_holding_a_key() {
     produce_with_timestamps(b, "hosts-in", &rr);
 
     // Both instances, all 4 tasks, each stated once as active and once as standby.
+    // The view is eventually consistent: wait until both instances see all of it.
     eventually("both instances announce their tasks and copies", || {
-        let all = one.metadata_for_all_clients().unwrap();
-        let active: usize = all.iter().map(|m| m.active_tasks.len()).sum();
-        let standby: usize = all.iter().map(|m| m.standby_tasks.len()).sum();
-        all.len() == 2 && active == 4 && standby == 4
+        [&one, &two].iter().all(|s| {
+            let all = s.metadata_for_all_clients().unwrap();
+            let active: usize = all.iter().map(|m| m.active_tasks.len()).sum();
+            let standby: usize = all.iter().map(|m| m.standby_tasks.len()).sum();
+            all.len() == 2 && active == 4 && standby == 4
+        })
     });
     let all = two.metadata_for_all_clients().unwrap();
     assert!(all
@@ -172,11 +175,11 @@ fn application_server_metadata_finds_the_instance_holding_a_key() {
         let meta = one
             .query_metadata_for_key::<String, i64>("counts", k)
             .unwrap();
-        assert_eq!(
-            meta,
+        eventually(&format!("both instances agree where {k} lives"), || {
             two.query_metadata_for_key::<String, i64>("counts", k)
                 .unwrap()
-        );
+                == meta
+        });
         let active = meta.active_host.clone().unwrap();
         let other = if active.port == 7001 { 7002 } else { 7001 };
         assert_eq!(meta.standby_hosts.len(), 1, "{meta:?}");
