@@ -63,7 +63,11 @@ impl ChangelogReader {
             config,
             ClientKind::RestoreConsumer,
             client_id,
-            &[("fetch.max.bytes", "52428800")],
+            &[
+                ("fetch.max.bytes", "52428800"),
+                ("queued.max.messages.kbytes", "16384"),
+                ("queued.min.messages", "10000"),
+            ],
         )?;
         Ok(ChangelogReader {
             consumer,

@@ -171,6 +171,9 @@ impl StreamProducer {
             ("partitioner", "murmur2_random"),
             ("linger.ms", "5"),
             ("acks", "all"),
+            // The Java producer's buffer.memory (32 MiB). librdkafka's default (1 GiB) lets a
+            // fast task queue far ahead of the broker; a full queue makes `send` wait instead.
+            ("queue.buffering.max.kbytes", "32768"),
         ];
         let txn_timeout_ms = transaction_timeout_ms(config).to_string();
         if transactional_id.is_some() {

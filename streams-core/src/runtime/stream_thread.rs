@@ -168,6 +168,10 @@ impl StreamThread {
                 ("session.timeout.ms", "45000"),
                 // End offsets for task idling (see ThreadContext::end_offsets).
                 ("statistics.interval.ms", "1000"),
+                // librdkafka prefetches up to 64 MiB / 100k records per partition by default;
+                // tasks buffer what they need, so a smaller prefetch keeps the footprint small.
+                ("queued.max.messages.kbytes", "16384"),
+                ("queued.min.messages", "10000"),
             ],
             &required,
         )?

@@ -199,6 +199,8 @@ pub(crate) struct TaskManager {
     /// `<application.id>-<process id>-StreamThread-<n>`, the `thread_id` of its metrics.
     thread_id: String,
     sensors: ThreadSensors,
+    /// Part of the restorer's total already added to the instance's `restored` counter.
+    restored_reported: u64,
 }
 
 fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> StreamsError {
@@ -253,6 +255,7 @@ impl TaskManager {
         Ok(TaskManager {
             thread_id,
             sensors,
+            restored_reported: 0,
             env,
             thread_name,
             tasks: BTreeMap::new(),
@@ -540,10 +543,13 @@ impl TaskManager {
                 0.0,
             );
         }
+        // The counter is the instance's: add this thread's new records, not its total.
+        let total = self.restorer.total_restored;
         self.env
             .counters
             .restored
-            .store(self.restorer.total_restored, Ordering::Relaxed);
+            .fetch_add(total - self.restored_reported, Ordering::Relaxed);
+        self.restored_reported = total;
         for r in done {
             if let Some(t) = self.tasks.get_mut(&r.task) {
                 t.changelog_positions
