@@ -502,60 +502,34 @@ impl KafkaStreams {
         }
     }
 
+    /// Every thread the instance started and has not joined yet: stream, global, standby and
+    /// metadata threads.
+    fn running_threads(&self) -> impl Iterator<Item = &JoinHandle<()>> {
+        self.threads
+            .iter()
+            .chain(self.global_thread.iter())
+            .chain(self.standby_thread.iter())
+            .chain(self.endpoint_thread.iter())
+    }
+
     /// Stops the threads: each commits, closes its tasks (writing checkpoints) and leaves the
     /// group. Returns whether all threads stopped within `timeout`.
     pub fn close(&mut self, timeout: Duration) -> bool {
         let pending = self.supervisor.machine.transition(State::PendingShutdown);
         self.supervisor.shutdown.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline && self.threads.iter().any(|t| !t.is_finished()) {
+        while Instant::now() < deadline && self.running_threads().any(|t| !t.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        while Instant::now() < deadline
-            && self
-                .global_thread
-                .as_ref()
-                .is_some_and(|t| !t.is_finished())
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        while Instant::now() < deadline
-            && self
-                .endpoint_thread
-                .as_ref()
-                .is_some_and(|t| !t.is_finished())
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        while Instant::now() < deadline
-            && self
-                .standby_thread
-                .as_ref()
-                .is_some_and(|t| !t.is_finished())
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let all_done = self.threads.iter().all(|t| t.is_finished())
-            && self.global_thread.as_ref().is_none_or(|t| t.is_finished())
-            && self.standby_thread.as_ref().is_none_or(|t| t.is_finished())
-            && self
-                .endpoint_thread
-                .as_ref()
-                .is_none_or(|t| t.is_finished());
+        let all_done = self.running_threads().all(JoinHandle::is_finished);
         if all_done {
-            if let Some(t) = self.endpoint_thread.take() {
-                if t.join().is_err() {
-                    tracing::error!("the metadata thread panicked");
-                }
-            }
-            if let Some(t) = self.standby_thread.take() {
-                if t.join().is_err() {
-                    tracing::error!("the standby thread panicked");
-                }
-            }
-            if let Some(t) = self.global_thread.take() {
-                if t.join().is_err() {
-                    tracing::error!("the global thread panicked");
+            for (what, t) in [
+                ("metadata", self.endpoint_thread.take()),
+                ("standby", self.standby_thread.take()),
+                ("global", self.global_thread.take()),
+            ] {
+                if t.is_some_and(|t| t.join().is_err()) {
+                    tracing::error!("the {what} thread panicked");
                 }
             }
             if let Some(g) = self.globals.take() {
@@ -580,11 +554,7 @@ impl KafkaStreams {
 
 impl Drop for KafkaStreams {
     fn drop(&mut self) {
-        if !self.threads.is_empty()
-            || self.global_thread.is_some()
-            || self.standby_thread.is_some()
-            || self.endpoint_thread.is_some()
-        {
+        if self.running_threads().next().is_some() {
             self.close(Duration::from_secs(60));
         }
     }
