@@ -20,7 +20,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use streams_core::{KafkaStreams, Result, StreamsConfig, StreamsError, Topology};
+use streams_core::{
+    KafkaStreams, Result, StateRestoreListener, StreamsConfig, StreamsError, Topology,
+};
 use streams_dsl::{Consumed, Grouped, Materialized, StreamsBuilder};
 
 /// What to run and how hard to shake it.
@@ -62,6 +64,57 @@ pub struct VerifyOptions {
     /// Static membership: each instance gets a `group.instance.id` and a 30 s session timeout, so
     /// a restart (a rolling bounce) causes no rebalance.
     pub static_membership: bool,
+    /// Hold the kills back until the `counts` output covers this many keys (e.g. until the
+    /// count store holds a million entries).
+    pub kills_after_counted_keys: Option<usize>,
+    /// Extra settings for every instance (`key`, `value`), applied after the worker's own.
+    pub worker_config: Vec<(String, String)>,
+}
+
+/// What an instance restored for one store when it (re)started, as its restore listener saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRestore {
+    /// The instance (its index).
+    pub instance: usize,
+    /// Changelog topic.
+    pub topic: String,
+    /// Changelog partition.
+    pub partition: i32,
+    /// Offset restoration started from: what the local store already reflected.
+    pub from: i64,
+    /// Changelog end offset at the start: records after `from` include what was written since
+    /// the last commit the store reflects (and transaction markers).
+    pub to: i64,
+    /// Changelog records applied.
+    pub restored: u64,
+    /// Wall time of the restoration.
+    pub elapsed: Duration,
+}
+
+impl StoreRestore {
+    /// Parses a `STREAMS-RESTORED` line of a worker.
+    fn parse(instance: usize, line: &str) -> Option<Self> {
+        let rest = line.strip_prefix("STREAMS-RESTORED ")?;
+        let mut f = rest.split(' ');
+        let topic = f.next()?.to_string();
+        let mut nums = f.map(|n| n.parse::<i64>().ok());
+        let (partition, from, to, restored, ms) = (
+            nums.next()??,
+            nums.next()??,
+            nums.next()??,
+            nums.next()??,
+            nums.next()??,
+        );
+        Some(StoreRestore {
+            instance,
+            topic,
+            partition: partition as i32,
+            from,
+            to,
+            restored: restored as u64,
+            elapsed: Duration::from_millis(ms as u64),
+        })
+    }
 }
 
 /// An action at a moment of the run (e.g. stop the broker), for [`verify_with`].
@@ -127,6 +180,8 @@ pub struct WorkerOptions {
     pub replication_factor: i32,
     /// Static membership id of the instance.
     pub group_instance_id: Option<String>,
+    /// Extra settings (`key`, `value`).
+    pub config: Vec<(String, String)>,
 }
 
 impl WorkerOptions {
@@ -148,6 +203,9 @@ impl WorkerOptions {
         ];
         if let Some(id) = &self.group_instance_id {
             v.extend(["--group-instance-id".to_string(), id.clone()]);
+        }
+        for (k, val) in &self.config {
+            v.extend(["--config".to_string(), format!("{k}={val}")]);
         }
         v
     }
@@ -174,6 +232,20 @@ impl WorkerOptions {
             state_dir: PathBuf::from(get("--state-dir")?),
             replication_factor: num("--replication-factor")? as i32,
             group_instance_id: get("--group-instance-id").ok(),
+            config: args
+                .windows(2)
+                .filter(|w| w[0] == "--config")
+                .map(|w| {
+                    w[1].split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| {
+                            StreamsError::Config(format!(
+                                "worker: --config `{}` is not key=value",
+                                w[1]
+                            ))
+                        })
+                })
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -209,9 +281,13 @@ pub fn worker(o: &WorkerOptions) -> Result<()> {
     if let Some(id) = &o.group_instance_id {
         config.set("group.instance.id", id)?;
     }
+    for (k, v) in &o.config {
+        config.set(k, v)?;
+    }
     let mut streams = KafkaStreams::new(verify_topology(&topics)?, config)?;
-    // The verifier reads these lines to count rebalances.
+    // The verifier reads these lines to count rebalances and report restorations.
     streams.set_state_listener(|new, old| println!("STREAMS-STATE {old} -> {new}"));
+    streams.set_restore_listener(Arc::new(RestorePrinter::default()));
     streams.start()?;
     let closed = Arc::new(AtomicBool::new(false));
     let c = closed.clone();
@@ -230,6 +306,38 @@ pub fn worker(o: &WorkerOptions) -> Result<()> {
     }
     streams.close(Duration::from_secs(30));
     Ok(())
+}
+
+/// Prints one `STREAMS-RESTORED <topic> <partition> <from> <to> <records> <ms>` line per
+/// finished restoration, for the verifier.
+#[derive(Default)]
+struct RestorePrinter {
+    started: std::sync::Mutex<HashMap<(String, i32), RestoreStart>>,
+}
+
+/// Offsets restoration runs between, and when it started.
+type RestoreStart = (i64, i64, Instant);
+
+impl StateRestoreListener for RestorePrinter {
+    fn on_restore_start(&self, topic: &str, partition: i32, _store: &str, start: i64, end: i64) {
+        if let Ok(mut m) = self.started.lock() {
+            m.insert((topic.to_string(), partition), (start, end, Instant::now()));
+        }
+    }
+    fn on_batch_restored(&self, _: &str, _: i32, _: &str, _: i64, _: u64) {}
+    fn on_restore_end(&self, topic: &str, partition: i32, _store: &str, total: u64) {
+        let started = self
+            .started
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&(topic.to_string(), partition)));
+        if let Some((from, to, at)) = started {
+            println!(
+                "STREAMS-RESTORED {topic} {partition} {from} {to} {total} {}",
+                at.elapsed().as_millis()
+            );
+        }
+    }
 }
 
 /// One row of the verdict.
@@ -267,6 +375,8 @@ pub struct VerifyReport {
     pub bounced_before: Option<u64>,
     /// Rebalances that running instances went through (RUNNING -> REBALANCING).
     pub rebalances: u64,
+    /// Every restoration of a store by an instance, in the order they finished.
+    pub restores: Vec<StoreRestore>,
 }
 
 impl VerifyReport {
@@ -323,6 +433,19 @@ impl std::fmt::Display for VerifyReport {
             "rebalances seen by running instances: {}",
             self.rebalances
         )?;
+        for r in &self.restores {
+            writeln!(
+                f,
+                "instance {} restored {}-{}: {} records of offsets {}..{} in {} ms",
+                r.instance,
+                r.topic,
+                r.partition,
+                r.restored,
+                r.from,
+                r.to,
+                r.elapsed.as_millis()
+            )?;
+        }
         writeln!(
             f,
             "keys with a wrong final count: {}",
@@ -461,10 +584,17 @@ fn reader(o: &VerifyOptions, topics: &VerifyTopics) -> Result<BaseConsumer> {
     Ok(c)
 }
 
-fn drain(c: &BaseConsumer, topics: &VerifyTopics, out: &mut Outputs, wait: Duration) {
+/// Reads what arrives within about `wait` (at least 200 ms when records keep coming); returns
+/// how many records it read.
+fn drain(c: &BaseConsumer, topics: &VerifyTopics, out: &mut Outputs, wait: Duration) -> usize {
     let mut w = wait;
-    while let Some(m) = c.poll(w) {
+    let mut read = 0;
+    // Bounded, so kills and events stay on time while the outputs flow faster than we read.
+    let until = Instant::now() + wait.max(Duration::from_millis(200));
+    while Instant::now() < until {
+        let Some(m) = c.poll(w) else { break };
         w = Duration::from_millis(1);
+        read += 1;
         let Ok(m) = m else { continue };
         let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
         if m.topic() == topics.counts {
@@ -488,6 +618,7 @@ fn drain(c: &BaseConsumer, topics: &VerifyTopics, out: &mut Outputs, wait: Durat
                 .or_default() += 1;
         }
     }
+    read
 }
 
 fn complete(out: &Outputs, expected: &BTreeMap<String, i64>, records: usize) -> bool {
@@ -565,6 +696,7 @@ fn audit(
         elapsed: started.elapsed(),
         bounced_before,
         rebalances: 0,
+        restores: Vec::new(),
     }
 }
 
@@ -602,7 +734,8 @@ pub fn verify_with(
         .map_err(|e| kafka("flushing the table", e))?;
 
     let rebalances = Arc::new(AtomicU64::new(0));
-    let start = |o2: &WorkerOptions| -> Result<Child> {
+    let restores: Arc<std::sync::Mutex<Vec<StoreRestore>>> = Arc::default();
+    let start = |instance: usize, o2: &WorkerOptions| -> Result<Child> {
         let mut child = spawn(o2)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -613,11 +746,17 @@ pub fn verify_with(
             })?;
         if let Some(out) = child.stdout.take() {
             let count = rebalances.clone();
+            let restores = restores.clone();
             std::thread::spawn(move || {
                 use std::io::BufRead;
                 for line in std::io::BufReader::new(out).lines().map_while(|l| l.ok()) {
                     if line.contains("STREAMS-STATE RUNNING -> REBALANCING") {
                         count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if let Some(r) = StoreRestore::parse(instance, &line) {
+                        if let Ok(mut v) = restores.lock() {
+                            v.push(r);
+                        }
                     }
                 }
             });
@@ -636,9 +775,10 @@ pub fn verify_with(
             group_instance_id: o
                 .static_membership
                 .then(|| format!("{}-instance-{i}", o.application_id)),
+            config: o.worker_config.clone(),
         };
         instances.push(Instance {
-            child: Some(start(&options)?),
+            child: Some(start(i, &options)?),
             options,
         });
     }
@@ -707,7 +847,7 @@ pub fn verify_with(
                     close_child(&mut c);
                 }
                 inst.options.processing_guarantee = to.clone();
-                inst.child = Some(start(&inst.options)?);
+                inst.child = Some(start(i, &inst.options)?);
                 tracing::info!(instance = i, guarantee = %to, "bounced");
                 bounce_next = (i + 1 < instances.len()).then_some(i + 1);
                 if bounce_next.is_none() {
@@ -718,7 +858,10 @@ pub fn verify_with(
                 }
             }
         }
-        if kills < o.kills && Instant::now() >= next_kill {
+        let kills_held = o
+            .kills_after_counted_keys
+            .is_some_and(|n| kills == 0 && out.counts.len() < n);
+        if kills < o.kills && Instant::now() >= next_kill && !kills_held {
             let i = rng.below(instances.len() as u64) as usize;
             if let Some(mut c) = instances[i].child.take() {
                 // std's kill() is SIGKILL on Unix: no shutdown hook runs.
@@ -728,15 +871,15 @@ pub fn verify_with(
             kills += 1;
             tracing::info!(instance = i, kills, "SIGKILL");
             std::thread::sleep(Duration::from_millis(rng.below(500)));
-            instances[i].child = Some(start(&instances[i].options)?);
+            instances[i].child = Some(start(i, &instances[i].options)?);
             let jitter = rng.below(o.kill_interval.as_millis() as u64 + 1);
             next_kill = Instant::now() + o.kill_interval / 2 + Duration::from_millis(jitter);
         }
-        for inst in &mut instances {
+        for (i, inst) in instances.iter_mut().enumerate() {
             if let Some(c) = inst.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
                     tracing::warn!(%status, "a worker exited by itself; restarting it");
-                    inst.child = Some(start(&inst.options)?);
+                    inst.child = Some(start(i, &inst.options)?);
                 }
             }
         }
@@ -763,8 +906,10 @@ pub fn verify_with(
     }
     // Late duplicates would show up now.
     drain(&consumer, &topics, &mut out, Duration::from_secs(2));
+    while drain(&consumer, &topics, &mut out, Duration::from_millis(100)) > 0 {}
     let mut report = audit(o, &out, &expected, kills, started, bounced_before);
     report.rebalances = rebalances.load(Ordering::SeqCst) - rebalances_at_bounce;
+    report.restores = restores.lock().map(|v| v.clone()).unwrap_or_default();
     if let Some(to) = &o.bounce_to {
         report.processing_guarantee = format!("{} -> {to}", o.processing_guarantee);
     }
@@ -808,5 +953,7 @@ pub fn default_options(bootstrap: &str, guarantee: &str, state_dir: &Path) -> Ve
         replication_factor: 1,
         bounce_to: None,
         static_membership: false,
+        kills_after_counted_keys: None,
+        worker_config: Vec::new(),
     }
 }

@@ -201,6 +201,15 @@ impl StateStore for CachingKeyValueStore {
     fn persistent(&self) -> bool {
         self.inner.persistent()
     }
+    fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        self.inner.commit(changelog_offset)
+    }
+    fn committed_offset(&self) -> Result<Option<i64>> {
+        self.inner.committed_offset()
+    }
+    fn uncommitted_bytes(&self) -> usize {
+        self.inner.uncommitted_bytes()
+    }
 }
 
 impl KeyValueStore for CachingKeyValueStore {

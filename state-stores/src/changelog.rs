@@ -83,6 +83,15 @@ impl<T: StateStore + ?Sized> StateStore for Box<T> {
     fn persistent(&self) -> bool {
         (**self).persistent()
     }
+    fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        (**self).commit(changelog_offset)
+    }
+    fn committed_offset(&self) -> Result<Option<i64>> {
+        (**self).committed_offset()
+    }
+    fn uncommitted_bytes(&self) -> usize {
+        (**self).uncommitted_bytes()
+    }
 }
 
 impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
@@ -164,6 +173,15 @@ impl<S: KeyValueStore> StateStore for ChangeLoggingKeyValueStore<S> {
     fn persistent(&self) -> bool {
         self.inner.persistent()
     }
+    fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        self.inner.commit(changelog_offset)
+    }
+    fn committed_offset(&self) -> Result<Option<i64>> {
+        self.inner.committed_offset()
+    }
+    fn uncommitted_bytes(&self) -> usize {
+        self.inner.uncommitted_bytes()
+    }
 }
 
 impl<S: KeyValueStore> KeyValueStore for ChangeLoggingKeyValueStore<S> {
@@ -238,6 +256,15 @@ impl<S: WindowStore> StateStore for ChangeLoggingWindowStore<S> {
     fn persistent(&self) -> bool {
         self.inner.persistent()
     }
+    fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        self.inner.commit(changelog_offset)
+    }
+    fn committed_offset(&self) -> Result<Option<i64>> {
+        self.inner.committed_offset()
+    }
+    fn uncommitted_bytes(&self) -> usize {
+        self.inner.uncommitted_bytes()
+    }
 }
 
 impl<S: WindowStore> WindowStore for ChangeLoggingWindowStore<S> {
@@ -304,6 +331,15 @@ impl<S: SessionStore> StateStore for ChangeLoggingSessionStore<S> {
     }
     fn persistent(&self) -> bool {
         self.inner.persistent()
+    }
+    fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        self.inner.commit(changelog_offset)
+    }
+    fn committed_offset(&self) -> Result<Option<i64>> {
+        self.inner.committed_offset()
+    }
+    fn uncommitted_bytes(&self) -> usize {
+        self.inner.uncommitted_bytes()
     }
 }
 

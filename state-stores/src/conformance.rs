@@ -496,3 +496,161 @@ fn rocksdb_crash_keeps_flushed_data() {
     }
     assert_eq!(keys(s.prefix_scan(b"flushed-").unwrap()).len(), 1000);
 }
+
+// ---- transactional RocksDB stores -----------------------------------------------------------
+
+fn rocks_txn(dir: &Path, name: &str) -> RocksDbKeyValueStore {
+    RocksDbKeyValueStore::open_transactional(name, dir.join(name), &RocksDbResources::new(16 << 20))
+        .unwrap()
+}
+
+#[test]
+fn kv_rocksdb_transactional_reads_see_uncommitted_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    kv_suite(Box::new(rocks_txn(dir.path(), "t")));
+    // The same with part of the data committed underneath, so scans merge both.
+    let mut s = rocks_txn(dir.path(), "u");
+    for k in [b"a", b"b", b"c", b"d"] {
+        s.put(k, b"db").unwrap();
+    }
+    s.commit(Some(4)).unwrap();
+    s.put(b"b", b"new").unwrap();
+    s.delete(b"c").unwrap();
+    s.put(b"e", b"new").unwrap();
+    let want = vec![
+        (b"a".to_vec(), b"db".to_vec()),
+        (b"b".to_vec(), b"new".to_vec()),
+        (b"d".to_vec(), b"db".to_vec()),
+        (b"e".to_vec(), b"new".to_vec()),
+    ];
+    assert_eq!(collect(s.all().unwrap()), want);
+    let mut rev = want.clone();
+    rev.reverse();
+    assert_eq!(collect(s.reverse_range(None, None).unwrap()), rev);
+    assert_eq!(
+        keys(s.range(Some(b"b"), Some(b"d")).unwrap()),
+        vec![b"b".to_vec(), b"d".to_vec()]
+    );
+    assert_eq!(s.get(b"c").unwrap(), None);
+    assert!(s.approximate_num_entries().unwrap() >= 4);
+}
+
+#[test]
+fn kv_rocksdb_transactional_close_without_commit_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = rocks_txn(dir.path(), "t");
+        assert_eq!(s.committed_offset().unwrap(), None);
+        s.put(b"a", b"1").unwrap();
+        s.put(b"b", b"2").unwrap();
+        s.commit(Some(10)).unwrap();
+        assert_eq!(s.uncommitted_bytes(), 0);
+        s.put(b"c", b"3").unwrap();
+        s.delete(b"a").unwrap();
+        assert!(s.uncommitted_bytes() > 0);
+        s.close().unwrap();
+    }
+    let mut s = rocks_txn(dir.path(), "t");
+    assert_eq!(s.committed_offset().unwrap(), Some(10));
+    assert_eq!(
+        collect(s.all().unwrap()),
+        vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"2".to_vec())
+        ]
+    );
+    s.put(b"c", b"3").unwrap();
+    s.commit(Some(12)).unwrap();
+    s.close().unwrap();
+    let s = rocks_txn(dir.path(), "t");
+    assert_eq!(s.committed_offset().unwrap(), Some(12));
+    assert_eq!(s.get(b"c").unwrap(), Some(b"3".to_vec()));
+    drop(s);
+    // Written without transactions, the recorded offset no longer describes the contents.
+    let mut plain = rocks(dir.path(), "t");
+    plain.put(b"d", b"4").unwrap();
+    plain.close().unwrap();
+    assert_eq!(rocks_txn(dir.path(), "t").committed_offset().unwrap(), None);
+}
+
+#[test]
+fn kv_rocksdb_transactional_restore_batches_commit_with_their_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = rocks_txn(dir.path(), "t");
+        s.write_batch(&[(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), None)])
+            .unwrap();
+        assert_eq!(s.get(b"a").unwrap(), Some(b"1".to_vec()));
+        s.commit(Some(2)).unwrap();
+        s.write_batch(&[(b"z".to_vec(), Some(b"9".to_vec()))])
+            .unwrap();
+        // Killed before the commit of the second batch.
+    }
+    let s = rocks_txn(dir.path(), "t");
+    assert_eq!(s.committed_offset().unwrap(), Some(2));
+    assert_eq!(s.get(b"z").unwrap(), None);
+}
+
+#[test]
+fn window_rocksdb_transactional() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = RocksDbResources::new(16 << 20);
+    let mut n = 0;
+    window_suite(|cfg| {
+        n += 1;
+        let seg = RocksDbSegments::open_transactional("w", dir.path().join(format!("w{n}")), &res)
+            .unwrap();
+        Box::new(SegmentedWindowStore::new("w", seg, cfg).unwrap())
+    });
+}
+
+#[test]
+fn session_rocksdb_transactional() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = RocksDbResources::new(16 << 20);
+    let mut n = 0;
+    session_suite(|ret| {
+        n += 1;
+        let seg = RocksDbSegments::open_transactional("s", dir.path().join(format!("s{n}")), &res)
+            .unwrap();
+        Box::new(SegmentedSessionStore::new("s", seg, ret).unwrap())
+    });
+}
+
+#[test]
+fn window_rocksdb_transactional_expiry_waits_for_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = RocksDbResources::new(16 << 20);
+    let cfg = WindowStoreConfig {
+        retention_ms: 1000,
+        segment_interval_ms: 500,
+        window_size_ms: 100,
+        retain_duplicates: false,
+    };
+    let open = || {
+        let seg = RocksDbSegments::open_transactional("w", dir.path().join("w"), &res).unwrap();
+        SegmentedWindowStore::new("w", seg, cfg).unwrap()
+    };
+    {
+        let mut s = open();
+        s.put(b"a", Some(b"x"), 100).unwrap();
+        s.commit(Some(1)).unwrap();
+        // Expires the segment of window 100, then rolls back.
+        s.put(b"a", Some(b"y"), 5000).unwrap();
+        assert_eq!(s.fetch(b"a", 100).unwrap(), None);
+        s.close().unwrap();
+    }
+    {
+        let mut s = open();
+        assert_eq!(s.committed_offset().unwrap(), Some(1));
+        assert_eq!(s.fetch(b"a", 100).unwrap(), Some(b"x".to_vec()));
+        assert_eq!(s.fetch(b"a", 5000).unwrap(), None);
+        s.put(b"a", Some(b"y"), 5000).unwrap();
+        s.commit(Some(2)).unwrap();
+        s.close().unwrap();
+    }
+    let s = open();
+    assert_eq!(s.committed_offset().unwrap(), Some(2));
+    assert_eq!(s.fetch(b"a", 5000).unwrap(), Some(b"y".to_vec()));
+    assert_eq!(s.fetch(b"a", 100).unwrap(), None);
+}

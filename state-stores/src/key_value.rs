@@ -13,6 +13,23 @@ pub trait StateStore: Send {
     fn close(&mut self) -> Result<()>;
     /// Whether the contents survive a process restart.
     fn persistent(&self) -> bool;
+    /// Makes the writes since the last commit part of the store together with `changelog_offset`,
+    /// the offset of the next changelog record the contents do not reflect, in one atomic write.
+    /// Only transactional stores (exactly-once) keep writes apart; for the others this does
+    /// nothing, and [`StateStore::flush`] is what makes writes durable.
+    fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        let _ = changelog_offset;
+        Ok(())
+    }
+    /// The changelog offset the last [`StateStore::commit`] recorded with the contents; `None`
+    /// for stores that do not record one (or have not committed yet).
+    fn committed_offset(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+    /// Bytes of writes since the last commit that a transactional store holds in memory.
+    fn uncommitted_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// A byte-level key-value store with ordered scans. Keys compare as unsigned bytes.

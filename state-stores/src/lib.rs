@@ -28,6 +28,7 @@ mod rocks;
 mod segments;
 mod session;
 mod timestamped;
+mod transaction;
 mod window;
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use rocksdb::{
 };
 
 use crate::key_value::prefix_upper_bound;
+use crate::transaction::{self, MergedIter, SharedOverlay, OFFSETS_CF};
 use crate::{KeyValueStore, KvIter, Result, StateStore, StoreError};
 
 pub(crate) type RocksDb = rocksdb::DBWithThreadMode<MultiThreaded>;
@@ -128,11 +130,16 @@ impl Default for RocksDbResources {
 
 /// A key-value store on RocksDB: one database per store per task, or one column family of a shared
 /// database (the segments of window and session stores).
+///
+/// Opened with [`RocksDbKeyValueStore::open_transactional`], writes stay in memory (where reads
+/// see them) until [`StateStore::commit`] writes them and the changelog offset they reflect in one
+/// atomic batch: after a crash the store is exactly as the last commit left it.
 pub struct RocksDbKeyValueStore {
     name: String,
     db: Option<Arc<RocksDb>>,
     cf: String,
     path: PathBuf,
+    overlay: Option<SharedOverlay>,
 }
 
 impl fmt::Debug for RocksDbKeyValueStore {
@@ -154,11 +161,32 @@ impl RocksDbKeyValueStore {
         let name = name.into();
         let path = path.into();
         let db = resources.open_db(&name, &path, &[])?;
+        transaction::forget_offset(&db, &name)?;
         Ok(RocksDbKeyValueStore {
             name,
             db: Some(db),
             cf: "default".into(),
             path,
+            overlay: None,
+        })
+    }
+
+    /// Opens (or creates) the store at `path` in transactional mode: writes reach RocksDB only on
+    /// [`StateStore::commit`], and [`StateStore::committed_offset`] tells what the contents reflect.
+    pub fn open_transactional(
+        name: impl Into<String>,
+        path: impl Into<PathBuf>,
+        resources: &RocksDbResources,
+    ) -> Result<Self> {
+        let name = name.into();
+        let path = path.into();
+        let db = resources.open_db(&name, &path, &[OFFSETS_CF.to_string()])?;
+        Ok(RocksDbKeyValueStore {
+            name,
+            db: Some(db),
+            cf: "default".into(),
+            path,
+            overlay: Some(SharedOverlay::default()),
         })
     }
 
@@ -167,12 +195,14 @@ impl RocksDbKeyValueStore {
         db: Arc<RocksDb>,
         cf: String,
         path: PathBuf,
+        overlay: Option<SharedOverlay>,
     ) -> Self {
         RocksDbKeyValueStore {
             name,
             db: Some(db),
             cf,
             path,
+            overlay,
         }
     }
 
@@ -214,14 +244,21 @@ impl RocksDbKeyValueStore {
         if let Some(f) = from {
             ro.set_iterate_lower_bound(f.to_vec());
         }
-        if let Some(t) = to_exclusive {
-            ro.set_iterate_upper_bound(t);
+        if let Some(t) = &to_exclusive {
+            ro.set_iterate_upper_bound(t.clone());
         }
         let mode = if reverse {
             IteratorMode::End
         } else {
             IteratorMode::Start
         };
+        let pending = self.overlay.as_ref().map(|o| {
+            let upper = to_exclusive
+                .as_deref()
+                .map_or(Bound::Unbounded, Bound::Excluded);
+            let lower = from.map_or(Bound::Unbounded, Bound::Included);
+            o.lock().range(&self.cf, lower, upper, reverse)
+        });
         let name = self.name.clone();
         let it = db.iterator_cf_opt(&cf, ro, mode).map(move |r| {
             r.map(|(k, v)| (k.into_vec(), v.into_vec()))
@@ -231,7 +268,10 @@ impl RocksDbKeyValueStore {
                     source,
                 })
         });
-        Ok(Box::new(it))
+        match pending {
+            Some(p) if !p.is_empty() => Ok(Box::new(MergedIter::new(it, p, reverse))),
+            _ => Ok(Box::new(it)),
+        }
     }
 }
 
@@ -256,6 +296,10 @@ impl StateStore for RocksDbKeyValueStore {
 
     fn close(&mut self) -> Result<()> {
         if self.db.is_some() {
+            // Uncommitted writes are dropped: closing without a commit is the rollback.
+            if let Some(o) = &self.overlay {
+                o.lock().clear();
+            }
             self.flush()?;
         }
         self.db = None;
@@ -265,10 +309,35 @@ impl StateStore for RocksDbKeyValueStore {
     fn persistent(&self) -> bool {
         true
     }
+
+    fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        match &self.overlay {
+            Some(o) => o.lock().commit(self.db()?, &self.name, changelog_offset),
+            None => Ok(()),
+        }
+    }
+
+    fn committed_offset(&self) -> Result<Option<i64>> {
+        match &self.overlay {
+            Some(_) => transaction::recorded_offset(self.db()?, &self.name),
+            None => Ok(None),
+        }
+    }
+
+    fn uncommitted_bytes(&self) -> usize {
+        self.overlay.as_ref().map_or(0, |o| o.lock().bytes())
+    }
 }
 
 impl KeyValueStore for RocksDbKeyValueStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(pending) = self
+            .overlay
+            .as_ref()
+            .and_then(|o| o.lock().get(&self.cf, key))
+        {
+            return Ok(pending);
+        }
         let db = self.db()?;
         let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
         db.get_cf(&cf, key).map_err(self.err("reading"))
@@ -276,6 +345,10 @@ impl KeyValueStore for RocksDbKeyValueStore {
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let db = self.db()?;
+        if let Some(o) = &self.overlay {
+            o.lock().write(&self.cf, key, Some(value));
+            return Ok(());
+        }
         let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
         db.put_cf(&cf, key, value).map_err(self.err("writing"))
     }
@@ -284,6 +357,10 @@ impl KeyValueStore for RocksDbKeyValueStore {
         let old = self.get(key)?;
         if old.is_some() {
             let db = self.db()?;
+            if let Some(o) = &self.overlay {
+                o.lock().write(&self.cf, key, None);
+                return Ok(old);
+            }
             let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
             db.delete_cf(&cf, key).map_err(self.err("deleting"))?;
         }
@@ -322,11 +399,19 @@ impl KeyValueStore for RocksDbKeyValueStore {
         let n = db
             .property_int_value_cf(&cf, "rocksdb.estimate-num-keys")
             .map_err(self.err("estimating size"))?;
-        Ok(n.unwrap_or(0))
+        let pending = self.overlay.as_ref().map_or(0, |o| o.lock().puts(&self.cf));
+        Ok(n.unwrap_or(0) + pending as u64)
     }
 
     fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         let db = self.db()?;
+        if let Some(o) = &self.overlay {
+            let mut o = o.lock();
+            for (k, v) in entries {
+                o.write(&self.cf, k, v.as_deref());
+            }
+            return Ok(());
+        }
         let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
         let mut batch = WriteBatch::default();
         for (k, v) in entries {

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::rocks::RocksDb;
+use crate::transaction::{self, SharedOverlay, OFFSETS_CF};
 use crate::{
     InMemoryKeyValueStore, KeyValueStore, Result, RocksDbKeyValueStore, RocksDbResources,
     StoreError,
@@ -25,6 +26,19 @@ pub trait SegmentStorage: Send {
     fn close(&mut self) -> Result<()>;
     /// Whether the data survives a restart.
     fn persistent(&self) -> bool;
+    /// See [`crate::StateStore::commit`].
+    fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        let _ = changelog_offset;
+        Ok(())
+    }
+    /// See [`crate::StateStore::committed_offset`].
+    fn committed_offset(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+    /// See [`crate::StateStore::uncommitted_bytes`].
+    fn uncommitted_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Segments kept in memory.
@@ -76,12 +90,16 @@ impl SegmentStorage for InMemorySegments {
 
 /// Segments as column families of one RocksDB database per store, so dropping a segment is one
 /// `drop_cf` and opening the store opens one database whatever the retention.
+///
+/// Opened with [`RocksDbSegments::open_transactional`], the writes to all segments and the drops
+/// of expired ones wait for [`SegmentStorage::commit`], as for a transactional key-value store.
 pub struct RocksDbSegments {
     name: String,
     path: PathBuf,
     db: Option<Arc<RocksDb>>,
     resources: RocksDbResources,
     segments: BTreeMap<i64, RocksDbKeyValueStore>,
+    overlay: Option<SharedOverlay>,
 }
 
 const SEGMENT_CF_PREFIX: &str = "segment-";
@@ -93,9 +111,37 @@ impl RocksDbSegments {
         path: impl Into<PathBuf>,
         resources: &RocksDbResources,
     ) -> Result<Self> {
-        let name = name.into();
-        let path = path.into();
-        let db = resources.open_db(&name, &path, &[])?;
+        Self::open_with(name.into(), path.into(), resources, None)
+    }
+
+    /// Opens the segmented database in transactional mode (see [`RocksDbKeyValueStore::open_transactional`]).
+    pub fn open_transactional(
+        name: impl Into<String>,
+        path: impl Into<PathBuf>,
+        resources: &RocksDbResources,
+    ) -> Result<Self> {
+        Self::open_with(
+            name.into(),
+            path.into(),
+            resources,
+            Some(SharedOverlay::default()),
+        )
+    }
+
+    fn open_with(
+        name: String,
+        path: PathBuf,
+        resources: &RocksDbResources,
+        overlay: Option<SharedOverlay>,
+    ) -> Result<Self> {
+        let extra = match overlay {
+            Some(_) => vec![OFFSETS_CF.to_string()],
+            None => Vec::new(),
+        };
+        let db = resources.open_db(&name, &path, &extra)?;
+        if overlay.is_none() {
+            transaction::forget_offset(&db, &name)?;
+        }
         let mut segments = BTreeMap::new();
         let cfs = RocksDb::list_cf(&resources.options(&name), &path).map_err(|source| {
             StoreError::RocksDb {
@@ -117,6 +163,7 @@ impl RocksDbSegments {
                         db.clone(),
                         cf,
                         path.clone(),
+                        overlay.clone(),
                     ),
                 );
             }
@@ -127,6 +174,7 @@ impl RocksDbSegments {
             db: Some(db),
             resources: resources.clone(),
             segments,
+            overlay,
         })
     }
 
@@ -142,6 +190,15 @@ impl SegmentStorage for RocksDbSegments {
         if !self.segments.contains_key(&id) {
             let cf = format!("{SEGMENT_CF_PREFIX}{id}");
             let db = self.db()?.clone();
+            if let Some(o) = &self.overlay {
+                if o.lock().take_pending_drop(&cf) {
+                    db.drop_cf(&cf).map_err(|source| StoreError::RocksDb {
+                        store: self.name.clone(),
+                        action: "dropping an expired segment",
+                        source,
+                    })?;
+                }
+            }
             db.create_cf(&cf, &self.resources.options(&self.name))
                 .map_err(|source| StoreError::RocksDb {
                     store: self.name.clone(),
@@ -153,6 +210,7 @@ impl SegmentStorage for RocksDbSegments {
                 db,
                 cf,
                 self.path.clone(),
+                self.overlay.clone(),
             );
             self.segments.insert(id, store);
         }
@@ -174,6 +232,11 @@ impl SegmentStorage for RocksDbSegments {
     fn drop_segment(&mut self, id: i64) -> Result<()> {
         if self.segments.remove(&id).is_some() {
             let cf = format!("{SEGMENT_CF_PREFIX}{id}");
+            if let Some(o) = &self.overlay {
+                // Dropped at the commit that covers the writes which expired it.
+                o.lock().drop_cf(&cf);
+                return Ok(());
+            }
             self.db()?
                 .drop_cf(&cf)
                 .map_err(|source| StoreError::RocksDb {
@@ -197,6 +260,9 @@ impl SegmentStorage for RocksDbSegments {
 
     fn close(&mut self) -> Result<()> {
         if self.db.is_some() {
+            if let Some(o) = &self.overlay {
+                o.lock().clear();
+            }
             self.flush()?;
         }
         self.segments.clear();
@@ -206,5 +272,23 @@ impl SegmentStorage for RocksDbSegments {
 
     fn persistent(&self) -> bool {
         true
+    }
+
+    fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        match &self.overlay {
+            Some(o) => o.lock().commit(self.db()?, &self.name, changelog_offset),
+            None => Ok(()),
+        }
+    }
+
+    fn committed_offset(&self) -> Result<Option<i64>> {
+        match &self.overlay {
+            Some(_) => transaction::recorded_offset(self.db()?, &self.name),
+            None => Ok(None),
+        }
+    }
+
+    fn uncommitted_bytes(&self) -> usize {
+        self.overlay.as_ref().map_or(0, |o| o.lock().bytes())
     }
 }

@@ -134,13 +134,17 @@ impl<S: SegmentStorage> SegmentedWindowStore<S> {
     pub fn new(name: impl Into<String>, storage: S, config: WindowStoreConfig) -> Result<Self> {
         let name = name.into();
         let mut observed = i64::MIN;
-        if let Some(last) = storage.segment_ids().last() {
-            if let Some(seg) = storage.segment(*last) {
+        // The newest segment with data: a rolled-back transaction can leave an empty one.
+        for id in storage.segment_ids().iter().rev() {
+            if let Some(seg) = storage.segment(*id) {
                 for entry in seg.all()? {
                     let (k, _) = entry?;
                     let (_, rest) = split_key(&name, &k, 12)?;
                     observed = observed.max(decode_ts(rest));
                 }
+            }
+            if observed != i64::MIN {
+                break;
             }
         }
         Ok(SegmentedWindowStore {
@@ -231,6 +235,15 @@ impl<S: SegmentStorage> StateStore for SegmentedWindowStore<S> {
     }
     fn persistent(&self) -> bool {
         self.storage.persistent()
+    }
+    fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
+        self.storage.commit(changelog_offset)
+    }
+    fn committed_offset(&self) -> Result<Option<i64>> {
+        self.storage.committed_offset()
+    }
+    fn uncommitted_bytes(&self) -> usize {
+        self.storage.uncommitted_bytes()
     }
 }
 

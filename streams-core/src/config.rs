@@ -128,6 +128,14 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "deprecated alias of statestore.cache.max.bytes",
     ),
     (
+        "enable.transactional.statestores",
+        "true (default) | false: under exactly-once, RocksDB stores keep writes in memory until the commit, so a crash restores only the changelog tail",
+    ),
+    (
+        "statestore.uncommitted.max.bytes",
+        "uncommitted store writes a thread may hold under exactly-once before it commits early; default 67108864",
+    ),
+    (
         "deserialization.exception.handler",
         "log_and_fail (default) | log_and_continue: a record whose key or value cannot be deserialized",
     ),
@@ -196,6 +204,12 @@ pub struct StreamsConfig {
     pub cache_max_bytes: u64,
     /// `rocksdb.memory.bound.bytes`.
     pub rocksdb_memory_bytes: u64,
+    /// `enable.transactional.statestores`: under exactly-once, persistent stores commit their
+    /// writes with the changelog offset in one atomic write, so a crash needs no full restore.
+    pub transactional_state_stores: bool,
+    /// `statestore.uncommitted.max.bytes`: per instance; each thread commits early when its share
+    /// of uncommitted store writes is exceeded.
+    pub uncommitted_max_bytes: u64,
     /// `deserialization.exception.handler`.
     pub on_deserialization_error: OnError,
     /// `processing.exception.handler`.
@@ -258,6 +272,11 @@ impl fmt::Debug for StreamsConfig {
             .field("num_standby_replicas", &self.num_standby_replicas)
             .field("upgrade_from", &self.upgrade_from)
             .field("cache_max_bytes", &self.cache_max_bytes)
+            .field(
+                "transactional_state_stores",
+                &self.transactional_state_stores,
+            )
+            .field("uncommitted_max_bytes", &self.uncommitted_max_bytes)
             .field("client", &client)
             .finish()
     }
@@ -289,6 +308,8 @@ impl StreamsConfig {
             default_value_serde: None,
             cache_max_bytes: 10 * 1024 * 1024,
             rocksdb_memory_bytes: 64 * 1024 * 1024,
+            transactional_state_stores: true,
+            uncommitted_max_bytes: 64 * 1024 * 1024,
             on_deserialization_error: OnError::LogAndFail,
             on_processing_error: OnError::LogAndFail,
             on_production_error: OnError::LogAndFail,
@@ -437,6 +458,12 @@ impl StreamsConfig {
             }
             "rocksdb.memory.bound.bytes" => {
                 self.rocksdb_memory_bytes = parse(key, value, "a number of bytes")?
+            }
+            "enable.transactional.statestores" => {
+                self.transactional_state_stores = parse(key, value, "true or false")?
+            }
+            "statestore.uncommitted.max.bytes" => {
+                self.uncommitted_max_bytes = parse(key, value, "a non-negative number of bytes")?
             }
             "deserialization.exception.handler" | "default.deserialization.exception.handler" => {
                 self.on_deserialization_error = OnError::parse(key, value)?

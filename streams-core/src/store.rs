@@ -226,10 +226,13 @@ impl AnyStore {
 }
 
 /// Builds the store of `builder` for one task, wrapped for change logging when enabled.
+/// `transactional`: persistent stores keep writes in memory until the runtime commits them with
+/// their changelog offset (exactly-once).
 pub(crate) fn build_store(
     builder: &StoreBuilder,
     task_dir: &Path,
     resources: &RocksDbResources,
+    transactional: bool,
     changelog: Option<(&VecChangelogSink, &RecordTimestamp)>,
     cache: Option<(&CacheBudget, &RecordTimestamp, &FlushQueue)>,
 ) -> Result<AnyStore> {
@@ -237,7 +240,11 @@ pub(crate) fn build_store(
     let path = task_dir.join("rocksdb").join(&name);
     let store = match builder.kind {
         StoreKind::KeyValue | StoreKind::TimestampedKeyValue => {
-            let inner: Box<dyn KeyValueStore> = if builder.persistent {
+            let inner: Box<dyn KeyValueStore> = if builder.persistent && transactional {
+                Box::new(RocksDbKeyValueStore::open_transactional(
+                    &name, &path, resources,
+                )?)
+            } else if builder.persistent {
                 Box::new(RocksDbKeyValueStore::open(&name, &path, resources)?)
             } else {
                 Box::new(InMemoryKeyValueStore::new(&name))
@@ -266,7 +273,7 @@ pub(crate) fn build_store(
             let inner: Box<dyn WindowStore> = if builder.persistent {
                 Box::new(SegmentedWindowStore::new(
                     &name,
-                    RocksDbSegments::open(&name, &path, resources)?,
+                    open_segments(&name, &path, resources, transactional)?,
                     cfg,
                 )?)
             } else {
@@ -289,7 +296,7 @@ pub(crate) fn build_store(
             let inner: Box<dyn SessionStore> = if builder.persistent {
                 Box::new(SegmentedSessionStore::new(
                     &name,
-                    RocksDbSegments::open(&name, &path, resources)?,
+                    open_segments(&name, &path, resources, transactional)?,
                     retention_ms,
                 )?)
             } else {
@@ -310,6 +317,19 @@ pub(crate) fn build_store(
         }
     };
     Ok(store)
+}
+
+fn open_segments(
+    name: &str,
+    path: &Path,
+    resources: &RocksDbResources,
+    transactional: bool,
+) -> Result<RocksDbSegments> {
+    Ok(if transactional {
+        RocksDbSegments::open_transactional(name, path, resources)?
+    } else {
+        RocksDbSegments::open(name, path, resources)?
+    })
 }
 
 /// A value with the timestamp of the record that last wrote it.

@@ -71,6 +71,14 @@ pub struct ProducedRecord {
     pub headers: Headers,
 }
 
+/// A change-logged store, and the changelog offset its contents reflect if it records one.
+pub(crate) struct RecordedOffset {
+    pub store: String,
+    pub topic: String,
+    pub persistent: bool,
+    pub offset: Option<i64>,
+}
+
 pub(crate) struct NodeSlot {
     pub name: String,
     pub processor: Option<Box<dyn ErasedProcessor>>,
@@ -243,12 +251,15 @@ impl StreamTask {
             task_dir,
             resources,
             cache,
+            false,
             None,
         )
     }
 
     /// Like [`StreamTask::new`], with the instance's global stores readable from every node; for
     /// [`TaskId::GLOBAL`] the task is the global store update graph and writes them.
+    /// `transactional`: persistent stores hold writes until [`StreamTask::commit_stores`].
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn build(
         topology: &Topology,
         id: TaskId,
@@ -256,6 +267,7 @@ impl StreamTask {
         task_dir: &Path,
         resources: &RocksDbResources,
         cache: Option<&CacheBudget>,
+        transactional: bool,
         globals: Option<&crate::global::GlobalStores>,
     ) -> Result<Self> {
         let group = if id == TaskId::GLOBAL {
@@ -323,6 +335,7 @@ impl StreamTask {
                             builder,
                             task_dir,
                             resources,
+                            transactional,
                             changelog
                                 .as_ref()
                                 .map(|(_, sink)| (sink, &record_timestamp)),
@@ -681,10 +694,70 @@ impl StreamTask {
 
     /// Applies changelog records to `store` without logging them again (restoration).
     pub fn restore(&mut self, store: &str, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-        let i = *self.core.store_index.get(store).ok_or_else(|| {
-            StreamsError::IllegalState(format!("task {} has no store `{store}`", self.core.task_id))
-        })?;
+        let i = self.store_slot(store)?;
         self.core.stores[i].store.restore(records)
+    }
+
+    /// Like [`StreamTask::restore`] for records up to changelog offset `next_offset - 1`; a
+    /// transactional store records `next_offset` in the same atomic write as the records.
+    pub(crate) fn restore_up_to(
+        &mut self,
+        store: &str,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+        next_offset: i64,
+    ) -> Result<()> {
+        let i = self.store_slot(store)?;
+        let slot = &mut self.core.stores[i];
+        slot.store.restore(records)?;
+        slot.store.as_state_store().commit(Some(next_offset))?;
+        Ok(())
+    }
+
+    fn store_slot(&self, store: &str) -> Result<usize> {
+        self.core.store_index.get(store).copied().ok_or_else(|| {
+            StreamsError::IllegalState(format!("task {} has no store `{store}`", self.core.task_id))
+        })
+    }
+
+    /// What each change-logged store of the task reflects of its changelog.
+    pub(crate) fn recorded_changelog_offsets(&mut self) -> Result<Vec<RecordedOffset>> {
+        let mut out = Vec::new();
+        for s in self.core.stores.iter_mut().filter(|s| !s.global) {
+            if let Some((topic, _)) = &s.changelog {
+                let topic = topic.clone();
+                let store = s.store.as_state_store();
+                out.push(RecordedOffset {
+                    store: s.name.clone(),
+                    topic,
+                    persistent: store.persistent(),
+                    offset: store.committed_offset()?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits every store's writes since the last commit, each change-logged store together
+    /// with its changelog's next offset from `positions` (keyed by topic).
+    pub(crate) fn commit_stores(&mut self, positions: &HashMap<&str, i64>) -> Result<()> {
+        for s in self.core.stores.iter_mut().filter(|s| !s.global) {
+            let offset = s
+                .changelog
+                .as_ref()
+                .and_then(|(topic, _)| positions.get(topic.as_str()).copied());
+            s.store.as_state_store().commit(offset)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes the task's transactional stores hold uncommitted.
+    pub(crate) fn uncommitted_bytes(&mut self) -> usize {
+        self.core
+            .stores
+            .iter_mut()
+            .filter(|s| !s.global)
+            .map(|s| s.store.as_state_store().uncommitted_bytes())
+            .sum()
     }
 
     /// Records processors dropped on purpose (late, unjoinable) since the last call.

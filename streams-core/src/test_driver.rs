@@ -148,6 +148,7 @@ impl TopologyTestDriver {
                 &global_dir,
                 &resources,
                 None,
+                false,
                 Some(&globals),
             )?);
         }
@@ -160,8 +161,16 @@ impl TopologyTestDriver {
             locks.push(TaskDirLock::acquire(&dir)?);
             // Like Kafka's driver, which commits (flushing record caches) after every input record,
             // the driver runs without caches: the output is the same.
-            let mut task =
-                StreamTask::build(&topology, id, &app, &dir, &resources, None, Some(&globals))?;
+            let mut task = StreamTask::build(
+                &topology,
+                id,
+                &app,
+                &dir,
+                &resources,
+                None,
+                false,
+                Some(&globals),
+            )?;
             task.set_wall_clock(0);
             tasks.push(task);
         }

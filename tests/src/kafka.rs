@@ -143,19 +143,7 @@ impl TopicReader {
     /// Reads `topic` (all partitions) from the beginning; `read_committed` hides aborted and open
     /// transactions.
     pub fn new(bootstrap: &str, topic: &str, read_committed: bool) -> TopicReader {
-        let consumer: BaseConsumer = base(bootstrap)
-            .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
-            .set("enable.auto.commit", "false")
-            .set(
-                "isolation.level",
-                if read_committed {
-                    "read_committed"
-                } else {
-                    "read_uncommitted"
-                },
-            )
-            .create()
-            .expect("reader");
+        let consumer = Self::consumer(bootstrap, read_committed);
         let md = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .expect("metadata");
@@ -169,6 +157,41 @@ impl TopicReader {
             consumer,
             records: Vec::new(),
         }
+    }
+
+    /// Reads one partition of `topic` from `offset` on.
+    pub fn partition_from(
+        bootstrap: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        read_committed: bool,
+    ) -> TopicReader {
+        let consumer = Self::consumer(bootstrap, read_committed);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .expect("tpl");
+        consumer.assign(&tpl).expect("assign");
+        TopicReader {
+            consumer,
+            records: Vec::new(),
+        }
+    }
+
+    fn consumer(bootstrap: &str, read_committed: bool) -> BaseConsumer {
+        base(bootstrap)
+            .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set(
+                "isolation.level",
+                if read_committed {
+                    "read_committed"
+                } else {
+                    "read_uncommitted"
+                },
+            )
+            .create()
+            .expect("reader")
     }
 
     /// Polls for up to `d`, appending what arrives; returns how many arrived.

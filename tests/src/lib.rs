@@ -10,6 +10,7 @@ pub mod apps;
 pub mod broker;
 pub mod kafka;
 pub mod secured;
+pub mod verify_child;
 pub mod wordcount;
 
 pub use broker::TestBroker;

@@ -5,17 +5,13 @@
 //! settings in the environment (the `streams verify` binary spawns `streams worker` instead).
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use streams_examples::verify::{
-    default_options, verify, verify_with, worker, ChaosEvent, VerifyOptions, WorkerOptions,
-};
+use streams_examples::verify::{default_options, verify, verify_with, ChaosEvent, VerifyOptions};
 use streams_tests::kafka::init_tracing;
+use streams_tests::verify_child::{spawn, worker_main};
 use streams_tests::TestBroker;
-
-const WORKER_ENV: &str = "STREAMS_VERIFY_WORKER_ARGS";
 
 /// Each scenario runs 3 instances x 2 threads: one at a time on a 2-core machine.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -28,32 +24,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 #[ignore = "runs only as a child of the verify tests"]
 fn verify_worker() {
-    let Ok(args) = std::env::var(WORKER_ENV) else {
-        return;
-    };
-    // A child's stderr is the test's: its logs show with RUST_LOG set.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-    let args: Vec<String> = args.split('\u{1f}').map(str::to_string).collect();
-    worker(&WorkerOptions::from_args(&args).unwrap()).unwrap();
-}
-
-fn spawn(w: &WorkerOptions) -> Command {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "verify_worker",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(WORKER_ENV, w.to_args().join("\u{1f}"));
-    c
+    worker_main().unwrap();
 }
 
 fn options(b: &str, guarantee: &str, dir: &std::path::Path) -> VerifyOptions {

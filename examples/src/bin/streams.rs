@@ -63,6 +63,15 @@ enum Cmd {
         /// Where the instances keep their state (default: a temporary directory).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Distinct keys of the input (each a count store entry).
+        #[arg(long, default_value_t = 50)]
+        keys: usize,
+        /// Hold the kills back until the counts output covers this many keys.
+        #[arg(long)]
+        kills_after_counted_keys: Option<usize>,
+        /// One setting for every instance, `key=value`; repeatable.
+        #[arg(short = 'c', value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Reset an application: input offsets, internal topics and local state, so it reprocesses
     /// its input from scratch. Refuses while the group has members.
@@ -151,6 +160,9 @@ fn run(cli: Cli) -> Result<bool, BoxError> {
             replication_factor,
             timeout_secs,
             state_dir,
+            keys,
+            kills_after_counted_keys,
+            set,
         } => {
             let tmp = tempfile::tempdir()?;
             let dir = state_dir.unwrap_or_else(|| tmp.path().to_path_buf());
@@ -163,6 +175,14 @@ fn run(cli: Cli) -> Result<bool, BoxError> {
             o.partitions = partitions;
             o.replication_factor = replication_factor;
             o.timeout = Duration::from_secs(timeout_secs);
+            o.keys = keys;
+            o.kills_after_counted_keys = kills_after_counted_keys;
+            for kv in set {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("-c `{kv}` is not key=value"))?;
+                o.worker_config.push((k.to_string(), v.to_string()));
+            }
             let exe = std::env::current_exe()?;
             let report = verify(&o, &|w: &WorkerOptions| {
                 let mut c = Command::new(&exe);

@@ -19,7 +19,8 @@ const WATERMARK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Changelog records as the stores restore them: key bytes and value bytes or tombstone.
 pub(crate) type RestoreBatch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 /// Applies a batch to one store of one task.
-pub(crate) type ApplyBatch<'a> = dyn FnMut(TaskId, &str, &RestoreBatch) -> Result<()> + 'a;
+/// Applies a batch of a store's changelog records; the last argument is the offset after them.
+pub(crate) type ApplyBatch<'a> = dyn FnMut(TaskId, &str, &RestoreBatch, i64) -> Result<()> + 'a;
 
 /// One changelog partition being restored.
 #[derive(Debug)]
@@ -214,7 +215,7 @@ impl ChangelogReader {
             let Some(r) = self.restoring.get_mut(&(topic.clone(), partition)) else {
                 continue;
             };
-            apply(r.task, &r.store, &records)?;
+            apply(r.task, &r.store, &records, last + 1)?;
             r.position = r.position.max(last + 1);
             r.restored += records.len() as u64;
             self.total_restored += records.len() as u64;

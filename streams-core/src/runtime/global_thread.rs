@@ -52,6 +52,7 @@ impl GlobalStreamThread {
             &dir,
             resources,
             None,
+            false,
             Some(globals),
         )?;
         task.init()?;

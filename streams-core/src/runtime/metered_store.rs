@@ -64,6 +64,15 @@ impl StateStore for MeteredKeyValueStore {
     fn persistent(&self) -> bool {
         self.inner.persistent()
     }
+    fn commit(&mut self, changelog_offset: Option<i64>) -> StoreResult<()> {
+        self.inner.commit(changelog_offset)
+    }
+    fn committed_offset(&self) -> StoreResult<Option<i64>> {
+        self.inner.committed_offset()
+    }
+    fn uncommitted_bytes(&self) -> usize {
+        self.inner.uncommitted_bytes()
+    }
 }
 
 impl KeyValueStore for MeteredKeyValueStore {

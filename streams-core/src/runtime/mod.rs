@@ -19,6 +19,7 @@ mod state;
 mod stream_thread;
 mod supervisor;
 mod task_manager;
+mod task_state;
 
 pub use kafka_streams::KafkaStreams;
 pub use state::{State, StateListener, StateRestoreListener};

@@ -5,9 +5,10 @@
 //! One standby thread per instance describes the group every few seconds (see [`GroupView`]),
 //! opens the standby tasks it should hold, and follows their changelog partitions with its own
 //! consumer (read_committed under exactly-once, so a copy never holds uncommitted writes). It
-//! writes each copy's checkpoint every few seconds and when the copy closes. When a stream thread
-//! of this instance is assigned the task as active, it first closes the copy, so the active task
-//! opens the same directory and restores from that checkpoint.
+//! writes each copy's checkpoint every few seconds and when the copy closes; with transactional
+//! stores (exactly-once) every applied batch also records its offset in the store itself. When a
+//! stream thread of this instance is assigned the task as active, it first closes the copy, so
+//! the active task opens the same directory and restores from where the copy stopped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -23,11 +24,11 @@ use state_stores::{OffsetCheckpoint, StoreError, TaskDirLock};
 use crate::runtime::changelog_reader::RestoreBatch;
 use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
 use crate::runtime::group_view::GroupView;
-use crate::runtime::task_manager::ThreadEnv;
+use crate::runtime::task_manager::{ThreadEnv, CHECKPOINT_FILE};
+use crate::runtime::task_state::{open_task_state, OpenedTask};
 use crate::task::{StreamTask, TaskId};
-use crate::{Result, StreamsError};
+use crate::Result;
 
-const CHECKPOINT_FILE: &str = ".checkpoint";
 /// How often the group is described to find this instance's standby tasks.
 const VIEW_INTERVAL: Duration = Duration::from_secs(2);
 /// How often a copy's checkpoint is written while it follows its changelog.
@@ -148,40 +149,14 @@ impl StandbyTasks {
             Err(StoreError::DirectoryLocked { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let checkpoint = OffsetCheckpoint::new(dir.join(CHECKPOINT_FILE));
-        let offsets = checkpoint.read().unwrap_or_else(|e| {
-            tracing::warn!(task = %id, error = %e, "discarding an unreadable checkpoint");
-            None
-        });
-        let stores_dir = dir.join("rocksdb");
-        if offsets.is_none() && stores_dir.exists() {
-            // Without a checkpoint the local stores may hold anything (uncommitted writes of a
-            // crashed active task under exactly-once): start the copy from the changelog's start.
-            std::fs::remove_dir_all(&stores_dir).map_err(|e| StreamsError::Io {
-                path: stores_dir.clone(),
-                source: e,
-            })?;
-        }
-        let task = StreamTask::build(
-            &env.topology,
-            id,
-            &env.config.application_id,
-            &dir,
-            &env.resources,
-            None,
-            Some(&env.globals),
-        )?;
-        let mut stores = HashMap::new();
-        let mut positions = BTreeMap::new();
-        for (store, topic) in task.changelogs() {
-            let key = (topic.clone(), id.partition);
-            let from = offsets
-                .as_ref()
-                .and_then(|o| o.get(&key).copied())
-                .unwrap_or(0);
-            positions.insert(key.clone(), from);
-            stores.insert(key, store);
-        }
+        // A copy may take over the directory of an active task that crashed: without a
+        // recorded offset or a checkpoint its stores are not trusted.
+        let OpenedTask { task, positions } = open_task_state(env, id, &dir, None, true)?;
+        let stores = task
+            .changelogs()
+            .into_iter()
+            .map(|(store, topic)| ((topic, id.partition), store))
+            .collect();
         Ok(Some(StandbyTask {
             task,
             dir,
@@ -261,7 +236,7 @@ impl StandbyTasks {
             let Some(store) = t.stores.get(&key) else {
                 continue;
             };
-            t.task.restore(store, &records)?;
+            t.task.restore_up_to(store, &records, last + 1)?;
             t.positions.insert(key, last + 1);
             t.dirty = true;
         }

@@ -338,7 +338,7 @@ impl StreamThread {
         };
         tm.process(&lag)?;
         tm.punctuate()?;
-        if tm.commit_due() {
+        if tm.commit_due() || tm.uncommitted_over_limit() {
             tm.commit(&self.consumer)?;
         }
         if tm.assigned && !tm.is_restoring() {

@@ -11,6 +11,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use state_stores::{OffsetCheckpoint, RocksDbResources, StoreError, TaskDirLock};
 
+use crate::runtime::task_state::{open_task_state, OpenedTask};
+
 use crate::config::{OnError, ProcessingGuarantee, StreamsConfig};
 use crate::processor::PunctuationType;
 use crate::runtime::changelog_reader::ChangelogReader;
@@ -24,7 +26,10 @@ use crate::task::{StreamTask, TaskId};
 use crate::topology::Topology;
 use crate::{Result, StreamsError};
 
-const CHECKPOINT_FILE: &str = ".checkpoint";
+pub(crate) const CHECKPOINT_FILE: &str = ".checkpoint";
+/// Records processed between two looks at the uncommitted-writes limit: a look sums every
+/// store's buffer, and the limit may be overshot by this many records' writes.
+const UNCOMMITTED_CHECK_EVERY: u64 = 32;
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 const OFFSET_FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 /// The stream thread's consumer default (Kafka's too).
@@ -72,6 +77,11 @@ pub(crate) struct ThreadEnv {
 impl ThreadEnv {
     fn guarantee(&self) -> ProcessingGuarantee {
         self.config.processing_guarantee
+    }
+
+    /// Whether persistent stores hold writes until the Kafka transaction commits.
+    pub(crate) fn transactional_stores(&self) -> bool {
+        self.guarantee().is_exactly_once() && self.config.transactional_state_stores
     }
 }
 
@@ -210,13 +220,6 @@ fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Stre
     }
 }
 
-fn io(path: &Path, source: std::io::Error) -> StreamsError {
-    StreamsError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 impl TaskManager {
     pub fn new(
         env: Arc<ThreadEnv>,
@@ -348,38 +351,15 @@ impl TaskManager {
         }
         let lock = acquire_lock(&dir)?;
         let eos = self.env.guarantee().is_exactly_once();
-        let checkpoint = OffsetCheckpoint::new(dir.join(CHECKPOINT_FILE));
-        let offsets = match checkpoint.read() {
-            Ok(o) => o,
-            Err(
-                e @ (StoreError::CorruptCheckpoint { .. }
-                | StoreError::UnknownCheckpointVersion { .. }),
-            ) => {
-                tracing::warn!(task = %id, error = %e, "discarding the local state of the task; it will be restored from the changelogs");
-                None
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let stores_dir = dir.join("rocksdb");
-        if offsets.is_none() && eos && stores_dir.exists() {
-            // Without a checkpoint the stores may hold writes of a transaction that never
-            // committed: start over from the changelog.
-            tracing::info!(task = %id, "no checkpoint under exactly-once: wiping local state");
-            std::fs::remove_dir_all(&stores_dir).map_err(|e| io(&stores_dir, e))?;
-        }
+        let OpenedTask {
+            mut task,
+            positions: changelog_positions,
+        } = open_task_state(&self.env, id, &dir, Some(&self.cache), eos)?;
         if eos {
-            // From now on the stores run ahead of the last commit; a crash must wipe them.
-            checkpoint.delete()?;
+            // From now on the stores may run ahead of the last commit (unless transactional):
+            // a crash must not find a checkpoint that vouches for them.
+            OffsetCheckpoint::new(dir.join(CHECKPOINT_FILE)).delete()?;
         }
-        let mut task = StreamTask::build(
-            &self.env.topology,
-            id,
-            &self.env.config.application_id,
-            &dir,
-            &self.env.resources,
-            Some(&self.cache),
-            Some(&self.env.globals),
-        )?;
         task.set_wall_clock(now_ms());
         let task_id = id.to_string();
         let metrics = &self.env.metrics;
@@ -405,15 +385,6 @@ impl TaskManager {
                 .collect(),
         };
         self.sensors.task_created.record_events(1);
-        let mut changelog_positions = BTreeMap::new();
-        for (_, topic) in task.changelogs() {
-            let key = (topic.clone(), id.partition);
-            let from = offsets
-                .as_ref()
-                .and_then(|o| o.get(&key).copied())
-                .unwrap_or(0);
-            changelog_positions.insert(key, from);
-        }
         let producer = if self.env.guarantee() == ProcessingGuarantee::ExactlyOnceLegacy {
             let txn_id = format!("{}-{id}", self.env.config.application_id);
             let client_id = format!(
@@ -518,17 +489,19 @@ impl TaskManager {
         let _span = tracing::info_span!("restore", thread = %self.thread_name).entered();
         self.register_restorations(consumer)?;
         let tasks = &mut self.tasks;
-        let done = self
-            .restorer
-            .restore_step(budget, &mut |id, store, records| match tasks.get_mut(&id) {
-                Some(t) => {
-                    if let Some(s) = t.sensors.restore.get(store) {
-                        s.record_events(records.len() as u64);
+        let done =
+            self.restorer.restore_step(
+                budget,
+                &mut |id, store, records, next_offset| match tasks.get_mut(&id) {
+                    Some(t) => {
+                        if let Some(s) = t.sensors.restore.get(store) {
+                            s.record_events(records.len() as u64);
+                        }
+                        t.task.restore_up_to(store, records, next_offset)
                     }
-                    t.task.restore(store, records)
-                }
-                None => Ok(()),
-            })?;
+                    None => Ok(()),
+                },
+            )?;
         for (task, store, remaining) in self.restorer.remaining() {
             self.env.metrics.set_gauge(
                 metrics::RESTORE_REMAINING,
@@ -688,7 +661,14 @@ impl TaskManager {
     pub fn process(&mut self, lag: &dyn Fn(&str, i32) -> bool) -> Result<usize, CollectorError> {
         let mut n = 0;
         let idle_ms = self.env.config.max_task_idle_ms;
+        // Stop at the uncommitted-writes limit, so the thread commits before going on.
+        let limit = self.uncommitted_limit();
+        let mut held_by_others = 0;
+        let mut over_limit = false;
         for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            if over_limit {
+                break;
+            }
             if !Self::ready(t, idle_ms, lag) {
                 continue;
             }
@@ -760,6 +740,16 @@ impl TaskManager {
                 if t.queue.is_empty_for(&r.topic, r.partition) && !Self::ready(t, idle_ms, lag) {
                     break;
                 }
+                if limit.is_some_and(|l| {
+                    done % UNCOMMITTED_CHECK_EVERY == 0
+                        && held_by_others + t.task.uncommitted_bytes() > l
+                }) {
+                    over_limit = true;
+                    break;
+                }
+            }
+            if limit.is_some() {
+                held_by_others += t.task.uncommitted_bytes();
             }
             self.env
                 .counters
@@ -857,7 +847,9 @@ impl TaskManager {
                 .values()
                 .any(|t| t.producer.as_ref().is_some_and(|p| p.in_transaction()));
         if !dirty {
-            return Ok(());
+            // Nothing for Kafka to commit, but stores may hold writes of punctuations that
+            // produced nothing: they reflect no new changelog record either.
+            return self.commit_stores();
         }
         match self.env.guarantee() {
             ProcessingGuarantee::AtLeastOnce => {
@@ -916,10 +908,57 @@ impl TaskManager {
         for t in self.tasks.values_mut() {
             t.consumed.clear();
         }
+        // Only after Kafka has committed: a crash before this point leaves the stores at the
+        // previous commit, and restoration replays the committed changelog tail.
+        self.commit_stores()?;
         self.env.counters.commits.fetch_add(1, Ordering::Relaxed);
         self.sensors.commit.record_elapsed(started);
         tracing::debug!(thread = %self.thread_name, took_ms = started.elapsed().as_millis() as u64, "committed");
         Ok(())
+    }
+
+    /// Writes what transactional stores hold, each with the changelog offset it reflects.
+    fn commit_stores(&mut self) -> Result<(), CollectorError> {
+        if !self.env.transactional_stores() {
+            return Ok(());
+        }
+        for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            let positions: HashMap<&str, i64> = t
+                .changelog_positions
+                .iter()
+                .map(|((topic, _), o)| (topic.as_str(), *o))
+                .collect();
+            t.task
+                .commit_stores(&positions)
+                .map_err(CollectorError::Fatal)?;
+        }
+        Ok(())
+    }
+
+    /// The thread's share of `statestore.uncommitted.max.bytes`, with transactional stores.
+    fn uncommitted_limit(&self) -> Option<usize> {
+        self.env.transactional_stores().then(|| {
+            (self.env.config.uncommitted_max_bytes
+                / self.env.config.num_stream_threads.max(1) as u64) as usize
+        })
+    }
+
+    /// Whether the stores hold more uncommitted writes than the thread's share of
+    /// `statestore.uncommitted.max.bytes`: time to commit before the interval is up.
+    pub fn uncommitted_over_limit(&mut self) -> bool {
+        let Some(limit) = self.uncommitted_limit() else {
+            return false;
+        };
+        let held: usize = self
+            .tasks
+            .values_mut()
+            .map(|t| t.task.uncommitted_bytes())
+            .sum();
+        if held > limit {
+            tracing::debug!(thread = %self.thread_name, held, limit, "uncommitted store writes over the limit: committing early");
+            return true;
+        }
+        false
     }
 
     fn update_changelog_positions(&mut self) {
