@@ -18,6 +18,7 @@ use crate::runtime::global_thread::GlobalStreamThread;
 use crate::runtime::internal_topics::{prepare_topics, TopicLayout};
 use crate::runtime::metrics::{MetricsHandle, StreamsMetrics};
 use crate::runtime::metrics_server::MetricsServer;
+use crate::runtime::process_identity::{self, ProcessIdentity};
 use crate::runtime::standby::{self, run_standby_thread, SharedStandbys, StandbyTasks};
 use crate::runtime::state::{State, StateListener, StateRestoreListener};
 use crate::runtime::stream_thread::StreamThread;
@@ -55,6 +56,8 @@ pub struct KafkaStreams {
     restore_listener: Option<Arc<dyn StateRestoreListener>>,
     counters: Arc<RuntimeCounters>,
     process_id: uuid::Uuid,
+    /// The lock on the application's state directory and the process id kept there, once started.
+    identity: Option<ProcessIdentity>,
     layout: Option<TopicLayout>,
     metrics: Arc<StreamsMetrics>,
     metrics_server: Option<MetricsServer>,
@@ -102,6 +105,7 @@ impl KafkaStreams {
             restore_listener: None,
             counters: Arc::new(RuntimeCounters::default()),
             process_id: uuid::Uuid::new_v4(),
+            identity: None,
             layout: None,
         })
     }
@@ -152,7 +156,9 @@ impl KafkaStreams {
         self.metrics_server.as_ref().map(MetricsServer::address)
     }
 
-    /// This instance's process id, part of its transactional ids under exactly_once_v2.
+    /// This instance's process id, part of its transactional ids under exactly_once_v2. From
+    /// [`KafkaStreams::start`] on it is the one kept in the application's state directory, the
+    /// same across restarts.
     pub fn process_id(&self) -> uuid::Uuid {
         self.process_id
     }
@@ -170,6 +176,9 @@ impl KafkaStreams {
             self.metrics_server = Some(MetricsServer::start(address, self.metrics.clone())?);
         }
         let layout = prepare_topics(&self.topology, &self.config)?;
+        let identity = process_identity::claim(&self.config.app_state_dir())?;
+        self.process_id = identity.id;
+        self.identity = Some(identity);
         self.layout = Some(layout.clone());
         let resources = RocksDbResources::new(self.config.rocksdb_memory_bytes as usize);
         let globals = GlobalStores::open(
@@ -541,6 +550,8 @@ impl KafkaStreams {
                 }
             }
             self.metrics_server = None;
+            // Every task directory is closed: another instance may take the state directory.
+            self.identity = None;
             if pending || self.state() == State::PendingShutdown {
                 self.supervisor.machine.transition(State::NotRunning);
             }

@@ -12,6 +12,7 @@ mod metered_store;
 pub mod metrics;
 mod metrics_server;
 mod partition_group;
+mod process_identity;
 mod record_collector;
 pub mod reset;
 mod standby;

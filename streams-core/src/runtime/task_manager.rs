@@ -11,8 +11,6 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use state_stores::{OffsetCheckpoint, RocksDbResources, StoreError, TaskDirLock};
 
-use crate::runtime::task_state::{open_task_state, OpenedTask};
-
 use crate::config::{OnError, ProcessingGuarantee, StreamsConfig};
 use crate::processor::PunctuationType;
 use crate::runtime::changelog_reader::ChangelogReader;
@@ -22,6 +20,7 @@ use crate::runtime::metrics::{self, RecordingLevel, Sensor};
 use crate::runtime::partition_group::{BufferedRecord, PartitionGroup};
 use crate::runtime::record_collector::{classify, CollectorError, StreamProducer};
 use crate::runtime::standby;
+use crate::runtime::task_state::{open_task_state, OpenedTask};
 use crate::task::{StreamTask, TaskId};
 use crate::topology::Topology;
 use crate::{Result, StreamsError};
