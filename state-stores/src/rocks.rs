@@ -158,17 +158,7 @@ impl RocksDbKeyValueStore {
         path: impl Into<PathBuf>,
         resources: &RocksDbResources,
     ) -> Result<Self> {
-        let name = name.into();
-        let path = path.into();
-        let db = resources.open_db(&name, &path, &[])?;
-        transaction::forget_offset(&db, &name)?;
-        Ok(RocksDbKeyValueStore {
-            name,
-            db: Some(db),
-            cf: "default".into(),
-            path,
-            overlay: None,
-        })
+        Self::open_with(name.into(), path.into(), resources, false)
     }
 
     /// Opens (or creates) the store at `path` in transactional mode: writes reach RocksDB only on
@@ -178,16 +168,31 @@ impl RocksDbKeyValueStore {
         path: impl Into<PathBuf>,
         resources: &RocksDbResources,
     ) -> Result<Self> {
-        let name = name.into();
-        let path = path.into();
-        let db = resources.open_db(&name, &path, &[OFFSETS_CF.to_string()])?;
-        Ok(RocksDbKeyValueStore {
+        Self::open_with(name.into(), path.into(), resources, true)
+    }
+
+    fn open_with(
+        name: String,
+        path: PathBuf,
+        resources: &RocksDbResources,
+        transactional: bool,
+    ) -> Result<Self> {
+        // Only a transactional store records its changelog offset, in a column family of its own.
+        let extra_cfs: Vec<String> = transactional
+            .then(|| OFFSETS_CF.to_string())
+            .into_iter()
+            .collect();
+        let db = resources.open_db(&name, &path, &extra_cfs)?;
+        if !transactional {
+            transaction::forget_offset(&db, &name)?;
+        }
+        Ok(Self::on_column_family(
             name,
-            db: Some(db),
-            cf: "default".into(),
+            db,
+            "default".into(),
             path,
-            overlay: Some(SharedOverlay::default()),
-        })
+            transactional.then(SharedOverlay::default),
+        ))
     }
 
     pub(crate) fn on_column_family(
@@ -311,21 +316,20 @@ impl StateStore for RocksDbKeyValueStore {
     }
 
     fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
-        match &self.overlay {
-            Some(o) => o.lock().commit(self.db()?, &self.name, changelog_offset),
-            None => Ok(()),
-        }
+        transaction::commit(
+            self.overlay.as_ref(),
+            self.db(),
+            &self.name,
+            changelog_offset,
+        )
     }
 
     fn committed_offset(&self) -> Result<Option<i64>> {
-        match &self.overlay {
-            Some(_) => transaction::recorded_offset(self.db()?, &self.name),
-            None => Ok(None),
-        }
+        transaction::committed_offset(self.overlay.as_ref(), self.db(), &self.name)
     }
 
     fn uncommitted_bytes(&self) -> usize {
-        self.overlay.as_ref().map_or(0, |o| o.lock().bytes())
+        transaction::uncommitted_bytes(self.overlay.as_ref())
     }
 }
 

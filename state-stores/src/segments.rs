@@ -275,20 +275,19 @@ impl SegmentStorage for RocksDbSegments {
     }
 
     fn commit(&mut self, changelog_offset: Option<i64>) -> Result<()> {
-        match &self.overlay {
-            Some(o) => o.lock().commit(self.db()?, &self.name, changelog_offset),
-            None => Ok(()),
-        }
+        transaction::commit(
+            self.overlay.as_ref(),
+            self.db(),
+            &self.name,
+            changelog_offset,
+        )
     }
 
     fn committed_offset(&self) -> Result<Option<i64>> {
-        match &self.overlay {
-            Some(_) => transaction::recorded_offset(self.db()?, &self.name),
-            None => Ok(None),
-        }
+        transaction::committed_offset(self.overlay.as_ref(), self.db(), &self.name)
     }
 
     fn uncommitted_bytes(&self) -> usize {
-        self.overlay.as_ref().map_or(0, |o| o.lock().bytes())
+        transaction::uncommitted_bytes(self.overlay.as_ref())
     }
 }

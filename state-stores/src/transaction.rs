@@ -183,6 +183,38 @@ impl Overlay {
     }
 }
 
+/// [`crate::StateStore::commit`] of a RocksDB-backed store: commits its overlay, if it has one.
+/// `db` is the store's database, or the error a closed store gives.
+pub(crate) fn commit(
+    overlay: Option<&SharedOverlay>,
+    db: Result<&Arc<RocksDb>>,
+    store: &str,
+    changelog_offset: Option<i64>,
+) -> Result<()> {
+    match overlay {
+        Some(o) => o.lock().commit(db?, store, changelog_offset),
+        None => Ok(()),
+    }
+}
+
+/// [`crate::StateStore::committed_offset`] of a RocksDB-backed store: only a store with an
+/// overlay records offsets.
+pub(crate) fn committed_offset(
+    overlay: Option<&SharedOverlay>,
+    db: Result<&Arc<RocksDb>>,
+    store: &str,
+) -> Result<Option<i64>> {
+    match overlay {
+        Some(_) => recorded_offset(db?, store),
+        None => Ok(None),
+    }
+}
+
+/// [`crate::StateStore::uncommitted_bytes`] of a RocksDB-backed store.
+pub(crate) fn uncommitted_bytes(overlay: Option<&SharedOverlay>) -> usize {
+    overlay.map_or(0, |o| o.lock().bytes())
+}
+
 /// The changelog offset the database's contents reflect, as the last commit recorded it.
 pub(crate) fn recorded_offset(db: &RocksDb, store: &str) -> Result<Option<i64>> {
     let Some(handle) = db.cf_handle(OFFSETS_CF) else {
