@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options, WriteOptions, DB};
+use rocksdb::{WriteOptions, DB};
 use state_stores::{KeyValueStore, RocksDbKeyValueStore, RocksDbResources, StateStore};
 
 fn key(i: u64) -> [u8; 16] {
@@ -35,16 +35,10 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let memory = 64 << 20;
 
-    // Raw rocksdb with the same table options the store uses.
-    let cache = Cache::new_lru_cache(memory);
-    let mut table = BlockBasedOptions::default();
-    table.set_block_cache(&cache);
-    table.set_bloom_filter(10.0, false);
-    table.set_cache_index_and_filter_blocks(true);
-    let mut opts = Options::default();
-    opts.create_if_missing(true);
-    opts.set_block_based_table_factory(&table);
-    opts.set_compression_type(DBCompressionType::Lz4);
+    // Raw rocksdb with exactly the options the store opens with (its own resources, so the two
+    // do not share a cache).
+    let raw_resources = RocksDbResources::new(memory);
+    let opts = raw_resources.options("raw");
     let raw = DB::open(&opts, dir.path().join("raw")).unwrap();
     let wo = WriteOptions::default();
 

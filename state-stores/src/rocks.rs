@@ -14,6 +14,8 @@ use crate::{KeyValueStore, KvIter, Result, StateStore, StoreError};
 
 pub(crate) type RocksDb = rocksdb::DBWithThreadMode<MultiThreaded>;
 
+const DEFAULT_CF: &str = rocksdb::DEFAULT_COLUMN_FAMILY_NAME;
+
 /// A hook to tune the options of every RocksDB store the runtime opens (like Kafka Streams'
 /// `RocksDBConfigSetter`). It runs after the defaults are set, so it can override any of them.
 pub trait RocksDbConfigSetter: Send + Sync {
@@ -62,7 +64,10 @@ impl RocksDbResources {
         self
     }
 
-    pub(crate) fn options(&self, store_name: &str) -> Options {
+    /// The RocksDB options every store opened with these resources gets (shared cache and
+    /// write-buffer budget, table format, the config setter's changes). Tools and benchmarks that
+    /// open RocksDB directly use them to compare like with like.
+    pub fn options(&self, store_name: &str) -> Options {
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&self.cache);
         table.set_bloom_filter(10.0, false);
@@ -189,7 +194,7 @@ impl RocksDbKeyValueStore {
         Ok(Self::on_column_family(
             name,
             db,
-            "default".into(),
+            DEFAULT_CF.into(),
             path,
             transactional.then(SharedOverlay::default),
         ))
@@ -343,6 +348,10 @@ impl KeyValueStore for RocksDbKeyValueStore {
             return Ok(pending);
         }
         let db = self.db()?;
+        if self.cf == DEFAULT_CF {
+            // No handle lookup (a lock and a map search) on the hot path of plain stores.
+            return db.get(key).map_err(self.err("reading"));
+        }
         let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
         db.get_cf(&cf, key).map_err(self.err("reading"))
     }
@@ -352,6 +361,9 @@ impl KeyValueStore for RocksDbKeyValueStore {
         if let Some(o) = &self.overlay {
             o.lock().write(&self.cf, key, Some(value));
             return Ok(());
+        }
+        if self.cf == DEFAULT_CF {
+            return db.put(key, value).map_err(self.err("writing"));
         }
         let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
         db.put_cf(&cf, key, value).map_err(self.err("writing"))
