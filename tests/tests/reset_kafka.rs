@@ -58,7 +58,12 @@ fn reset_reprocesses_from_scratch_and_refuses_while_running() {
 
     let plan = reset_application(&config, &options(true)).unwrap();
     println!("{plan}");
-    let committed: i64 = plan.offsets.iter().map(|(_, _, old, _)| *old).sum();
+    // A partition the input's records did not land on has no committed offset (-1, "none").
+    let committed: i64 = plan
+        .offsets
+        .iter()
+        .map(|(_, _, old, _)| (*old).max(0))
+        .sum();
     assert_eq!(committed, lines.len() as i64, "{plan}");
     assert!(
         plan.offsets.iter().all(|(_, _, _, new)| *new == 0),
