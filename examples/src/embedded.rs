@@ -3,7 +3,7 @@
 //! It needs nothing installed, which makes it the default of the examples when no
 //! `--bootstrap-servers` is given. It does NOT implement transactions faithfully (read_committed,
 //! transactional offset commits and fencing are missing), so exactly-once on it proves nothing: use
-//! a real Kafka cluster (or the project's test broker) for that.
+//! a real Kafka cluster (the tests run Apache Kafka from Maven Central: `tests/kafka/`) for that.
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;

@@ -20,6 +20,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 use streams_core::{
     KafkaStreams, Result, StateRestoreListener, StreamsConfig, StreamsError, Topology,
 };
@@ -117,8 +118,9 @@ impl StoreRestore {
     }
 }
 
-/// An action at a moment of the run (e.g. stop the broker), for [`verify_with`].
-pub type ChaosEvent = (Duration, Box<dyn FnMut()>);
+/// An action at a moment of the run (e.g. stop the broker), for [`verify_with`]. It gets the
+/// process ids of the running instances, by instance index (e.g. to freeze one).
+pub type ChaosEvent = (Duration, Box<dyn FnMut(&[Option<u32>])>);
 
 /// The topics of one verification run.
 #[derive(Debug, Clone)]
@@ -275,9 +277,16 @@ pub fn worker(o: &WorkerOptions) -> Result<()> {
                 .to_str()
                 .ok_or_else(|| StreamsError::Config("state dir is not UTF-8".into()))?,
         ),
-        ("consumer.session.timeout.ms", session),
-        ("consumer.heartbeat.interval.ms", "1000"),
     ])?;
+    // Under KIP-848 (group.protocol=consumer) the broker owns session and heartbeat timing.
+    let kip848 = o
+        .config
+        .iter()
+        .any(|(k, v)| k.ends_with("group.protocol") && v == "consumer");
+    if !kip848 {
+        config.set("consumer.session.timeout.ms", session)?;
+        config.set("consumer.heartbeat.interval.ms", "1000")?;
+    }
     if let Some(id) = &o.group_instance_id {
         config.set("group.instance.id", id)?;
     }
@@ -570,17 +579,26 @@ struct Outputs {
     wrong_values: u64,
 }
 
+/// The audit consumer: every partition of the outputs assigned from the beginning, outside any
+/// group, so that no rebalance of its own (its coordinator's broker dying, say) can move its
+/// position and make it read a record twice.
 fn reader(o: &VerifyOptions, topics: &VerifyTopics) -> Result<BaseConsumer> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &o.bootstrap_servers)
         .set("group.id", format!("{}-verifier", o.application_id))
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .create()
         .map_err(|e| kafka("creating the audit consumer", e))?;
-    c.subscribe(&[&topics.counts, &topics.joined])
-        .map_err(|e| kafka("subscribing the audit consumer", e))?;
+    let mut tpl = TopicPartitionList::new();
+    for topic in [&topics.counts, &topics.joined] {
+        for p in 0..o.partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(|e| kafka("assigning the audit consumer", e))?;
+        }
+    }
+    c.assign(&tpl)
+        .map_err(|e| kafka("assigning the audit consumer", e))?;
     Ok(c)
 }
 
@@ -834,7 +852,11 @@ pub fn verify_with(
         {
             if let Some((at, mut action)) = events.pop_front() {
                 tracing::info!(at_ms = at.as_millis() as u64, "chaos event");
-                action();
+                let pids: Vec<Option<u32>> = instances
+                    .iter()
+                    .map(|i| i.child.as_ref().map(Child::id))
+                    .collect();
+                action(&pids);
             }
         }
         if let (Some(i), Some(to)) = (bounce_next, &o.bounce_to) {

@@ -96,6 +96,10 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "worker threads per instance; default 1",
     ),
     (
+        "task.timeout.ms",
+        "how long a task may make no progress through retriable Kafka errors (a leader moving, a broker down) before the thread fails; default 300000",
+    ),
+    (
         "state.dir",
         "where task state lives; default <tmp>/kafka-streams",
     ),
@@ -185,6 +189,9 @@ pub struct StreamsConfig {
     pub max_task_idle_ms: i64,
     /// `num.stream.threads`.
     pub num_stream_threads: usize,
+    /// `task.timeout.ms` (KIP-572): how long a task may be stuck on retriable Kafka errors while it
+    /// initializes or restores before they fail the thread.
+    pub task_timeout_ms: u64,
     /// `state.dir`.
     pub state_dir: PathBuf,
     /// `replication.factor` of internal topics (-1 = broker default).
@@ -265,6 +272,7 @@ impl fmt::Debug for StreamsConfig {
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("processing_guarantee", &self.processing_guarantee)
             .field("commit_interval_ms", &self.commit_interval_ms)
+            .field("task_timeout_ms", &self.task_timeout_ms)
             .field("max_task_idle_ms", &self.max_task_idle_ms)
             .field("num_stream_threads", &self.num_stream_threads)
             .field("state_dir", &self.state_dir)
@@ -299,6 +307,7 @@ impl StreamsConfig {
             commit_interval_ms: 30_000,
             max_task_idle_ms: 0,
             num_stream_threads: 1,
+            task_timeout_ms: 300_000,
             state_dir: std::env::temp_dir().join("kafka-streams"),
             replication_factor: -1,
             num_standby_replicas: 0,
@@ -408,6 +417,9 @@ impl StreamsConfig {
                 self.commit_interval_ms =
                     parse(key, value, "a non-negative number of milliseconds")?;
                 self.commit_interval_explicit = true;
+            }
+            "task.timeout.ms" => {
+                self.task_timeout_ms = parse(key, value, "a non-negative number of milliseconds")?;
             }
             "num.stream.threads" => {
                 let n: usize = parse(key, value, "a positive number")?;

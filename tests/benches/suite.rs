@@ -1,6 +1,6 @@
 //! The benchmark suite: `cargo bench -p streams-tests --bench suite`.
 //!
-//! Against a test broker it starts itself, it measures, each scenario in a child process of its own
+//! Against a single-node Apache Kafka it starts itself, it measures, each scenario in a child process of its own
 //! (so peak RSS is the scenario's):
 //! 1. **pipe**: plain rdkafka consume -> produce of the word-count input, 2 threads (the ceiling);
 //! 2. **word count** under at_least_once, exactly_once_v2 at commit.interval.ms 100 and 1000, and

@@ -1,21 +1,17 @@
-//! A test broker with a SASL_SSL listener: a CA and a server certificate made with `openssl` at
-//! start, SCRAM-SHA-256/512 users created through AlterUserScramCredentials, and a plaintext
+//! A single-node Apache Kafka cluster with a SASL_SSL listener: a CA and a server certificate made
+//! with `openssl` at start (a PEM key store), SCRAM-SHA-256/512 credentials written by the broker's
+//! own storage tool when it formats the node (`kafka-storage format --add-scram`), and a plaintext
 //! listener beside it for the harness's own requests.
 //!
-//! With a config file the test broker binds its KRaft controller on `0.0.0.0:9093`, so only one
-//! such broker runs at a time, and no other test broker beside it: secured tests take
-//! [`SecuredBroker::exclusive`] and live in their own test binary.
+//! Each secured test starts its own cluster (they use the same topic names); they take
+//! [`SecuredBroker::exclusive`] so that only one such JVM runs at a time on a 2-core machine.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
-use crate::broker::{
-    compact_string, ensure_installed, flexible_request, free_loopback, set_transaction_version,
-    uuid_like, uvarint, Reader,
-};
+use crate::broker::{ClusterOptions, KafkaCluster};
 
 /// The SCRAM user every secured broker has.
 pub const USER: &str = "streams-app";
@@ -30,8 +26,8 @@ pub struct SecuredBroker {
     sasl_ssl: String,
     ca: PathBuf,
     other_ca: PathBuf,
-    child: Child,
-    dir: tempfile::TempDir,
+    cluster: KafkaCluster,
+    _dir: tempfile::TempDir,
 }
 
 fn run(cmd: &mut Command) -> Result<Vec<u8>, String> {
@@ -87,72 +83,6 @@ fn make_certs(dir: &Path, name: &str, server_ip: Option<Ipv4Addr>) -> Result<(),
     Ok(())
 }
 
-/// SCRAM's SaltedPassword: PBKDF2-HMAC-`digest` (through `openssl kdf`, no extra crate).
-fn salted_password(
-    digest: &str,
-    len: usize,
-    salt: &[u8],
-    iterations: i32,
-) -> Result<Vec<u8>, String> {
-    let hex: String = salt.iter().map(|b| format!("{b:02x}")).collect();
-    let out = run(Command::new("openssl").args([
-        "kdf",
-        "-keylen",
-        &len.to_string(),
-        "-kdfopt",
-        &format!("digest:{digest}"),
-        "-kdfopt",
-        &format!("pass:{PASSWORD}"),
-        "-kdfopt",
-        &format!("hexsalt:{hex}"),
-        "-kdfopt",
-        &format!("iter:{iterations}"),
-        "PBKDF2",
-    ]))?;
-    String::from_utf8_lossy(&out)
-        .trim()
-        .split(':')
-        .map(|h| u8::from_str_radix(h, 16).map_err(|e| e.to_string()))
-        .collect()
-}
-
-/// AlterUserScramCredentials v0: [`USER`] with [`PASSWORD`] for SCRAM-SHA-256 and -512.
-fn create_scram_user(addr: &SocketAddr) -> Result<(), String> {
-    let iterations = 4096i32;
-    let salt: Vec<u8> = uuid_like().bytes().take(16).collect();
-    let mut body = Vec::new();
-    uvarint(1, &mut body); // no deletions
-    uvarint(3, &mut body); // two upsertions
-    for (mechanism, digest, len) in [(1i8, "SHA256", 32usize), (2, "SHA512", 64)] {
-        compact_string(USER, &mut body);
-        body.push(mechanism as u8);
-        body.extend_from_slice(&iterations.to_be_bytes());
-        uvarint(salt.len() as u64 + 1, &mut body);
-        body.extend_from_slice(&salt);
-        let salted = salted_password(digest, len, &salt, iterations)?;
-        uvarint(salted.len() as u64 + 1, &mut body);
-        body.extend_from_slice(&salted);
-        uvarint(0, &mut body);
-    }
-    uvarint(0, &mut body);
-    let r = flexible_request(addr, 51, 0, &body)?;
-    let mut rd = Reader::new(&r, 4);
-    rd.uvarint()?; // header tags
-    rd.take(4)?; // throttle
-    for _ in 0..rd.uvarint()?.saturating_sub(1) {
-        let user = rd.compact_string()?;
-        let code = rd.i16()?;
-        let message = rd.compact_string()?;
-        rd.uvarint()?;
-        if code != 0 {
-            return Err(format!(
-                "AlterUserScramCredentials({user}) error {code}: {message}"
-            ));
-        }
-    }
-    Ok(())
-}
-
 impl SecuredBroker {
     /// Serializes the secured tests (see the module docs).
     pub fn exclusive() -> MutexGuard<'static, ()> {
@@ -165,110 +95,56 @@ impl SecuredBroker {
     }
 
     fn try_start() -> Result<SecuredBroker, String> {
-        let bin = ensure_installed();
-        let (ip, plain_port) = free_loopback();
-        let secure_port = TcpListener::bind(SocketAddr::from((ip, 0)))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| e.to_string())?;
         let dir = tempfile::Builder::new()
             .prefix("secured-broker-")
             .tempdir()
             .map_err(|e| e.to_string())?;
         let d = dir.path();
-        make_certs(d, "broker", Some(ip))?;
+        make_certs(d, "broker", Some(Ipv4Addr::LOCALHOST))?;
         make_certs(d, "other", None)?;
-        let data = d.join("data");
-        std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-        let cluster_id = uuid_like();
-        std::fs::write(
-            data.join("meta.properties.json"),
-            format!(
-                "{{\"cluster_id\":\"{cluster_id}\",\"directory_id\":\"{}\",\"version\":1}}\n",
-                uuid_like()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        let config = d.join("broker.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"inter_broker_listener_name = "plain"
-
-[[listeners]]
-name = "plain"
-bind_addr = "{ip}:{plain_port}"
-advertised = "{ip}:{plain_port}"
-protocol = "Plaintext"
-
-[[listeners]]
-name = "secure"
-bind_addr = "{ip}:{secure_port}"
-advertised = "{ip}:{secure_port}"
-protocol = "SaslSsl"
-tls_config = {{ cert_path = "{cert}", key_path = "{key}", client_auth = "Disabled" }}
-sasl_config = {{ enabled_mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512"] }}
-"#,
-                cert = d.join("broker-server.crt").display(),
-                key = d.join("broker-server.key").display(),
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(d.join("broker.log")).map_err(|e| e.to_string())?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(bin)
-            .arg("--config-file")
-            .arg(&config)
-            .arg("--log-dir")
-            .arg(&data)
-            .arg("--cluster-id")
-            .arg(&cluster_id)
-            .args([
-                "--metrics-listen-addr",
-                "none",
-                "--partition-disk-scan-interval-secs",
-                "0",
-            ])
-            .env(
-                "RUST_LOG",
-                std::env::var("BROKER_LOG").unwrap_or_else(|_| "warn".into()),
+        // A PEM key store (KIP-651) holds the unencrypted PKCS#8 key and the certificate.
+        let keystore = d.join("broker-keystore.pem");
+        let pem = [d.join("broker-server.key"), d.join("broker-server.crt")]
+            .iter()
+            .map(std::fs::read_to_string)
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| e.to_string())?
+            .concat();
+        std::fs::write(&keystore, pem).map_err(|e| e.to_string())?;
+        let scram_module = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
+        let mut o = ClusterOptions::nodes(1)
+            .setting(
+                "listener.name.secure.sasl.enabled.mechanisms",
+                "SCRAM-SHA-256,SCRAM-SHA-512",
             )
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let mut b = SecuredBroker {
-            plaintext: format!("{ip}:{plain_port}"),
-            sasl_ssl: format!("{ip}:{secure_port}"),
+            .setting(
+                "listener.name.secure.scram-sha-256.sasl.jaas.config",
+                scram_module,
+            )
+            .setting(
+                "listener.name.secure.scram-sha-512.sasl.jaas.config",
+                scram_module,
+            )
+            .setting("ssl.keystore.type", "PEM")
+            .setting("ssl.keystore.location", &keystore.display().to_string());
+        o.extra_listener = Some(("SECURE".into(), "SASL_SSL".into()));
+        // The broker's own SCRAM credentials, written into its metadata when it is formatted.
+        for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            o.format_args.push("--add-scram".into());
+            o.format_args
+                .push(format!("{mechanism}=[name={USER},password={PASSWORD}]"));
+        }
+        let cluster = KafkaCluster::start(&o)?;
+        Ok(SecuredBroker {
+            plaintext: cluster.bootstrap_servers(),
+            sasl_ssl: cluster
+                .extra_listener()
+                .ok_or("the secured cluster has no SASL_SSL listener")?,
             ca: d.join("broker-ca.crt"),
             other_ca: d.join("other-ca.crt"),
-            child,
-            dir,
-        };
-        let addr = SocketAddr::from((ip, plain_port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = b.child.try_wait() {
-                return Err(format!("exited with {status}: {}", b.log_tail()));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("not listening after 30 s: {}", b.log_tail()));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let mut last = String::new();
-        for _ in 0..50 {
-            match set_transaction_version(&addr, 1).and_then(|()| create_scram_user(&addr)) {
-                Ok(()) => return Ok(b),
-                Err(e) => last = e,
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Err(format!(
-            "setting up the broker failed: {last}: {}",
-            b.log_tail()
-        ))
+            cluster,
+            _dir: dir,
+        })
     }
 
     /// The plaintext listener (for the harness: topics, produce, read back).
@@ -293,15 +169,6 @@ sasl_config = {{ enabled_mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512"] }}
 
     /// The last lines of the broker's log.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-impl Drop for SecuredBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.cluster.log_tail()
     }
 }

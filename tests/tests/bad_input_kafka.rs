@@ -21,8 +21,14 @@ impl Processor<String, i64> for Double {
     }
 }
 
-fn topology() -> Topology {
-    pipe_topology("longs-in", "longs-out", Arc::new(I64Serde), || Double)
+/// `<prefix>-in` -> doubled -> `<prefix>-out` (each test has its own topics on the shared cluster).
+fn topology(prefix: &str) -> Topology {
+    pipe_topology(
+        &format!("{prefix}-in"),
+        &format!("{prefix}-out"),
+        Arc::new(I64Serde),
+        || Double,
+    )
 }
 
 fn long_bytes(v: i64) -> String {
@@ -48,7 +54,7 @@ fn undecodable_record_fails_clearly_and_loses_nothing() {
     );
     let dir = tempfile::tempdir().unwrap();
     let mut s = KafkaStreams::new(
-        topology(),
+        topology("longs"),
         test_config("bad-input", b, "exactly_once_v2", 1, dir.path()),
     )
     .unwrap();
@@ -98,11 +104,18 @@ fn log_and_continue_skips_bad_records_into_the_dead_letter_queue() {
     init_tracing();
     let broker = TestBroker::start();
     let b = broker.bootstrap_servers();
-    create_topics(b, &[("longs-in", 1), ("longs-out", 1), ("longs-dlq", 1)]);
+    create_topics(
+        b,
+        &[
+            ("dlq-longs-in", 1),
+            ("dlq-longs-out", 1),
+            ("dlq-longs-dlq", 1),
+        ],
+    );
     let (one, two) = (long_bytes(1), long_bytes(2));
     produce(
         b,
-        "longs-in",
+        "dlq-longs-in",
         &[
             (Some("a"), Some(&one)),
             (Some("bad"), Some("abc")),
@@ -115,13 +128,13 @@ fn log_and_continue_skips_bad_records_into_the_dead_letter_queue() {
         .set("deserialization.exception.handler", "log_and_continue")
         .unwrap();
     config
-        .set("errors.dead.letter.queue.topic.name", "longs-dlq")
+        .set("errors.dead.letter.queue.topic.name", "dlq-longs-dlq")
         .unwrap();
-    let mut s = KafkaStreams::new(topology(), config).unwrap();
+    let mut s = KafkaStreams::new(topology("dlq-longs"), config).unwrap();
     s.start().unwrap();
-    let mut out = TopicReader::new(b, "longs-out", true);
+    let mut out = TopicReader::new(b, "dlq-longs-out", true);
     assert!(out.poll_until(Duration::from_secs(60), |r| r.len() >= 2));
-    let mut dlq = TopicReader::new(b, "longs-dlq", true);
+    let mut dlq = TopicReader::new(b, "dlq-longs-dlq", true);
     assert!(dlq.poll_until(Duration::from_secs(30), |r| !r.is_empty()));
     out.poll_for(Duration::from_millis(500));
     let doubled: Vec<(String, i64)> = out

@@ -1,4 +1,4 @@
-//! `streams run <app>` (the library behind it) on the test broker: settings from a properties file
+//! `streams run <app>` (the library behind it) on Apache Kafka: settings from a properties file
 //! and `-c` flags, the metrics endpoint, and restoration progress after the local state is lost.
 #![allow(clippy::unwrap_used)]
 
@@ -71,7 +71,7 @@ fn run_word_count_from_a_config_file_then_restore_with_progress() {
     std::fs::write(
         &props,
         format!(
-            "# word count on the test broker\nbootstrap.servers={b}\nprocessing.guarantee=exactly_once_v2\nreplication.factor=1\nstatestore.cache.max.bytes=0\n"
+            "# word count on the test cluster\nbootstrap.servers={b}\nprocessing.guarantee=exactly_once_v2\nreplication.factor=1\nstatestore.cache.max.bytes=0\n"
         ),
     )
     .unwrap();

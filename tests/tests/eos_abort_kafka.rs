@@ -113,11 +113,9 @@ impl Processor<String, String> for SlowOnce {
     }
 }
 
-/// A transaction older than `transaction.timeout.ms` may already be aborted by the coordinator.
-/// Committing it anyway can commit the input offsets without the outputs: a broker that does not
-/// bump the producer epoch on that abort (the test broker; Kafka >= 2.5 does bump it) takes our
-/// late AddOffsetsToTxn for a new transaction. The instance must abort such a transaction and
-/// process its input again, by itself, exactly once.
+/// A transaction that outlives `transaction.timeout.ms` is aborted by the coordinator, which bumps
+/// the producer epoch: the instance's late offsets and commit are fenced. It must replace its
+/// producer and process that input again, by itself, exactly once.
 #[test]
 fn transaction_outliving_its_timeout_is_redone_not_half_committed() {
     init_tracing();

@@ -1,116 +1,23 @@
-//! The join examples end to end on the test broker under exactly_once_v2: every input record's
+//! The join examples end to end on Apache Kafka under exactly_once_v2: every input record's
 //! result appears exactly once in the read_committed output, with the right partner.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use streams_core::KafkaStreams;
 use streams_dsl::{Consumed, Materialized, StreamsBuilder};
 use streams_examples::clicks::{attribution_topology, Attribution, Click, Impression, WINDOW_MS};
-use streams_examples::orders::{enrichment_topology, Customer, EnrichedOrder, Order};
 use streams_tests::kafka::{create_topics, init_tracing, produce_with_timestamps, TopicReader};
+use streams_tests::scenarios::{json, order_enrichment_end_to_end, wait_processed};
 use streams_tests::wordcount::test_config;
 use streams_tests::TestBroker;
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap()
-}
-
-fn wait_processed(streams: &KafkaStreams, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while streams.counters().processed.load(Ordering::SeqCst) < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} records processed",
-            streams.counters().processed.load(Ordering::SeqCst)
-        );
-        assert!(streams.last_error().is_none(), "{:?}", streams.last_error());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn order_enrichment_runs_exactly_once() {
     init_tracing();
     let broker = TestBroker::start();
-    let b = broker.bootstrap_servers();
-    let app = "enrich-e2e";
-    let (orders, customers, out) = ("enrich-orders", "enrich-customers", "enrich-out");
-    create_topics(b, &[(orders, 3), (customers, 2), (out, 2)]);
-    let known = 20;
-    let cust: Vec<(String, String)> = (0..known)
-        .map(|i| {
-            (
-                format!("c{i}"),
-                json(&Customer {
-                    name: format!("name{i}"),
-                    tier: if i % 2 == 0 { "gold" } else { "silver" }.into(),
-                }),
-            )
-        })
-        .collect();
-    let recs: Vec<_> = cust
-        .iter()
-        .map(|(k, v)| (Some(k.as_str()), Some(v.as_str()), Some(1_000)))
-        .collect();
-    produce_with_timestamps(b, customers, &recs);
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut streams = KafkaStreams::new(
-        enrichment_topology(orders, customers, out).unwrap(),
-        test_config(app, b, "exactly_once_v2", 2, dir.path()),
-    )
-    .unwrap();
-    streams.start().unwrap();
-    streams.wait_until_running(Duration::from_secs(60)).unwrap();
-    // The table first: stream-table joins see the table as it is when the order is processed.
-    wait_processed(&streams, known as u64);
-
-    let n = 200;
-    let ord: Vec<(String, String)> = (0..n)
-        .map(|i| {
-            (
-                format!("o{i}"),
-                json(&Order {
-                    order_id: format!("o{i}"),
-                    customer_id: format!("c{}", i % 25),
-                    item: "tea".into(),
-                    amount_cents: i as i64,
-                }),
-            )
-        })
-        .collect();
-    let recs: Vec<_> = ord
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| (Some(k.as_str()), Some(v.as_str()), Some(2_000 + i as i64)))
-        .collect();
-    produce_with_timestamps(b, orders, &recs);
-
-    let mut reader = TopicReader::new(b, out, true);
-    assert!(
-        reader.poll_until(Duration::from_secs(90), |r| r.len() >= n),
-        "{} of {n} enriched orders",
-        reader.records.len()
-    );
-    reader.poll_for(Duration::from_millis(500));
-    assert!(streams.close(Duration::from_secs(30)));
-
-    let mut seen: BTreeMap<String, EnrichedOrder> = BTreeMap::new();
-    for r in &reader.records {
-        let e: EnrichedOrder = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
-        assert_eq!(r.key_str(), e.order.customer_id, "keyed by customer");
-        let id = e.order.order_id.clone();
-        assert!(seen.insert(id.clone(), e).is_none(), "order {id} twice");
-    }
-    assert_eq!(seen.len(), n);
-    for (id, e) in &seen {
-        let c: usize = e.order.customer_id[1..].parse().unwrap();
-        let want = (c < known).then(|| format!("name{c}"));
-        assert_eq!(e.customer_name, want, "order {id}");
-    }
+    order_enrichment_end_to_end(broker.bootstrap_servers(), "enrich-e2e");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Metrics on the test broker: `/metrics` served by the instance (`metrics.http.address`) shows
+//! Metrics on Apache Kafka: `/metrics` served by the instance (`metrics.http.address`) shows
 //! Kafka Streams' named series, and they move as records flow, commit and restore.
 #![allow(clippy::unwrap_used)]
 

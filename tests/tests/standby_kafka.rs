@@ -1,4 +1,4 @@
-//! Standby replicas on the test broker: with `num.standby.replicas=1` the surviving instance keeps
+//! Standby replicas on Apache Kafka: with `num.standby.replicas=1` the surviving instance keeps
 //! a copy of the other's stores, so a failover restores only the changelog tail. The same
 //! failover without standbys restores the whole changelog; both are measured and printed.
 #![allow(clippy::unwrap_used)]
@@ -19,8 +19,13 @@ use streams_tests::TestBroker;
 const WORDS: usize = 500;
 const RECORDS: usize = 12_000;
 
+/// Each phase has its own application and topics on the shared cluster: `standby-<replicas>`.
+fn app(replicas: u32) -> String {
+    format!("standby-{replicas}")
+}
+
 fn config(b: &str, replicas: u32, dir: &Path) -> StreamsConfig {
-    let mut c = test_config("standby-app", b, "exactly_once_v2", 1, dir);
+    let mut c = test_config(&app(replicas), b, "exactly_once_v2", 1, dir);
     c.set("num.standby.replicas", &replicas.to_string())
         .unwrap();
     c
@@ -30,11 +35,11 @@ fn lines(from: usize, to: usize) -> Vec<String> {
     (from..to).map(|i| format!("w{}", i % WORDS)).collect()
 }
 
-fn produce_lines(b: &str, lines: &[String]) {
+fn produce_lines(b: &str, app: &str, lines: &[String]) {
     let recs: Vec<(Option<&str>, Option<&str>)> =
         lines.iter().map(|l| (None, Some(l.as_str()))).collect();
     for chunk in recs.chunks(2000) {
-        produce(b, "standby-in", chunk);
+        produce(b, &format!("{app}-in"), chunk);
     }
 }
 
@@ -47,7 +52,7 @@ fn counts(n: usize) -> BTreeMap<String, i64> {
 }
 
 /// Whether `instance`'s standby copies of the count tasks have checkpointed the changelog's end.
-fn standbys_caught_up(b: &str, state: &Path, standbys: &[TaskId]) -> bool {
+fn standbys_caught_up(b: &str, app: &str, state: &Path, standbys: &[TaskId]) -> bool {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", b)
         .create()
@@ -55,16 +60,11 @@ fn standbys_caught_up(b: &str, state: &Path, standbys: &[TaskId]) -> bool {
     let count_tasks: Vec<&TaskId> = standbys.iter().filter(|t| t.subtopology == 1).collect();
     !count_tasks.is_empty()
         && count_tasks.iter().all(|t| {
-            let topic = "standby-app-counts-changelog";
+            let topic = &format!("{app}-counts-changelog");
             let (_, high) = c
                 .fetch_watermarks(topic, t.partition, Duration::from_secs(10))
                 .unwrap();
-            let cp = OffsetCheckpoint::new(
-                state
-                    .join("standby-app")
-                    .join(t.to_string())
-                    .join(".checkpoint"),
-            );
+            let cp = OffsetCheckpoint::new(state.join(app).join(t.to_string()).join(".checkpoint"));
             let at = cp
                 .read()
                 .ok()
@@ -80,9 +80,11 @@ fn standbys_caught_up(b: &str, state: &Path, standbys: &[TaskId]) -> bool {
 fn failover(replicas: u32) -> (u64, u128) {
     let broker = TestBroker::start();
     let b = broker.bootstrap_servers();
-    create_topics(b, &[("standby-in", 4), ("standby-out", 4)]);
+    let app = app(replicas);
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    create_topics(b, &[(&input, 4), (&output, 4)]);
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let topology = || word_count_topology("standby-in", "standby-out").unwrap();
+    let topology = || word_count_topology(&input, &output).unwrap();
     let mut a = KafkaStreams::new(topology(), config(b, replicas, da.path())).unwrap();
     let mut bb = KafkaStreams::new(topology(), config(b, replicas, db.path())).unwrap();
     a.start().unwrap();
@@ -90,12 +92,12 @@ fn failover(replicas: u32) -> (u64, u128) {
     a.wait_until_running(Duration::from_secs(60)).unwrap();
     bb.wait_until_running(Duration::from_secs(60)).unwrap();
 
-    produce_lines(b, &lines(0, RECORDS));
-    let mut reader = TopicReader::new(b, "standby-out", true);
+    produce_lines(b, &app, &lines(0, RECORDS));
+    let mut reader = TopicReader::new(b, &output, true);
     await_counts(&mut reader, &counts(RECORDS), Duration::from_secs(120));
     if replicas > 0 {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !standbys_caught_up(b, db.path(), &bb.standby_tasks()) {
+        while !standbys_caught_up(b, &app, db.path(), &bb.standby_tasks()) {
             assert!(
                 Instant::now() < deadline,
                 "B's standby copies did not catch up: {:?}",
@@ -116,7 +118,7 @@ fn failover(replicas: u32) -> (u64, u128) {
     assert!(a.close(Duration::from_secs(30)));
     // Every word once more: B must run all the count tasks to produce every new count.
     let more = lines(RECORDS, RECORDS + WORDS);
-    produce_lines(b, &more);
+    produce_lines(b, &app, &more);
     await_counts(
         &mut reader,
         &counts(RECORDS + WORDS),

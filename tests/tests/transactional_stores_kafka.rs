@@ -33,6 +33,7 @@ const KEYS: usize = 1_000_000;
 fn kill_after_a_million_keys(broker: &TestBroker, transactional: bool) -> VerifyReport {
     let dir = tempfile::tempdir().unwrap();
     let mut o = default_options(broker.bootstrap_servers(), "exactly_once_v2", dir.path());
+    o.application_id = format!("{}-txn-stores-{transactional}", o.application_id);
     o.instances = 1;
     o.threads = 1;
     o.partitions = 1;

@@ -1,4 +1,4 @@
-//! The exactly-once verifier against the test broker: 3 instances x 2 threads as child processes,
+//! The exactly-once verifier on Apache Kafka: 3 instances x 2 threads as child processes,
 //! 20 SIGKILLs while input flows, every output record audited with a read_committed consumer.
 //!
 //! The children are this test binary itself, running the ignored `verify_worker` test with its
@@ -27,8 +27,10 @@ fn verify_worker() {
     worker_main().unwrap();
 }
 
-fn options(b: &str, guarantee: &str, dir: &std::path::Path) -> VerifyOptions {
+/// Options for scenario `name` (its application id and topics on the shared cluster).
+fn options(name: &str, b: &str, guarantee: &str, dir: &std::path::Path) -> VerifyOptions {
     let mut o = default_options(b, guarantee, dir);
+    o.application_id = format!("{}-{name}", o.application_id);
     o.records = 10_000;
     o.keys = 40;
     o.kills = 20;
@@ -44,7 +46,12 @@ fn exactly_once_v2_survives_20_sigkills_without_loss_or_duplicates() {
     init_tracing();
     let broker = TestBroker::start();
     let dir = tempfile::tempdir().unwrap();
-    let o = options(broker.bootstrap_servers(), "exactly_once_v2", dir.path());
+    let o = options(
+        "kills",
+        broker.bootstrap_servers(),
+        "exactly_once_v2",
+        dir.path(),
+    );
     let report = verify(&o, &spawn).unwrap();
     println!("{report}");
     assert_eq!(report.kills, 20);
@@ -61,7 +68,12 @@ fn at_least_once_survives_20_sigkills_without_loss() {
     init_tracing();
     let broker = TestBroker::start();
     let dir = tempfile::tempdir().unwrap();
-    let o = options(broker.bootstrap_servers(), "at_least_once", dir.path());
+    let o = options(
+        "kills",
+        broker.bootstrap_servers(),
+        "at_least_once",
+        dir.path(),
+    );
     let report = verify(&o, &spawn).unwrap();
     println!("{report}");
     assert_eq!(report.kills, 20);
@@ -84,7 +96,12 @@ fn rolling_bounce(from: &str, to: &str) {
     init_tracing();
     let broker = TestBroker::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut o = options(broker.bootstrap_servers(), from, dir.path());
+    let mut o = options(
+        &format!("bounce-to-{to}"),
+        broker.bootstrap_servers(),
+        from,
+        dir.path(),
+    );
     o.kills = 0;
     o.bounce_to = Some(to.to_string());
     let report = verify(&o, &spawn).unwrap();
@@ -103,23 +120,25 @@ fn upgrade_from_legacy_exactly_once_to_exactly_once_v2_by_rolling_bounce() {
     rolling_bounce("exactly_once", "exactly_once_v2");
 }
 
-/// The broker stops for 30 s mid-run: open transactions outlive their timeout and the group
-/// sessions expire. Every instance recovers by itself. (This once lost records: a transaction
-/// whose offsets reached the coordinator only after it had aborted the transaction on timeout was
-/// committed without its outputs. Such transactions are now aborted and redone; see
-/// `eos_abort_kafka::transaction_outliving_its_timeout_is_redone_not_half_committed`.)
+/// The broker stops (SIGSTOP) for 30 s mid-run: open transactions outlive their timeout and the
+/// group sessions expire. Every instance recovers by itself.
 #[test]
 fn exactly_once_v2_recovers_from_a_30_second_broker_stop() {
     let _serial = serial();
     init_tracing();
-    let broker = Arc::new(TestBroker::start());
+    let broker = Arc::new(TestBroker::start_own());
     let dir = tempfile::tempdir().unwrap();
-    let mut o = options(broker.bootstrap_servers(), "exactly_once_v2", dir.path());
+    let mut o = options(
+        "broker-stop",
+        broker.bootstrap_servers(),
+        "exactly_once_v2",
+        dir.path(),
+    );
     o.kills = 0;
     let (b1, b2) = (broker.clone(), broker.clone());
     let events: Vec<ChaosEvent> = vec![
-        (Duration::from_secs(12), Box::new(move || b1.pause())),
-        (Duration::from_secs(42), Box::new(move || b2.resume())),
+        (Duration::from_secs(12), Box::new(move |_| b1.pause())),
+        (Duration::from_secs(42), Box::new(move |_| b2.resume())),
     ];
     let report = verify_with(&o, &spawn, events).unwrap();
     println!("{report}");
@@ -132,7 +151,12 @@ fn rolling_bounce_with_static_membership_causes_no_rebalance() {
     init_tracing();
     let broker = TestBroker::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut o = options(broker.bootstrap_servers(), "exactly_once_v2", dir.path());
+    let mut o = options(
+        "static",
+        broker.bootstrap_servers(),
+        "exactly_once_v2",
+        dir.path(),
+    );
     o.kills = 0;
     o.static_membership = true;
     o.bounce_to = Some("exactly_once_v2".into());

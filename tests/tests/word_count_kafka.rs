@@ -1,79 +1,20 @@
-//! Word count end to end on the real test broker, under each processing guarantee.
+//! Word count end to end on Apache Kafka, under each processing guarantee.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use streams_core::{KafkaStreams, State};
 use streams_examples::word_count_topology;
 use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
-use streams_tests::wordcount::{assert_exact_updates, await_counts, expected_counts, test_config};
+use streams_tests::scenarios::word_count_end_to_end;
+use streams_tests::wordcount::{await_counts, expected_counts, test_config};
 use streams_tests::TestBroker;
-
-const LINES: &[&str] = &[
-    "the quick brown fox",
-    "jumps over the lazy dog",
-    "The dog barks",
-    "the fox runs",
-    "quick quick QUICK",
-    "lazy days of the dog",
-];
 
 fn run_word_count(guarantee: &str) {
     init_tracing();
     let broker = TestBroker::start();
-    let b = broker.bootstrap_servers();
     let app = format!("wc-{}", guarantee.replace('_', "-"));
-    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
-    create_topics(b, &[(&input, 4), (&output, 4)]);
-    let lines: Vec<(Option<&str>, Option<&str>)> = LINES.iter().map(|l| (None, Some(*l))).collect();
-    produce(b, &input, &lines);
-
-    let state = tempfile::tempdir().unwrap();
-    let mut streams = KafkaStreams::new(
-        word_count_topology(&input, &output).unwrap(),
-        test_config(&app, b, guarantee, 2, state.path()),
-    )
-    .unwrap();
-    let transitions = Arc::new(Mutex::new(Vec::new()));
-    let seen = transitions.clone();
-    streams.set_state_listener(move |new, old| seen.lock().unwrap().push((old, new)));
-    streams.start().unwrap();
-    streams.wait_until_running(Duration::from_secs(60)).unwrap();
-
-    let want = expected_counts(LINES.iter().copied());
-    let mut reader = TopicReader::new(b, &output, true);
-    await_counts(&mut reader, &want, Duration::from_secs(60));
-    assert_exact_updates(&reader, &want);
-    // KIP-447: exactly_once_v2 has one transactional producer per thread (2); legacy
-    // exactly_once one per task (2 sub-topologies x 4 partitions).
-    let producers = streams
-        .counters()
-        .transactional_producers
-        .load(std::sync::atomic::Ordering::SeqCst);
-    let expected_producers = match guarantee {
-        "exactly_once_v2" => 2,
-        "exactly_once" => 8,
-        _ => 0,
-    };
-    assert_eq!(producers, expected_producers);
-    assert!(streams.close(Duration::from_secs(30)));
-    assert_eq!(streams.state(), State::NotRunning);
-    let t = transitions.lock().unwrap().clone();
-    assert_eq!(
-        t.first(),
-        Some(&(State::Created, State::Rebalancing)),
-        "{t:?}"
-    );
-    assert!(t.contains(&(State::Rebalancing, State::Running)), "{t:?}");
-    assert_eq!(
-        &t[t.len() - 2..],
-        &[
-            (State::Running, State::PendingShutdown),
-            (State::PendingShutdown, State::NotRunning)
-        ],
-        "{t:?}"
-    );
+    word_count_end_to_end(broker.bootstrap_servers(), &app, guarantee, &[]);
 }
 
 #[test]

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::StreamsConfig;
 use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
+use crate::runtime::retry::RetryWindow;
 use crate::runtime::state::StateRestoreListener;
 use crate::task::TaskId;
 use crate::{Result, StreamsError};
@@ -50,6 +52,8 @@ pub(crate) struct ChangelogReader {
     consumer: BaseConsumer<TracingContext>,
     restoring: BTreeMap<(String, i32), Restoring>,
     listener: Option<Arc<dyn StateRestoreListener>>,
+    /// Read errors a leader move or a broker restart causes are retried, up to task.timeout.ms.
+    stall: RetryWindow,
     /// Records restored since the reader was created.
     pub total_restored: u64,
 }
@@ -74,18 +78,15 @@ impl ChangelogReader {
             consumer,
             restoring: BTreeMap::new(),
             listener,
+            stall: RetryWindow::new(Duration::from_millis(config.task_timeout_ms)),
             total_restored: 0,
         })
     }
 
     /// The `[low, high)` offsets of a changelog partition.
-    pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
+    pub fn watermarks(&self, topic: &str, partition: i32) -> KafkaResult<(i64, i64)> {
         self.consumer
             .fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
-            .map_err(|e| StreamsError::Kafka {
-                context: format!("reading the end offset of changelog `{topic}`-{partition}"),
-                source: e,
-            })
     }
 
     /// Starts restoring `store` of `task` from `topic`-`partition` at `from` up to `end` (from
@@ -189,10 +190,15 @@ impl ChangelogReader {
                 }
                 continue;
             };
-            let m = m.map_err(|e| StreamsError::Kafka {
-                context: "reading changelog records".into(),
-                source: e,
-            })?;
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    // librdkafka recovers from these by itself (new leader, broker back).
+                    self.stall.retry("reading changelog records", e)?;
+                    continue;
+                }
+            };
+            self.stall.progressed();
             let key = (m.topic().to_string(), m.partition());
             if !self.restoring.contains_key(&key) {
                 continue;

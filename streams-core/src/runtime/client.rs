@@ -13,19 +13,7 @@ use crate::{Result, StreamsError};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TracingContext;
 
-/// librdkafka's complaint about brokers that encode an empty partition's record set as null (some
-/// Kafka-compatible brokers do), and the parse-failure line that accompanies it. Harmless: the
-/// fetch is retried. Logged at debug instead of flooding the error log.
-fn is_known_noise(message: &str) -> bool {
-    message.contains("invalid MessageSetSize -1")
-        || message.contains("Protocol parse failure for Fetch")
-}
-
 pub(crate) fn log_line(level: RDKafkaLogLevel, fac: &str, message: &str) {
-    if is_known_noise(message) {
-        tracing::debug!(target: "librdkafka", "{fac} {message}");
-        return;
-    }
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert
@@ -40,9 +28,6 @@ pub(crate) fn log_line(level: RDKafkaLogLevel, fac: &str, message: &str) {
 }
 
 pub(crate) fn global_error(error: KafkaError, reason: &str) {
-    if is_known_noise(reason) {
-        return;
-    }
     tracing::warn!(target: "librdkafka", %error, "{reason}");
 }
 

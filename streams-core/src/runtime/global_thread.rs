@@ -15,6 +15,7 @@ use state_stores::RocksDbResources;
 use crate::config::{OnError, StreamsConfig};
 use crate::global::GlobalStores;
 use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
+use crate::runtime::retry::RetryWindow;
 use crate::runtime::task_manager::RuntimeCounters;
 use crate::task::{StreamTask, TaskId};
 use crate::topology::Topology;
@@ -28,6 +29,8 @@ pub(crate) struct GlobalStreamThread {
     config: StreamsConfig,
     counters: Arc<RuntimeCounters>,
     partitions: Vec<(String, i32)>,
+    /// Read errors a leader move or a broker restart causes are retried, up to task.timeout.ms.
+    stall: RetryWindow,
 }
 
 fn kafka(context: String, source: rdkafka::error::KafkaError) -> StreamsError {
@@ -89,6 +92,7 @@ impl GlobalStreamThread {
             config: config.clone(),
             counters,
             partitions,
+            stall: RetryWindow::new(Duration::from_millis(config.task_timeout_ms)),
         })
     }
 
@@ -97,10 +101,16 @@ impl GlobalStreamThread {
         let started = Instant::now();
         let mut ends = BTreeMap::new();
         for (t, p) in &self.partitions {
-            let (_, high) = self
-                .consumer
-                .fetch_watermarks(t, *p, METADATA_TIMEOUT)
-                .map_err(|e| kafka(format!("reading the end offset of `{t}`-{p}"), e))?;
+            let high = loop {
+                match self.consumer.fetch_watermarks(t, *p, METADATA_TIMEOUT) {
+                    Ok((_, high)) => break high,
+                    Err(e) => {
+                        let context = format!("reading the end offset of `{t}`-{p}");
+                        self.stall.retry(&context, e)?;
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            };
             ends.insert((t.clone(), *p), high);
         }
         let mut n = 0u64;
@@ -134,7 +144,14 @@ impl GlobalStreamThread {
         let mut wait = timeout;
         while let Some(m) = self.consumer.poll(wait) {
             wait = Duration::ZERO;
-            let m = m.map_err(|e| kafka("reading a global topic".into(), e))?;
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    self.stall.retry("reading a global topic", e)?;
+                    continue;
+                }
+            };
+            self.stall.progressed();
             let mut headers = crate::record::Headers::new();
             if let Some(h) = m.headers() {
                 for hd in h.iter() {

@@ -5,8 +5,8 @@
 //! (DescribeGroups): each member's client id names its process, and its assignment (the consumer
 //! protocol's bytes) lists its partitions, hence its tasks. Standby placement is derived from that
 //! view, the same way on every instance. A broker that leaves client ids out of the description
-//! (the test broker does) degrades to one unit per member; an instance still recognizes its own
-//! members by the tasks it runs.
+//! degrades to one unit per member; an instance still recognizes its own members by the tasks it
+//! runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -15,6 +15,7 @@ mod partition_group;
 mod process_identity;
 mod record_collector;
 pub mod reset;
+mod retry;
 mod standby;
 mod state;
 mod stream_thread;

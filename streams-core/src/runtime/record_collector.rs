@@ -10,7 +10,9 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
 use rdkafka::TopicPartitionList;
 
 use crate::config::StreamsConfig;
@@ -146,11 +148,8 @@ pub(crate) struct StreamProducer {
     producer: BaseProducer<CollectorContext>,
     state: Arc<Mutex<DeliveryState>>,
     transactional_id: Option<String>,
-    /// When the open transaction began (`None` outside a transaction).
-    txn_started: Option<Instant>,
-    /// Age past which the transaction coordinator may have aborted the open transaction
-    /// (`transaction.timeout.ms`, less a margin).
-    txn_expiry: Duration,
+    /// Whether a transaction is open.
+    txn_open: bool,
     sensors: TxnSensors,
     /// `production.exception.handler=continue` (at_least_once): drop records that failed.
     continue_on_send_error: bool,
@@ -223,8 +222,7 @@ impl StreamProducer {
             continue_on_send_error: config.on_production_error
                 == crate::config::OnError::LogAndContinue,
             transactional_id,
-            txn_started: None,
-            txn_expiry: transaction_expiry(config),
+            txn_open: false,
             sensors,
         })
     }
@@ -241,13 +239,13 @@ impl StreamProducer {
     }
 
     fn begin_if_needed(&mut self) -> Result<(), CollectorError> {
-        if self.is_transactional() && self.txn_started.is_none() {
+        if self.is_transactional() && !self.txn_open {
             let producer = &self.producer;
             self.sensors
                 .begin
                 .time(|| producer.begin_transaction())
                 .map_err(|e| classify("beginning a transaction", e))?;
-            self.txn_started = Some(Instant::now());
+            self.txn_open = true;
         }
         Ok(())
     }
@@ -309,9 +307,9 @@ impl StreamProducer {
         // least 100 ms. Wake the senders with a zero-timeout flush, then serve delivery reports
         // in 1 ms slices until nothing is in flight.
         let _ = self.producer.flush(Duration::ZERO);
-        let deadline = std::time::Instant::now() + TXN_TIMEOUT;
+        let deadline = Instant::now() + TXN_TIMEOUT;
         while self.producer.in_flight_count() > 0 {
-            if std::time::Instant::now() > deadline {
+            if Instant::now() > deadline {
                 return Err(StreamsError::IllegalState(format!(
                     "{} records still unacknowledged after {TXN_TIMEOUT:?}; is the cluster reachable?",
                     self.producer.in_flight_count()
@@ -345,7 +343,7 @@ impl StreamProducer {
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), CollectorError> {
-        if offsets.count() == 0 && self.txn_started.is_none() {
+        if offsets.count() == 0 && !self.txn_open {
             return Ok(());
         }
         self.begin_if_needed()?;
@@ -361,28 +359,16 @@ impl StreamProducer {
         // librdkafka's commit waits for acknowledgements itself, but in the event mode rdkafka
         // uses that wait sleeps in 100 ms steps; waiting here first keeps commits fast.
         self.await_acks().map_err(CollectorError::Fatal)?;
-        if let Some(age) = self.expired_transaction_age() {
-            self.abort_transaction();
-            return Err(CollectorError::Aborted(StreamsError::IllegalState(format!(
-                "the transaction is {age:?} old, past transaction.timeout.ms: the coordinator may have aborted it, so it is aborted and its input processed again"
-            ))));
-        }
+        // No client-side rule about the transaction's age: a coordinator that aborts a transaction
+        // on `transaction.timeout.ms` also bumps the producer epoch, so every later request of
+        // ours (offsets, EndTxn) fails as fenced and nothing of the transaction commits; the
+        // thread then closes its tasks dirty and starts over from the committed offsets.
         let producer = &self.producer;
         self.sensors
             .commit
             .time(|| retry(|| producer.commit_transaction(TXN_TIMEOUT)))
             .map_err(|e| classify("committing the transaction", e))?;
-        let expired = self.expired_transaction_age();
-        self.txn_started = None;
-        if let Some(age) = expired {
-            // The commit was answered only after the coordinator may have aborted the transaction
-            // on its timeout. A broker that does not bump the producer epoch on that abort (as
-            // Kafka >= 2.5 does) can then treat our late requests as a new transaction holding
-            // only the offsets, so "committed" is not trustworthy: re-read the committed state.
-            return Err(CollectorError::Aborted(StreamsError::IllegalState(format!(
-                "the transaction committed only after {age:?}, past transaction.timeout.ms; its outcome is uncertain, so the tasks restart from the committed offsets"
-            ))));
-        }
+        self.txn_open = false;
         // A delivery error inside a committed transaction cannot happen (commit fails instead), but
         // do not let a stale one leak into the next transaction.
         self.take_delivery_error();
@@ -391,7 +377,16 @@ impl StreamProducer {
 
     /// Aborts the open transaction, if any. Errors are logged: the caller is already failing.
     pub fn abort_transaction(&mut self) {
-        if self.is_transactional() && self.txn_started.is_some() {
+        if self.is_transactional() && self.txn_open {
+            // librdkafka's abort waits until every outstanding record's delivery report has been
+            // served, which a BaseProducer does only when polled: drop what is still queued or in
+            // flight (the transaction's records are discarded either way) and serve the reports.
+            self.producer
+                .purge(PurgeConfig::default().queue().inflight());
+            let deadline = Instant::now() + ABORT_TIMEOUT;
+            while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+                self.producer.poll(Duration::from_millis(10));
+            }
             // Bounded: when the broker already aborted the transaction (it outlived
             // transaction.timeout.ms) the call may never get a clean answer. Either way nothing of
             // it commits; a producer that cannot abort is replaced by the caller.
@@ -403,21 +398,14 @@ impl StreamProducer {
             {
                 tracing::warn!(error = %e, "aborting the transaction failed");
             }
-            self.txn_started = None;
+            self.txn_open = false;
         }
         self.take_delivery_error();
     }
 
     /// Whether a transaction is open.
     pub fn in_transaction(&self) -> bool {
-        self.txn_started.is_some()
-    }
-
-    /// The open transaction's age once it is old enough for the coordinator to have aborted it.
-    fn expired_transaction_age(&self) -> Option<Duration> {
-        self.txn_started
-            .map(|t| t.elapsed())
-            .filter(|age| *age >= self.txn_expiry)
+        self.txn_open
     }
 
     /// The highest acknowledged offset of each tracked changelog partition.
@@ -428,14 +416,6 @@ impl StreamProducer {
             .flat_map(|(t, parts)| parts.iter().map(move |(p, o)| ((t.clone(), *p), *o)))
             .collect()
     }
-}
-
-/// `transaction.timeout.ms` of the producers, less a margin: our clock starts at
-/// `begin_transaction`, before the coordinator's (at the first partition added), so a transaction
-/// this old by our clock may be just about to time out on the broker.
-fn transaction_expiry(config: &StreamsConfig) -> Duration {
-    let ms = transaction_timeout_ms(config);
-    Duration::from_millis(ms - (ms / 10).min(1000))
 }
 
 fn transaction_timeout_ms(config: &StreamsConfig) -> u64 {

@@ -146,43 +146,48 @@ impl StreamThread {
             .group_instance_id
             .as_ref()
             .map(|id| format!("{id}-{index}"));
+        let group_protocol = GroupProtocol::of(&env.config)?;
         let mut required = vec![
             ("group.id", env.config.application_id.as_str()),
             ("client.id", client_id.as_str()),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
-            // Range keeps partition p of every co-partitioned topic on one member.
-            ("partition.assignment.strategy", "range"),
             ("isolation.level", isolation),
             ("enable.partition.eof", "false"),
         ];
+        let mut defaults = vec![
+            ("auto.offset.reset", "earliest"),
+            ("max.poll.interval.ms", "300000"), // = DEFAULT_MAX_POLL_INTERVAL_MS
+            // End offsets for task idling (see ThreadContext::end_offsets).
+            ("statistics.interval.ms", "1000"),
+            // librdkafka prefetches up to 64 MiB / 100k records per partition by default;
+            // tasks buffer what they need, so a smaller prefetch keeps the footprint small.
+            ("queued.max.messages.kbytes", "16384"),
+            ("queued.min.messages", "10000"),
+        ];
+        // Range keeps partition p of every co-partitioned topic on one member: on the client in
+        // the classic protocol, on the broker under KIP-848 (whose session and heartbeat timing
+        // are the broker's too).
+        match group_protocol {
+            GroupProtocol::Classic => {
+                required.push(("partition.assignment.strategy", "range"));
+                defaults.push(("session.timeout.ms", "45000"));
+            }
+            GroupProtocol::Consumer => required.push(("group.remote.assignor", "range")),
+        }
         if let Some(id) = &static_id {
             required.push(("group.instance.id", id.as_str()));
         }
-        let consumer: BaseConsumer<ThreadContext> = client_config(
-            &env.config,
-            ClientKind::Consumer,
-            &[
-                ("auto.offset.reset", "earliest"),
-                ("max.poll.interval.ms", "300000"), // = DEFAULT_MAX_POLL_INTERVAL_MS
-                ("session.timeout.ms", "45000"),
-                // End offsets for task idling (see ThreadContext::end_offsets).
-                ("statistics.interval.ms", "1000"),
-                // librdkafka prefetches up to 64 MiB / 100k records per partition by default;
-                // tasks buffer what they need, so a smaller prefetch keeps the footprint small.
-                ("queued.max.messages.kbytes", "16384"),
-                ("queued.min.messages", "10000"),
-            ],
-            &required,
-        )?
-        .create_with_context(ThreadContext {
-            tasks: tasks.clone(),
-            supervisor: supervisor.clone(),
-            index,
-            end_offsets: Arc::default(),
-            read_committed: isolation == "read_committed",
-        })
-        .map_err(|e| creation_error("consumer", e))?;
+        let consumer: BaseConsumer<ThreadContext> =
+            client_config(&env.config, ClientKind::Consumer, &defaults, &required)?
+                .create_with_context(ThreadContext {
+                    tasks: tasks.clone(),
+                    supervisor: supervisor.clone(),
+                    index,
+                    end_offsets: Arc::default(),
+                    read_committed: isolation == "read_committed",
+                })
+                .map_err(|e| creation_error("consumer", e))?;
         let instance_id = format!("{}-{}", env.config.application_id, env.process_id);
         let thread_id = format!("{instance_id}-{name}");
         let poll = env.metrics.sensor(metrics::THREAD_POLL, &[&thread_id]);
@@ -346,5 +351,37 @@ impl StreamThread {
                 .set_thread_state(self.index, ThreadState::Running);
         }
         Ok(())
+    }
+}
+
+/// The consumer group protocol of the stream threads' consumers (`consumer.group.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupProtocol {
+    /// The classic protocol: JoinGroup/SyncGroup, assignment on the client.
+    Classic,
+    /// KIP-848 (Kafka >= 4.0): incremental assignment by the broker.
+    Consumer,
+}
+
+impl GroupProtocol {
+    fn of(config: &crate::config::StreamsConfig) -> Result<Self> {
+        let settings = config.client_settings("consumer.");
+        match settings.get("group.protocol").map(String::as_str) {
+            None | Some("classic") => Ok(GroupProtocol::Classic),
+            Some("consumer") => {
+                // librdkafka refuses these under KIP-848; say why and what to do instead.
+                for key in ["session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"] {
+                    if settings.contains_key(key) {
+                        return Err(StreamsError::Config(format!(
+                            "`{key}` cannot be set with group.protocol=consumer (KIP-848): the broker's group.consumer.* settings decide it; remove it or use group.protocol=classic"
+                        )));
+                    }
+                }
+                Ok(GroupProtocol::Consumer)
+            }
+            Some(other) => Err(StreamsError::Config(format!(
+                "`group.protocol` is `{other}`; use `classic` (the default) or `consumer` (KIP-848, Kafka >= 4.0)"
+            ))),
+        }
     }
 }

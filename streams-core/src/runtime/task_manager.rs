@@ -19,6 +19,7 @@ use crate::runtime::metered_store::MeteredKeyValueStore;
 use crate::runtime::metrics::{self, RecordingLevel, Sensor};
 use crate::runtime::partition_group::{BufferedRecord, PartitionGroup};
 use crate::runtime::record_collector::{classify, CollectorError, StreamProducer};
+use crate::runtime::retry::RetryWindow;
 use crate::runtime::standby;
 use crate::runtime::task_state::{open_task_state, OpenedTask};
 use crate::task::{StreamTask, TaskId};
@@ -194,6 +195,8 @@ pub(crate) struct TaskManager {
     /// Shared producer (at_least_once and exactly_once_v2).
     producer: Option<CountedProducer>,
     restorer: ChangelogReader,
+    /// Retriable errors while new tasks register their changelogs, up to task.timeout.ms.
+    init_stall: RetryWindow,
     /// Set by rebalance callbacks, which cannot return errors.
     pub pending_error: Option<CollectorError>,
     /// The thread has received at least one assignment since its last revocation.
@@ -254,6 +257,7 @@ impl TaskManager {
             task_created: m.sensor(metrics::THREAD_TASK_CREATED, &[&thread_id]),
             task_closed: m.sensor(metrics::THREAD_TASK_CLOSED, &[&thread_id]),
         };
+        let init_stall = RetryWindow::new(Duration::from_millis(env.config.task_timeout_ms));
         Ok(TaskManager {
             thread_id,
             sensors,
@@ -263,6 +267,7 @@ impl TaskManager {
             tasks: BTreeMap::new(),
             producer,
             restorer,
+            init_stall,
             pending_error: None,
             assigned: false,
             last_commit: Instant::now(),
@@ -425,6 +430,8 @@ impl TaskManager {
     /// Registers changelogs of new tasks for restoration. Under exactly-once it first waits until
     /// the committed offsets of the task's inputs are stable (no transaction of a previous owner
     /// pending), so the changelog end it restores to includes everything that owner committed.
+    /// A retriable error (a leader moving, a broker restarting) leaves the tasks for the next
+    /// round, within task.timeout.ms.
     fn register_restorations<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
@@ -445,19 +452,37 @@ impl TaskManager {
                     tpl.add_partition(topic, *p);
                 }
             }
-            consumer
-                .committed_offsets(tpl, OFFSET_FETCH_TIMEOUT)
-                .map_err(|e| kafka("waiting for stable committed offsets of new tasks", e))?;
+            if let Err(e) = consumer.committed_offsets(tpl, OFFSET_FETCH_TIMEOUT) {
+                return self
+                    .init_stall
+                    .retry("waiting for stable committed offsets of new tasks", e);
+            }
         }
-        for id in pending {
+        let mut all_registered = true;
+        'tasks: for id in pending {
             let Some(t) = self.tasks.get_mut(&id) else {
                 continue;
             };
-            t.restore_registered = true;
+            // Every changelog's end first, so a task registers all its stores or none.
+            let mut ends = Vec::new();
             for (store, topic) in t.task.changelogs() {
+                match self.restorer.watermarks(&topic, id.partition) {
+                    Ok(w) => ends.push((store, topic, w)),
+                    Err(e) => {
+                        let context = format!(
+                            "reading the end offset of changelog `{topic}`-{}",
+                            id.partition
+                        );
+                        self.init_stall.retry(&context, e)?;
+                        all_registered = false;
+                        continue 'tasks;
+                    }
+                }
+            }
+            t.restore_registered = true;
+            for (store, topic, (low, high)) in ends {
                 let key = (topic.clone(), id.partition);
                 let mut from = t.changelog_positions.get(&key).copied().unwrap_or(0);
-                let (low, high) = self.restorer.watermarks(&topic, id.partition)?;
                 if from > high {
                     // The changelog is behind the local state (e.g. it was recreated): the local
                     // state cannot be trusted.
@@ -474,6 +499,9 @@ impl TaskManager {
                     t.changelog_positions.insert(key, from);
                 }
             }
+        }
+        if all_registered {
+            self.init_stall.progressed();
         }
         Ok(())
     }
@@ -822,8 +850,10 @@ impl TaskManager {
         self.last_commit = Instant::now();
         let _span = tracing::debug_span!("commit", thread = %self.thread_name).entered();
         // Past max.poll.interval.ms without a poll the consumer has left the group and another
-        // member may own these tasks already: committing now could double-commit their input.
-        // The broker fences such a commit too (KIP-447); this makes it safe even if it does not.
+        // member may own these tasks already. Under exactly-once the broker would fence the
+        // commit (KIP-447: the offsets carry our stale generation); under at_least_once nothing
+        // fences a plain offset commit, which could move the new owner's committed position. As
+        // Kafka Streams (TaskMigratedException), give the tasks up without committing.
         if self.last_poll.elapsed() > self.max_poll_interval
             && self.tasks.values().any(|t| !t.consumed.is_empty())
         {
