@@ -10,7 +10,9 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::StreamsConfig;
-use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
+use crate::runtime::client::{
+    fetch_watermarks_fresh, unjoined_consumer, ClientKind, TracingContext,
+};
 use crate::runtime::retry::RetryWindow;
 use crate::runtime::state::StateRestoreListener;
 use crate::task::TaskId;
@@ -85,8 +87,7 @@ impl ChangelogReader {
 
     /// The `[low, high)` offsets of a changelog partition.
     pub fn watermarks(&self, topic: &str, partition: i32) -> KafkaResult<(i64, i64)> {
-        self.consumer
-            .fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
+        fetch_watermarks_fresh(&self.consumer, topic, partition, WATERMARK_TIMEOUT)
     }
 
     /// Starts restoring `store` of `task` from `topic`-`partition` at `from` up to `end` (from

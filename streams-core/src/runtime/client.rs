@@ -249,3 +249,22 @@ impl rdkafka::producer::ProducerContext for TracingContext {
     type DeliveryOpaque = ();
     fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
 }
+
+/// A partition's `[low, high)` offsets. After a failure the client's metadata of `topic` is
+/// refreshed before the error is returned: librdkafka asks the leader its metadata cache names
+/// and does not refresh that cache on a failed offset query, so after a leader moved or a broker
+/// came back every retry would fail the same way until the periodic refresh
+/// (`topic.metadata.refresh.interval.ms`, 5 minutes).
+pub(crate) fn fetch_watermarks_fresh<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    timeout: std::time::Duration,
+) -> rdkafka::error::KafkaResult<(i64, i64)> {
+    use rdkafka::consumer::Consumer;
+    consumer
+        .fetch_watermarks(topic, partition, timeout)
+        .inspect_err(|_| {
+            let _ = consumer.fetch_metadata(Some(topic), timeout);
+        })
+}

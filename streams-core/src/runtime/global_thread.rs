@@ -14,7 +14,9 @@ use state_stores::RocksDbResources;
 
 use crate::config::{OnError, StreamsConfig};
 use crate::global::GlobalStores;
-use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
+use crate::runtime::client::{
+    fetch_watermarks_fresh, unjoined_consumer, ClientKind, TracingContext,
+};
 use crate::runtime::retry::RetryWindow;
 use crate::runtime::task_manager::RuntimeCounters;
 use crate::task::{StreamTask, TaskId};
@@ -102,7 +104,7 @@ impl GlobalStreamThread {
         let mut ends = BTreeMap::new();
         for (t, p) in &self.partitions {
             let high = loop {
-                match self.consumer.fetch_watermarks(t, *p, METADATA_TIMEOUT) {
+                match fetch_watermarks_fresh(&self.consumer, t, *p, METADATA_TIMEOUT) {
                     Ok((_, high)) => break high,
                     Err(e) => {
                         let context = format!("reading the end offset of `{t}`-{p}");

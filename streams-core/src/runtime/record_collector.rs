@@ -145,11 +145,14 @@ struct TxnSensors {
 
 /// One producer: plain (at_least_once) or transactional (exactly-once).
 pub(crate) struct StreamProducer {
-    producer: BaseProducer<CollectorContext>,
+    /// Shared with a helper thread while offsets are sent (see [`StreamProducer::send_offsets`]).
+    producer: Arc<BaseProducer<CollectorContext>>,
     state: Arc<Mutex<DeliveryState>>,
     transactional_id: Option<String>,
     /// Whether a transaction is open.
     txn_open: bool,
+    /// `transaction.timeout.ms`: past it the coordinator aborts an open transaction.
+    txn_timeout: Duration,
     sensors: TxnSensors,
     /// `production.exception.handler=continue` (at_least_once): drop records that failed.
     continue_on_send_error: bool,
@@ -217,12 +220,13 @@ impl StreamProducer {
             tracing::debug!(transactional_id = %t, "transactional producer ready");
         }
         Ok(StreamProducer {
-            producer,
+            producer: Arc::new(producer),
             state,
             continue_on_send_error: config.on_production_error
                 == crate::config::OnError::LogAndContinue,
             transactional_id,
             txn_open: false,
+            txn_timeout: Duration::from_millis(transaction_timeout_ms(config)),
             sensors,
         })
     }
@@ -341,20 +345,15 @@ impl StreamProducer {
     pub fn commit_transaction(
         &mut self,
         offsets: &TopicPartitionList,
-        group: &ConsumerGroupMetadata,
+        group: &Arc<ConsumerGroupMetadata>,
     ) -> Result<(), CollectorError> {
         if offsets.count() == 0 && !self.txn_open {
             return Ok(());
         }
         self.begin_if_needed()?;
         if offsets.count() > 0 {
-            let producer = &self.producer;
-            self.sensors
-                .send_offsets
-                .time(|| {
-                    retry(|| producer.send_offsets_to_transaction(offsets, group, TXN_TIMEOUT))
-                })
-                .map_err(|e| classify("sending offsets to the transaction", e))?;
+            let sensor = self.sensors.send_offsets.clone();
+            sensor.time(|| self.send_offsets(offsets, group))?;
         }
         // librdkafka's commit waits for acknowledgements itself, but in the event mode rdkafka
         // uses that wait sleeps in 100 ms steps; waiting here first keeps commits fast.
@@ -373,6 +372,42 @@ impl StreamProducer {
         // do not let a stale one leak into the next transaction.
         self.take_delivery_error();
         Ok(())
+    }
+
+    /// Adds `offsets` to the open transaction, giving up after `transaction.timeout.ms`.
+    ///
+    /// librdkafka's call can block for good once the group coordinator's broker died: it ignores
+    /// its timeout (confluentinc/librdkafka#5456) and, when that broker has left the metadata,
+    /// never looks the coordinator up again (#5511). So the call runs on a helper thread. Past
+    /// `transaction.timeout.ms` the transaction coordinator aborts the transaction anyway: the
+    /// producer is given up as fenced, its replacement's InitProducerId fences it for good, and the
+    /// blocked call ends with it whenever librdkafka returns.
+    fn send_offsets(
+        &self,
+        offsets: &TopicPartitionList,
+        group: &Arc<ConsumerGroupMetadata>,
+    ) -> Result<(), CollectorError> {
+        let (producer, offsets, group) = (self.producer.clone(), offsets.clone(), group.clone());
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("send-offsets".into())
+            .spawn(move || {
+                let r =
+                    retry(|| producer.send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT));
+                let _ = done.send(r);
+            })
+            .map_err(|e| {
+                CollectorError::Fatal(StreamsError::IllegalState(format!(
+                    "cannot start a thread to send offsets: {e}"
+                )))
+            })?;
+        match result.recv_timeout(self.txn_timeout) {
+            Ok(r) => r.map_err(|e| classify("sending offsets to the transaction", e)),
+            Err(_) => Err(CollectorError::Fenced(StreamsError::IllegalState(format!(
+                "librdkafka did not add the offsets to the transaction within transaction.timeout.ms ({:?}; librdkafka #5456/#5511 after a group coordinator failure): the producer is replaced",
+                self.txn_timeout
+            )))),
+        }
     }
 
     /// Aborts the open transaction, if any. Errors are logged: the caller is already failing.

@@ -49,17 +49,25 @@ pub(crate) fn is_retriable(e: &KafkaError) -> bool {
     )
 }
 
+/// How often a window that is still open says so (with the latest error).
+const STILL_RETRYING_EVERY: Duration = Duration::from_secs(30);
+
 /// The time a task has spent on retriable errors without progress.
 #[derive(Debug)]
 pub(crate) struct RetryWindow {
     limit: Duration,
     since: Option<Instant>,
+    last_warned: Option<Instant>,
 }
 
 impl RetryWindow {
     /// A window of `task.timeout.ms`.
     pub fn new(limit: Duration) -> Self {
-        RetryWindow { limit, since: None }
+        RetryWindow {
+            limit,
+            since: None,
+            last_warned: None,
+        }
     }
 
     /// Progress was made: the next error starts a new window.
@@ -67,6 +75,7 @@ impl RetryWindow {
         if let Some(since) = self.since.take() {
             tracing::info!(after = ?since.elapsed(), "recovered from retriable Kafka errors");
         }
+        self.last_warned = None;
     }
 
     /// `Ok` when the caller should retry `e` later; the error (with `context`) when it is not
@@ -76,10 +85,14 @@ impl RetryWindow {
         if !is_retriable(&e) {
             return fail(context.to_string(), e);
         }
-        let since = *self.since.get_or_insert_with(|| {
-            tracing::warn!(error = %e, "{context}: retriable error; retrying for up to task.timeout.ms");
-            Instant::now()
-        });
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if self
+            .last_warned
+            .is_none_or(|t| t.elapsed() >= STILL_RETRYING_EVERY)
+        {
+            tracing::warn!(error = %e, retrying_for = ?since.elapsed(), "{context}: retriable error; retrying for up to task.timeout.ms");
+            self.last_warned = Some(Instant::now());
+        }
         if since.elapsed() > self.limit {
             return fail(
                 format!(

@@ -31,7 +31,10 @@ pub(crate) const CHECKPOINT_FILE: &str = ".checkpoint";
 /// store's buffer, and the limit may be overshot by this many records' writes.
 const UNCOMMITTED_CHECK_EVERY: u64 = 32;
 const LOCK_WAIT: Duration = Duration::from_secs(30);
-const OFFSET_FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// One wait for stable committed offsets of new tasks: a previous owner's open transaction keeps
+/// them unstable until it ends. Short, so the thread goes back to polling and retries (within
+/// task.timeout.ms) instead of blocking its loop.
+const OFFSET_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The stream thread's consumer default (Kafka's too).
 pub(crate) const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
 /// How long a task waits at most for an input the broker holds records of (or that has not been
@@ -907,7 +910,7 @@ impl TaskManager {
                 for t in self.tasks.values() {
                     Self::offsets_of(t, &mut tpl)?;
                 }
-                let group = consumer.group_metadata().ok_or_else(|| {
+                let group = consumer.group_metadata().map(Arc::new).ok_or_else(|| {
                     CollectorError::Fatal(StreamsError::IllegalState(
                         "the consumer has no group metadata".into(),
                     ))
@@ -919,7 +922,7 @@ impl TaskManager {
                 self.update_changelog_positions();
             }
             ProcessingGuarantee::ExactlyOnceLegacy => {
-                let group = consumer.group_metadata().ok_or_else(|| {
+                let group = consumer.group_metadata().map(Arc::new).ok_or_else(|| {
                     CollectorError::Fatal(StreamsError::IllegalState(
                         "the consumer has no group metadata".into(),
                     ))
