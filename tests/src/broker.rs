@@ -76,7 +76,7 @@ fn cluster_id() -> String {
     // 22 digits of 6 bits cover 132 bits: the 128 of the id, then 4 zero bits, as base64 has.
     (0..22)
         .map(|i| {
-            let shift = 128 - 6 * (i + 1) as i32;
+            let shift = 128 - 6 * (i + 1);
             let digit = if shift >= 0 {
                 bits >> shift
             } else {

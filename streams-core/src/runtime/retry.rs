@@ -138,7 +138,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         let e = w
             .retry("restoring", err(RDKafkaErrorCode::AllBrokersDown))
-            .unwrap_err()
+            .expect_err("the window ran out")
             .to_string();
         assert!(e.contains("past task.timeout.ms"), "{e}");
         w.progressed();
