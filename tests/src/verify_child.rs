@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use streams_examples::verify::{worker, WorkerOptions};
+use streams_examples::verify::{worker, VerifyReport, WorkerOptions};
 
 const WORKER_ENV: &str = "STREAMS_VERIFY_WORKER_ARGS";
 
@@ -40,4 +40,15 @@ pub fn spawn(w: &WorkerOptions) -> Command {
     ])
     .env(WORKER_ENV, w.to_args().join("\u{1f}"));
     c
+}
+
+/// Prints `report` and asserts every result arrived exactly once: nothing missing, nothing twice,
+/// every final count right.
+pub fn assert_exactly_once(report: &VerifyReport) {
+    println!("{report}");
+    for c in &report.checks {
+        assert_eq!((c.missing, c.duplicates), (0, 0), "{report}");
+    }
+    assert_eq!(report.wrong_final_counts, 0, "{report}");
+    assert!(report.passed(), "{report}");
 }

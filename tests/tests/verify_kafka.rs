@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use streams_examples::verify::{default_options, verify, verify_with, ChaosEvent, VerifyOptions};
 use streams_tests::kafka::init_tracing;
-use streams_tests::verify_child::{spawn, worker_main};
+use streams_tests::verify_child::{assert_exactly_once, spawn, worker_main};
 use streams_tests::TestBroker;
 
 /// Each scenario runs 3 instances x 2 threads: one at a time on a 2-core machine.
@@ -53,13 +53,8 @@ fn exactly_once_v2_survives_20_sigkills_without_loss_or_duplicates() {
         dir.path(),
     );
     let report = verify(&o, &spawn).unwrap();
-    println!("{report}");
-    assert_eq!(report.kills, 20);
-    for c in &report.checks {
-        assert_eq!((c.missing, c.duplicates), (0, 0), "{report}");
-    }
-    assert_eq!(report.wrong_final_counts, 0, "{report}");
-    assert!(report.passed(), "{report}");
+    assert_eq!(report.kills, 20, "{report}");
+    assert_exactly_once(&report);
 }
 
 #[test]
@@ -83,13 +78,6 @@ fn at_least_once_survives_20_sigkills_without_loss() {
     assert!(report.passed(), "{report}");
 }
 
-fn assert_exact(report: &streams_examples::verify::VerifyReport) {
-    for c in &report.checks {
-        assert_eq!((c.missing, c.duplicates), (0, 0), "{report}");
-    }
-    assert!(report.passed(), "{report}");
-}
-
 /// A config-only rolling bounce, one instance at a time, while input flows.
 fn rolling_bounce(from: &str, to: &str) {
     let _serial = serial();
@@ -105,9 +93,8 @@ fn rolling_bounce(from: &str, to: &str) {
     o.kills = 0;
     o.bounce_to = Some(to.to_string());
     let report = verify(&o, &spawn).unwrap();
-    println!("{report}");
     assert!(report.bounced_before.is_some(), "{report}");
-    assert_exact(&report);
+    assert_exactly_once(&report);
 }
 
 #[test]
@@ -141,8 +128,7 @@ fn exactly_once_v2_recovers_from_a_30_second_broker_stop() {
         (Duration::from_secs(42), Box::new(move |_| b2.resume())),
     ];
     let report = verify_with(&o, &spawn, events).unwrap();
-    println!("{report}");
-    assert_exact(&report);
+    assert_exactly_once(&report);
 }
 
 #[test]
@@ -161,7 +147,6 @@ fn rolling_bounce_with_static_membership_causes_no_rebalance() {
     o.static_membership = true;
     o.bounce_to = Some("exactly_once_v2".into());
     let report = verify(&o, &spawn).unwrap();
-    println!("{report}");
-    assert_exact(&report);
+    assert_exactly_once(&report);
     assert_eq!(report.rebalances, 0, "{report}");
 }
