@@ -262,9 +262,11 @@ pub(crate) fn fetch_watermarks_fresh<C: rdkafka::consumer::ConsumerContext>(
     timeout: std::time::Duration,
 ) -> rdkafka::error::KafkaResult<(i64, i64)> {
     use rdkafka::consumer::Consumer;
+    // Short: the caller retries anyway, and its thread should not stay away from its poll loop.
+    const REFRESH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
     consumer
         .fetch_watermarks(topic, partition, timeout)
         .inspect_err(|_| {
-            let _ = consumer.fetch_metadata(Some(topic), timeout);
+            let _ = consumer.fetch_metadata(Some(topic), REFRESH_TIMEOUT.min(timeout));
         })
 }
