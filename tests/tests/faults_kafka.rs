@@ -141,7 +141,7 @@ struct ArrivalLog {
 }
 
 impl ArrivalLog {
-    fn start(bootstrap: &str, topics: &[String]) -> ArrivalLog {
+    fn start(bootstrap: &str, topics: &[String], partitions: i32) -> ArrivalLog {
         let consumer: BaseConsumer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", format!("arrivals-{}", uuid::Uuid::new_v4()))
@@ -153,8 +153,7 @@ impl ArrivalLog {
             .unwrap();
         let mut tpl = TopicPartitionList::new();
         for t in topics {
-            // The verifier creates its topics with 6 partitions (default_options).
-            for p in 0..6 {
+            for p in 0..partitions {
                 tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
             }
         }
@@ -210,14 +209,15 @@ fn two_of_three_nodes_down_stops_progress_and_resumes_exactly() {
     let (c1, d1) = (cluster.clone(), down_at.clone());
     let (c2, u2) = (cluster.clone(), up_at.clone());
     let arrivals = Arc::new(Mutex::new(None::<ArrivalLog>));
-    let (a, b, t) = (
+    let (a, b, t, partitions) = (
         arrivals.clone(),
         cluster.bootstrap_servers(),
         [topics.counts.clone(), topics.joined.clone()],
+        o.partitions,
     );
     let events = vec![
         event(8, move |_| {
-            *a.lock().unwrap() = Some(ArrivalLog::start(&b, &t))
+            *a.lock().unwrap() = Some(ArrivalLog::start(&b, &t, partitions))
         }),
         event(15, move |_| {
             c1.kill(2);
