@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 
 use crate::config::StreamsConfig;
 use crate::runtime::client::{
     fetch_watermarks_fresh, unjoined_consumer, ClientKind, TracingContext,
 };
+use crate::runtime::manual_assignment::ManualAssignment;
 use crate::runtime::retry::RetryWindow;
 use crate::runtime::state::StateRestoreListener;
 use crate::task::TaskId;
@@ -53,6 +54,8 @@ pub(crate) struct Restored {
 pub(crate) struct ChangelogReader {
     consumer: BaseConsumer<TracingContext>,
     restoring: BTreeMap<(String, i32), Restoring>,
+    /// Follows `restoring`, given to the consumer once per [`ChangelogReader::restore_step`].
+    assignment: ManualAssignment,
     listener: Option<Arc<dyn StateRestoreListener>>,
     /// Read errors a leader move or a broker restart causes are retried, up to task.timeout.ms.
     stall: RetryWindow,
@@ -79,6 +82,7 @@ impl ChangelogReader {
         Ok(ChangelogReader {
             consumer,
             restoring: BTreeMap::new(),
+            assignment: ManualAssignment::default(),
             listener,
             stall: RetryWindow::new(Duration::from_millis(config.task_timeout_ms)),
             total_restored: 0,
@@ -118,38 +122,28 @@ impl ChangelogReader {
                 restored: 0,
             },
         );
-        self.reassign()?;
+        self.assignment.start(topic, partition, from);
         Ok(true)
     }
 
     /// Stops restoring everything of `task` (it was closed while restoring).
-    pub fn unregister_task(&mut self, task: TaskId) -> Result<()> {
-        let before = self.restoring.len();
-        self.restoring.retain(|_, r| r.task != task);
-        if self.restoring.len() != before {
-            self.reassign()?;
-        }
-        Ok(())
+    pub fn unregister_task(&mut self, task: TaskId) {
+        let assignment = &mut self.assignment;
+        self.restoring.retain(|(t, p), r| {
+            if r.task == task {
+                assignment.stop(t, *p);
+            }
+            r.task != task
+        });
     }
 
-    fn reassign(&mut self) -> Result<()> {
-        let mut tpl = TopicPartitionList::new();
-        for ((t, p), r) in &self.restoring {
-            tpl.add_partition_offset(t, *p, Offset::Offset(r.position))
-                .map_err(|e| StreamsError::Kafka {
-                    context: format!("assigning changelog `{t}`-{p}"),
-                    source: e,
-                })?;
-        }
-        let r = if tpl.count() == 0 {
-            self.consumer.unassign()
-        } else {
-            self.consumer.assign(&tpl)
-        };
-        r.map_err(|e| StreamsError::Kafka {
-            context: "assigning changelog partitions to the restore consumer".into(),
-            source: e,
-        })
+    fn apply_assignment(&mut self) -> Result<()> {
+        self.assignment
+            .apply(&self.consumer)
+            .map_err(|e| StreamsError::Kafka {
+                context: "assigning changelog partitions to the restore consumer".into(),
+                source: e,
+            })
     }
 
     /// Whether `task` has partitions still restoring.
@@ -172,6 +166,7 @@ impl ChangelogReader {
         budget: Duration,
         apply: &mut ApplyBatch<'_>,
     ) -> Result<Vec<Restored>> {
+        self.apply_assignment()?;
         if self.restoring.is_empty() {
             return Ok(Vec::new());
         }
@@ -271,6 +266,7 @@ impl ChangelogReader {
         let mut out = Vec::new();
         for k in done {
             if let Some(r) = self.restoring.remove(&k) {
+                self.assignment.stop(&k.0, k.1);
                 tracing::info!(task = %r.task, store = %r.store, topic = %k.0, partition = k.1, restored = r.restored, "restored");
                 if let Some(l) = &self.listener {
                     l.on_restore_end(&k.0, k.1, &r.store, r.restored);
@@ -284,7 +280,6 @@ impl ChangelogReader {
                 });
             }
         }
-        self.reassign()?;
         Ok(out)
     }
 }

@@ -8,6 +8,7 @@ mod global_thread;
 mod group_view;
 pub mod internal_topics;
 mod kafka_streams;
+mod manual_assignment;
 mod metered_store;
 pub mod metrics;
 mod metrics_server;

@@ -16,14 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use state_stores::{OffsetCheckpoint, StoreError, TaskDirLock};
 
 use crate::runtime::changelog_reader::RestoreBatch;
 use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
 use crate::runtime::group_view::GroupView;
+use crate::runtime::manual_assignment::ManualAssignment;
 use crate::runtime::task_manager::{ThreadEnv, CHECKPOINT_FILE};
 use crate::runtime::task_state::{open_task_state, OpenedTask};
 use crate::task::{StreamTask, TaskId};
@@ -64,6 +64,8 @@ pub(crate) struct StandbyTasks {
     tasks: BTreeMap<TaskId, StandbyTask>,
     /// Tasks a stream thread of this instance runs as active.
     active: BTreeSet<TaskId>,
+    /// Follows the copies' changelog partitions, given to the consumer once per poll.
+    assignment: ManualAssignment,
     last_checkpoint: Instant,
 }
 
@@ -80,6 +82,7 @@ impl StandbyTasks {
             consumer,
             tasks: BTreeMap::new(),
             active: BTreeSet::new(),
+            assignment: ManualAssignment::default(),
             last_checkpoint: Instant::now(),
         })
     }
@@ -96,7 +99,6 @@ impl StandbyTasks {
         if let Some(t) = self.tasks.remove(&id) {
             tracing::info!(task = %id, "standby task handed over to an active task");
             self.close_task(id, t);
-            self.reassign();
         }
     }
 
@@ -107,7 +109,6 @@ impl StandbyTasks {
 
     /// Opens the copies in `desired` (unless active here) and closes the others.
     fn reconcile(&mut self, desired: &BTreeSet<TaskId>) {
-        let mut changed = false;
         let gone: Vec<TaskId> = self
             .tasks
             .keys()
@@ -118,7 +119,6 @@ impl StandbyTasks {
             if let Some(t) = self.tasks.remove(&id) {
                 tracing::info!(task = %id, "closing standby task");
                 self.close_task(id, t);
-                changed = true;
             }
         }
         for id in desired {
@@ -128,16 +128,15 @@ impl StandbyTasks {
             match self.open_task(*id) {
                 Ok(Some(t)) => {
                     tracing::info!(task = %id, from = ?t.positions, "standby task opened");
+                    for ((topic, p), pos) in &t.positions {
+                        self.assignment.start(topic, *p, *pos);
+                    }
                     self.tasks.insert(*id, t);
-                    changed = true;
                 }
                 // Still locked by a closing active task: the next round tries again.
                 Ok(None) => {}
                 Err(e) => tracing::warn!(task = %id, error = %e, "cannot open standby task"),
             }
-        }
-        if changed {
-            self.reassign();
         }
     }
 
@@ -168,6 +167,9 @@ impl StandbyTasks {
     }
 
     fn close_task(&mut self, id: TaskId, mut t: StandbyTask) {
+        for (topic, p) in t.positions.keys() {
+            self.assignment.stop(topic, *p);
+        }
         if let Err(e) = write_checkpoint(&mut t) {
             tracing::warn!(task = %id, error = %e, "writing the standby checkpoint failed");
         }
@@ -176,26 +178,11 @@ impl StandbyTasks {
         }
     }
 
-    /// Points the consumer at every copy's changelog partitions, from the copy's position.
-    fn reassign(&mut self) {
-        let mut tpl = TopicPartitionList::new();
-        for t in self.tasks.values() {
-            for ((topic, p), pos) in &t.positions {
-                if tpl
-                    .add_partition_offset(topic, *p, Offset::Offset(*pos))
-                    .is_err()
-                {
-                    tracing::warn!(topic, partition = p, "cannot follow a changelog partition");
-                }
-            }
-        }
-        if let Err(e) = self.consumer.assign(&tpl) {
-            tracing::warn!(error = %e, "assigning standby changelog partitions failed");
-        }
-    }
-
     /// Applies changelog records for up to `slice`; checkpoints every [`CHECKPOINT_INTERVAL`].
     fn poll(&mut self, slice: Duration) -> Result<u64> {
+        if let Err(e) = self.assignment.apply(&self.consumer) {
+            tracing::warn!(error = %e, "assigning standby changelog partitions failed");
+        }
         if self.tasks.is_empty() {
             return Ok(0);
         }
@@ -323,7 +310,6 @@ pub(crate) fn run_standby_thread(
                 tracing::warn!(error = %e, "updating standby tasks failed; closing them");
                 if let Some(s) = lock(&standbys).as_mut() {
                     s.close_all();
-                    s.reassign();
                 }
             }
         }

@@ -1077,9 +1077,7 @@ impl TaskManager {
                 &[&self.thread_id, &task_id, store],
             );
         }
-        if let Err(e) = self.restorer.unregister_task(id) {
-            tracing::warn!(task = %id, error = %e, "unregistering the task from restoration failed");
-        }
+        self.restorer.unregister_task(id);
         if let Err(e) = t.task.close() {
             tracing::warn!(task = %id, error = %e, "closing the task failed");
         }
