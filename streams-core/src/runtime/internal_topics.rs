@@ -11,7 +11,7 @@ use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::StreamsConfig;
-use crate::runtime::client::{
+use crate::runtime::clients::config::{
     client_config, creation_error, ClientKind, ConnectContext, TracingContext,
 };
 use crate::store::{changelog_topic, StoreKind};
@@ -290,7 +290,7 @@ pub fn prepare_topics(topology: &Topology, config: &StreamsConfig) -> Result<Top
     if config.application_server.is_some() {
         // Where instances publish their endpoints (see `endpoints`).
         layout.internal_topics.push(InternalTopicSpec {
-            name: crate::runtime::endpoints::metadata_topic(&config.application_id),
+            name: metadata_topic(&config.application_id),
             partitions: 1,
             configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
         });
@@ -367,6 +367,11 @@ pub fn prepare_topics(topology: &Topology, config: &StreamsConfig) -> Result<Top
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The compacted topic holding every instance's endpoint and tasks.
+pub fn metadata_topic(application_id: &str) -> String {
+    format!("{application_id}-streams-metadata")
 }
 
 #[cfg(test)]

@@ -1,29 +1,53 @@
-//! The Kafka runtime: [`KafkaStreams`], its stream threads, tasks per partition, restoration from
-//! changelogs, and commits under at_least_once, exactly_once_v2 and legacy exactly_once.
+//! The Kafka runtime: [`KafkaStreams`] and everything it runs to execute a
+//! [`Topology`](crate::Topology) against a Kafka cluster.
+//!
+//! # Map
+//!
+//! Each folder is one concept; a concept calls only those listed below it, so there are no
+//! cycles (`config` and the Processor API sit below the whole runtime).
+//!
+//! - [`instance`]: the [`KafkaStreams`] lifecycle: prepares internal topics, starts, replaces and
+//!   stops threads, holds the state directory, publishes interactive-query endpoints.
+//! - [`thread`]: a stream thread's consumer and its poll -> process -> punctuate -> commit loop,
+//!   rebalance callbacks, the group protocol; the global stream thread; thread supervision.
+//! - [`tasks`]: a thread's active tasks: created per assigned partition group, buffering
+//!   polled records, processing them in timestamp order, committing and closing.
+//! - [`restore`]: changelog restoration before a task runs, and standby copies.
+//! - [`commit`]: producers, transactions and what a failed commit means for the thread.
+//! - [`stores`]: a task's directory, checkpoint and metered stores.
+//! - [`env`]: what every thread of an instance shares.
+//! - [`internal_topics`]: names, partition counts and creation of changelog and repartition topics.
+//! - [`clients`]: building librdkafka clients, retry rules, and the seam the task manager reaches
+//!   Kafka through.
+//! - [`metrics`]: sensors and the `/metrics` endpoint. [`state`]: lifecycle states and listeners.
+//! - [`reset`]: the application reset tool (not used while the application runs).
+//!
+//! # A record's path
+//!
+//! The stream thread polls its consumer and hands each record to the task manager, which
+//! buffers it in the task's partition group (one queue per input partition). The thread then
+//! asks the task manager to process: each running task pops its earliest record and pushes it
+//! through the topology's processor nodes; what the sinks and the stores' changelogging emit is
+//! sent by the thread's producer (inside a transaction under exactly_once_v2). Every
+//! `commit.interval.ms` the task manager flushes caches, then commits: under at_least_once it
+//! flushes the producer, commits the consumed offsets and writes checkpoints; under
+//! exactly_once_v2 it sends the offsets with the group's metadata into the transaction and
+//! commits it, so outputs, changelog writes and offsets land together or not at all.
 
-mod changelog_reader;
-pub mod client;
-pub mod endpoints;
-mod global_thread;
-mod group_view;
+pub mod clients;
+pub(crate) mod commit;
+pub(crate) mod env;
+pub(crate) mod instance;
 pub mod internal_topics;
-mod kafka_streams;
-mod manual_assignment;
-mod metered_store;
 pub mod metrics;
-mod metrics_server;
-mod partition_group;
-mod process_identity;
-mod record_collector;
 pub mod reset;
-mod retry;
-mod standby;
-mod state;
-mod stream_thread;
-mod supervisor;
-mod task_manager;
-mod task_state;
+pub(crate) mod restore;
+pub mod state;
+pub(crate) mod stores;
+pub(crate) mod tasks;
+pub(crate) mod thread;
 
-pub use kafka_streams::KafkaStreams;
+pub use instance::endpoints;
+pub use instance::kafka_streams::KafkaStreams;
+pub use metrics::RuntimeCounters;
 pub use state::{State, StateListener, StateRestoreListener};
-pub use task_manager::RuntimeCounters;

@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::StreamsConfig;
-use crate::runtime::client::{client_config, creation_error, ClientKind, TracingContext};
+use crate::runtime::clients::config::{client_config, creation_error, ClientKind, TracingContext};
 use crate::{Result, StreamsError};
 
 const TIMEOUT: Duration = Duration::from_secs(30);

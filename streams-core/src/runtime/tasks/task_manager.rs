@@ -2,176 +2,42 @@
 //! committing under each processing guarantee, and closing them clean or dirty.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::{Headers as _, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use state_stores::{OffsetCheckpoint, RocksDbResources, StoreError, TaskDirLock};
+use state_stores::OffsetCheckpoint;
 
-use crate::config::{OnError, ProcessingGuarantee, StreamsConfig};
+use crate::config::{OnError, ProcessingGuarantee};
 use crate::processor::PunctuationType;
-use crate::runtime::changelog_reader::ChangelogReader;
-use crate::runtime::internal_topics::TopicLayout;
-use crate::runtime::metered_store::MeteredKeyValueStore;
+use crate::runtime::clients::retry::RetryWindow;
+use crate::runtime::clients::seam::GroupConsumer;
+use crate::runtime::commit::counted_producer::CountedProducer;
+use crate::runtime::commit::error::{classify, CollectorError};
+use crate::runtime::env::ThreadEnv;
 use crate::runtime::metrics::{self, RecordingLevel, Sensor};
-use crate::runtime::partition_group::{BufferedRecord, PartitionGroup};
-use crate::runtime::record_collector::{classify, CollectorError, StreamProducer};
-use crate::runtime::retry::RetryWindow;
-use crate::runtime::standby;
-use crate::runtime::task_state::{open_task_state, OpenedTask};
-use crate::task::{StreamTask, TaskId};
-use crate::topology::Topology;
+use crate::runtime::restore::changelog_reader::ChangelogReader;
+use crate::runtime::stores::metered_store::MeteredKeyValueStore;
+use crate::runtime::stores::task_dir::{open_task_state, OpenedTask, CHECKPOINT_FILE};
+use crate::runtime::tasks::active_task::{
+    acquire_lock, error_kind, now_ms, send_all, write_checkpoint, ActiveTask, TaskSensors,
+};
+use crate::runtime::tasks::partition_group::{BufferedRecord, PartitionGroup};
+use crate::task::TaskId;
 use crate::{Result, StreamsError};
 
-pub(crate) const CHECKPOINT_FILE: &str = ".checkpoint";
 /// Records processed between two looks at the uncommitted-writes limit: a look sums every
 /// store's buffer, and the limit may be overshot by this many records' writes.
 const UNCOMMITTED_CHECK_EVERY: u64 = 32;
-const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// One wait for stable committed offsets of new tasks: a previous owner's open transaction keeps
 /// them unstable until it ends. Short, so the thread goes back to polling and retries (within
 /// task.timeout.ms) instead of blocking its loop.
 const OFFSET_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The stream thread's consumer default (Kafka's too).
 pub(crate) const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
-/// How long a task waits at most for an input the broker holds records of (or that has not been
-/// fetched yet). A safety net: a fetch normally lands well within it, but a failed fetch backs off
-/// for `fetch.error.backoff.ms` (500 ms) before it is retried.
-const LAG_WAIT_CAP: Duration = Duration::from_secs(2);
-
-/// Counters shared by all threads of an instance.
-#[derive(Debug, Default)]
-pub struct RuntimeCounters {
-    /// Transactional producers currently open.
-    pub transactional_producers: AtomicUsize,
-    /// Transactional producers created since start.
-    pub transactional_producers_created: AtomicUsize,
-    /// Records processed.
-    pub processed: AtomicU64,
-    /// Successful commits.
-    pub commits: AtomicU64,
-    /// Assignments received (one per rebalance per thread).
-    pub assignments: AtomicU64,
-    /// Changelog records restored.
-    pub restored: AtomicU64,
-    /// Records skipped by a log_and_continue handler or for an invalid timestamp.
-    pub dropped_records: AtomicU64,
-}
-
-/// What every thread of an instance shares.
-pub(crate) struct ThreadEnv {
-    pub topology: Arc<Topology>,
-    pub config: StreamsConfig,
-    pub layout: TopicLayout,
-    pub resources: RocksDbResources,
-    pub process_id: uuid::Uuid,
-    pub counters: Arc<RuntimeCounters>,
-    /// The instance's global stores, readable from every task.
-    pub globals: crate::global::GlobalStores,
-    /// The instance's metrics.
-    pub metrics: Arc<crate::runtime::metrics::StreamsMetrics>,
-    /// The instance's standby copies (`num.standby.replicas` > 0).
-    pub standbys: crate::runtime::standby::SharedStandbys,
-}
-
-impl ThreadEnv {
-    fn guarantee(&self) -> ProcessingGuarantee {
-        self.config.processing_guarantee
-    }
-
-    /// Whether persistent stores hold writes until the Kafka transaction commits.
-    pub(crate) fn transactional_stores(&self) -> bool {
-        self.guarantee().is_exactly_once() && self.config.transactional_state_stores
-    }
-}
-
-/// A producer that keeps the instance's count of open transactional producers.
-pub(crate) struct CountedProducer {
-    inner: StreamProducer,
-    counters: Arc<RuntimeCounters>,
-}
-
-impl CountedProducer {
-    fn new(
-        env: &ThreadEnv,
-        client_id: &str,
-        txn_id: Option<String>,
-        changelogs: &[String],
-    ) -> Result<Self> {
-        let transactional = txn_id.is_some();
-        let inner = StreamProducer::new(&env.config, client_id, txn_id, changelogs, &env.metrics)?;
-        if transactional {
-            env.counters
-                .transactional_producers
-                .fetch_add(1, Ordering::SeqCst);
-            env.counters
-                .transactional_producers_created
-                .fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(CountedProducer {
-            inner,
-            counters: env.counters.clone(),
-        })
-    }
-}
-
-impl std::ops::Deref for CountedProducer {
-    type Target = StreamProducer;
-    fn deref(&self) -> &StreamProducer {
-        &self.inner
-    }
-}
-
-impl std::ops::DerefMut for CountedProducer {
-    fn deref_mut(&mut self) -> &mut StreamProducer {
-        &mut self.inner
-    }
-}
-
-impl Drop for CountedProducer {
-    fn drop(&mut self) {
-        if self.inner.is_transactional() {
-            self.counters
-                .transactional_producers
-                .fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-}
-
-/// An active task with what the thread tracks for it.
-struct ActiveTask {
-    task: StreamTask,
-    dir: PathBuf,
-    inputs: BTreeSet<(String, i32)>,
-    queue: PartitionGroup,
-    /// Next offset to commit per input partition, for records processed since the last commit.
-    consumed: BTreeMap<(String, i32), i64>,
-    /// Next changelog offset reflected by the stores, per changelog partition.
-    changelog_positions: BTreeMap<(String, i32), i64>,
-    /// `None` until the committed input offsets are known to be stable (exactly-once) and the
-    /// changelogs are registered for restoration.
-    restore_registered: bool,
-    initialized: bool,
-    /// Since when the task waits for an input with nothing buffered (`max.task.idle.ms`).
-    idle_since: Option<Instant>,
-    /// exactly_once (legacy): the task's own transactional producer.
-    producer: Option<CountedProducer>,
-    /// The highest timestamp processed, for `record-lateness`.
-    stream_time: i64,
-    sensors: TaskSensors,
-    // Dropped last: the directory stays locked until the stores are closed.
-    _lock: TaskDirLock,
-}
-
-impl ActiveTask {
-    fn is_running(&self) -> bool {
-        self.initialized
-    }
-}
-
 /// A thread's `stream-thread-metrics` sensors.
 struct ThreadSensors {
     process: Arc<Sensor>,
@@ -179,15 +45,6 @@ struct ThreadSensors {
     punctuate: Arc<Sensor>,
     task_created: Arc<Sensor>,
     task_closed: Arc<Sensor>,
-}
-
-/// A task's `stream-task-metrics` sensors, and the restore sensor of each logged store. Dropped
-/// with the task, which removes their series.
-struct TaskSensors {
-    process: Arc<Sensor>,
-    dropped: Arc<Sensor>,
-    lateness: Arc<Sensor>,
-    restore: HashMap<String, Arc<Sensor>>,
 }
 
 /// Owns the active tasks of one stream thread.
@@ -298,9 +155,9 @@ impl TaskManager {
     // ---- assignment -------------------------------------------------------------------------
 
     /// Creates tasks for newly assigned partitions and pauses them until their state is restored.
-    pub fn on_assign<C: ConsumerContext>(
+    pub fn on_assign(
         &mut self,
-        consumer: &BaseConsumer<C>,
+        consumer: &dyn GroupConsumer,
         assigned: &TopicPartitionList,
     ) -> Result<()> {
         self.assigned = true;
@@ -353,9 +210,7 @@ impl TaskManager {
     fn create_task(&mut self, id: TaskId, inputs: BTreeSet<(String, i32)>) -> Result<ActiveTask> {
         let dir = self.task_dir(id);
         // A standby copy of the task hands its directory (and checkpoint) over first.
-        if let Some(s) = standby::lock(&self.env.standbys).as_mut() {
-            s.mark_active(id);
-        }
+        self.env.standbys.mark_active(id);
         let lock = acquire_lock(&dir)?;
         let eos = self.env.guarantee().is_exactly_once();
         let OpenedTask {
@@ -399,7 +254,7 @@ impl TaskManager {
                 self.env.config.application_id, self.env.process_id, self.thread_name
             );
             let changelogs: Vec<String> = task.changelogs().into_iter().map(|(_, t)| t).collect();
-            Some(CountedProducer::new(
+            Some(new_producer(
                 &self.env,
                 &client_id,
                 Some(txn_id),
@@ -435,10 +290,7 @@ impl TaskManager {
     /// pending), so the changelog end it restores to includes everything that owner committed.
     /// A retriable error (a leader moving, a broker restarting) leaves the tasks for the next
     /// round, within task.timeout.ms.
-    fn register_restorations<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<()> {
+    fn register_restorations(&mut self, consumer: &dyn GroupConsumer) -> Result<()> {
         let pending: Vec<TaskId> = self
             .tasks
             .iter()
@@ -511,11 +363,7 @@ impl TaskManager {
 
     /// Restores for up to `budget`; tasks whose changelogs are complete get initialized and their
     /// input resumed. Returns whether every task is running.
-    pub fn restore<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        budget: Duration,
-    ) -> Result<bool> {
+    pub fn restore(&mut self, consumer: &dyn GroupConsumer, budget: Duration) -> Result<bool> {
         let _span = tracing::info_span!("restore", thread = %self.thread_name).entered();
         self.register_restorations(consumer)?;
         let tasks = &mut self.tasks;
@@ -593,8 +441,7 @@ impl TaskManager {
     // ---- processing -------------------------------------------------------------------------
 
     /// Buffers a polled record for its task.
-    pub fn buffer(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
-        use rdkafka::message::{Headers as _, Message};
+    pub fn buffer<M: Message>(&mut self, m: &M) {
         let Some(sub) = self.env.layout.subtopology_of(m.topic()) else {
             return;
         };
@@ -651,40 +498,6 @@ impl TaskManager {
         Ok(n)
     }
 
-    /// Whether `t` may process now. Records are processed in timestamp order across a task's
-    /// inputs, which only works when every input has something buffered: a task with an empty
-    /// input waits for it while the broker is known to hold more of it (its fetch is under way),
-    /// up to [`LAG_WAIT_CAP`], and besides for `max.task.idle.ms` (Kafka Streams' semantics).
-    fn ready(t: &mut ActiveTask, idle_ms: i64, lag: &dyn Fn(&str, i32) -> bool) -> bool {
-        if t.queue.is_empty() {
-            t.idle_since = None;
-            return false;
-        }
-        if t.inputs.len() < 2 || idle_ms < 0 {
-            return true;
-        }
-        let mut lagging = false;
-        let mut empty = false;
-        for (topic, p) in &t.inputs {
-            if t.queue.is_empty_for(topic, *p) {
-                empty = true;
-                lagging |= lag(topic, *p);
-            }
-        }
-        if !empty {
-            t.idle_since = None;
-            return true;
-        }
-        let since = *t.idle_since.get_or_insert_with(Instant::now);
-        let waited = since.elapsed();
-        let limit = Duration::from_millis(idle_ms as u64);
-        // Once the wait is over the task goes on without waiting again until every input had
-        // records buffered (Kafka Streams' enforced processing).
-        let wait = waited < limit || (lagging && waited < LAG_WAIT_CAP.max(limit));
-        tracing::debug!(task = %t.task.id(), lagging, waited_ms = waited.as_millis() as u64, wait, "an input of the task has nothing buffered");
-        !wait
-    }
-
     /// Processes the buffered records of running tasks (see [`TaskManager::ready`]); `lag` tells
     /// whether the broker holds records of a partition beyond what was fetched. Returns how many
     /// records were processed.
@@ -699,7 +512,7 @@ impl TaskManager {
             if over_limit {
                 break;
             }
-            if !Self::ready(t, idle_ms, lag) {
+            if !t.ready(idle_ms, lag) {
                 continue;
             }
             let started = Instant::now();
@@ -767,7 +580,7 @@ impl TaskManager {
                     .insert((r.topic.to_string(), r.partition), r.offset + 1);
                 n += 1;
                 done += 1;
-                if t.queue.is_empty_for(&r.topic, r.partition) && !Self::ready(t, idle_ms, lag) {
+                if t.queue.is_empty_for(&r.topic, r.partition) && !t.ready(idle_ms, lag) {
                     break;
                 }
                 if limit.is_some_and(|l| {
@@ -845,10 +658,7 @@ impl TaskManager {
     }
 
     /// Commits everything processed so far: outputs, changelog writes and input offsets.
-    pub fn commit<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<(), CollectorError> {
+    pub fn commit(&mut self, consumer: &dyn GroupConsumer) -> Result<(), CollectorError> {
         let started = Instant::now();
         self.last_commit = Instant::now();
         let _span = tracing::debug_span!("commit", thread = %self.thread_name).entered();
@@ -897,7 +707,7 @@ impl TaskManager {
                 }
                 if tpl.count() > 0 {
                     consumer
-                        .commit(&tpl, CommitMode::Sync)
+                        .commit_offsets(&tpl)
                         .map_err(|e| classify("committing consumer offsets", e))?;
                 }
                 self.update_changelog_positions();
@@ -1013,9 +823,9 @@ impl TaskManager {
 
     /// Revocation: commit, then close the revoked tasks cleanly (checkpoint written). If the
     /// partitions were lost, or the commit fails, close them dirty.
-    pub fn on_revoke<C: ConsumerContext>(
+    pub fn on_revoke(
         &mut self,
-        consumer: &BaseConsumer<C>,
+        consumer: &dyn GroupConsumer,
         revoked: &TopicPartitionList,
         lost: bool,
     ) {
@@ -1089,17 +899,15 @@ impl TaskManager {
             }
         }
         drop(t);
-        if let Some(s) = standby::lock(&self.env.standbys).as_mut() {
-            s.mark_inactive(id);
-        }
+        self.env.standbys.mark_inactive(id);
         tracing::debug!(task = %id, clean, "closed task");
     }
 
     /// Closes every task. Clean: commit first and write checkpoints. Returns the commit error if
     /// the clean close could not commit.
-    pub fn close_all<C: ConsumerContext>(
+    pub fn close_all(
         &mut self,
-        consumer: &BaseConsumer<C>,
+        consumer: &dyn GroupConsumer,
         clean: bool,
     ) -> Result<(), CollectorError> {
         let mut result = Ok(());
@@ -1120,8 +928,15 @@ impl TaskManager {
         result
     }
 
+    /// The tasks were lost (the producer was fenced or the transaction aborted): close them all
+    /// dirty and replace the producer; the thread then rejoins the group.
+    pub fn lose_all(&mut self, consumer: &dyn GroupConsumer) -> Result<()> {
+        let _ = self.close_all(consumer, false);
+        self.recreate_producer()
+    }
+
     /// After a fencing: the producer is unusable; make a new one (which fences our own zombie).
-    pub fn recreate_producer(&mut self) -> Result<()> {
+    fn recreate_producer(&mut self) -> Result<()> {
         // Legacy producers belong to tasks and are recreated with them.
         if self.env.guarantee() != ProcessingGuarantee::ExactlyOnceV2 {
             return Ok(());
@@ -1129,17 +944,6 @@ impl TaskManager {
         self.producer = None;
         self.producer = thread_producer(&self.env, &self.thread_name)?;
         Ok(())
-    }
-}
-
-/// A short name for the kind of failure, for dead-letter headers.
-fn error_kind(e: &StreamsError) -> &'static str {
-    match e {
-        StreamsError::Deserialization { .. } => "DeserializationException",
-        StreamsError::Processing { .. } => "ProcessingException",
-        StreamsError::TypeMismatch { .. } => "TypeMismatchException",
-        StreamsError::Serialization { .. } => "SerializationException",
-        _ => "StreamsException",
     }
 }
 
@@ -1161,7 +965,19 @@ fn thread_producer(env: &ThreadEnv, thread_name: &str) -> Result<Option<CountedP
         "{}-{}-{thread_name}-producer",
         env.config.application_id, env.process_id
     );
-    CountedProducer::new(env, &client_id, txn_id, &[]).map(Some)
+    new_producer(env, &client_id, txn_id, &[]).map(Some)
+}
+
+fn new_producer(
+    env: &ThreadEnv,
+    client_id: &str,
+    txn_id: Option<String>,
+    changelogs: &[String],
+) -> Result<CountedProducer> {
+    let p = env
+        .producers
+        .producer(&env.config, client_id, txn_id, changelogs, &env.metrics)?;
+    Ok(CountedProducer::new(p, env.counters.clone()))
 }
 
 /// `StreamThread-3` -> `3`.
@@ -1169,52 +985,5 @@ fn thread_index(thread_name: &str) -> &str {
     thread_name.rsplit('-').next().unwrap_or(thread_name)
 }
 
-fn send_all(
-    shared: &mut Option<CountedProducer>,
-    t: &mut ActiveTask,
-    out: Vec<crate::task::ProducedRecord>,
-) -> Result<()> {
-    if out.is_empty() {
-        return Ok(());
-    }
-    let p = match (&mut t.producer, shared) {
-        (Some(p), _) => p,
-        (None, Some(p)) => p,
-        (None, None) => {
-            return Err(StreamsError::IllegalState(
-                "no producer for the task's output".into(),
-            ))
-        }
-    };
-    for r in &out {
-        p.send(r).map_err(CollectorError::into_inner)?;
-    }
-    Ok(())
-}
-
-fn write_checkpoint(t: &ActiveTask) -> Result<()> {
-    let cp = OffsetCheckpoint::new(t.dir.join(CHECKPOINT_FILE));
-    cp.write(&t.changelog_positions)?;
-    Ok(())
-}
-
-fn acquire_lock(dir: &Path) -> Result<TaskDirLock> {
-    let deadline = Instant::now() + LOCK_WAIT;
-    loop {
-        match TaskDirLock::acquire(dir) {
-            Ok(l) => return Ok(l),
-            // The previous owner (another thread of this process, mid-close) will let go shortly.
-            Err(StoreError::DirectoryLocked { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+#[cfg(test)]
+mod tests;

@@ -10,11 +10,11 @@ use rdkafka::message::Message;
 use rdkafka::Offset;
 
 use crate::config::StreamsConfig;
-use crate::runtime::client::{
+use crate::runtime::clients::config::{
     fetch_watermarks_fresh, unjoined_consumer, ClientKind, TracingContext,
 };
-use crate::runtime::manual_assignment::ManualAssignment;
-use crate::runtime::retry::RetryWindow;
+use crate::runtime::clients::manual_assignment::ManualAssignment;
+use crate::runtime::clients::retry::RetryWindow;
 use crate::runtime::state::StateRestoreListener;
 use crate::task::TaskId;
 use crate::{Result, StreamsError};

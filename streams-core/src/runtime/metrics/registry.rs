@@ -23,29 +23,7 @@ const SAMPLE_WINDOW: Duration = Duration::from_secs(30);
 /// Samples kept per statistic (Kafka's `metrics.num.samples`).
 const SAMPLES: usize = 2;
 
-/// `metrics.recording.level`: which sensors record. State store latencies are `DEBUG`, as in
-/// Kafka Streams, because they time every store call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub enum RecordingLevel {
-    /// The default: thread, task, client and producer metrics.
-    #[default]
-    Info,
-    /// Adds the state store metrics (put/get/range/... latencies).
-    Debug,
-}
-
-impl RecordingLevel {
-    /// Parses `INFO`, `DEBUG` or `TRACE` (which records what `DEBUG` does).
-    pub fn parse(value: &str) -> Result<Self> {
-        match value.to_ascii_uppercase().as_str() {
-            "INFO" => Ok(RecordingLevel::Info),
-            "DEBUG" | "TRACE" => Ok(RecordingLevel::Debug),
-            _ => Err(StreamsError::Config(format!(
-                "`metrics.recording.level` = `{value}` is not valid; choose INFO, DEBUG or TRACE"
-            ))),
-        }
-    }
-}
+pub use crate::config::RecordingLevel;
 
 /// A metric group, which fixes the labels of its series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,6 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+mod values;
+
+pub use values::{HostInfo, RecordingLevel};
+
 use crate::{Result, StreamsError};
 
 /// How records are processed across failures.
@@ -226,9 +230,9 @@ pub struct StreamsConfig {
     /// `errors.dead.letter.queue.topic.name`.
     pub dead_letter_topic: Option<String>,
     /// `application.server`: where this instance answers interactive queries.
-    pub application_server: Option<crate::runtime::endpoints::HostInfo>,
+    pub application_server: Option<HostInfo>,
     /// `metrics.recording.level`.
-    pub metrics_recording_level: crate::runtime::metrics::RecordingLevel,
+    pub metrics_recording_level: RecordingLevel,
     /// `metrics.http.address`: where `/metrics` is served, if anywhere.
     pub metrics_http_address: Option<String>,
     /// Client settings: common ones under "", the rest under their prefix (`consumer.` ...), prefix stripped.
@@ -324,7 +328,7 @@ impl StreamsConfig {
             on_production_error: OnError::LogAndFail,
             dead_letter_topic: None,
             application_server: None,
-            metrics_recording_level: crate::runtime::metrics::RecordingLevel::Info,
+            metrics_recording_level: RecordingLevel::Info,
             metrics_http_address: None,
             client: BTreeMap::new(),
             commit_interval_explicit: false,
@@ -493,12 +497,11 @@ impl StreamsConfig {
                 self.application_server = if value.trim().is_empty() {
                     None
                 } else {
-                    Some(crate::runtime::endpoints::HostInfo::parse(value)?)
+                    Some(HostInfo::parse(value)?)
                 }
             }
             "metrics.recording.level" => {
-                self.metrics_recording_level =
-                    crate::runtime::metrics::RecordingLevel::parse(value)?
+                self.metrics_recording_level = RecordingLevel::parse(value)?
             }
             "metrics.http.address" => {
                 let v = value.trim();

@@ -11,11 +11,15 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 
-use crate::runtime::client::{client_config, creation_error, global_error, log_line, ClientKind};
+use crate::runtime::clients::config::{
+    client_config, creation_error, global_error, log_line, ClientKind,
+};
+use crate::runtime::commit::error::CollectorError;
+use crate::runtime::env::ThreadEnv;
 use crate::runtime::metrics::{self, Sensor, StreamsMetrics};
-use crate::runtime::record_collector::CollectorError;
-use crate::runtime::supervisor::{Supervisor, ThreadState};
-use crate::runtime::task_manager::{TaskManager, ThreadEnv};
+use crate::runtime::tasks::task_manager::TaskManager;
+use crate::runtime::thread::group_protocol::GroupProtocol;
+use crate::runtime::thread::supervisor::{Supervisor, ThreadState};
 use crate::{Result, StreamsError};
 
 /// How long one restore step may run before the thread polls its consumer again.
@@ -294,8 +298,7 @@ impl StreamThread {
                     self.supervisor
                         .set_thread_state(self.index, ThreadState::Rebalancing);
                     let mut tm = self.lock();
-                    let _ = tm.close_all(&self.consumer, false);
-                    tm.recreate_producer()?;
+                    tm.lose_all(&self.consumer)?;
                     drop(tm);
                     self.consumer.unsubscribe();
                     self.subscribe()?;
@@ -351,37 +354,5 @@ impl StreamThread {
                 .set_thread_state(self.index, ThreadState::Running);
         }
         Ok(())
-    }
-}
-
-/// The consumer group protocol of the stream threads' consumers (`consumer.group.protocol`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum GroupProtocol {
-    /// The classic protocol: JoinGroup/SyncGroup, assignment on the client.
-    Classic,
-    /// KIP-848 (Kafka >= 4.0): incremental assignment by the broker.
-    Consumer,
-}
-
-impl GroupProtocol {
-    fn of(config: &crate::config::StreamsConfig) -> Result<Self> {
-        let settings = config.client_settings("consumer.");
-        match settings.get("group.protocol").map(String::as_str) {
-            None | Some("classic") => Ok(GroupProtocol::Classic),
-            Some("consumer") => {
-                // librdkafka refuses these under KIP-848; say why and what to do instead.
-                for key in ["session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"] {
-                    if settings.contains_key(key) {
-                        return Err(StreamsError::Config(format!(
-                            "`{key}` cannot be set with group.protocol=consumer (KIP-848): the broker's group.consumer.* settings decide it; remove it or use group.protocol=classic"
-                        )));
-                    }
-                }
-                Ok(GroupProtocol::Consumer)
-            }
-            Some(other) => Err(StreamsError::Config(format!(
-                "`group.protocol` is `{other}`; use `classic` (the default) or `consumer` (KIP-848, Kafka >= 4.0)"
-            ))),
-        }
     }
 }

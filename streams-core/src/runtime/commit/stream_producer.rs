@@ -16,7 +16,11 @@ use rdkafka::producer::{
 use rdkafka::TopicPartitionList;
 
 use crate::config::StreamsConfig;
-use crate::runtime::client::{client_config, creation_error, global_error, log_line, ClientKind};
+use crate::runtime::clients::config::{
+    client_config, creation_error, global_error, log_line, ClientKind,
+};
+use crate::runtime::commit::error::{classify, kafka, CollectorError};
+use crate::runtime::commit::producer::RecordProducer;
 use crate::runtime::metrics::{self, Sensor, StreamsMetrics};
 use crate::task::ProducedRecord;
 use crate::{Result, StreamsError};
@@ -66,71 +70,6 @@ impl ProducerContext for CollectorContext {
                 }
             }
         }
-    }
-}
-
-/// Why a commit (or send) failed, which decides what the thread does next.
-#[derive(Debug)]
-pub(crate) enum CollectorError {
-    /// The producer can no longer be used (fenced by a newer instance, or a fatal producer error):
-    /// the thread lost its tasks; close them dirty, recreate the producer and rejoin.
-    Fenced(StreamsError),
-    /// The transaction was aborted; the state written inside it is not committed. Close the tasks
-    /// dirty, wipe their state and resume from the last committed offsets.
-    Aborted(StreamsError),
-    /// Anything else: the thread fails.
-    Fatal(StreamsError),
-}
-
-impl CollectorError {
-    pub fn into_inner(self) -> StreamsError {
-        match self {
-            CollectorError::Fenced(e) | CollectorError::Aborted(e) | CollectorError::Fatal(e) => e,
-        }
-    }
-
-    pub fn error(&self) -> &StreamsError {
-        match self {
-            CollectorError::Fenced(e) | CollectorError::Aborted(e) | CollectorError::Fatal(e) => e,
-        }
-    }
-}
-
-fn kafka(context: impl Into<String>, source: KafkaError) -> StreamsError {
-    StreamsError::Kafka {
-        context: context.into(),
-        source,
-    }
-}
-
-/// Sorts a client error into what the thread does next (for producer and consumer calls alike).
-pub(crate) fn classify(context: &str, e: KafkaError) -> CollectorError {
-    // A transactional call still failing after its retries (the cluster unreachable for longer
-    // than they last) leaves the transaction's fate open: abort it and start over, as for an
-    // abortable error, rather than fail the thread.
-    let (fatal, abortable) = match &e {
-        KafkaError::Transaction(t) => (t.is_fatal(), t.txn_requires_abort() || t.is_retriable()),
-        _ => (false, false),
-    };
-    let fenced_code = matches!(
-        e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::ProducerFenced
-                | RDKafkaErrorCode::InvalidProducerEpoch
-                | RDKafkaErrorCode::Fenced
-                | RDKafkaErrorCode::FencedInstanceId
-                | RDKafkaErrorCode::IllegalGeneration
-                | RDKafkaErrorCode::UnknownMemberId
-                | RDKafkaErrorCode::RebalanceInProgress
-        )
-    );
-    let err = kafka(context, e);
-    if fatal || fenced_code {
-        CollectorError::Fenced(err)
-    } else if abortable {
-        CollectorError::Aborted(err)
-    } else {
-        CollectorError::Fatal(err)
     }
 }
 
@@ -231,17 +170,6 @@ impl StreamProducer {
         })
     }
 
-    /// Whether this producer is transactional.
-    pub fn is_transactional(&self) -> bool {
-        self.transactional_id.is_some()
-    }
-
-    /// Starts tracking the acknowledged offsets of another changelog topic.
-    pub fn track_changelog(&self, topic: &str) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.changelog_offsets.entry(topic.to_string()).or_default();
-    }
-
     fn begin_if_needed(&mut self) -> Result<(), CollectorError> {
         if self.is_transactional() && !self.txn_open {
             let producer = &self.producer;
@@ -252,49 +180,6 @@ impl StreamProducer {
             self.txn_open = true;
         }
         Ok(())
-    }
-
-    /// Hands one record to the producer (asynchronous; failures surface at the next commit).
-    pub fn send(&mut self, r: &ProducedRecord) -> Result<(), CollectorError> {
-        self.begin_if_needed()?;
-        let headers = (!r.headers.is_empty()).then(|| {
-            r.headers
-                .iter()
-                .fold(OwnedHeaders::new(), |h, (key, value)| {
-                    h.insert(Header { key, value })
-                })
-        });
-        let mut record: BaseRecord<'_, [u8], [u8], ()> =
-            BaseRecord::to(&r.topic).timestamp(r.timestamp.max(0));
-        if let Some(k) = &r.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &r.value {
-            record = record.payload(v.as_slice());
-        }
-        if let Some(p) = r.partition {
-            record = record.partition(p);
-        }
-        if let Some(h) = headers {
-            record = record.headers(h);
-        }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    self.producer.poll(Duration::from_millis(50));
-                }
-                Err((e, _)) => {
-                    return Err(classify(&format!("sending to `{}`", r.topic), e));
-                }
-            }
-        }
-    }
-
-    /// Serves delivery callbacks.
-    pub fn poll(&self) {
-        self.producer.poll(Duration::ZERO);
     }
 
     fn take_delivery_error(&self) -> Option<(String, KafkaError)> {
@@ -321,56 +206,6 @@ impl StreamProducer {
             }
             self.producer.poll(Duration::from_millis(1));
         }
-        Ok(())
-    }
-
-    /// at_least_once: waits until everything sent is acknowledged.
-    pub fn flush(&mut self) -> Result<(), CollectorError> {
-        self.await_acks().map_err(CollectorError::Fatal)?;
-        if let Some((topic, e)) = self.take_delivery_error() {
-            if self.continue_on_send_error {
-                tracing::warn!(topic, error = %e, "records could not be written and are dropped (production.exception.handler=continue)");
-            } else {
-                return Err(CollectorError::Fatal(kafka(
-                    format!("producing to `{topic}`"),
-                    e,
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// exactly-once: adds the consumed `offsets` to the open transaction (starting one if nothing
-    /// was produced) and commits it.
-    pub fn commit_transaction(
-        &mut self,
-        offsets: &TopicPartitionList,
-        group: &Arc<ConsumerGroupMetadata>,
-    ) -> Result<(), CollectorError> {
-        if offsets.count() == 0 && !self.txn_open {
-            return Ok(());
-        }
-        self.begin_if_needed()?;
-        if offsets.count() > 0 {
-            let sensor = self.sensors.send_offsets.clone();
-            sensor.time(|| self.send_offsets(offsets, group))?;
-        }
-        // librdkafka's commit waits for acknowledgements itself, but in the event mode rdkafka
-        // uses that wait sleeps in 100 ms steps; waiting here first keeps commits fast.
-        self.await_acks().map_err(CollectorError::Fatal)?;
-        // No client-side rule about the transaction's age: a coordinator that aborts a transaction
-        // on `transaction.timeout.ms` also bumps the producer epoch, so every later request of
-        // ours (offsets, EndTxn) fails as fenced and nothing of the transaction commits; the
-        // thread then closes its tasks dirty and starts over from the committed offsets.
-        let producer = &self.producer;
-        self.sensors
-            .commit
-            .time(|| retry(|| producer.commit_transaction(TXN_TIMEOUT)))
-            .map_err(|e| classify("committing the transaction", e))?;
-        self.txn_open = false;
-        // A delivery error inside a committed transaction cannot happen (commit fails instead), but
-        // do not let a stale one leak into the next transaction.
-        self.take_delivery_error();
         Ok(())
     }
 
@@ -409,9 +244,115 @@ impl StreamProducer {
             )))),
         }
     }
+}
+
+impl RecordProducer for StreamProducer {
+    /// Whether this producer is transactional.
+    fn is_transactional(&self) -> bool {
+        self.transactional_id.is_some()
+    }
+
+    /// Starts tracking the acknowledged offsets of another changelog topic.
+    fn track_changelog(&self, topic: &str) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.changelog_offsets.entry(topic.to_string()).or_default();
+    }
+
+    /// Hands one record to the producer (asynchronous; failures surface at the next commit).
+    fn send(&mut self, r: &ProducedRecord) -> Result<(), CollectorError> {
+        self.begin_if_needed()?;
+        let headers = (!r.headers.is_empty()).then(|| {
+            r.headers
+                .iter()
+                .fold(OwnedHeaders::new(), |h, (key, value)| {
+                    h.insert(Header { key, value })
+                })
+        });
+        let mut record: BaseRecord<'_, [u8], [u8], ()> =
+            BaseRecord::to(&r.topic).timestamp(r.timestamp.max(0));
+        if let Some(k) = &r.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &r.value {
+            record = record.payload(v.as_slice());
+        }
+        if let Some(p) = r.partition {
+            record = record.partition(p);
+        }
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((e, _)) => {
+                    return Err(classify(&format!("sending to `{}`", r.topic), e));
+                }
+            }
+        }
+    }
+
+    /// Serves delivery callbacks.
+    fn poll(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// at_least_once: waits until everything sent is acknowledged.
+    fn flush(&mut self) -> Result<(), CollectorError> {
+        self.await_acks().map_err(CollectorError::Fatal)?;
+        if let Some((topic, e)) = self.take_delivery_error() {
+            if self.continue_on_send_error {
+                tracing::warn!(topic, error = %e, "records could not be written and are dropped (production.exception.handler=continue)");
+            } else {
+                return Err(CollectorError::Fatal(kafka(
+                    format!("producing to `{topic}`"),
+                    e,
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// exactly-once: adds the consumed `offsets` to the open transaction (starting one if nothing
+    /// was produced) and commits it.
+    fn commit_transaction(
+        &mut self,
+        offsets: &TopicPartitionList,
+        group: &Arc<ConsumerGroupMetadata>,
+    ) -> Result<(), CollectorError> {
+        if offsets.count() == 0 && !self.txn_open {
+            return Ok(());
+        }
+        self.begin_if_needed()?;
+        if offsets.count() > 0 {
+            let sensor = self.sensors.send_offsets.clone();
+            sensor.time(|| self.send_offsets(offsets, group))?;
+        }
+        // librdkafka's commit waits for acknowledgements itself, but in the event mode rdkafka
+        // uses that wait sleeps in 100 ms steps; waiting here first keeps commits fast.
+        self.await_acks().map_err(CollectorError::Fatal)?;
+        // No client-side rule about the transaction's age: a coordinator that aborts a transaction
+        // on `transaction.timeout.ms` also bumps the producer epoch, so every later request of
+        // ours (offsets, EndTxn) fails as fenced and nothing of the transaction commits; the
+        // thread then closes its tasks dirty and starts over from the committed offsets.
+        let producer = &self.producer;
+        self.sensors
+            .commit
+            .time(|| retry(|| producer.commit_transaction(TXN_TIMEOUT)))
+            .map_err(|e| classify("committing the transaction", e))?;
+        self.txn_open = false;
+        // A delivery error inside a committed transaction cannot happen (commit fails instead), but
+        // do not let a stale one leak into the next transaction.
+        self.take_delivery_error();
+        Ok(())
+    }
 
     /// Aborts the open transaction, if any. Errors are logged: the caller is already failing.
-    pub fn abort_transaction(&mut self) {
+    fn abort_transaction(&mut self) {
         if self.is_transactional() && self.txn_open {
             // librdkafka's abort waits until every outstanding record's delivery report has been
             // served, which a BaseProducer does only when polled: drop what is still queued or in
@@ -439,12 +380,12 @@ impl StreamProducer {
     }
 
     /// Whether a transaction is open.
-    pub fn in_transaction(&self) -> bool {
+    fn in_transaction(&self) -> bool {
         self.txn_open
     }
 
     /// The highest acknowledged offset of each tracked changelog partition.
-    pub fn changelog_offsets(&self) -> HashMap<(String, i32), i64> {
+    fn changelog_offsets(&self) -> HashMap<(String, i32), i64> {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.changelog_offsets
             .iter()

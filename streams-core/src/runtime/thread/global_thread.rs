@@ -14,11 +14,11 @@ use state_stores::RocksDbResources;
 
 use crate::config::{OnError, StreamsConfig};
 use crate::global::GlobalStores;
-use crate::runtime::client::{
+use crate::runtime::clients::config::{
     fetch_watermarks_fresh, unjoined_consumer, ClientKind, TracingContext,
 };
-use crate::runtime::retry::RetryWindow;
-use crate::runtime::task_manager::RuntimeCounters;
+use crate::runtime::clients::retry::RetryWindow;
+use crate::runtime::metrics::RuntimeCounters;
 use crate::task::{StreamTask, TaskId};
 use crate::topology::Topology;
 use crate::{Result, StreamsError};

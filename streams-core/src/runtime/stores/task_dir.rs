@@ -12,9 +12,12 @@ use std::path::Path;
 
 use state_stores::{CacheBudget, OffsetCheckpoint, StoreError};
 
-use crate::runtime::task_manager::{ThreadEnv, CHECKPOINT_FILE};
+use crate::runtime::env::ThreadEnv;
 use crate::task::{RecordedOffset, StreamTask, TaskId};
 use crate::{Result, StreamsError};
+
+/// The file in a task directory recording the changelog offset each store reflects.
+pub(crate) const CHECKPOINT_FILE: &str = ".checkpoint";
 
 /// Next changelog offset to restore from, per changelog partition.
 pub(crate) type ChangelogPositions = BTreeMap<(String, i32), i64>;

@@ -11,19 +11,22 @@ use crate::config::StreamsConfig;
 use crate::global::GlobalStores;
 use crate::query;
 use crate::record::Data;
-use crate::runtime::endpoints::{
+use crate::runtime::commit::producer::KafkaProducers;
+use crate::runtime::env::ThreadEnv;
+use crate::runtime::instance::endpoints::{
     partition_for_key, Directory, EndpointThread, KeyQueryMetadata, StreamsMetadata,
 };
-use crate::runtime::global_thread::GlobalStreamThread;
+use crate::runtime::instance::process_identity::{self, ProcessIdentity};
 use crate::runtime::internal_topics::{prepare_topics, TopicLayout};
+use crate::runtime::metrics::server::MetricsServer;
+use crate::runtime::metrics::RuntimeCounters;
 use crate::runtime::metrics::{MetricsHandle, StreamsMetrics};
-use crate::runtime::metrics_server::MetricsServer;
-use crate::runtime::process_identity::{self, ProcessIdentity};
-use crate::runtime::standby::{self, run_standby_thread, SharedStandbys, StandbyTasks};
+use crate::runtime::restore::standby::{self, run_standby_thread, SharedStandbys, StandbyTasks};
 use crate::runtime::state::{State, StateListener, StateRestoreListener};
-use crate::runtime::stream_thread::StreamThread;
-use crate::runtime::supervisor::Supervisor;
-use crate::runtime::task_manager::{RuntimeCounters, TaskManager, ThreadEnv};
+use crate::runtime::tasks::task_manager::TaskManager;
+use crate::runtime::thread::global_thread::GlobalStreamThread;
+use crate::runtime::thread::stream_thread::StreamThread;
+use crate::runtime::thread::supervisor::Supervisor;
 use crate::topology::Topology;
 use crate::{Result, StreamsError};
 
@@ -220,6 +223,7 @@ impl KafkaStreams {
             counters: self.counters.clone(),
             globals,
             metrics: self.metrics.clone(),
+            producers: Arc::new(KafkaProducers),
             standbys: self.standbys.clone(),
         });
         if self.config.num_standby_replicas > 0 {

@@ -20,12 +20,12 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use state_stores::{OffsetCheckpoint, StoreError, TaskDirLock};
 
-use crate::runtime::changelog_reader::RestoreBatch;
-use crate::runtime::client::{unjoined_consumer, ClientKind, TracingContext};
-use crate::runtime::group_view::GroupView;
-use crate::runtime::manual_assignment::ManualAssignment;
-use crate::runtime::task_manager::{ThreadEnv, CHECKPOINT_FILE};
-use crate::runtime::task_state::{open_task_state, OpenedTask};
+use crate::runtime::clients::config::{unjoined_consumer, ClientKind, TracingContext};
+use crate::runtime::clients::manual_assignment::ManualAssignment;
+use crate::runtime::env::{StandbyHandover, ThreadEnv};
+use crate::runtime::restore::changelog_reader::RestoreBatch;
+use crate::runtime::restore::group_view::GroupView;
+use crate::runtime::stores::task_dir::{open_task_state, OpenedTask, CHECKPOINT_FILE};
 use crate::task::{StreamTask, TaskId};
 use crate::Result;
 
@@ -43,6 +43,20 @@ pub(crate) type SharedStandbys = Arc<Mutex<Option<StandbyTasks>>>;
 
 pub(crate) fn lock(s: &SharedStandbys) -> MutexGuard<'_, Option<StandbyTasks>> {
     s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl StandbyHandover for Mutex<Option<StandbyTasks>> {
+    fn mark_active(&self, id: TaskId) {
+        if let Some(s) = self.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            s.mark_active(id);
+        }
+    }
+
+    fn mark_inactive(&self, id: TaskId) {
+        if let Some(s) = self.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            s.mark_inactive(id);
+        }
+    }
 }
 
 struct StandbyTask {

@@ -18,10 +18,11 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::config::StreamsConfig;
-use crate::runtime::client::{
+use crate::config::{HostInfo, StreamsConfig};
+use crate::runtime::clients::config::{
     client_config, creation_error, unjoined_consumer, ClientKind, TracingContext,
 };
+use crate::runtime::internal_topics::metadata_topic;
 use crate::task::TaskId;
 use crate::{Result, StreamsError};
 
@@ -30,45 +31,6 @@ const PUBLISH_CHECK: Duration = Duration::from_millis(250);
 /// An unchanged entry is published again this often, in case a write was lost.
 const REPUBLISH: Duration = Duration::from_secs(30);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The compacted topic holding every instance's endpoint and tasks.
-pub fn metadata_topic(application_id: &str) -> String {
-    format!("{application_id}-streams-metadata")
-}
-
-/// A `host:port` endpoint (Kafka Streams' `HostInfo`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct HostInfo {
-    /// Host name or address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-}
-
-impl HostInfo {
-    /// Parses `host:port`.
-    pub fn parse(value: &str) -> Result<Self> {
-        let bad = || {
-            StreamsError::Config(format!(
-                "`application.server` = `{value}` is not host:port (e.g. app-1.internal:7070)"
-            ))
-        };
-        let (host, port) = value.trim().rsplit_once(':').ok_or_else(bad)?;
-        if host.is_empty() {
-            return Err(bad());
-        }
-        Ok(HostInfo {
-            host: host.to_string(),
-            port: port.parse().map_err(|_| bad())?,
-        })
-    }
-}
-
-impl std::fmt::Display for HostInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
-    }
-}
 
 /// One instance of the application, as the metadata topic describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,59 @@
+//! The consumer seam: [`GroupConsumer`], what the task manager needs from its stream thread's
+//! consumer, implemented by librdkafka's consumer and by fakes in unit tests.
+//!
+//! It speaks rdkafka's data types (partition lists, group metadata, errors) but hides the client,
+//! so commits, pauses and revocations are tested without a broker.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata,
+};
+use rdkafka::error::KafkaResult;
+use rdkafka::TopicPartitionList;
+
+/// The part of a group member's consumer that tasks are committed and paused through.
+pub(crate) trait GroupConsumer {
+    /// Stops fetching `partitions` (their tasks are restoring).
+    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()>;
+    /// Fetches `partitions` again.
+    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()>;
+    /// The committed offsets of `partitions`. Under `isolation.level=read_committed` the answer
+    /// waits until no transaction of a previous owner is pending on them (KIP-447).
+    fn committed_offsets(
+        &self,
+        partitions: TopicPartitionList,
+        timeout: Duration,
+    ) -> KafkaResult<TopicPartitionList>;
+    /// Commits `offsets` to the group and waits for the answer (at_least_once).
+    fn commit_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()>;
+    /// The member's group metadata (generation, member id), which exactly_once_v2 sends with
+    /// the offsets into a transaction; `None` before the consumer joined.
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata>;
+}
+
+impl<C: ConsumerContext> GroupConsumer for BaseConsumer<C> {
+    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::pause(self, partitions)
+    }
+
+    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::resume(self, partitions)
+    }
+
+    fn committed_offsets(
+        &self,
+        partitions: TopicPartitionList,
+        timeout: Duration,
+    ) -> KafkaResult<TopicPartitionList> {
+        Consumer::committed_offsets(self, partitions, timeout)
+    }
+
+    fn commit_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::commit(self, offsets, CommitMode::Sync)
+    }
+
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        Consumer::group_metadata(self)
+    }
+}

@@ -1,0 +1,600 @@
+//! The task manager against fake clients: what it asks of the consumer and the producer, and in
+//! which order, under each processing guarantee, on failures and on revocation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Offset, Timestamp, TopicPartitionList};
+use state_stores::RocksDbResources;
+
+use super::TaskManager;
+use crate::config::{RecordingLevel, StreamsConfig};
+use crate::global::GlobalStores;
+use crate::runtime::clients::seam::GroupConsumer;
+use crate::runtime::commit::error::{classify, CollectorError};
+use crate::runtime::commit::producer::{ProducerSupplier, RecordProducer};
+use crate::runtime::env::ThreadEnv;
+use crate::runtime::internal_topics::plan_layout;
+use crate::runtime::metrics::{RuntimeCounters, StreamsMetrics};
+use crate::runtime::restore::standby::StandbyTasks;
+use crate::serdes::StringSerde;
+use crate::task::ProducedRecord;
+use crate::topology::Topology;
+use crate::StreamsError;
+
+type Offsets = BTreeMap<(String, i32), i64>;
+
+/// One call into a fake client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    Pause(Vec<(String, i32)>),
+    Resume(Vec<(String, i32)>),
+    /// The stable-offsets query exactly-once makes before restoring a new task.
+    CommittedOffsets(Vec<(String, i32)>),
+    CommitOffsets(Offsets),
+    ProducerCreated {
+        transactional_id: Option<String>,
+    },
+    Send {
+        topic: String,
+        value: String,
+    },
+    Flush,
+    CommitTransaction(Offsets),
+    AbortTransaction,
+}
+
+/// What the next call of a kind does instead of succeeding.
+#[derive(Default)]
+struct Script {
+    commit_transaction: Option<fn() -> CollectorError>,
+    commit_offsets: Option<RDKafkaErrorCode>,
+}
+
+#[derive(Clone, Default)]
+struct Clients {
+    calls: Arc<Mutex<Vec<Call>>>,
+    script: Arc<Mutex<Script>>,
+}
+
+impl Clients {
+    fn record(&self, c: Call) {
+        lock(&self.calls).push(c);
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        lock(&self.calls).clone()
+    }
+
+    fn script(&self) -> MutexGuard<'_, Script> {
+        lock(&self.script)
+    }
+
+    fn position(&self, want: impl Fn(&Call) -> bool) -> Option<usize> {
+        self.calls().iter().position(want)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().expect("a test's fake is never poisoned")
+}
+
+fn pairs(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+fn offsets(tpl: &TopicPartitionList) -> Offsets {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A group member's consumer that records calls. Group metadata comes from a real, never
+/// joined librdkafka consumer (no broker is contacted).
+struct FakeConsumer {
+    clients: Clients,
+    metadata_source: BaseConsumer,
+}
+
+impl FakeConsumer {
+    fn new(clients: &Clients) -> Self {
+        let metadata_source = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .set("group.id", "task-manager-test")
+            .set("log_level", "0")
+            .create()
+            .expect("a consumer needs no broker to be created");
+        FakeConsumer {
+            clients: clients.clone(),
+            metadata_source,
+        }
+    }
+}
+
+impl GroupConsumer for FakeConsumer {
+    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        self.clients.record(Call::Pause(pairs(partitions)));
+        Ok(())
+    }
+
+    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        self.clients.record(Call::Resume(pairs(partitions)));
+        Ok(())
+    }
+
+    fn committed_offsets(
+        &self,
+        partitions: TopicPartitionList,
+        _timeout: Duration,
+    ) -> KafkaResult<TopicPartitionList> {
+        self.clients
+            .record(Call::CommittedOffsets(pairs(&partitions)));
+        Ok(partitions)
+    }
+
+    fn commit_offsets(&self, offsets_to_commit: &TopicPartitionList) -> KafkaResult<()> {
+        if let Some(code) = self.clients.script().commit_offsets.take() {
+            return Err(KafkaError::ConsumerCommit(code));
+        }
+        self.clients
+            .record(Call::CommitOffsets(offsets(offsets_to_commit)));
+        Ok(())
+    }
+
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        Consumer::group_metadata(&self.metadata_source)
+    }
+}
+
+struct FakeProducer {
+    clients: Clients,
+    transactional: bool,
+    txn_open: bool,
+}
+
+impl RecordProducer for FakeProducer {
+    fn is_transactional(&self) -> bool {
+        self.transactional
+    }
+
+    fn track_changelog(&self, _topic: &str) {}
+
+    fn send(&mut self, record: &ProducedRecord) -> Result<(), CollectorError> {
+        self.txn_open |= self.transactional;
+        let value = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
+        self.clients.record(Call::Send {
+            topic: record.topic.clone(),
+            value: value.into_owned(),
+        });
+        Ok(())
+    }
+
+    fn poll(&self) {}
+
+    fn flush(&mut self) -> Result<(), CollectorError> {
+        self.clients.record(Call::Flush);
+        Ok(())
+    }
+
+    fn commit_transaction(
+        &mut self,
+        offsets_to_commit: &TopicPartitionList,
+        _group: &Arc<ConsumerGroupMetadata>,
+    ) -> Result<(), CollectorError> {
+        assert!(
+            self.transactional,
+            "a plain producer never commits a transaction"
+        );
+        if let Some(fail) = self.clients.script().commit_transaction.take() {
+            return Err(fail());
+        }
+        self.clients
+            .record(Call::CommitTransaction(offsets(offsets_to_commit)));
+        self.txn_open = false;
+        Ok(())
+    }
+
+    fn abort_transaction(&mut self) {
+        if self.txn_open {
+            self.clients.record(Call::AbortTransaction);
+        }
+        self.txn_open = false;
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.txn_open
+    }
+
+    fn changelog_offsets(&self) -> HashMap<(String, i32), i64> {
+        HashMap::new()
+    }
+}
+
+impl ProducerSupplier for Clients {
+    fn producer(
+        &self,
+        _config: &StreamsConfig,
+        _client_id: &str,
+        transactional_id: Option<String>,
+        _changelogs: &[String],
+        _metrics: &StreamsMetrics,
+    ) -> crate::Result<Box<dyn RecordProducer>> {
+        let transactional = transactional_id.is_some();
+        self.record(Call::ProducerCreated { transactional_id });
+        Ok(Box::new(FakeProducer {
+            clients: self.clone(),
+            transactional,
+            txn_open: false,
+        }))
+    }
+}
+
+/// A task manager of a pass-through topology (`in` -> `out`, two partitions) with fake clients.
+struct Fixture {
+    clients: Clients,
+    consumer: FakeConsumer,
+    tm: TaskManager,
+    counters: Arc<RuntimeCounters>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(guarantee: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = StreamsConfig::new("tm-test").expect("config");
+        config
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .and_then(|c| c.set("processing.guarantee", guarantee))
+            .and_then(|c| c.set("state.dir", &dir.path().display().to_string()))
+            .expect("settings");
+        let mut topology = Topology::new();
+        topology
+            .add_source::<String, String>(
+                "source",
+                &["in"],
+                Arc::new(StringSerde),
+                Arc::new(StringSerde),
+            )
+            .and_then(|t| {
+                t.add_sink::<String, String>(
+                    "sink",
+                    "out",
+                    Arc::new(StringSerde),
+                    Arc::new(StringSerde),
+                    &["source"],
+                )
+            })
+            .expect("topology");
+        let layout =
+            plan_layout(&topology, "tm-test", &|_| Some(2), &|_| Vec::new()).expect("layout");
+        let clients = Clients::default();
+        let counters = Arc::new(RuntimeCounters::default());
+        let env = ThreadEnv {
+            topology: Arc::new(topology),
+            config,
+            layout,
+            resources: RocksDbResources::new(16 << 20),
+            process_id: uuid::Uuid::nil(),
+            counters: counters.clone(),
+            globals: GlobalStores::default(),
+            metrics: Arc::new(StreamsMetrics::new(RecordingLevel::Info).expect("metrics")),
+            producers: Arc::new(clients.clone()),
+            standbys: Arc::new(Mutex::new(None::<StandbyTasks>)),
+        };
+        let tm =
+            TaskManager::new(Arc::new(env), "StreamThread-1".into(), None).expect("task manager");
+        Fixture {
+            consumer: FakeConsumer::new(&clients),
+            clients,
+            tm,
+            counters,
+            _dir: dir,
+        }
+    }
+
+    /// Assigns both partitions of `in` and runs the (empty) restoration.
+    fn assign_and_start(&mut self) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("in", 0);
+        tpl.add_partition("in", 1);
+        self.tm.on_assign(&self.consumer, &tpl).expect("assignment");
+        let running = self
+            .tm
+            .restore(&self.consumer, Duration::from_millis(10))
+            .expect("restore");
+        assert!(running, "tasks without stores start right away");
+    }
+
+    fn input(&mut self, partition: i32, offset: i64, value: &str) {
+        let m = OwnedMessage::new(
+            Some(value.as_bytes().to_vec()),
+            Some(b"k".to_vec()),
+            "in".into(),
+            Timestamp::CreateTime(1_000 + offset),
+            partition,
+            offset,
+            None,
+        );
+        self.tm.buffer(&m);
+    }
+
+    /// Feeds three records to partition 0 and one to partition 1, and processes them.
+    fn process_four(&mut self) {
+        for (p, o, v) in [(0, 0, "a"), (0, 1, "b"), (0, 2, "c"), (1, 0, "d")] {
+            self.input(p, o, v);
+        }
+        let n = self.tm.process(&|_, _| false).expect("processing");
+        assert_eq!(n, 4);
+    }
+
+    fn checkpoint_of(&self, task: &str) -> std::path::PathBuf {
+        self._dir
+            .path()
+            .join("tm-test")
+            .join(task)
+            .join(crate::runtime::stores::task_dir::CHECKPOINT_FILE)
+    }
+}
+
+fn committed(expected: &[((&str, i32), i64)]) -> Offsets {
+    expected
+        .iter()
+        .map(|((t, p), o)| ((t.to_string(), *p), *o))
+        .collect()
+}
+
+fn count(calls: &[Call], want: impl Fn(&Call) -> bool) -> usize {
+    calls.iter().filter(|c| want(c)).count()
+}
+
+#[test]
+fn at_least_once_flushes_outputs_before_committing_offsets_then_checkpoints() {
+    let mut f = Fixture::new("at_least_once");
+    f.assign_and_start();
+    f.process_four();
+    f.tm.commit(&f.consumer).expect("commit");
+    let calls = f.clients.calls();
+    assert_eq!(
+        calls[0],
+        Call::ProducerCreated {
+            transactional_id: None
+        }
+    );
+    assert!(
+        matches!(calls[1], Call::Pause(ref p) if p.len() == 2),
+        "{calls:?}"
+    );
+    assert!(
+        matches!(calls[2], Call::Resume(ref p) if p.len() == 2),
+        "{calls:?}"
+    );
+    let sent: Vec<&str> = calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Send { topic, value } if topic == "out" => Some(value.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, ["a", "b", "c", "d"]);
+    let flush = f.clients.position(|c| *c == Call::Flush).expect("a flush");
+    let commit = f
+        .clients
+        .position(|c| matches!(c, Call::CommitOffsets(_)))
+        .expect("an offset commit");
+    assert!(
+        flush < commit,
+        "outputs are acknowledged before offsets commit: {calls:?}"
+    );
+    assert_eq!(
+        calls[commit],
+        Call::CommitOffsets(committed(&[(("in", 0), 3), (("in", 1), 1)]))
+    );
+    assert_eq!(
+        count(&calls, |c| matches!(c, Call::CommitTransaction(_))),
+        0
+    );
+    assert!(f.checkpoint_of("0_0").exists() && f.checkpoint_of("0_1").exists());
+    assert_eq!(
+        f.counters
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // Nothing new processed: the next commit asks nothing of Kafka.
+    f.tm.commit(&f.consumer).expect("empty commit");
+    assert_eq!(f.clients.calls().len(), calls.len());
+}
+
+#[test]
+fn exactly_once_v2_waits_for_stable_offsets_and_commits_offsets_inside_the_transaction() {
+    let mut f = Fixture::new("exactly_once_v2");
+    f.assign_and_start();
+    assert_eq!(
+        f.counters
+            .transactional_producers
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one transactional producer per thread"
+    );
+    f.process_four();
+    f.tm.commit(&f.consumer).expect("commit");
+    let calls = f.clients.calls();
+    assert_eq!(
+        calls[0],
+        Call::ProducerCreated {
+            transactional_id: Some(format!("tm-test-{}-1", uuid::Uuid::nil()))
+        }
+    );
+    let stable = f
+        .clients
+        .position(|c| matches!(c, Call::CommittedOffsets(_)))
+        .expect("a stable-offsets query");
+    let resume = f
+        .clients
+        .position(|c| matches!(c, Call::Resume(_)))
+        .expect("a resume");
+    assert!(
+        stable < resume,
+        "input resumes only after offsets are stable: {calls:?}"
+    );
+    assert_eq!(
+        calls.last(),
+        Some(&Call::CommitTransaction(committed(&[
+            (("in", 0), 3),
+            (("in", 1), 1)
+        ])))
+    );
+    assert_eq!(count(&calls, |c| matches!(c, Call::CommitOffsets(_))), 0);
+    assert_eq!(count(&calls, |c| *c == Call::Flush), 0);
+    assert!(
+        !f.checkpoint_of("0_0").exists(),
+        "no checkpoint vouches for state while tasks run under exactly-once"
+    );
+}
+
+#[test]
+fn an_aborted_transaction_loses_the_tasks_and_replaces_the_producer() {
+    let mut f = Fixture::new("exactly_once_v2");
+    f.assign_and_start();
+    f.process_four();
+    f.clients.script().commit_transaction =
+        Some(|| CollectorError::Aborted(StreamsError::IllegalState("abortable error".into())));
+    let err = f.tm.commit(&f.consumer).expect_err("the commit fails");
+    assert!(matches!(err, CollectorError::Aborted(_)));
+    f.tm.lose_all(&f.consumer).expect("losing the tasks");
+    let calls = f.clients.calls();
+    assert!(f.tm.task_ids().is_empty());
+    assert_eq!(
+        count(&calls, |c| *c == Call::AbortTransaction),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        count(&calls, |c| matches!(c, Call::CommitTransaction(_))),
+        0
+    );
+    assert_eq!(
+        count(&calls, |c| matches!(c, Call::ProducerCreated { .. })),
+        2,
+        "a new producer replaces the one whose transaction aborted"
+    );
+    assert_eq!(
+        f.counters
+            .transactional_producers
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    assert!(
+        !f.checkpoint_of("0_0").exists(),
+        "dirty close writes no checkpoint"
+    );
+}
+
+#[test]
+fn revocation_commits_before_closing_clean() {
+    let mut f = Fixture::new("exactly_once_v2");
+    f.assign_and_start();
+    f.process_four();
+    let mut revoked = TopicPartitionList::new();
+    revoked.add_partition("in", 0);
+    f.tm.on_revoke(&f.consumer, &revoked, false);
+    let calls = f.clients.calls();
+    assert_eq!(
+        calls.last(),
+        Some(&Call::CommitTransaction(committed(&[
+            (("in", 0), 3),
+            (("in", 1), 1)
+        ])))
+    );
+    assert_eq!(f.tm.task_ids().len(), 1, "only the revoked task closes");
+    assert!(f.checkpoint_of("0_0").exists(), "a clean close checkpoints");
+    assert!(!f.checkpoint_of("0_1").exists());
+}
+
+#[test]
+fn a_commit_failing_during_revocation_closes_the_revoked_tasks_dirty() {
+    let mut f = Fixture::new("exactly_once_v2");
+    f.assign_and_start();
+    f.process_four();
+    f.clients.script().commit_transaction = Some(|| {
+        classify(
+            "committing",
+            KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced),
+        )
+    });
+    let mut revoked = TopicPartitionList::new();
+    revoked.add_partition("in", 0);
+    revoked.add_partition("in", 1);
+    f.tm.on_revoke(&f.consumer, &revoked, false);
+    let calls = f.clients.calls();
+    assert!(f.tm.task_ids().is_empty());
+    assert_eq!(
+        count(&calls, |c| *c == Call::AbortTransaction),
+        1,
+        "{calls:?}"
+    );
+    assert!(!f.checkpoint_of("0_0").exists() && !f.checkpoint_of("0_1").exists());
+}
+
+#[test]
+fn lost_partitions_are_closed_without_a_commit() {
+    let mut f = Fixture::new("at_least_once");
+    f.assign_and_start();
+    f.process_four();
+    let mut revoked = TopicPartitionList::new();
+    revoked.add_partition("in", 0);
+    revoked.add_partition("in", 1);
+    f.tm.on_revoke(&f.consumer, &revoked, true);
+    let calls = f.clients.calls();
+    assert_eq!(count(&calls, |c| matches!(c, Call::CommitOffsets(_))), 0);
+    assert_eq!(count(&calls, |c| *c == Call::Flush), 0);
+    assert!(f.tm.task_ids().is_empty());
+    assert!(!f.checkpoint_of("0_0").exists());
+}
+
+#[test]
+fn a_failed_offset_commit_keeps_the_offsets_for_the_next_commit() {
+    let mut f = Fixture::new("at_least_once");
+    f.assign_and_start();
+    f.process_four();
+    f.clients.script().commit_offsets = Some(RDKafkaErrorCode::RequestTimedOut);
+    assert!(f.tm.commit(&f.consumer).is_err());
+    f.tm.commit(&f.consumer).expect("the retry commits");
+    assert_eq!(
+        f.clients.calls().last(),
+        Some(&Call::CommitOffsets(committed(&[
+            (("in", 0), 3),
+            (("in", 1), 1)
+        ])))
+    );
+}
+
+#[test]
+fn past_max_poll_interval_the_tasks_are_given_up_without_committing() {
+    for guarantee in ["at_least_once", "exactly_once_v2"] {
+        let mut f = Fixture::new(guarantee);
+        f.assign_and_start();
+        f.process_four();
+        let before = f.clients.calls().len();
+        f.tm.last_poll = Instant::now() - Duration::from_millis(300_001);
+        let err = f.tm.commit(&f.consumer).expect_err("the guard trips");
+        assert!(matches!(err, CollectorError::Fenced(_)), "{guarantee}");
+        assert_eq!(
+            f.clients.calls().len(),
+            before,
+            "{guarantee}: neither flush nor commit reach Kafka"
+        );
+    }
+}
