@@ -27,7 +27,7 @@ pub use processor::{Processor, ProcessorContext, PunctuationType, PunctuatorId};
 pub use record::{Data, Headers, Record, RecordMetadata};
 pub use runtime::{KafkaStreams, RuntimeCounters, State, StateRestoreListener};
 pub use store::{StoreBuilder, StoreKind, ValueAndTimestamp};
-pub use task::{runtime_topic, ProducedRecord, StreamTask, TaskId};
+pub use task::TaskId;
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
 pub use topology::{Subtopology, Topology};
 

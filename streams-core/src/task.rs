@@ -234,29 +234,8 @@ pub(crate) fn global_slot(
 }
 
 impl StreamTask {
-    /// Instantiates sub-topology `id.subtopology` for `id.partition`, opening its stores under
-    /// `task_dir` (`<state.dir>/<application.id>/<task id>`). Processors are not yet initialized.
-    pub fn new(
-        topology: &Topology,
-        id: TaskId,
-        application_id: &str,
-        task_dir: &Path,
-        resources: &RocksDbResources,
-        cache: Option<&CacheBudget>,
-    ) -> Result<Self> {
-        Self::build(
-            topology,
-            id,
-            application_id,
-            task_dir,
-            resources,
-            cache,
-            false,
-            None,
-        )
-    }
-
-    /// Like [`StreamTask::new`], with the instance's global stores readable from every node; for
+    /// Instantiates sub-topology `id.subtopology` for `id.partition` (stores under `task_dir`,
+    /// processors not yet initialized), with the instance's global stores readable from every node; for
     /// [`TaskId::GLOBAL`] the task is the global store update graph and writes them.
     /// `transactional`: persistent stores hold writes until [`StreamTask::commit_stores`].
     #[allow(clippy::too_many_arguments)]
@@ -458,19 +437,9 @@ impl StreamTask {
         self.core.task_id
     }
 
-    /// The task directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Sets the wall-clock time processors see.
     pub fn set_wall_clock(&mut self, now_ms: i64) {
         self.core.wall_clock = now_ms;
-    }
-
-    /// The task's stream time (`i64::MIN` before the first record).
-    pub fn stream_time(&self) -> i64 {
-        self.core.stream_time
     }
 
     /// Calls `init` on every processor, in topology order.
@@ -692,13 +661,7 @@ impl StreamTask {
             .collect()
     }
 
-    /// Applies changelog records to `store` without logging them again (restoration).
-    pub fn restore(&mut self, store: &str, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-        let i = self.store_slot(store)?;
-        self.core.stores[i].store.restore(records)
-    }
-
-    /// Like [`StreamTask::restore`] for records up to changelog offset `next_offset - 1`; a
+    /// Applies changelog records of `store` up to changelog offset `next_offset - 1`; a
     /// transactional store records `next_offset` in the same atomic write as the records.
     pub(crate) fn restore_up_to(
         &mut self,

@@ -1,4 +1,4 @@
-//! [`ThreadEnv`]: what every thread of an instance shares (topology, configuration, topic layout,
+//! `ThreadEnv`: what every thread of an instance shares (topology, configuration, topic layout,
 //! RocksDB resources, metrics, global stores), and the hand-over of task directories between active
 //! tasks and standby copies.
 

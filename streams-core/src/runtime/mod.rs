@@ -13,14 +13,14 @@
 //! - [`tasks`]: a thread's active tasks: created per assigned partition group, buffering
 //!   polled records, processing them in timestamp order, committing and closing.
 //! - [`restore`]: changelog restoration before a task runs, and standby copies.
-//! - [`commit`]: producers, transactions and what a failed commit means for the thread.
 //! - [`stores`]: a task's directory, checkpoint and metered stores.
-//! - [`env`]: what every thread of an instance shares.
+//! - [`env`](mod@env): what every thread of an instance shares.
+//! - [`commit`]: producers, transactions and what a failed commit means for the thread.
 //! - [`internal_topics`]: names, partition counts and creation of changelog and repartition topics.
 //! - [`clients`]: building librdkafka clients, retry rules, and the seam the task manager reaches
 //!   Kafka through.
 //! - [`metrics`]: sensors and the `/metrics` endpoint. [`state`]: lifecycle states and listeners.
-//! - [`reset`]: the application reset tool (not used while the application runs).
+//! - [`reset`]: the application reset tool, beside the rest: it uses only `clients`.
 //!
 //! # A record's path
 //!
@@ -35,17 +35,17 @@
 //! commits it, so outputs, changelog writes and offsets land together or not at all.
 
 pub mod clients;
-pub(crate) mod commit;
-pub(crate) mod env;
-pub(crate) mod instance;
+pub mod commit;
+pub mod env;
+pub mod instance;
 pub mod internal_topics;
 pub mod metrics;
 pub mod reset;
-pub(crate) mod restore;
+pub mod restore;
 pub mod state;
-pub(crate) mod stores;
-pub(crate) mod tasks;
-pub(crate) mod thread;
+pub mod stores;
+pub mod tasks;
+pub mod thread;
 
 pub use instance::endpoints;
 pub use instance::kafka_streams::KafkaStreams;

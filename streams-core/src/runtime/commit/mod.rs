@@ -1,9 +1,9 @@
 //! Getting what tasks produce to Kafka and committing it under each processing guarantee.
 //!
-//! [`StreamProducer`](stream_producer::StreamProducer) is a thread's (or, under legacy
+//! `StreamProducer` is a thread's (or, under legacy
 //! exactly_once, a task's) producer: it sends sink records and changelog writes, tracks
 //! delivery failures and the changelog offsets the stores reflect, and drives transactions.
-//! [`CollectorError`](error::CollectorError) says what a failure means for the thread. Calls
+//! `CollectorError` says what a failure means for the thread. Calls
 //! `clients` and `metrics` only.
 
 pub(crate) mod counted_producer;

@@ -1,4 +1,4 @@
-//! The [`KafkaStreams`](crate::KafkaStreams) instance: what it starts and stops around its threads.
+//! The `KafkaStreams` instance: what it starts and stops around its threads.
 //!
 //! Owns the instance's lifecycle (topic preparation, thread start and replacement, close), its
 //! hold on the state directory (lock and process id), and the interactive-query endpoints of

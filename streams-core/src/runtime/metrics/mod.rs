@@ -1,5 +1,5 @@
-//! Metrics: Kafka Streams' metric groups as Prometheus series ([`registry`]), the `/metrics`
-//! endpoint ([`server`]) and the instance's plain counters ([`RuntimeCounters`]). Calls nothing
+//! Metrics: Kafka Streams' metric groups as Prometheus series (`registry`), the `/metrics`
+//! endpoint (`server`) and the instance's plain counters (`RuntimeCounters`). Calls nothing
 //! else in the runtime; everything else may record into it.
 
 mod counters;

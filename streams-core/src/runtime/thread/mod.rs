@@ -1,11 +1,11 @@
 //! The threads of an instance: stream threads, the global stream thread, and their supervision.
 //!
-//! A [`StreamThread`](stream_thread::StreamThread) owns one consumer in the application's group
+//! A `StreamThread` owns one consumer in the application's group
 //! and runs the poll -> process -> punctuate -> commit loop over the tasks of its assignment,
-//! which it hands to [`tasks`](crate::runtime::tasks). The
-//! [`GlobalStreamThread`](global_thread::GlobalStreamThread) keeps global stores equal to their
+//! which it hands to `tasks`. The
+//! `GlobalStreamThread` keeps global stores equal to their
 //! topics. The supervisor folds thread states into the instance state. Calls `tasks`, `commit`,
-//! `clients` and `metrics`; never `instance`.
+//! `env`, `clients`, `metrics` and `state`; never `instance`.
 
 pub(crate) mod global_thread;
 pub(crate) mod group_protocol;
