@@ -24,10 +24,7 @@ impl std::fmt::Debug for EmbeddedCluster {
 }
 
 fn mock_error(what: &str, e: rdkafka::error::KafkaError) -> StreamsError {
-    StreamsError::Kafka {
-        context: format!("embedded cluster: {what}"),
-        source: e,
-    }
+    StreamsError::kafka(format!("embedded cluster: {what}"), e)
 }
 
 impl EmbeddedCluster {

@@ -498,10 +498,7 @@ impl Rng {
 }
 
 fn kafka(context: &str, e: rdkafka::error::KafkaError) -> StreamsError {
-    StreamsError::Kafka {
-        context: context.to_string(),
-        source: e,
-    }
+    StreamsError::kafka(context, e)
 }
 
 fn create_topics(o: &VerifyOptions, topics: &VerifyTopics) -> Result<()> {

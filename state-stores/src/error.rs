@@ -55,6 +55,10 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A thread panicked while it held the store: a write may be half applied, so the store is
+    /// not read or written again in this process.
+    #[error("store `{0}` is unusable: a thread panicked while writing to it, so a write may be half applied; restart the instance to rebuild the store from its changelog or topic")]
+    Poisoned(String),
     /// A write to a store that is read-only for this caller.
     #[error(
         "store `{0}` is read-only here: a global store is written only by its global processor"

@@ -1,7 +1,10 @@
 use crate::serdes::SerdeError;
 
 /// Everything that can go wrong in the streams runtime, with enough context to act on.
+///
+/// New variants may be added: match with a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamsError {
     /// The topology is not valid (unknown parent, duplicate name, cycle, store misuse...).
     #[error("invalid topology: {0}")]
@@ -76,6 +79,10 @@ pub enum StreamsError {
         node: String,
         /// The failure.
         message: String,
+        /// The error the processor returned, when it returned one
+        /// ([`StreamsError::processor_failed`]).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A Kafka client call failed.
     #[error("Kafka error while {context}: {source}")]
@@ -84,7 +91,7 @@ pub enum StreamsError {
         context: String,
         /// The client error.
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: KafkaClientError,
     },
     /// A filesystem operation failed.
     #[error("I/O error on {path}: {source}")]
@@ -104,11 +111,61 @@ pub enum StreamsError {
 pub type Result<T, E = StreamsError> = std::result::Result<T, E>;
 
 impl StreamsError {
-    /// A processing failure raised by user code in `node`.
+    /// A processing failure raised by user code in `node`, described by `message`.
     pub fn processing(node: impl Into<String>, message: impl std::fmt::Display) -> Self {
         StreamsError::Processing {
             node: node.into(),
             message: message.to_string(),
+            source: None,
         }
+    }
+
+    /// A processing failure in `node` caused by `error`, kept as the [`std::error::Error::source`]
+    /// so handlers can downcast it.
+    ///
+    /// ```
+    /// use streams_core::StreamsError;
+    ///
+    /// let parse = "x".parse::<i64>().unwrap_err();
+    /// let e = StreamsError::processor_failed("parse-amount", parse);
+    /// let source = std::error::Error::source(&e).expect("the cause is kept");
+    /// assert!(source.downcast_ref::<std::num::ParseIntError>().is_some());
+    /// ```
+    pub fn processor_failed(
+        node: impl Into<String>,
+        error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        let source = error.into();
+        StreamsError::Processing {
+            node: node.into(),
+            message: source.to_string(),
+            source: Some(source),
+        }
+    }
+
+    /// A Kafka client call failed while doing `context`; for tools that drive their own
+    /// librdkafka clients next to the runtime (the verifier, the embedded cluster).
+    pub fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+        StreamsError::Kafka {
+            context: context.into(),
+            source: KafkaClientError(source),
+        }
+    }
+}
+
+/// An error the Kafka client library (librdkafka) reported. Its message names the broker error
+/// or the local condition; the client's own error type stays out of this crate's API.
+#[derive(Debug)]
+pub struct KafkaClientError(rdkafka::error::KafkaError);
+
+impl std::fmt::Display for KafkaClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for KafkaClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
     }
 }

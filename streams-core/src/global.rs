@@ -24,8 +24,11 @@ pub(crate) struct SharedKeyValueStore {
 }
 
 impl SharedKeyValueStore {
-    fn lock(&self) -> MutexGuard<'_, Box<dyn KeyValueStore>> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    /// The store, unless a panic interrupted a call into it: its state is then not trusted.
+    fn lock(&self) -> state_stores::Result<MutexGuard<'_, Box<dyn KeyValueStore>>> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Poisoned(self.name.clone()))
     }
     fn check_writable(&self) -> state_stores::Result<()> {
         if self.writable {
@@ -41,31 +44,35 @@ impl StateStore for SharedKeyValueStore {
         &self.name
     }
     fn flush(&mut self) -> state_stores::Result<()> {
-        self.lock().flush()
+        self.lock()?.flush()
     }
     fn close(&mut self) -> state_stores::Result<()> {
         // The instance owns the store; tasks only drop their handle.
         Ok(())
     }
     fn persistent(&self) -> bool {
-        self.lock().persistent()
+        // A fixed property of the store, not its contents: safe to read after a panic.
+        match self.inner.lock() {
+            Ok(g) => g.persistent(),
+            Err(p) => p.into_inner().persistent(),
+        }
     }
 }
 
 impl KeyValueStore for SharedKeyValueStore {
     fn get(&self, key: &[u8]) -> state_stores::Result<Option<Vec<u8>>> {
-        self.lock().get(key)
+        self.lock()?.get(key)
     }
     fn put(&mut self, key: &[u8], value: &[u8]) -> state_stores::Result<()> {
         self.check_writable()?;
-        self.lock().put(key, value)
+        self.lock()?.put(key, value)
     }
     fn delete(&mut self, key: &[u8]) -> state_stores::Result<Option<Vec<u8>>> {
         self.check_writable()?;
-        self.lock().delete(key)
+        self.lock()?.delete(key)
     }
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> state_stores::Result<KvIter<'_>> {
-        let g = self.lock();
+        let g = self.lock()?;
         let v: Vec<_> = g.range(from, to)?.collect();
         Ok(Box::new(v.into_iter()))
     }
@@ -74,21 +81,21 @@ impl KeyValueStore for SharedKeyValueStore {
         from: Option<&[u8]>,
         to: Option<&[u8]>,
     ) -> state_stores::Result<KvIter<'_>> {
-        let g = self.lock();
+        let g = self.lock()?;
         let v: Vec<_> = g.reverse_range(from, to)?.collect();
         Ok(Box::new(v.into_iter()))
     }
     fn prefix_scan(&self, prefix: &[u8]) -> state_stores::Result<KvIter<'_>> {
-        let g = self.lock();
+        let g = self.lock()?;
         let v: Vec<_> = g.prefix_scan(prefix)?.collect();
         Ok(Box::new(v.into_iter()))
     }
     fn approximate_num_entries(&self) -> state_stores::Result<u64> {
-        self.lock().approximate_num_entries()
+        self.lock()?.approximate_num_entries()
     }
     fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> state_stores::Result<()> {
         self.check_writable()?;
-        self.lock().write_batch(entries)
+        self.lock()?.write_batch(entries)
     }
 }
 
@@ -154,9 +161,46 @@ impl GlobalStores {
     /// Flushes and closes every store.
     pub fn close(&self) {
         for (b, s) in &self.stores {
+            // Closing after a panic is safe: global stores are rebuilt from their topics on start.
             if let Err(e) = s.lock().unwrap_or_else(|p| p.into_inner()).close() {
                 tracing::warn!(store = b.name(), error = %e, "closing a global store failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_a_panic_interrupted_is_not_read_again() {
+        let inner: Shared = Arc::new(Mutex::new(Box::new(InMemoryKeyValueStore::new("g"))));
+        let mut writer = SharedKeyValueStore {
+            name: "g".into(),
+            inner: inner.clone(),
+            writable: true,
+        };
+        writer.put(b"k", b"v1").expect("put");
+        let poisoner = inner.clone();
+        let panicked = std::thread::spawn(move || {
+            let _guard = poisoner.lock();
+            panic!("a processor panics in the middle of a store write");
+        })
+        .join();
+        assert!(panicked.is_err());
+        let reader = SharedKeyValueStore {
+            name: "g".into(),
+            inner,
+            writable: false,
+        };
+        let err = reader.get(b"k").expect_err("poisoned");
+        assert!(
+            matches!(err, StoreError::Poisoned(ref s) if s == "g"),
+            "{err}"
+        );
+        assert!(writer.put(b"k", b"v2").is_err());
+        assert!(reader.range(None, None).is_err());
+        assert!(!reader.persistent());
     }
 }

@@ -22,7 +22,7 @@ pub use config::{OnError, ProcessingGuarantee, StreamsConfig};
 pub use describe::{
     NodeDescription, NodeKindDescription, SubtopologyDescription, TopologyDescription,
 };
-pub use error::{Result, StreamsError};
+pub use error::{KafkaClientError, Result, StreamsError};
 pub use processor::{Processor, ProcessorContext, PunctuationType, PunctuatorId};
 pub use record::{Data, Headers, Record, RecordMetadata};
 pub use runtime::{KafkaStreams, RuntimeCounters, State, StateRestoreListener};

@@ -138,14 +138,14 @@ fn hash_of<V: 'static>(
     let Some(v) = v else { return Ok(None) };
     let bytes = serde
         .serialize(v)
-        .map_err(|e| StreamsError::processing(ctx.node_name().to_string(), e.to_string()))?
+        .map_err(|e| StreamsError::processor_failed(ctx.node_name(), e))?
         .unwrap_or_default();
     Ok(Some(twox_hash::XxHash3_128::oneshot(&bytes)))
 }
 
 fn ser<T: 'static>(ctx: &ProcessorContext<'_>, s: &SerdeRef<T>, v: &T) -> Result<Vec<u8>> {
     s.serialize(v)
-        .map_err(|e| StreamsError::processing(ctx.node_name().to_string(), e.to_string()))?
+        .map_err(|e| StreamsError::processor_failed(ctx.node_name(), e))?
         .ok_or_else(|| StreamsError::processing(ctx.node_name().to_string(), "null key"))
 }
 

@@ -60,13 +60,13 @@ fn unflip(b: &[u8]) -> i64 {
 
 fn ser<T: 'static>(ctx: &ProcessorContext<'_>, s: &SerdeRef<T>, v: &T) -> Result<Vec<u8>> {
     s.serialize(v)
-        .map_err(|e| StreamsError::processing(ctx.node_name().to_string(), e.to_string()))?
+        .map_err(|e| StreamsError::processor_failed(ctx.node_name(), e))?
         .ok_or_else(|| StreamsError::processing(ctx.node_name().to_string(), "null in a join"))
 }
 
 fn de<T: 'static>(ctx: &ProcessorContext<'_>, s: &SerdeRef<T>, b: &[u8]) -> Result<T> {
     s.deserialize(Some(b))
-        .map_err(|e| StreamsError::processing(ctx.node_name().to_string(), e.to_string()))
+        .map_err(|e| StreamsError::processor_failed(ctx.node_name(), e))
 }
 
 /// Length-prefixed values, appended as unmatched records of one key and time arrive.

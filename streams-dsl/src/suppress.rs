@@ -202,7 +202,7 @@ impl<K: Data, V: Data> KTableSuppress<K, V> {
     fn key_bytes(&self, ctx: &ProcessorContext<'_>, key: &K) -> Result<Vec<u8>> {
         self.key_serde
             .serialize(key)
-            .map_err(|e| StreamsError::processing(ctx.node_name().to_string(), e.to_string()))?
+            .map_err(|e| StreamsError::processor_failed(ctx.node_name(), e))?
             .ok_or_else(|| {
                 StreamsError::processing(ctx.node_name().to_string(), "null key in suppress")
             })

@@ -233,10 +233,7 @@ pub fn plan_layout(
 fn metadata(client: &BaseConsumer<ConnectContext>) -> Result<Metadata> {
     client
         .fetch_metadata(None, METADATA_TIMEOUT)
-        .map_err(|e| StreamsError::Kafka {
-            context: "fetching cluster metadata".into(),
-            source: e,
-        })
+        .map_err(|e| StreamsError::kafka("fetching cluster metadata", e))
 }
 
 /// The first contact with the cluster: like [`metadata`], but a refused login or an untrusted
@@ -253,12 +250,12 @@ fn first_metadata(client: &BaseConsumer<ConnectContext>, bootstrap: &str) -> Res
         match attempt {
             Ok(md) => return Ok(md),
             Err(e) if Instant::now() >= deadline => {
-                return Err(StreamsError::Kafka {
-                    context: format!(
+                return Err(StreamsError::kafka(
+                    format!(
                         "fetching cluster metadata from `{bootstrap}` for {METADATA_TIMEOUT:?}"
                     ),
-                    source: e,
-                })
+                    e,
+                ))
             }
             Err(_) => {}
         }
@@ -329,11 +326,8 @@ pub fn prepare_topics(topology: &Topology, config: &StreamsConfig) -> Result<Top
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    let results =
-        block_on(admin.create_topics(&new_topics, &opts)).map_err(|e| StreamsError::Kafka {
-            context: "creating internal topics".into(),
-            source: e,
-        })?;
+    let results = block_on(admin.create_topics(&new_topics, &opts))
+        .map_err(|e| StreamsError::kafka("creating internal topics", e))?;
     for r in results {
         match r {
             Ok(name) => tracing::info!(topic = %name, "created internal topic"),

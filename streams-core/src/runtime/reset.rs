@@ -79,7 +79,7 @@ impl std::fmt::Display for ResetPlan {
 }
 
 fn kafka(context: String, source: rdkafka::error::KafkaError) -> StreamsError {
-    StreamsError::Kafka { context, source }
+    StreamsError::kafka(context, source)
 }
 
 /// Resets the application of `config` (its `application.id` is the group and topic prefix).

@@ -236,10 +236,7 @@ pub(crate) fn unjoined_consumer(
 /// Wraps a client creation failure with the client's role, keeping secrets out of the message
 /// (librdkafka names keys, never values, in its configuration errors).
 pub(crate) fn creation_error(role: &str, e: KafkaError) -> StreamsError {
-    StreamsError::Kafka {
-        context: format!("creating the {role}"),
-        source: e,
-    }
+    StreamsError::kafka(format!("creating the {role}"), e)
 }
 
 impl rdkafka::consumer::ConsumerContext for TracingContext {}

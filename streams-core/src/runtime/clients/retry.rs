@@ -81,7 +81,7 @@ impl RetryWindow {
     /// `Ok` when the caller should retry `e` later; the error (with `context`) when it is not
     /// retriable or the window has run out.
     pub fn retry(&mut self, context: &str, e: KafkaError) -> Result<()> {
-        let fail = |context: String, source| Err(StreamsError::Kafka { context, source });
+        let fail = |context: String, source| Err(StreamsError::kafka(context, source));
         if !is_retriable(&e) {
             return fail(context.to_string(), e);
         }

@@ -33,10 +33,7 @@ impl CollectorError {
 }
 
 pub(crate) fn kafka(context: impl Into<String>, source: KafkaError) -> StreamsError {
-    StreamsError::Kafka {
-        context: context.into(),
-        source,
-    }
+    StreamsError::kafka(context.into(), source)
 }
 
 /// Sorts a client error into what the thread does next (for producer and consumer calls alike).

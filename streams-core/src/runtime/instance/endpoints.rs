@@ -153,14 +153,10 @@ impl EndpointThread {
             0,
             Offset::Beginning,
         )
-        .map_err(|e| StreamsError::Kafka {
-            context: "following the metadata topic".into(),
-            source: e,
-        })?;
-        consumer.assign(&tpl).map_err(|e| StreamsError::Kafka {
-            context: "following the metadata topic".into(),
-            source: e,
-        })?;
+        .map_err(|e| StreamsError::kafka("following the metadata topic", e))?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| StreamsError::kafka("following the metadata topic", e))?;
         Ok((producer, consumer))
     }
 

@@ -430,9 +430,14 @@ impl KafkaStreams {
             )));
         }
         for tm in &self.task_managers {
-            tm.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .with_stores(name, f)?;
+            // A thread that panicked while holding its tasks may have left a store write half
+            // applied: answer with an error rather than with that state.
+            let mut tm = tm.lock().map_err(|_| {
+                StreamsError::IllegalState(format!(
+                    "store `{name}` is not queried: a stream thread panicked while processing, so its stores may hold half-applied writes"
+                ))
+            })?;
+            tm.with_stores(name, f)?;
         }
         Ok(())
     }

@@ -138,12 +138,9 @@ impl ChangelogReader {
     }
 
     fn apply_assignment(&mut self) -> Result<()> {
-        self.assignment
-            .apply(&self.consumer)
-            .map_err(|e| StreamsError::Kafka {
-                context: "assigning changelog partitions to the restore consumer".into(),
-                source: e,
-            })
+        self.assignment.apply(&self.consumer).map_err(|e| {
+            StreamsError::kafka("assigning changelog partitions to the restore consumer", e)
+        })
     }
 
     /// Whether `task` has partitions still restoring.

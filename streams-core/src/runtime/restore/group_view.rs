@@ -34,9 +34,11 @@ impl GroupView {
     ) -> Result<Self> {
         let groups = client
             .fetch_group_list(Some(application_id), timeout)
-            .map_err(|e| StreamsError::Kafka {
-                context: format!("describing the consumer group `{application_id}`"),
-                source: e,
+            .map_err(|e| {
+                StreamsError::kafka(
+                    format!("describing the consumer group `{application_id}`"),
+                    e,
+                )
             })?;
         let mut view = GroupView::default();
         for g in groups

@@ -76,10 +76,7 @@ pub(crate) struct TaskManager {
 }
 
 fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> StreamsError {
-    StreamsError::Kafka {
-        context: context.into(),
-        source,
-    }
+    StreamsError::kafka(context.into(), source)
 }
 
 impl TaskManager {

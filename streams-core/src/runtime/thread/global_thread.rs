@@ -36,7 +36,7 @@ pub(crate) struct GlobalStreamThread {
 }
 
 fn kafka(context: String, source: rdkafka::error::KafkaError) -> StreamsError {
-    StreamsError::Kafka { context, source }
+    StreamsError::kafka(context, source)
 }
 
 impl GlobalStreamThread {

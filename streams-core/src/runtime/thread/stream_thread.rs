@@ -218,10 +218,7 @@ impl StreamThread {
         let topics: Vec<&str> = self.subscription.iter().map(String::as_str).collect();
         self.consumer
             .subscribe(&topics)
-            .map_err(|e| StreamsError::Kafka {
-                context: format!("subscribing to {topics:?}"),
-                source: e,
-            })
+            .map_err(|e| StreamsError::kafka(format!("subscribing to {topics:?}"), e))
     }
 
     fn lock(&self) -> MutexGuard<'_, TaskManager> {
