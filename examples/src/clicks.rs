@@ -5,7 +5,7 @@
 //! reported as such once its window has closed (left join), never earlier.
 
 use serde::{Deserialize, Serialize};
-use streams_core::serdes::{SerdeRef, StringSerde};
+use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::{Result, Topology};
 use streams_dsl::{Consumed, JoinWindows, Produced, StreamJoined, StreamsBuilder};
 
@@ -46,7 +46,7 @@ pub struct Attribution {
 /// `impressions` and `clicks` (impression id -> JSON) -> `output` (impression id -> [`Attribution`]).
 pub fn attribution_topology(impressions: &str, clicks: &str, output: &str) -> Result<Topology> {
     let b = StreamsBuilder::new();
-    let s: SerdeRef<String> = std::sync::Arc::new(StringSerde);
+    let s: SerdeRef<String> = Serdes::string();
     let impressions = b.stream_with(
         &[impressions],
         Consumed::with(s.clone(), json::<Impression>()),

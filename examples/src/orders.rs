@@ -4,10 +4,8 @@
 //! repartitions it to line up with the customers table, then left-joined: an order of an unknown
 //! customer still comes out, with no customer name.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
-use streams_core::serdes::{JsonSerde, SerdeRef, StringSerde};
+use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::{Result, Topology};
 use streams_dsl::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
 
@@ -46,14 +44,14 @@ pub struct EnrichedOrder {
 
 /// The JSON serde of `T`.
 pub fn json<T: Serialize + serde::de::DeserializeOwned + 'static>() -> SerdeRef<T> {
-    Arc::new(JsonSerde::<T>::new())
+    Serdes::json::<T>()
 }
 
 /// `orders` (order id -> [`Order`]) and `customers` (customer id -> [`Customer`]) ->
 /// `output` (customer id -> [`EnrichedOrder`]), all JSON values with string keys.
 pub fn enrichment_topology(orders: &str, customers: &str, output: &str) -> Result<Topology> {
     let b = StreamsBuilder::new();
-    let s: SerdeRef<String> = Arc::new(StringSerde);
+    let s: SerdeRef<String> = Serdes::string();
     let customers = b.table(
         customers,
         Consumed::with(s.clone(), json::<Customer>()),
@@ -76,7 +74,7 @@ pub fn enrichment_topology(orders: &str, customers: &str, output: &str) -> Resul
 /// re-groups by tier (another repartition) and sums.
 pub fn revenue_by_tier_topology(orders: &str, customers: &str, output: &str) -> Result<Topology> {
     let b = StreamsBuilder::new();
-    let s: SerdeRef<String> = Arc::new(StringSerde);
+    let s: SerdeRef<String> = Serdes::string();
     let customers = b.table(
         customers,
         Consumed::with(s.clone(), json::<Customer>()),

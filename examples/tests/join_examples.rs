@@ -1,9 +1,7 @@
 //! The join examples through the TopologyTestDriver.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
-use streams_core::serdes::{I64Serde, Nullable, SerdeRef, StringSerde};
+use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::{StreamsConfig, TopologyTestDriver};
 use streams_examples::clicks::{attribution_topology, Attribution, Click, Impression, WINDOW_MS};
 use streams_examples::orders::{
@@ -11,7 +9,7 @@ use streams_examples::orders::{
 };
 
 fn s() -> SerdeRef<String> {
-    Arc::new(StringSerde)
+    Serdes::string()
 }
 
 fn order(id: &str, customer: &str, item: &str, cents: i64) -> Order {
@@ -101,7 +99,7 @@ fn revenue_is_summed_per_tier_of_known_customers() {
             .pipe_input_with_timestamp(id.clone(), order(&id, c, "x", cents), 2 + i as i64)
             .unwrap();
     }
-    let out = d.create_output_topic("revenue", s(), Arc::new(Nullable::new(I64Serde)));
+    let out = d.create_output_topic("revenue", s(), Serdes::nullable(Serdes::i64()));
     assert_eq!(
         out.read_key_values_to_list().unwrap(),
         vec![

@@ -2,9 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use streams_core::serdes::{I64Serde, Nullable, StringSerde};
+use streams_core::serdes::Serdes;
 use streams_core::{StreamsConfig, TopologyTestDriver};
 use streams_examples::{word_count_topology, SAMPLE_TEXT};
 
@@ -21,14 +20,10 @@ fn exact_counts_for_repeated_words() {
     let d = driver();
     let input = d.create_input_topic(
         "lines",
-        Arc::new(Nullable::new(StringSerde)),
-        Arc::new(StringSerde),
+        Serdes::nullable(Serdes::string()),
+        Serdes::string(),
     );
-    let output = d.create_output_topic(
-        "counts",
-        Arc::new(StringSerde),
-        Arc::new(Nullable::new(I64Serde)),
-    );
+    let output = d.create_output_topic("counts", Serdes::string(), Serdes::nullable(Serdes::i64()));
     input
         .pipe_input(None, "Hello Kafka Streams".into())
         .unwrap();
@@ -64,14 +59,10 @@ fn sample_text_counts() {
     let d = driver();
     let input = d.create_input_topic(
         "lines",
-        Arc::new(Nullable::new(StringSerde)),
-        Arc::new(StringSerde),
+        Serdes::nullable(Serdes::string()),
+        Serdes::string(),
     );
-    let output = d.create_output_topic(
-        "counts",
-        Arc::new(StringSerde),
-        Arc::new(Nullable::new(I64Serde)),
-    );
+    let output = d.create_output_topic("counts", Serdes::string(), Serdes::nullable(Serdes::i64()));
     for line in SAMPLE_TEXT.lines() {
         input.pipe_input(None, line.to_string()).unwrap();
     }

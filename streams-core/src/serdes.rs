@@ -2,10 +2,27 @@
 //!
 //! A [`Serde`] deals with Kafka's nulls explicitly: `deserialize(None)` is a null key or value. Plain
 //! serdes reject null; wrap one in [`Nullable`] to read nulls as `None` into an `Option<T>`.
+//!
+//! At the Kafka boundary (sources, sinks, repartition topics, the test driver) the runtime calls
+//! [`Serde::serialize_for`] and [`Serde::deserialize_from`], which see the topic and the record's
+//! headers, as Kafka's `Serializer.serialize(topic, headers, data)` does: what a Schema Registry
+//! serde needs to pick a subject or to read and write a schema id header. [`Serdes`] makes the
+//! built-in ones.
+//!
+//! ```
+//! use streams_core::serdes::Serdes;
+//!
+//! let words = Serdes::string();
+//! let counts = Serdes::i64();
+//! assert_eq!(words.serialize(&"hi".to_string()).unwrap(), Some(b"hi".to_vec()));
+//! assert_eq!(counts.deserialize(Some(&7i64.to_be_bytes())).unwrap(), 7);
+//! ```
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
 use std::sync::Arc;
+
+use crate::record::Headers;
 
 /// Why a key or value could not be converted.
 #[derive(Debug, thiserror::Error)]
@@ -27,11 +44,36 @@ pub enum SerdeError {
 }
 
 /// Converts `T` to and from the bytes of a Kafka key or value.
+///
+/// Implement [`Serde::serialize`] and [`Serde::deserialize`]; a serde that needs the topic or the
+/// headers (a Schema Registry serde) also overrides [`Serde::serialize_for`] and
+/// [`Serde::deserialize_from`], whose defaults ignore both.
 pub trait Serde<T>: Send + Sync + 'static {
     /// `T` as bytes; `Ok(None)` writes a null.
     fn serialize(&self, value: &T) -> Result<Option<Vec<u8>>, SerdeError>;
     /// Bytes (or null) as `T`.
     fn deserialize(&self, data: Option<&[u8]>) -> Result<T, SerdeError>;
+    /// `value` as the key or value of a record for `topic`; the serde may read or add `headers`
+    /// (the record's, as written to Kafka).
+    fn serialize_for(
+        &self,
+        topic: &str,
+        headers: &mut Headers,
+        value: &T,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        let _ = (topic, headers);
+        self.serialize(value)
+    }
+    /// The key or value of a record read from `topic` with `headers`.
+    fn deserialize_from(
+        &self,
+        topic: &str,
+        headers: &Headers,
+        data: Option<&[u8]>,
+    ) -> Result<T, SerdeError> {
+        let _ = (topic, headers);
+        self.deserialize(data)
+    }
 }
 
 /// A shared, type-erased serde, as topologies store them.
@@ -215,6 +257,28 @@ impl<T: 'static, S: Serde<T>> Serde<Option<T>> for Nullable<T, S> {
             None => Ok(None),
         }
     }
+    fn serialize_for(
+        &self,
+        topic: &str,
+        headers: &mut Headers,
+        value: &Option<T>,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        match value {
+            Some(v) => self.0.serialize_for(topic, headers, v),
+            None => Ok(None),
+        }
+    }
+    fn deserialize_from(
+        &self,
+        topic: &str,
+        headers: &Headers,
+        data: Option<&[u8]>,
+    ) -> Result<Option<T>, SerdeError> {
+        match data {
+            Some(_) => self.0.deserialize_from(topic, headers, data).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 /// `Option<T>` through a shared serde of `T`.
@@ -231,6 +295,71 @@ impl<T: 'static> Serde<Option<T>> for NullableRef<T> {
             Some(_) => self.0.deserialize(data).map(Some),
             None => Ok(None),
         }
+    }
+    fn serialize_for(
+        &self,
+        topic: &str,
+        headers: &mut Headers,
+        value: &Option<T>,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        match value {
+            Some(v) => self.0.serialize_for(topic, headers, v),
+            None => Ok(None),
+        }
+    }
+    fn deserialize_from(
+        &self,
+        topic: &str,
+        headers: &Headers,
+        data: Option<&[u8]>,
+    ) -> Result<Option<T>, SerdeError> {
+        match data {
+            Some(_) => self.0.deserialize_from(topic, headers, data).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Ready-made serdes, shared and type-erased as topologies take them (Kafka's `Serdes`).
+#[derive(Debug, Clone, Copy)]
+pub struct Serdes;
+
+impl Serdes {
+    /// UTF-8 strings.
+    pub fn string() -> SerdeRef<String> {
+        Arc::new(StringSerde)
+    }
+    /// Raw bytes.
+    pub fn bytes() -> SerdeRef<Vec<u8>> {
+        Arc::new(BytesSerde)
+    }
+    /// `i64`, 8 bytes big-endian (Kafka's `Serdes.Long()`).
+    pub fn i64() -> SerdeRef<i64> {
+        Arc::new(I64Serde)
+    }
+    /// `u64`, 8 bytes big-endian.
+    pub fn u64() -> SerdeRef<u64> {
+        Arc::new(U64Serde)
+    }
+    /// `i32`, 4 bytes big-endian (Kafka's `Serdes.Integer()`).
+    pub fn i32() -> SerdeRef<i32> {
+        Arc::new(I32Serde)
+    }
+    /// `f64`, IEEE 754 big-endian (Kafka's `Serdes.Double()`).
+    pub fn f64() -> SerdeRef<f64> {
+        Arc::new(F64Serde)
+    }
+    /// Any `serde` type as JSON.
+    pub fn json<T: serde::Serialize + serde::de::DeserializeOwned + 'static>() -> SerdeRef<T> {
+        Arc::new(JsonSerde::<T>::new())
+    }
+    /// Any `serde` type as bincode (compact; for internal topics and stores).
+    pub fn bincode<T: serde::Serialize + serde::de::DeserializeOwned + 'static>() -> SerdeRef<T> {
+        Arc::new(BincodeSerde::<T>::new())
+    }
+    /// `inner`, reading Kafka's null as `None` and writing `None` as null.
+    pub fn nullable<T: 'static>(inner: SerdeRef<T>) -> SerdeRef<Option<T>> {
+        Arc::new(NullableRef(inner))
     }
 }
 

@@ -141,8 +141,12 @@ impl ErasedProcessor for SinkProcessor {
     fn init(&mut self, _ctx: &mut ProcessorContext<'_>) -> Result<()> {
         Ok(())
     }
-    fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: DynRecord) -> Result<()> {
-        let (key, value) = match self.serializer.serialize(&record) {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, mut record: DynRecord) -> Result<()> {
+        let mut headers = std::mem::take(&mut record.headers);
+        let (key, value) = match self
+            .serializer
+            .serialize(&self.topic, &mut headers, &record)
+        {
             Some(Ok(kv)) => kv,
             Some(Err((part, source))) => {
                 return Err(StreamsError::Serialization {
@@ -166,7 +170,7 @@ impl ErasedProcessor for SinkProcessor {
             key,
             value,
             timestamp: record.timestamp,
-            headers: record.headers,
+            headers,
         });
         Ok(())
     }
@@ -503,15 +507,15 @@ impl StreamTask {
                 self.core.task_id
             ))
         })?;
-        let (k, v) =
-            de.deserialize(key, value)
-                .map_err(|(part, source)| StreamsError::Deserialization {
-                    part,
-                    topic: topic.to_string(),
-                    partition,
-                    offset,
-                    source,
-                })?;
+        let (k, v) = de
+            .deserialize(topic, &headers, key, value)
+            .map_err(|(part, source)| StreamsError::Deserialization {
+                part,
+                topic: topic.to_string(),
+                partition,
+                offset,
+                source,
+            })?;
         self.core.metadata = Some(RecordMetadata {
             topic: topic.to_string(),
             partition,

@@ -105,14 +105,13 @@ impl DriverInner {
 /// (RocksDB for persistent ones) in a temporary state directory removed on drop.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use streams_core::{serdes::StringSerde, StreamsConfig, Topology, TopologyTestDriver};
+/// use streams_core::{serdes::Serdes, StreamsConfig, Topology, TopologyTestDriver};
 /// let mut t = Topology::new();
-/// t.add_source::<String, String>("in", &["a"], Arc::new(StringSerde), Arc::new(StringSerde)).unwrap();
-/// t.add_sink::<String, String>("out", "b", Arc::new(StringSerde), Arc::new(StringSerde), &["in"]).unwrap();
+/// t.add_source::<String, String>("in", &["a"], Serdes::string(), Serdes::string()).unwrap();
+/// t.add_sink::<String, String>("out", "b", Serdes::string(), Serdes::string(), &["in"]).unwrap();
 /// let driver = TopologyTestDriver::new(t, StreamsConfig::new("doc").unwrap()).unwrap();
-/// let input = driver.create_input_topic("a", Arc::new(StringSerde), Arc::new(StringSerde));
-/// let output = driver.create_output_topic("b", Arc::new(StringSerde), Arc::new(StringSerde));
+/// let input = driver.create_input_topic("a", Serdes::string(), Serdes::string());
+/// let output = driver.create_output_topic("b", Serdes::string(), Serdes::string());
 /// input.pipe_input("k".to_string(), "v".to_string()).unwrap();
 /// assert_eq!(output.read_key_value().unwrap(), Some(("k".to_string(), "v".to_string())));
 /// ```
@@ -356,11 +355,20 @@ impl<K: Data, V: Data> TestInputTopic<K, V> {
                 source,
             })
         };
-        let k = ser("key", self.key.serialize(&record.key))?;
-        let v = ser("value", self.value.serialize(&record.value))?;
+        let mut headers = record.headers;
+        let k = ser(
+            "key",
+            self.key
+                .serialize_for(&self.topic, &mut headers, &record.key),
+        )?;
+        let v = ser(
+            "value",
+            self.value
+                .serialize_for(&self.topic, &mut headers, &record.value),
+        )?;
         self.inner
             .borrow_mut()
-            .pipe(&self.topic, k, v, record.timestamp, record.headers)
+            .pipe(&self.topic, k, v, record.timestamp, headers)
     }
 
     /// Pipes many key/value pairs with the current timestamp.
@@ -418,11 +426,11 @@ impl<K: Data, V: Data> TestOutputTopic<K, V> {
             };
         let key = self
             .key
-            .deserialize(r.key.as_deref())
+            .deserialize_from(topic, &r.headers, r.key.as_deref())
             .map_err(|e| de("key", e))?;
         let value = self
             .value
-            .deserialize(r.value.as_deref())
+            .deserialize_from(topic, &r.headers, r.value.as_deref())
             .map_err(|e| de("value", e))?;
         Ok(Some(Record {
             key,

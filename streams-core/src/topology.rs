@@ -8,7 +8,7 @@ use crate::describe::{
     NodeDescription, NodeKindDescription, SubtopologyDescription, TopologyDescription,
 };
 use crate::processor::{ErasedProcessor, Processor, TypedProcessor};
-use crate::record::{Data, Datum, DynRecord};
+use crate::record::{Data, Datum, DynRecord, Headers};
 use crate::serdes::{SerdeError, SerdeRef};
 use crate::store::StoreBuilder;
 use crate::{Result, StreamsError};
@@ -19,6 +19,8 @@ pub(crate) type ProcessorFactory = Arc<dyn Fn() -> Box<dyn ErasedProcessor> + Se
 pub(crate) trait RecordDeserializer: Send + Sync {
     fn deserialize(
         &self,
+        topic: &str,
+        headers: &Headers,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> std::result::Result<(Datum, Datum), (&'static str, SerdeError)>;
@@ -29,7 +31,12 @@ type SerializedRecord =
 
 /// Turns a type-erased record into Kafka bytes (the typed serdes of a sink node).
 pub(crate) trait RecordSerializer: Send + Sync {
-    fn serialize(&self, rec: &DynRecord) -> Option<SerializedRecord>;
+    fn serialize(
+        &self,
+        topic: &str,
+        headers: &mut Headers,
+        rec: &DynRecord,
+    ) -> Option<SerializedRecord>;
     fn types(&self) -> (&'static str, &'static str);
 }
 
@@ -38,23 +45,40 @@ struct TypedSerdes<K, V>(SerdeRef<K>, SerdeRef<V>, PhantomData<fn(K, V)>);
 impl<K: Data, V: Data> RecordDeserializer for TypedSerdes<K, V> {
     fn deserialize(
         &self,
+        topic: &str,
+        headers: &Headers,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> std::result::Result<(Datum, Datum), (&'static str, SerdeError)> {
-        let k = self.0.deserialize(key).map_err(|e| ("key", e))?;
-        let v = self.1.deserialize(value).map_err(|e| ("value", e))?;
+        let k = self
+            .0
+            .deserialize_from(topic, headers, key)
+            .map_err(|e| ("key", e))?;
+        let v = self
+            .1
+            .deserialize_from(topic, headers, value)
+            .map_err(|e| ("value", e))?;
         Ok((Arc::new(k), Arc::new(v)))
     }
 }
 
 impl<K: Data, V: Data> RecordSerializer for TypedSerdes<K, V> {
-    fn serialize(&self, rec: &DynRecord) -> Option<SerializedRecord> {
+    fn serialize(
+        &self,
+        topic: &str,
+        headers: &mut Headers,
+        rec: &DynRecord,
+    ) -> Option<SerializedRecord> {
         let k = rec.key.downcast_ref::<K>()?;
         let v = rec.value.downcast_ref::<V>()?;
         Some((|| {
             Ok((
-                self.0.serialize(k).map_err(|e| ("key", e))?,
-                self.1.serialize(v).map_err(|e| ("value", e))?,
+                self.0
+                    .serialize_for(topic, headers, k)
+                    .map_err(|e| ("key", e))?,
+                self.1
+                    .serialize_for(topic, headers, v)
+                    .map_err(|e| ("value", e))?,
             ))
         })())
     }

@@ -1,16 +1,14 @@
 //! The Processor API through the TopologyTestDriver: validation, stores, punctuation, errors.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
-use streams_core::serdes::{I64Serde, StringSerde};
+use streams_core::serdes::Serdes;
 use streams_core::{
     Processor, ProcessorContext, PunctuationType, PunctuatorId, Record, Result, StoreBuilder,
     StreamsConfig, StreamsError, Topology, TopologyTestDriver,
 };
 
-fn s() -> Arc<StringSerde> {
-    Arc::new(StringSerde)
+fn s() -> streams_core::serdes::SerdeRef<String> {
+    Serdes::string()
 }
 
 fn config() -> StreamsConfig {
@@ -134,12 +132,12 @@ impl Processor<String, i64> for Summer {
 
 fn summing_topology(store: StoreBuilder) -> Topology {
     let mut t = Topology::new();
-    t.add_source::<String, i64>("src", &["numbers"], s(), Arc::new(I64Serde))
+    t.add_source::<String, i64>("src", &["numbers"], s(), Serdes::i64())
         .unwrap();
     t.add_processor::<String, i64, Summer, _>("sum", || Summer { store: "sums" }, &["src"])
         .unwrap();
     t.add_state_store(store, &["sum"]).unwrap();
-    t.add_sink::<String, i64>("out", "sums-out", s(), Arc::new(I64Serde), &["sum"])
+    t.add_sink::<String, i64>("out", "sums-out", s(), Serdes::i64(), &["sum"])
         .unwrap();
     t
 }
@@ -147,12 +145,12 @@ fn summing_topology(store: StoreBuilder) -> Topology {
 #[test]
 fn stores_punctuation_and_changelog() {
     for builder in [
-        StoreBuilder::key_value("sums", s(), Arc::new(I64Serde)),
-        StoreBuilder::key_value("sums", s(), Arc::new(I64Serde)).in_memory(),
+        StoreBuilder::key_value("sums", s(), Serdes::i64()),
+        StoreBuilder::key_value("sums", s(), Serdes::i64()).in_memory(),
     ] {
         let driver = TopologyTestDriver::new(summing_topology(builder), config()).unwrap();
-        let input = driver.create_input_topic("numbers", s(), Arc::new(I64Serde));
-        let output = driver.create_output_topic("sums-out", s(), Arc::new(I64Serde));
+        let input = driver.create_input_topic("numbers", s(), Serdes::i64());
+        let output = driver.create_output_topic("sums-out", s(), Serdes::i64());
         input.pipe_input_with_timestamp("a".into(), 1, 5).unwrap();
         input.pipe_input_with_timestamp("a".into(), 2, 7).unwrap();
         input.pipe_input_with_timestamp("b".into(), 10, 16).unwrap();
@@ -188,8 +186,7 @@ fn stores_punctuation_and_changelog() {
         assert_eq!(all, vec![("a".to_string(), 6), ("b".to_string(), 10)]);
 
         // Every store write went to the changelog, stamped with the record's timestamp.
-        let changelog =
-            driver.create_output_topic("papi-test-sums-changelog", s(), Arc::new(I64Serde));
+        let changelog = driver.create_output_topic("papi-test-sums-changelog", s(), Serdes::i64());
         let log: Vec<(String, i64, i64)> = changelog
             .read_records_to_list()
             .unwrap()
@@ -212,12 +209,12 @@ fn stores_punctuation_and_changelog() {
 #[test]
 fn first_stream_time_punctuation_fires_on_the_first_record() {
     let driver = TopologyTestDriver::new(
-        summing_topology(StoreBuilder::key_value("sums", s(), Arc::new(I64Serde))),
+        summing_topology(StoreBuilder::key_value("sums", s(), Serdes::i64())),
         config(),
     )
     .unwrap();
-    let input = driver.create_input_topic("numbers", s(), Arc::new(I64Serde));
-    let output = driver.create_output_topic("sums-out", s(), Arc::new(I64Serde));
+    let input = driver.create_input_topic("numbers", s(), Serdes::i64());
+    let output = driver.create_output_topic("sums-out", s(), Serdes::i64());
     input.pipe_input_with_timestamp("a".into(), 1, 100).unwrap();
     input.pipe_input_with_timestamp("a".into(), 1, 105).unwrap();
     input.pipe_input_with_timestamp("a".into(), 1, 110).unwrap();
@@ -236,11 +233,11 @@ fn first_stream_time_punctuation_fires_on_the_first_record() {
 #[test]
 fn undecodable_record_names_topic_partition_offset() {
     let driver = TopologyTestDriver::new(
-        summing_topology(StoreBuilder::key_value("sums", s(), Arc::new(I64Serde))),
+        summing_topology(StoreBuilder::key_value("sums", s(), Serdes::i64())),
         config(),
     )
     .unwrap();
-    let input = driver.create_input_topic("numbers", s(), Arc::new(I64Serde));
+    let input = driver.create_input_topic("numbers", s(), Serdes::i64());
     input.pipe_input("a".into(), 1).unwrap();
     let err = input
         .pipe_raw(Some(b"a".to_vec()), Some(b"not a long".to_vec()), 0)
@@ -312,7 +309,7 @@ fn store_misuse_and_type_mismatch_are_errors() {
     )
     .unwrap();
     t.add_state_store(
-        StoreBuilder::key_value("longs", s(), Arc::new(I64Serde)),
+        StoreBuilder::key_value("longs", s(), Serdes::i64()),
         &["typed"],
     )
     .unwrap();
@@ -333,7 +330,7 @@ fn store_misuse_and_type_mismatch_are_errors() {
     t.add_processor::<String, String, WrongTypes, _>("typed", || WrongTypes, &["src"])
         .unwrap();
     t.add_state_store(
-        StoreBuilder::key_value("longs", s(), Arc::new(I64Serde)),
+        StoreBuilder::key_value("longs", s(), Serdes::i64()),
         &["typed"],
     )
     .unwrap();
@@ -351,11 +348,8 @@ fn store_misuse_and_type_mismatch_are_errors() {
         .unwrap();
     t.add_processor::<String, i64, Summer, _>("sum", || Summer { store: "x" }, &["src"])
         .unwrap();
-    t.add_state_store(
-        StoreBuilder::key_value("x", s(), Arc::new(I64Serde)),
-        &["sum"],
-    )
-    .unwrap();
+    t.add_state_store(StoreBuilder::key_value("x", s(), Serdes::i64()), &["sum"])
+        .unwrap();
     let driver = TopologyTestDriver::new(t, config()).unwrap();
     let e = driver
         .create_input_topic("in", s(), s())

@@ -1,4 +1,5 @@
 use streams_core::serdes::{Serde, SerdeError, SerdeRef};
+use streams_core::Headers;
 
 /// A table update: the new value and the one it replaced (`None` = absent / deleted).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,20 +14,13 @@ pub struct Change<V> {
 /// value length-prefixed, then the old value.
 pub struct ChangeSerde<V>(pub SerdeRef<V>);
 
-impl<V: 'static> Serde<Change<V>> for ChangeSerde<V> {
-    fn serialize(&self, change: &Change<V>) -> Result<Option<Vec<u8>>, SerdeError> {
-        let new = change
-            .new
-            .as_ref()
-            .map(|v| self.0.serialize(v))
-            .transpose()?
-            .flatten();
-        let old = change
-            .old
-            .as_ref()
-            .map(|v| self.0.serialize(v))
-            .transpose()?
-            .flatten();
+impl<V: 'static> ChangeSerde<V> {
+    fn encode(
+        change: &Change<V>,
+        mut inner: impl FnMut(&V) -> Result<Option<Vec<u8>>, SerdeError>,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        let new = change.new.as_ref().map(&mut inner).transpose()?.flatten();
+        let old = change.old.as_ref().map(&mut inner).transpose()?.flatten();
         let mut out = vec![u8::from(new.is_some()) | (u8::from(old.is_some()) << 1)];
         if let Some(n) = &new {
             out.extend_from_slice(&(n.len() as u32).to_be_bytes());
@@ -38,7 +32,10 @@ impl<V: 'static> Serde<Change<V>> for ChangeSerde<V> {
         Ok(Some(out))
     }
 
-    fn deserialize(&self, data: Option<&[u8]>) -> Result<Change<V>, SerdeError> {
+    fn decode(
+        data: Option<&[u8]>,
+        mut inner: impl FnMut(&[u8]) -> Result<V, SerdeError>,
+    ) -> Result<Change<V>, SerdeError> {
         let bad = |m: &str| SerdeError::Invalid {
             format: "table change",
             message: m.to_string(),
@@ -55,18 +52,43 @@ impl<V: 'static> Serde<Change<V>> for ChangeSerde<V> {
             if rest.len() < 4 + len {
                 return Err(bad("truncated new value"));
             }
-            let v = self.0.deserialize(Some(&rest[4..4 + len]))?;
+            let v = inner(&rest[4..4 + len])?;
             rest = &rest[4 + len..];
             Some(v)
         } else {
             None
         };
         let old = if flags & 2 != 0 {
-            Some(self.0.deserialize(Some(rest))?)
+            Some(inner(rest)?)
         } else {
             None
         };
         Ok(Change { new, old })
+    }
+}
+
+impl<V: 'static> Serde<Change<V>> for ChangeSerde<V> {
+    fn serialize(&self, change: &Change<V>) -> Result<Option<Vec<u8>>, SerdeError> {
+        Self::encode(change, |v| self.0.serialize(v))
+    }
+    fn deserialize(&self, data: Option<&[u8]>) -> Result<Change<V>, SerdeError> {
+        Self::decode(data, |b| self.0.deserialize(Some(b)))
+    }
+    fn serialize_for(
+        &self,
+        topic: &str,
+        headers: &mut Headers,
+        change: &Change<V>,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        Self::encode(change, |v| self.0.serialize_for(topic, headers, v))
+    }
+    fn deserialize_from(
+        &self,
+        topic: &str,
+        headers: &Headers,
+        data: Option<&[u8]>,
+    ) -> Result<Change<V>, SerdeError> {
+        Self::decode(data, |b| self.0.deserialize_from(topic, headers, Some(b)))
     }
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use streams_core::serdes::{Serde, SerdeError, SerdeRef};
+use streams_core::Headers;
 
 /// A time span `[start, end)` for time and sliding windows (sliding windows include `end`), or
 /// `[start, end]` for sessions, in ms.
@@ -64,16 +65,21 @@ impl<K> TimeWindowedSerde<K> {
     }
 }
 
-impl<K: 'static> Serde<Windowed<K>> for TimeWindowedSerde<K> {
-    fn serialize(&self, w: &Windowed<K>) -> Result<Option<Vec<u8>>, SerdeError> {
-        let mut out = self
-            .inner
-            .serialize(&w.key)?
-            .ok_or_else(|| bad("the key serialized to null".into()))?;
+impl<K: 'static> TimeWindowedSerde<K> {
+    fn encode(
+        w: &Windowed<K>,
+        inner: impl FnOnce(&K) -> Result<Option<Vec<u8>>, SerdeError>,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        let mut out = inner(&w.key)?.ok_or_else(|| bad("the key serialized to null".into()))?;
         out.extend_from_slice(&w.window.start.to_be_bytes());
         Ok(Some(out))
     }
-    fn deserialize(&self, data: Option<&[u8]>) -> Result<Windowed<K>, SerdeError> {
+
+    fn decode(
+        &self,
+        data: Option<&[u8]>,
+        inner: impl FnOnce(&[u8]) -> Result<K, SerdeError>,
+    ) -> Result<Windowed<K>, SerdeError> {
         let b = data.ok_or(SerdeError::Null {
             type_name: "Windowed",
         })?;
@@ -83,10 +89,37 @@ impl<K: 'static> Serde<Windowed<K>> for TimeWindowedSerde<K> {
         let (k, ts) = b.split_at(b.len() - 8);
         let start = be_i64(ts);
         Ok(Windowed::new(
-            self.inner.deserialize(Some(k))?,
+            inner(k)?,
             start,
             start.saturating_add(self.window_size_ms),
         ))
+    }
+}
+
+impl<K: 'static> Serde<Windowed<K>> for TimeWindowedSerde<K> {
+    fn serialize(&self, w: &Windowed<K>) -> Result<Option<Vec<u8>>, SerdeError> {
+        Self::encode(w, |k| self.inner.serialize(k))
+    }
+    fn deserialize(&self, data: Option<&[u8]>) -> Result<Windowed<K>, SerdeError> {
+        self.decode(data, |k| self.inner.deserialize(Some(k)))
+    }
+    fn serialize_for(
+        &self,
+        topic: &str,
+        headers: &mut Headers,
+        w: &Windowed<K>,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        Self::encode(w, |k| self.inner.serialize_for(topic, headers, k))
+    }
+    fn deserialize_from(
+        &self,
+        topic: &str,
+        headers: &Headers,
+        data: Option<&[u8]>,
+    ) -> Result<Windowed<K>, SerdeError> {
+        self.decode(data, |k| {
+            self.inner.deserialize_from(topic, headers, Some(k))
+        })
     }
 }
 
@@ -94,17 +127,21 @@ impl<K: 'static> Serde<Windowed<K>> for TimeWindowedSerde<K> {
 /// (8 bytes each, big-endian).
 pub struct SessionWindowedSerde<K>(pub SerdeRef<K>);
 
-impl<K: 'static> Serde<Windowed<K>> for SessionWindowedSerde<K> {
-    fn serialize(&self, w: &Windowed<K>) -> Result<Option<Vec<u8>>, SerdeError> {
-        let mut out = self
-            .0
-            .serialize(&w.key)?
-            .ok_or_else(|| bad("the key serialized to null".into()))?;
+impl<K: 'static> SessionWindowedSerde<K> {
+    fn encode(
+        w: &Windowed<K>,
+        inner: impl FnOnce(&K) -> Result<Option<Vec<u8>>, SerdeError>,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        let mut out = inner(&w.key)?.ok_or_else(|| bad("the key serialized to null".into()))?;
         out.extend_from_slice(&w.window.end.to_be_bytes());
         out.extend_from_slice(&w.window.start.to_be_bytes());
         Ok(Some(out))
     }
-    fn deserialize(&self, data: Option<&[u8]>) -> Result<Windowed<K>, SerdeError> {
+
+    fn decode(
+        data: Option<&[u8]>,
+        inner: impl FnOnce(&[u8]) -> Result<K, SerdeError>,
+    ) -> Result<Windowed<K>, SerdeError> {
         let b = data.ok_or(SerdeError::Null {
             type_name: "Windowed",
         })?;
@@ -112,11 +149,32 @@ impl<K: 'static> Serde<Windowed<K>> for SessionWindowedSerde<K> {
             return Err(bad(format!("{} bytes, need at least 16", b.len())));
         }
         let (k, ts) = b.split_at(b.len() - 16);
-        Ok(Windowed::new(
-            self.0.deserialize(Some(k))?,
-            be_i64(&ts[8..]),
-            be_i64(ts),
-        ))
+        Ok(Windowed::new(inner(k)?, be_i64(&ts[8..]), be_i64(ts)))
+    }
+}
+
+impl<K: 'static> Serde<Windowed<K>> for SessionWindowedSerde<K> {
+    fn serialize(&self, w: &Windowed<K>) -> Result<Option<Vec<u8>>, SerdeError> {
+        Self::encode(w, |k| self.0.serialize(k))
+    }
+    fn deserialize(&self, data: Option<&[u8]>) -> Result<Windowed<K>, SerdeError> {
+        Self::decode(data, |k| self.0.deserialize(Some(k)))
+    }
+    fn serialize_for(
+        &self,
+        topic: &str,
+        headers: &mut Headers,
+        w: &Windowed<K>,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        Self::encode(w, |k| self.0.serialize_for(topic, headers, k))
+    }
+    fn deserialize_from(
+        &self,
+        topic: &str,
+        headers: &Headers,
+        data: Option<&[u8]>,
+    ) -> Result<Windowed<K>, SerdeError> {
+        Self::decode(data, |k| self.0.deserialize_from(topic, headers, Some(k)))
     }
 }
 

@@ -7,12 +7,12 @@ use common::assert_golden;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use streams_core::serdes::{I64Serde, Nullable, StringSerde};
+use streams_core::serdes::{Nullable, SerdeRef, Serdes};
 use streams_core::{StreamsConfig, Topology, TopologyTestDriver};
 use streams_dsl::{Consumed, Grouped, Materialized, Named, Produced, StreamsBuilder};
 
-fn s() -> Arc<StringSerde> {
-    Arc::new(StringSerde)
+fn s() -> SerdeRef<String> {
+    Serdes::string()
 }
 
 fn driver(t: Topology) -> TopologyTestDriver {
@@ -66,11 +66,11 @@ fn map_flat_map_select_key_filter_not_foreach() {
     .to("out");
     st.foreach(move |k, v| seen2.lock().unwrap().push((k.clone(), *v)));
     let d = driver(b.build().unwrap());
-    d.create_input_topic("nums", s(), Arc::new(I64Serde))
+    d.create_input_topic("nums", s(), Serdes::i64())
         .pipe_input("a".into(), 3)
         .unwrap();
     let out = d
-        .create_output_topic("out", s(), Arc::new(I64Serde))
+        .create_output_topic("out", s(), Serdes::i64())
         .read_key_values_to_list()
         .unwrap();
     assert_eq!(out, vec![("a0/0".to_string(), 0), ("a2/2".to_string(), 20)]);
@@ -98,19 +98,19 @@ fn split_and_merge() {
     let t = b.build().unwrap();
     assert_golden("split_merge", &t);
     let d = driver(t);
-    let input = d.create_input_topic("nums", s(), Arc::new(I64Serde));
+    let input = d.create_input_topic("nums", s(), Serdes::i64());
     for v in [-1, 5, 50, -7] {
         input.pipe_input("k".into(), v).unwrap();
     }
     assert_eq!(
-        d.create_output_topic("neg", s(), Arc::new(I64Serde))
+        d.create_output_topic("neg", s(), Serdes::i64())
             .read_key_values_to_list()
             .unwrap()
             .len(),
         2
     );
     let nonneg: Vec<i64> = d
-        .create_output_topic("nonneg", s(), Arc::new(I64Serde))
+        .create_output_topic("nonneg", s(), Serdes::i64())
         .read_key_values_to_list()
         .unwrap()
         .into_iter()
@@ -135,7 +135,7 @@ fn aggregation_without_repartition() {
     assert_golden("aggregation", &t);
     assert_eq!(t.subtopologies().len(), 1);
     let d = driver(t);
-    let input = d.create_input_topic("purchases", s(), Arc::new(I64Serde));
+    let input = d.create_input_topic("purchases", s(), Serdes::i64());
     input
         .pipe_input_with_timestamp("alice".into(), 5, 100)
         .unwrap();
@@ -146,7 +146,7 @@ fn aggregation_without_repartition() {
         .pipe_input_with_timestamp("alice".into(), 7, 90)
         .unwrap();
     let out = d
-        .create_output_topic("totals-out", s(), Arc::new(Nullable::new(I64Serde)))
+        .create_output_topic("totals-out", s(), Serdes::nullable(Serdes::i64()))
         .read_records_to_list()
         .unwrap();
     let got: Vec<(String, Option<i64>, i64)> = out
@@ -196,7 +196,7 @@ fn group_by_repartitions_through_an_internal_topic() {
         input.pipe_input("ignored".into(), w.into()).unwrap();
     }
     let counts: HashMap<String, Option<i64>> = d
-        .create_output_topic("counts", s(), Arc::new(Nullable::new(I64Serde)))
+        .create_output_topic("counts", s(), Serdes::nullable(Serdes::i64()))
         .read_key_values_to_map()
         .unwrap();
     assert_eq!(
@@ -232,7 +232,7 @@ fn named_grouping_keeps_topic_names_stable() {
         input.pipe_input("k".into(), w.into()).unwrap();
     }
     let out = d
-        .create_output_topic("out", s(), Arc::new(Nullable::new(StringSerde)))
+        .create_output_topic("out", s(), Serdes::nullable(Serdes::string()))
         .read_key_values_to_list()
         .unwrap();
     assert_eq!(
@@ -276,7 +276,7 @@ fn tables_with_tombstones_filter_and_regrouping() {
     let t = b.build().unwrap();
     assert_golden("table", &t);
     let d = driver(t);
-    let input = d.create_input_topic("users", s(), Arc::new(Nullable::new(StringSerde)));
+    let input = d.create_input_topic("users", s(), Serdes::nullable(Serdes::string()));
     input.pipe_input("ann".into(), Some("eu".into())).unwrap();
     input.pipe_input("bob".into(), Some("us".into())).unwrap();
     input.pipe_input("ann".into(), Some("us".into())).unwrap();
@@ -284,7 +284,7 @@ fn tables_with_tombstones_filter_and_regrouping() {
     input.pipe_input("ann".into(), None).unwrap();
     input.pipe_input("zed".into(), None).unwrap();
     let visible = d
-        .create_output_topic("visible", s(), Arc::new(Nullable::new(StringSerde)))
+        .create_output_topic("visible", s(), Serdes::nullable(Serdes::string()))
         .read_key_values_to_list()
         .unwrap();
     assert_eq!(
@@ -298,7 +298,7 @@ fn tables_with_tombstones_filter_and_regrouping() {
         ]
     );
     let counts = d
-        .create_output_topic("region-counts", s(), Arc::new(Nullable::new(I64Serde)))
+        .create_output_topic("region-counts", s(), Serdes::nullable(Serdes::i64()))
         .read_key_values_to_list()
         .unwrap();
     assert_eq!(
@@ -399,7 +399,7 @@ fn process_with_a_store_and_table_reduce_and_aggregate() {
     b.add_state_store(streams_core::StoreBuilder::key_value(
         "seen",
         s(),
-        Arc::new(I64Serde),
+        Serdes::i64(),
     ));
     b.stream::<String, String>("events")
         .process::<String, i64, _, _>(|| Dedup, Named::as_("dedup"), &["seen"])
@@ -444,7 +444,7 @@ fn process_with_a_store_and_table_reduce_and_aggregate() {
         events.pipe_input("k".into(), v.into()).unwrap();
     }
     let firsts: Vec<i64> = d
-        .create_output_topic("firsts", s(), Arc::new(I64Serde))
+        .create_output_topic("firsts", s(), Serdes::i64())
         .read_key_values_to_list()
         .unwrap()
         .into_iter()
@@ -452,13 +452,13 @@ fn process_with_a_store_and_table_reduce_and_aggregate() {
         .collect();
     assert_eq!(firsts, vec![1, 2, 3]);
 
-    let input = d.create_input_topic("scores", s(), Arc::new(Nullable::new(I64Serde)));
+    let input = d.create_input_topic("scores", s(), Serdes::nullable(Serdes::i64()));
     input.pipe_input("a1".into(), Some(10)).unwrap();
     input.pipe_input("a2".into(), Some(5)).unwrap();
     input.pipe_input("a1".into(), Some(7)).unwrap();
     input.pipe_input("a2".into(), None).unwrap();
     let sums: Vec<Option<i64>> = d
-        .create_output_topic("team-sums", s(), Arc::new(Nullable::new(I64Serde)))
+        .create_output_topic("team-sums", s(), Serdes::nullable(Serdes::i64()))
         .read_key_values_to_list()
         .unwrap()
         .into_iter()

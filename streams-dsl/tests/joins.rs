@@ -6,18 +6,16 @@
 mod common;
 use common::assert_golden;
 
-use std::sync::Arc;
-
-use streams_core::serdes::{Nullable, SerdeRef, StringSerde};
+use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::{StreamsConfig, Topology, TopologyTestDriver};
 use streams_dsl::{Consumed, JoinWindows, KStream, Materialized, StreamJoined, StreamsBuilder};
 
 fn s() -> SerdeRef<String> {
-    Arc::new(StringSerde)
+    Serdes::string()
 }
 
 fn ns() -> SerdeRef<Option<String>> {
-    Arc::new(Nullable::new(StringSerde))
+    Serdes::nullable(Serdes::string())
 }
 
 fn driver(t: Topology) -> TopologyTestDriver {

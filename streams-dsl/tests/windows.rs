@@ -7,7 +7,7 @@ use common::assert_golden;
 
 use std::sync::Arc;
 
-use streams_core::serdes::{I64Serde, Nullable, SerdeRef, StringSerde};
+use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::{Record, StreamsConfig, TestOutputTopic, Topology, TopologyTestDriver};
 use streams_dsl::{
     BufferConfig, Materialized, Produced, SessionWindowedSerde, SessionWindows, SlidingWindows,
@@ -15,7 +15,7 @@ use streams_dsl::{
 };
 
 fn s() -> SerdeRef<String> {
-    Arc::new(StringSerde)
+    Serdes::string()
 }
 
 fn driver(t: Topology) -> TopologyTestDriver {
@@ -25,7 +25,7 @@ fn driver(t: Topology) -> TopologyTestDriver {
 type Out = (Windowed<String>, Option<i64>, i64);
 
 fn counts() -> SerdeRef<Option<i64>> {
-    Arc::new(Nullable::new(I64Serde))
+    Serdes::nullable(Serdes::i64())
 }
 
 /// Windowed counts as written to `out`.
@@ -290,8 +290,8 @@ fn suppress_until_time_limit_emits_latest_value_after_the_limit() {
         .to_stream()
         .to("out");
     let d = driver(b.build().unwrap());
-    let input = d.create_input_topic("in", s(), Arc::new(Nullable::new(StringSerde)));
-    let out = d.create_output_topic("out", s(), Arc::new(Nullable::new(StringSerde)));
+    let input = d.create_input_topic("in", s(), Serdes::nullable(Serdes::string()));
+    let out = d.create_output_topic("out", s(), Serdes::nullable(Serdes::string()));
     input
         .pipe_input_with_timestamp("k".into(), Some("1".into()), 0)
         .unwrap();

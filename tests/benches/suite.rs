@@ -38,7 +38,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use streams_core::serdes::StringSerde;
+use streams_core::serdes::Serdes;
 use streams_core::{KafkaStreams, Processor, ProcessorContext, Record, StreamsConfig};
 use streams_dsl::{Grouped, Materialized, Produced, StreamsBuilder};
 use streams_examples::word_count_topology;
@@ -563,8 +563,7 @@ fn kip447(b: &str, guarantee: &str, partitions: i32) -> Out {
         format!("scale-out-{guarantee}-{partitions}"),
     );
     create_topics(b, &[(&output, partitions)]);
-    let topology =
-        streams_tests::apps::pipe_topology(&input, &output, Arc::new(StringSerde), || Upper);
+    let topology = streams_tests::apps::pipe_topology(&input, &output, Serdes::string(), || Upper);
     let (config, _state) = config(
         b,
         &format!("bench-scale-{guarantee}-{partitions}"),

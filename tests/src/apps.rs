@@ -1,8 +1,6 @@
 //! Small topologies the end-to-end tests share.
 
-use std::sync::Arc;
-
-use streams_core::serdes::{SerdeRef, StringSerde};
+use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::{Data, Processor, Topology};
 
 /// `input` -> one processor (`supplier`) -> `output`, with string keys and `values` for values.
@@ -19,9 +17,9 @@ where
 {
     let mut t = Topology::new();
     let build = || -> streams_core::Result<()> {
-        t.add_source("src", &[input], Arc::new(StringSerde), values.clone())?;
+        t.add_source("src", &[input], Serdes::string(), values.clone())?;
         t.add_processor("proc", supplier, &["src"])?;
-        t.add_sink("sink", output, Arc::new(StringSerde), values, &["proc"])?;
+        t.add_sink("sink", output, Serdes::string(), values, &["proc"])?;
         Ok(())
     };
     build().unwrap_or_else(|e| panic!("test topology: {e}"));

@@ -2,10 +2,9 @@
 //! nothing committed before it is lost: a fixed instance resumes right at the bad record.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use streams_core::serdes::I64Serde;
+use streams_core::serdes::Serdes;
 use streams_core::{KafkaStreams, Processor, ProcessorContext, Record, Result, State, Topology};
 use streams_tests::apps::pipe_topology;
 use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
@@ -26,7 +25,7 @@ fn topology(prefix: &str) -> Topology {
     pipe_topology(
         &format!("{prefix}-in"),
         &format!("{prefix}-out"),
-        Arc::new(I64Serde),
+        Serdes::i64(),
         || Double,
     )
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use streams_core::serdes::StringSerde;
+use streams_core::serdes::Serdes;
 use streams_core::{
     KafkaStreams, Processor, ProcessorContext, Record, Result, StreamsConfig, Topology,
 };
@@ -29,12 +29,9 @@ impl Processor<String, String> for Staller {
 }
 
 fn topology(stall: Arc<AtomicBool>) -> Topology {
-    pipe_topology(
-        "zombie-in",
-        "zombie-out",
-        Arc::new(StringSerde),
-        move || Staller(stall.clone()),
-    )
+    pipe_topology("zombie-in", "zombie-out", Serdes::string(), move || {
+        Staller(stall.clone())
+    })
 }
 
 fn config(b: &str, dir: &std::path::Path) -> StreamsConfig {

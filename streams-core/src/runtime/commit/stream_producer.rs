@@ -190,6 +190,22 @@ impl StreamProducer {
             .take()
     }
 
+    /// Like [`classify`], but a send refused because the producer hit a fatal error is sorted
+    /// by that error's cause: fenced (a transaction the coordinator aborted on
+    /// `transaction.timeout.ms` bumps the epoch, and librdkafka then reports every send as fatal)
+    /// gives the tasks up as Kafka Streams' `TaskMigratedException` does; anything else fails.
+    fn classify_send(&self, context: &str, e: KafkaError) -> CollectorError {
+        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            if let Some((code, reason)) = self.producer.client().fatal_error() {
+                return classify(
+                    &format!("{context} ({reason})"),
+                    KafkaError::MessageProduction(code),
+                );
+            }
+        }
+        classify(context, e)
+    }
+
     /// Waits until every sent record is acknowledged (or failed).
     fn await_acks(&self) -> Result<()> {
         // rdkafka's `flush` polls in fixed 100 ms slices, which would make every commit take at
@@ -290,7 +306,7 @@ impl RecordProducer for StreamProducer {
                     self.producer.poll(Duration::from_millis(50));
                 }
                 Err((e, _)) => {
-                    return Err(classify(&format!("sending to `{}`", r.topic), e));
+                    return Err(self.classify_send(&format!("sending to `{}`", r.topic), e));
                 }
             }
         }
