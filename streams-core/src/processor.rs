@@ -1,10 +1,11 @@
 //! The Processor API: user processors, their context, and punctuation.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::record::{Data, DynRecord, Record, RecordMetadata};
 use crate::store::{
-    AnyStore, KeyValueStoreHandle, SessionStoreHandle, StoreKind, StoreSerdes,
+    AnyStore, KeyValueStoreHandle, SessionStoreHandle, StoreKind, StoreRef, StoreSerdes,
     TimestampedKeyValueStoreHandle, TimestampedWindowStoreHandle, WindowStoreHandle,
 };
 use crate::task::{NodeSlot, PunctuationSchedule, TaskCore, TaskId};
@@ -381,6 +382,120 @@ impl ProcessorContext<'_> {
             }),
             _ => Err(StreamsError::IllegalState(format!(
                 "store `{name}` kind mismatch"
+            ))),
+        }
+    }
+
+    /// A typed reference to the key-value or timestamped key-value store `name`, checked once
+    /// (connection, kind, types). Take it in [`Processor::init`] and pass it to
+    /// [`ProcessorContext::key_value`] or [`ProcessorContext::timestamped_key_value`] per record,
+    /// which then look nothing up by name.
+    ///
+    /// ```
+    /// use streams_core::store::StoreRef;
+    /// use streams_core::{Processor, ProcessorContext, Record, Result};
+    ///
+    /// struct CountWords {
+    ///     counts: Option<StoreRef<String, i64>>,
+    /// }
+    ///
+    /// impl Processor<String, String> for CountWords {
+    ///     fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+    ///         self.counts = Some(ctx.store_ref("counts")?);
+    ///         Ok(())
+    ///     }
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<String, String>) -> Result<()> {
+    ///         let Some(counts) = &self.counts else { return Ok(()) };
+    ///         let mut store = ctx.key_value(counts)?;
+    ///         let n = store.get(&r.value)?.unwrap_or(0) + 1;
+    ///         store.put(&r.value, &n)?;
+    ///         ctx.forward(r.with_value(n))
+    ///     }
+    /// }
+    /// ```
+    pub fn store_ref<K: Data, V: Data>(&mut self, name: &str) -> Result<StoreRef<K, V>> {
+        let i = self.store_slot(name)?;
+        self.serdes::<K, V>(i)?;
+        let slot = &self.core.stores[i];
+        if !matches!(
+            slot.kind,
+            StoreKind::KeyValue | StoreKind::TimestampedKeyValue
+        ) {
+            return Err(self.access_error(
+                name,
+                format!(
+                    "it is a {:?} store; store references are for key-value stores",
+                    slot.kind
+                ),
+            ));
+        }
+        let serdes = slot
+            .serdes
+            .clone()
+            .downcast::<StoreSerdes<K, V>>()
+            .map_err(|_| StreamsError::IllegalState("serdes".into()))?;
+        Ok(StoreRef {
+            index: i,
+            kind: slot.kind,
+            name: Arc::from(name),
+            serdes,
+        })
+    }
+
+    fn referenced(&mut self, r: &StoreRef<impl Data, impl Data>, kind: StoreKind) -> Result<usize> {
+        if r.kind != kind {
+            return Err(self.access_error(
+                &r.name,
+                format!("it is a {:?} store, not a {kind:?} store", r.kind),
+            ));
+        }
+        match self.core.stores.get(r.index) {
+            Some(slot) if *slot.name == *r.name => Ok(r.index),
+            _ => Err(self.access_error(
+                &r.name,
+                "the reference belongs to another task's topology".into(),
+            )),
+        }
+    }
+
+    /// The key-value store `r` refers to.
+    pub fn key_value<'s, K: Data, V: Data>(
+        &'s mut self,
+        r: &'s StoreRef<K, V>,
+    ) -> Result<KeyValueStoreHandle<'s, K, V>> {
+        let i = self.referenced(r, StoreKind::KeyValue)?;
+        let slot = &mut self.core.stores[i];
+        match &mut slot.store {
+            AnyStore::KeyValue(s) => Ok(KeyValueStoreHandle {
+                store: s.as_mut(),
+                name: &slot.name,
+                serdes: &r.serdes,
+            }),
+            _ => Err(StreamsError::IllegalState(format!(
+                "store `{}` kind mismatch",
+                r.name
+            ))),
+        }
+    }
+
+    /// The timestamped key-value store `r` refers to.
+    pub fn timestamped_key_value<'s, K: Data, V: Data>(
+        &'s mut self,
+        r: &'s StoreRef<K, V>,
+    ) -> Result<TimestampedKeyValueStoreHandle<'s, K, V>> {
+        let i = self.referenced(r, StoreKind::TimestampedKeyValue)?;
+        let slot = &mut self.core.stores[i];
+        match &mut slot.store {
+            AnyStore::KeyValue(s) => Ok(TimestampedKeyValueStoreHandle {
+                inner: KeyValueStoreHandle {
+                    store: s.as_mut(),
+                    name: &slot.name,
+                    serdes: &r.serdes,
+                },
+            }),
+            _ => Err(StreamsError::IllegalState(format!(
+                "store `{}` kind mismatch",
+                r.name
             ))),
         }
     }

@@ -70,13 +70,12 @@ pub(crate) fn kv_range<K: Data, V: Data>(
         serdes,
     };
     if slot.kind == StoreKind::TimestampedKeyValue {
-        Ok(TimestampedKeyValueStoreHandle { inner: h }
+        TimestampedKeyValueStoreHandle { inner: h }
             .range(from, to)?
-            .into_iter()
-            .map(|(k, v)| (k, v.value))
-            .collect())
+            .map(|e| e.map(|(k, v)| (k, v.value)))
+            .collect()
     } else {
-        h.range(from, to)
+        h.range(from, to)?.collect()
     }
 }
 

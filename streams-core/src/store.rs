@@ -422,6 +422,43 @@ pub(crate) fn decode_flushed<K: 'static, V: 'static>(
     Ok((c.de_key(&e.key)?, decode(&e.new)?, decode(&e.old)?))
 }
 
+/// A typed reference to a key-value store of a task, from
+/// [`ProcessorContext::store_ref`](crate::ProcessorContext::store_ref): the name, kind and types
+/// are checked once, and each access is an index into the task's stores.
+pub struct StoreRef<K, V> {
+    pub(crate) index: usize,
+    pub(crate) kind: StoreKind,
+    pub(crate) name: Arc<str>,
+    pub(crate) serdes: Arc<StoreSerdes<K, V>>,
+}
+
+impl<K, V> Clone for StoreRef<K, V> {
+    fn clone(&self) -> Self {
+        StoreRef {
+            index: self.index,
+            kind: self.kind,
+            name: self.name.clone(),
+            serdes: self.serdes.clone(),
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for StoreRef<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreRef")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl<K, V> StoreRef<K, V> {
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// Typed access to a key-value store. Keys are ordered by their serialized bytes.
 pub struct KeyValueStoreHandle<'a, K, V> {
     pub(crate) store: &'a mut dyn KeyValueStore,
@@ -483,35 +520,35 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<'_, K, V> {
         let k = c.key(key)?;
         self.store.delete(&k)?.map(|b| c.de_value(&b)).transpose()
     }
-    /// Entries with `from <= key <= to` (by serialized key), ascending.
-    pub fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>> {
+    /// Entries with `from <= key <= to` (by serialized key), ascending, decoded as they are read.
+    pub fn range(
+        &self,
+        from: Option<&K>,
+        to: Option<&K>,
+    ) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
         let c = self.codec();
         let (f, t) = (
             from.map(|k| c.key(k)).transpose()?,
             to.map(|k| c.key(k)).transpose()?,
         );
-        self.store
-            .range(f.as_deref(), t.as_deref())?
-            .map(|e| {
-                let (k, v) = e?;
-                Ok((c.de_key(&k)?, c.de_value(&v)?))
-            })
-            .collect()
+        let entries = self.store.range(f.as_deref(), t.as_deref())?;
+        Ok(entries.map(move |e| {
+            let (k, v) = e?;
+            Ok((c.de_key(&k)?, c.de_value(&v)?))
+        }))
     }
-    /// All entries, ascending by serialized key.
-    pub fn all(&self) -> Result<Vec<(K, V)>> {
+    /// All entries, ascending by serialized key, decoded as they are read.
+    pub fn all(&self) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
         self.range(None, None)
     }
     /// Entries whose serialized key starts with the serialized `prefix`.
-    pub fn prefix_scan(&self, prefix: &K) -> Result<Vec<(K, V)>> {
+    pub fn prefix_scan(&self, prefix: &K) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
         let c = self.codec();
-        self.store
-            .prefix_scan(&c.key(prefix)?)?
-            .map(|e| {
-                let (k, v) = e?;
-                Ok((c.de_key(&k)?, c.de_value(&v)?))
-            })
-            .collect()
+        let entries = self.store.prefix_scan(&c.key(prefix)?)?;
+        Ok(entries.map(move |e| {
+            let (k, v) = e?;
+            Ok((c.de_key(&k)?, c.de_value(&v)?))
+        }))
     }
     /// Estimated number of entries.
     pub fn approximate_num_entries(&self) -> Result<u64> {
@@ -575,36 +612,36 @@ impl<K: 'static, V: 'static> TimestampedKeyValueStoreHandle<'_, K, V> {
             None => Ok(None),
         }
     }
-    /// All entries, ascending by serialized key.
-    pub fn all(&self) -> Result<Vec<(K, ValueAndTimestamp<V>)>> {
+    /// All entries, ascending by serialized key, decoded as they are read.
+    #[allow(clippy::type_complexity)]
+    pub fn all(&self) -> Result<impl Iterator<Item = Result<(K, ValueAndTimestamp<V>)>> + '_> {
         self.range(None, None)
     }
-    /// Entries with `from <= key <= to` (by serialized key), ascending.
+    /// Entries with `from <= key <= to` (by serialized key), ascending, decoded as they are read.
+    #[allow(clippy::type_complexity)]
     pub fn range(
         &self,
         from: Option<&K>,
         to: Option<&K>,
-    ) -> Result<Vec<(K, ValueAndTimestamp<V>)>> {
+    ) -> Result<impl Iterator<Item = Result<(K, ValueAndTimestamp<V>)>> + '_> {
         let c = self.inner.codec();
+        let name = self.inner.name;
         let (f, t) = (
             from.map(|k| c.key(k)).transpose()?,
             to.map(|k| c.key(k)).transpose()?,
         );
-        self.inner
-            .store
-            .range(f.as_deref(), t.as_deref())?
-            .map(|e| {
-                let (k, raw) = e?;
-                let vt = state_stores::ValueAndTimestamp::decode(self.inner.name, &raw)?;
-                Ok((
-                    c.de_key(&k)?,
-                    ValueAndTimestamp {
-                        value: c.de_value(&vt.value)?,
-                        timestamp: vt.timestamp,
-                    },
-                ))
-            })
-            .collect()
+        let entries = self.inner.store.range(f.as_deref(), t.as_deref())?;
+        Ok(entries.map(move |e| {
+            let (k, raw) = e?;
+            let vt = state_stores::ValueAndTimestamp::decode(name, &raw)?;
+            Ok((
+                c.de_key(&k)?,
+                ValueAndTimestamp {
+                    value: c.de_value(&vt.value)?,
+                    timestamp: vt.timestamp,
+                },
+            ))
+        }))
     }
 }
 

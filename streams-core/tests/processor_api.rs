@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use streams_core::serdes::Serdes;
+use streams_core::store::StoreRef;
 use streams_core::{
     Processor, ProcessorContext, PunctuationType, PunctuatorId, Record, Result, StoreBuilder,
     StreamsConfig, StreamsError, Topology, TopologyTestDriver,
@@ -97,12 +98,15 @@ impl Processor<String, String> for Pass {
     }
 }
 
-/// Sums values per key in a store; emits the running sum, and on every punctuation emits a marker.
+/// Sums values per key in a store (through a reference taken in `init`); emits the running sum,
+/// and on every punctuation emits a marker.
 struct Summer {
     store: &'static str,
+    sums: Option<StoreRef<String, i64>>,
 }
 impl Processor<String, i64> for Summer {
     fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.sums = Some(ctx.store_ref(self.store)?);
         ctx.schedule(10, PunctuationType::StreamTime)?;
         ctx.schedule(1000, PunctuationType::WallClockTime)?;
         Ok(())
@@ -110,7 +114,7 @@ impl Processor<String, i64> for Summer {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<String, i64>) -> Result<()> {
         let meta = ctx.record_metadata().cloned().unwrap();
         assert_eq!(meta.topic, "numbers");
-        let mut store = ctx.key_value_store::<String, i64>(self.store)?;
+        let mut store = ctx.key_value(self.sums.as_ref().unwrap())?;
         let sum = store.get(&r.key)?.unwrap_or(0) + r.value;
         store.put(&r.key, &sum)?;
         ctx.forward(r.with_value(sum))
@@ -134,8 +138,15 @@ fn summing_topology(store: StoreBuilder) -> Topology {
     let mut t = Topology::new();
     t.add_source::<String, i64>("src", &["numbers"], s(), Serdes::i64())
         .unwrap();
-    t.add_processor::<String, i64, Summer, _>("sum", || Summer { store: "sums" }, &["src"])
-        .unwrap();
+    t.add_processor::<String, i64, Summer, _>(
+        "sum",
+        || Summer {
+            store: "sums",
+            sums: None,
+        },
+        &["src"],
+    )
+    .unwrap();
     t.add_state_store(store, &["sum"]).unwrap();
     t.add_sink::<String, i64>("out", "sums-out", s(), Serdes::i64(), &["sum"])
         .unwrap();
@@ -346,8 +357,15 @@ fn store_misuse_and_type_mismatch_are_errors() {
     let mut t = Topology::new();
     t.add_source::<String, String>("src", &["in"], s(), s())
         .unwrap();
-    t.add_processor::<String, i64, Summer, _>("sum", || Summer { store: "x" }, &["src"])
-        .unwrap();
+    t.add_processor::<String, i64, Summer, _>(
+        "sum",
+        || Summer {
+            store: "x",
+            sums: None,
+        },
+        &["src"],
+    )
+    .unwrap();
     t.add_state_store(StoreBuilder::key_value("x", s(), Serdes::i64()), &["sum"])
         .unwrap();
     let driver = TopologyTestDriver::new(t, config()).unwrap();
@@ -397,4 +415,90 @@ fn pattern_sources_and_subtopologies() {
         .pipe_input("3".into(), "c".into())
         .is_err());
     assert_eq!(out.read_key_values_to_list().unwrap().len(), 2);
+}
+
+/// Keeps every value under its key and, on `scan`, forwards the keys of the range `[b, d]`
+/// read through a store reference, lazily decoded.
+struct Ranger {
+    entries: Option<StoreRef<String, String>>,
+}
+impl Processor<String, String> for Ranger {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.entries = Some(ctx.store_ref("entries")?);
+        Ok(())
+    }
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<String, String>) -> Result<()> {
+        let entries = self.entries.as_ref().unwrap();
+        if r.key != "scan" {
+            return ctx.key_value(entries)?.put(&r.key, &r.value);
+        }
+        let keys = {
+            let store = ctx.key_value(entries)?;
+            let from = "b".to_string();
+            let to = "d".to_string();
+            let keys: Result<Vec<String>> = store
+                .range(Some(&from), Some(&to))?
+                .map(|e| e.map(|(k, _)| k))
+                .collect();
+            keys?
+        };
+        ctx.forward(r.with_value(keys.join(",")))
+    }
+}
+
+fn ranging_topology(store: StoreBuilder) -> Topology {
+    let mut t = Topology::new();
+    t.add_source::<String, String>("src", &["in"], s(), s())
+        .unwrap();
+    t.add_processor::<String, String, Ranger, _>("ranger", || Ranger { entries: None }, &["src"])
+        .unwrap();
+    t.add_state_store(store, &["ranger"]).unwrap();
+    t.add_sink::<String, String>("out", "out", s(), s(), &["ranger"])
+        .unwrap();
+    t
+}
+
+#[test]
+fn store_refs_are_checked_once_and_ranges_are_iterators() {
+    let driver = TopologyTestDriver::new(
+        ranging_topology(StoreBuilder::key_value("entries", s(), s())),
+        config(),
+    )
+    .unwrap();
+    let input = driver.create_input_topic("in", s(), s());
+    let output = driver.create_output_topic("out", s(), s());
+    for k in ["a", "b", "c", "d", "e"] {
+        input.pipe_input(k.into(), k.to_uppercase()).unwrap();
+    }
+    input.pipe_input("scan".into(), String::new()).unwrap();
+    assert_eq!(
+        output.read_key_value().unwrap(),
+        Some(("scan".to_string(), "b,c,d".to_string()))
+    );
+
+    // The reference is taken in init: a store of other types is refused there, by name.
+    let e = TopologyTestDriver::new(
+        ranging_topology(StoreBuilder::key_value("entries", s(), Serdes::i64())),
+        config(),
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`entries`") && e.contains("holds (alloc::string::String, i64)"),
+        "{e}"
+    );
+
+    // A timestamped store is not a plain key-value store.
+    let driver = TopologyTestDriver::new(
+        ranging_topology(StoreBuilder::timestamped_key_value("entries", s(), s())),
+        config(),
+    )
+    .unwrap();
+    let e = driver
+        .create_input_topic("in", s(), s())
+        .pipe_input("k".into(), "v".into())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("TimestampedKeyValue"), "{e}");
 }

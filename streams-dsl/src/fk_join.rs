@@ -289,7 +289,8 @@ impl<KO: Data, VO: Data> Processor<KO, Change<VO>> for RightChange<KO, VO> {
         let p = prefix(&ser(ctx, &self.fk_serde, &r.key)?);
         let subs = ctx
             .key_value_store::<Vec<u8>, Subscription>(&self.subscriptions)?
-            .prefix_scan(&p)?;
+            .prefix_scan(&p)?
+            .collect::<Result<Vec<_>>>()?;
         for (_, sub) in subs {
             ctx.forward(Record::new(
                 sub.primary,

@@ -102,6 +102,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 &proc,
                 move || StreamAggregate::<K, V, VA> {
                     store: st.clone(),
+                    store_ref: None,
                     init: init.clone(),
                     agg: agg.clone(),
                     cached: false,

@@ -111,7 +111,11 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
         let Some(outer) = &self.outer_store else {
             return Ok(());
         };
-        let all = ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?.all()?;
+        // Collected first: forwarding needs the context the store handle borrows.
+        let all = ctx
+            .key_value_store::<Vec<u8>, Vec<u8>>(outer)?
+            .all()?
+            .collect::<Result<Vec<_>>>()?;
         let (mut left_open, mut right_open) = (false, false);
         let mut done = Vec::new();
         for (k, v) in all {

@@ -4,6 +4,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use streams_core::store::StoreRef;
 use streams_core::{Data, Processor, ProcessorContext, Record, Result};
 
 use crate::change::Change;
@@ -156,6 +157,8 @@ pub(crate) type Aggregator<K, V, VA> = Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync
 /// larger of the record's and the previous aggregate's timestamps.
 pub(crate) struct StreamAggregate<K, V, VA> {
     pub store: String,
+    /// `store`, looked up once in `init`.
+    pub store_ref: Option<StoreRef<K, VA>>,
     pub init: Option<Init<VA>>,
     pub agg: Aggregator<K, V, VA>,
     /// Behind the record cache: updates are forwarded when the cache flushes.
@@ -164,6 +167,7 @@ pub(crate) struct StreamAggregate<K, V, VA> {
 }
 impl<K: Data, V: Data, VA: Data> Processor<K, V> for StreamAggregate<K, V, VA> {
     fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.store_ref = Some(ctx.store_ref(&self.store)?);
         self.cached = ctx.is_cached(&self.store)?;
         if self.cached {
             ctx.forward_cache_flushes::<K, VA>(&self.store, |ctx, key, new, old| {
@@ -182,7 +186,14 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for StreamAggregate<K, V, VA> {
     }
 
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
-        let mut store = ctx.timestamped_key_value_store::<K, VA>(&self.store)?;
+        let Some(store_ref) = &self.store_ref else {
+            return Err(streams_core::StreamsError::processing(
+                ctx.node_name().to_string(),
+                "processed a record before init",
+            ));
+        };
+        let node = ctx.node_name().to_string();
+        let mut store = ctx.timestamped_key_value(store_ref)?;
         let old = store.get(&r.key)?;
         let (new, ts) = match (&old, &self.init) {
             (Some(o), _) => (
@@ -196,7 +207,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for StreamAggregate<K, V, VA> {
                     Ok(v) => (Arc::unwrap_or_clone(v), r.timestamp),
                     Err(_) => {
                         return Err(streams_core::StreamsError::processing(
-                            ctx.node_name().to_string(),
+                            node,
                             "reduce needs equal value and aggregate types",
                         ))
                     }
@@ -223,19 +234,31 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for StreamAggregate<K, V, VA> {
 /// Materializes a table from upserts/tombstones and forwards each change.
 pub(crate) struct KTableSource<K, V> {
     store: String,
-    _t: PhantomData<fn(K, V)>,
+    /// `store`, looked up once in `init`.
+    store_ref: Option<StoreRef<K, V>>,
 }
 impl<K, V> KTableSource<K, V> {
     pub fn new(store: String) -> Self {
         KTableSource {
             store,
-            _t: PhantomData,
+            store_ref: None,
         }
     }
 }
 impl<K: Data, V: Data> Processor<K, Option<V>> for KTableSource<K, V> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.store_ref = Some(ctx.store_ref(&self.store)?);
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Option<V>>) -> Result<()> {
-        let mut store = ctx.timestamped_key_value_store::<K, V>(&self.store)?;
+        let Some(store_ref) = &self.store_ref else {
+            return Err(streams_core::StreamsError::processing(
+                ctx.node_name().to_string(),
+                "processed a record before init",
+            ));
+        };
+        let mut store = ctx.timestamped_key_value(store_ref)?;
         let old = match &r.value {
             Some(v) => {
                 let old = store.get(&r.key)?;

@@ -261,7 +261,8 @@ impl<K: Data, V: Data> Processor<K, Change<V>> for KTableSuppress<K, V> {
         // A restored buffer: the entries the previous owner of this task held.
         let all = ctx
             .key_value_store::<K, BufferedChange<V>>(&self.store)?
-            .all()?;
+            .all()?
+            .collect::<Result<Vec<_>>>()?;
         for (k, v) in all {
             let kb = self.key_bytes(ctx, &k)?;
             self.observed = self.observed.max(v.timestamp);
