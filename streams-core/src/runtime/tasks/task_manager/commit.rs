@@ -1,0 +1,177 @@
+//! Commits under each processing guarantee: outputs flushed or the transaction committed with
+//! the consumed offsets, then checkpoints (at_least_once) or transactional stores; the
+//! max.poll.interval guard that gives tasks up instead of committing for a member that left.
+
+use super::*;
+
+impl TaskManager {
+    fn offsets_of(t: &ActiveTask, tpl: &mut TopicPartitionList) -> Result<(), CollectorError> {
+        for ((topic, p), o) in &t.consumed {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
+                .map_err(|e| CollectorError::Fatal(kafka("building the offsets to commit", e)))?;
+        }
+        Ok(())
+    }
+
+    /// Commits everything processed so far: outputs, changelog writes and input offsets.
+    pub fn commit(&mut self, consumer: &dyn GroupConsumer) -> Result<(), CollectorError> {
+        let started = Instant::now();
+        self.last_commit = Instant::now();
+        let _span = tracing::debug_span!("commit", thread = %self.thread_name).entered();
+        // Past max.poll.interval.ms without a poll the consumer has left the group and another
+        // member may own these tasks already. Under exactly-once the broker would fence the
+        // commit (KIP-447: the offsets carry our stale generation); under at_least_once nothing
+        // fences a plain offset commit, which could move the new owner's committed position. As
+        // Kafka Streams (TaskMigratedException), give the tasks up without committing.
+        if self.last_poll.elapsed() > self.max_poll_interval
+            && self.tasks.values().any(|t| !t.consumed.is_empty())
+        {
+            return Err(CollectorError::Fenced(StreamsError::IllegalState(format!(
+                "{} did not poll for {:?} (max.poll.interval.ms {:?}); its tasks may have migrated",
+                self.thread_name,
+                self.last_poll.elapsed(),
+                self.max_poll_interval
+            ))));
+        }
+        for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            t.task.flush_caches().map_err(CollectorError::Fatal)?;
+            let out = t.task.drain_output();
+            send_all(&mut self.producer, t, out).map_err(CollectorError::Fatal)?;
+        }
+        let dirty = self.tasks.values().any(|t| !t.consumed.is_empty())
+            || self.producer.as_ref().is_some_and(|p| p.in_transaction())
+            || self
+                .tasks
+                .values()
+                .any(|t| t.producer.as_ref().is_some_and(|p| p.in_transaction()));
+        if !dirty {
+            // Nothing for Kafka to commit, but stores may hold writes of punctuations that
+            // produced nothing: they reflect no new changelog record either.
+            return self.commit_stores();
+        }
+        match self.env.guarantee() {
+            ProcessingGuarantee::AtLeastOnce => {
+                for t in self.tasks.values_mut().filter(|t| t.initialized) {
+                    t.task.flush().map_err(CollectorError::Fatal)?;
+                }
+                if let Some(p) = &mut self.producer {
+                    p.flush()?;
+                }
+                let mut tpl = TopicPartitionList::new();
+                for t in self.tasks.values() {
+                    Self::offsets_of(t, &mut tpl)?;
+                }
+                if tpl.count() > 0 {
+                    consumer
+                        .commit_offsets(&tpl)
+                        .map_err(|e| classify("committing consumer offsets", e))?;
+                }
+                self.update_changelog_positions();
+                for t in self.tasks.values_mut().filter(|t| t.initialized) {
+                    write_checkpoint(t).map_err(CollectorError::Fatal)?;
+                }
+            }
+            ProcessingGuarantee::ExactlyOnceV2 => {
+                let mut tpl = TopicPartitionList::new();
+                for t in self.tasks.values() {
+                    Self::offsets_of(t, &mut tpl)?;
+                }
+                let group = consumer.group_metadata().map(Arc::new).ok_or_else(|| {
+                    CollectorError::Fatal(StreamsError::IllegalState(
+                        "the consumer has no group metadata".into(),
+                    ))
+                })?;
+                if let Some(p) = &mut self.producer {
+                    tracing::debug!(offsets = ?tpl, "committing transaction");
+                    p.commit_transaction(&tpl, &group)?;
+                }
+                self.update_changelog_positions();
+            }
+            ProcessingGuarantee::ExactlyOnceLegacy => {
+                let group = consumer.group_metadata().map(Arc::new).ok_or_else(|| {
+                    CollectorError::Fatal(StreamsError::IllegalState(
+                        "the consumer has no group metadata".into(),
+                    ))
+                })?;
+                for t in self.tasks.values_mut() {
+                    let mut tpl = TopicPartitionList::new();
+                    Self::offsets_of(t, &mut tpl)?;
+                    if let Some(p) = &mut t.producer {
+                        p.commit_transaction(&tpl, &group)?;
+                    }
+                }
+                self.update_changelog_positions();
+            }
+        }
+        for t in self.tasks.values_mut() {
+            t.consumed.clear();
+        }
+        // Only after Kafka has committed: a crash before this point leaves the stores at the
+        // previous commit, and restoration replays the committed changelog tail.
+        self.commit_stores()?;
+        self.env.counters.commits.fetch_add(1, Ordering::Relaxed);
+        self.sensors.commit.record_elapsed(started);
+        tracing::debug!(thread = %self.thread_name, took_ms = started.elapsed().as_millis() as u64, "committed");
+        Ok(())
+    }
+
+    /// Writes what transactional stores hold, each with the changelog offset it reflects.
+    fn commit_stores(&mut self) -> Result<(), CollectorError> {
+        if !self.env.transactional_stores() {
+            return Ok(());
+        }
+        for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            let positions: HashMap<&str, i64> = t
+                .changelog_positions
+                .iter()
+                .map(|((topic, _), o)| (topic.as_str(), *o))
+                .collect();
+            t.task
+                .commit_stores(&positions)
+                .map_err(CollectorError::Fatal)?;
+        }
+        Ok(())
+    }
+
+    /// The thread's share of `statestore.uncommitted.max.bytes`, with transactional stores.
+    pub(super) fn uncommitted_limit(&self) -> Option<usize> {
+        self.env.transactional_stores().then(|| {
+            (self.env.config.uncommitted_max_bytes
+                / self.env.config.num_stream_threads.max(1) as u64) as usize
+        })
+    }
+
+    /// Whether the stores hold more uncommitted writes than the thread's share of
+    /// `statestore.uncommitted.max.bytes`: time to commit before the interval is up.
+    pub fn uncommitted_over_limit(&mut self) -> bool {
+        let Some(limit) = self.uncommitted_limit() else {
+            return false;
+        };
+        let held: usize = self
+            .tasks
+            .values_mut()
+            .map(|t| t.task.uncommitted_bytes())
+            .sum();
+        if held > limit {
+            tracing::debug!(thread = %self.thread_name, held, limit, "uncommitted store writes over the limit: committing early");
+            return true;
+        }
+        false
+    }
+
+    fn update_changelog_positions(&mut self) {
+        let shared = self.producer.as_ref().map(|p| p.changelog_offsets());
+        for t in self.tasks.values_mut() {
+            let acked = match (&t.producer, &shared) {
+                (Some(p), _) => p.changelog_offsets(),
+                (None, Some(s)) => s.clone(),
+                (None, None) => continue,
+            };
+            for (key, pos) in t.changelog_positions.iter_mut() {
+                if let Some(o) = acked.get(key) {
+                    *pos = (*pos).max(o + 1);
+                }
+            }
+        }
+    }
+}
