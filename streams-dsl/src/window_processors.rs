@@ -241,6 +241,9 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
         self.update(ctx, r, 0, combined, close)
     }
 
+    /// A record at or after the first full window. The windows near it are visited from the
+    /// latest start down, as Kafka Streams does over its (reverse-iterable) window stores, which
+    /// fixes both the order of the updates it emits and which earlier window seeds the new ones.
     fn process_in_order(
         &self,
         ctx: &mut ProcessorContext<'_>,
@@ -256,23 +259,30 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
         let (mut left_agg, mut right_agg) = (None, None);
         let (mut left_created, mut right_created) = (false, false);
         let mut previous: Option<i64> = None;
-        for (start, vt) in found {
+        for (start, vt) in found.into_iter().rev() {
             starts.insert(start);
             let end = start + d;
-            if end < ts {
-                previous = Some(vt.timestamp);
-                left_agg = Some(vt);
-            } else if end == ts {
-                left_created = true;
-                if vt.timestamp < ts {
-                    previous = Some(vt.timestamp);
+            if start == ts + 1 {
+                right_created = true;
+            } else if end > ts {
+                if right_agg.is_none() {
+                    right_agg = Some(vt.clone());
                 }
                 self.update(ctx, r, start, Some(vt), close)?;
-            } else if start <= ts {
-                right_agg = Some(vt.clone());
+            } else if end == ts {
+                left_created = true;
+                let max_ts = vt.timestamp;
                 self.update(ctx, r, start, Some(vt), close)?;
-            } else if start == ts + 1 {
-                right_created = true;
+                if max_ts < ts {
+                    previous = Some(max_ts);
+                } else {
+                    // A record at this very timestamp made this window: its windows all exist.
+                    return Ok(());
+                }
+            } else {
+                previous = Some(vt.timestamp);
+                left_agg = Some(vt);
+                break;
             }
         }
         if let Some(p) = previous {
@@ -328,7 +338,9 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for SessionWindowAggregate<K, V
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
         let ts = r.timestamp;
         self.observed = self.observed.max(ts);
-        let close = self.observed - self.windows.grace_ms;
+        // A session closes once stream time passes its end by the gap and the grace: until then
+        // a record may still extend it (Kafka Streams since KAFKA-12718).
+        let close = self.observed - self.windows.grace_ms - self.windows.gap_ms;
         let (merged, found) = ctx.session_store::<K, VA>(&self.store)?.merge_candidates(
             &r.key,
             ts,

@@ -163,10 +163,11 @@ fn sliding_windows_create_left_and_right_windows() {
             (w("k", 5, 15), Some(2), 15),
             (w("k", 11, 21), Some(2), 21),
             (w("k", 16, 26), Some(1), 21),
-            // The out-of-order record at 13 joins every window that covers it and gets its own
-            // left window [3,13] (with 10) and right window [14,24] (with 15 and 21).
-            (w("k", 5, 15), Some(3), 15),
+            // The out-of-order record at 13 joins every window that covers it, latest first (Kafka
+            // Streams walks the window store backwards), and gets its own left window [3,13]
+            // (with 10) and right window [14,24] (with 15 and 21).
             (w("k", 11, 21), Some(3), 21),
+            (w("k", 5, 15), Some(3), 15),
             (w("k", 3, 13), Some(2), 13),
             (w("k", 14, 24), Some(2), 21),
         ]

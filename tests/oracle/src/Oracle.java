@@ -1,0 +1,285 @@
+// The Kafka Streams oracle: runs a catalogue of topologies in Kafka Streams' own
+// TopologyTestDriver over input files and writes what they output, so that the Rust framework's
+// results can be compared record for record (tests/tests/differential_kafka_streams.rs keeps the
+// same catalogue on the Rust side).
+//
+//   java -cp "$(tests/oracle/build.sh)" Oracle CASE_DIR...
+//
+// CASE_DIR is named after a topology of the catalogue. The oracle writes the topology's
+// describe() to CASE_DIR/describe.txt, then for every CASE_DIR/*.in writes *.out.
+// Input lines:  R <tab> topic <tab> key <tab> value <tab> timestamp   (\N is null)
+// Output lines: topic <tab> key <tab> value <tab> timestamp, output topics in name order.
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+import org.apache.kafka.common.serialization.Serde;
+import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.streams.KeyValue;
+import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.TestInputTopic;
+import org.apache.kafka.streams.TestOutputTopic;
+import org.apache.kafka.streams.Topology;
+import org.apache.kafka.streams.TopologyTestDriver;
+import org.apache.kafka.streams.kstream.Branched;
+import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.JoinWindows;
+import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.KTable;
+import org.apache.kafka.streams.kstream.Materialized;
+import org.apache.kafka.streams.kstream.Named;
+import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.SessionWindows;
+import org.apache.kafka.streams.kstream.SlidingWindows;
+import org.apache.kafka.streams.kstream.StreamJoined;
+import org.apache.kafka.streams.kstream.Suppressed;
+import org.apache.kafka.streams.kstream.TimeWindows;
+import org.apache.kafka.streams.kstream.Windowed;
+import org.apache.kafka.streams.test.TestRecord;
+
+public final class Oracle {
+    private static final Serde<String> S = Serdes.String();
+    private static final Serde<Long> L = Serdes.Long();
+
+    /** A topology of the catalogue, its input topics and its output topics with their value serdes. */
+    private record Case(Topology topology, List<String> inputs, Map<String, Serde<?>> outputs) {}
+
+    private static List<String> words(String line) {
+        return Arrays.stream(line.toLowerCase().split(" ")).filter(w -> !w.isEmpty()).collect(Collectors.toList());
+    }
+
+    private static String windowed(Windowed<String> w) {
+        return w.key() + "@" + w.window().start() + "-" + w.window().end();
+    }
+
+    private static String or(String v) {
+        return v == null ? "null" : v;
+    }
+
+    private static Case build(String name) {
+        StreamsBuilder b = new StreamsBuilder();
+        Map<String, Serde<?>> out = new TreeMap<>();
+        List<String> in;
+        switch (name) {
+            case "word-count" -> {
+                b.stream("text", Consumed.with(S, S))
+                    .flatMapValues(Oracle::words)
+                    .groupBy((k, w) -> w, Grouped.with("words", S, S))
+                    .count(Materialized.as("counts"))
+                    .toStream()
+                    .to("out", Produced.with(S, L));
+                in = List.of("text");
+                out.put("out", L);
+            }
+            case "stateless" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .filter((k, v) -> !v.startsWith("x"))
+                    .mapValues(v -> v.toUpperCase())
+                    .flatMapValues(v -> List.of(v.split(" ")))
+                    .split(Named.as("split-"))
+                    .branch((k, v) -> v.startsWith("A"), Branched.withConsumer(s -> s.to("out-a", Produced.with(S, S))))
+                    .defaultBranch(Branched.withConsumer(s -> s.map((k, v) -> KeyValue.pair(v, k)).to("out-rest", Produced.with(S, S))));
+                in = List.of("in");
+                out.put("out-a", S);
+                out.put("out-rest", S);
+            }
+            case "repartition-count" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .selectKey((k, v) -> v.substring(0, 1))
+                    .groupByKey(Grouped.with("by-first", S, S))
+                    .count(Materialized.as("first-counts"))
+                    .toStream()
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
+            case "reduce-aggregate" -> {
+                var grouped = b.stream("in", Consumed.with(S, S)).groupByKey(Grouped.with(S, S));
+                grouped.reduce((a, v) -> a + "|" + v, Materialized.as("joined"))
+                    .toStream()
+                    .to("out-reduce", Produced.with(S, S));
+                grouped.aggregate(() -> 0L, (k, v, agg) -> agg + v.length(),
+                        Materialized.<String, Long, org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("lengths").withValueSerde(L))
+                    .toStream()
+                    .to("out-aggregate", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out-reduce", S);
+                out.put("out-aggregate", L);
+            }
+            case "table-groupby" -> {
+                b.table("t", Consumed.with(S, S))
+                    .groupBy((k, v) -> KeyValue.pair(v, k), Grouped.with("by-value", S, S))
+                    .count(Materialized.as("value-counts"))
+                    .toStream()
+                    .to("out", Produced.with(S, L));
+                in = List.of("t");
+                out.put("out", L);
+            }
+            case "tumbling" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .groupByKey(Grouped.with(S, S))
+                    .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(10), Duration.ofMillis(5)))
+                    .count(Materialized.as("tumbling-counts"))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
+            case "hopping" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .groupByKey(Grouped.with(S, S))
+                    .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(10), Duration.ofMillis(2)).advanceBy(Duration.ofMillis(5)))
+                    .count(Materialized.as("hopping-counts"))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
+            case "sliding" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .groupByKey(Grouped.with(S, S))
+                    .windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(5), Duration.ofMillis(3)))
+                    .count(Materialized.as("sliding-counts"))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
+            case "session" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .groupByKey(Grouped.with(S, S))
+                    .windowedBy(SessionWindows.ofInactivityGapAndGrace(Duration.ofMillis(5), Duration.ofMillis(3)))
+                    .count(Materialized.as("session-counts"))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
+            case "suppress-window" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .groupByKey(Grouped.with(S, S))
+                    .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(10), Duration.ofMillis(5)))
+                    .count(Materialized.as("final-counts"))
+                    .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
+            case "stream-stream-join" -> {
+                KStream<String, String> left = b.stream("left", Consumed.with(S, S));
+                KStream<String, String> right = b.stream("right", Consumed.with(S, S));
+                JoinWindows w = JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(5), Duration.ofMillis(2));
+                left.join(right, (l, r) -> l + "+" + r, w, StreamJoined.with(S, S, S).withName("inner").withStoreName("inner"))
+                    .to("out-inner", Produced.with(S, S));
+                left.leftJoin(right, (l, r) -> l + "+" + or(r), w, StreamJoined.with(S, S, S).withName("left").withStoreName("left"))
+                    .to("out-left", Produced.with(S, S));
+                left.outerJoin(right, (l, r) -> or(l) + "+" + or(r), w, StreamJoined.with(S, S, S).withName("outer").withStoreName("outer"))
+                    .to("out-outer", Produced.with(S, S));
+                in = List.of("left", "right");
+                out.put("out-inner", S);
+                out.put("out-left", S);
+                out.put("out-outer", S);
+            }
+            case "stream-table-join" -> {
+                KStream<String, String> s = b.stream("in", Consumed.with(S, S));
+                KTable<String, String> t = b.table("t", Consumed.with(S, S), Materialized.as("t-store"));
+                s.join(t, (v, tv) -> v + "+" + tv).to("out-inner", Produced.with(S, S));
+                s.leftJoin(t, (v, tv) -> v + "+" + or(tv)).to("out-left", Produced.with(S, S));
+                in = List.of("in", "t");
+                out.put("out-inner", S);
+                out.put("out-left", S);
+            }
+            case "table-table-join" -> {
+                KTable<String, String> a = b.table("a", Consumed.with(S, S), Materialized.as("a-store"));
+                KTable<String, String> c = b.table("b", Consumed.with(S, S), Materialized.as("b-store"));
+                a.join(c, (x, y) -> x + "+" + y).toStream().to("out-inner", Produced.with(S, S));
+                a.leftJoin(c, (x, y) -> x + "+" + or(y)).toStream().to("out-left", Produced.with(S, S));
+                a.outerJoin(c, (x, y) -> or(x) + "+" + or(y)).toStream().to("out-outer", Produced.with(S, S));
+                in = List.of("a", "b");
+                out.put("out-inner", S);
+                out.put("out-left", S);
+                out.put("out-outer", S);
+            }
+            default -> throw new IllegalArgumentException("no topology named " + name + " in the catalogue");
+        }
+        return new Case(b.build(), in, out);
+    }
+
+    private static String show(Object o) {
+        return o == null ? "\\N" : o.toString();
+    }
+
+    private static String field(String f) {
+        return f.equals("\\N") ? null : f;
+    }
+
+    private static void run(String name, Case c, Path input, Path output) throws IOException {
+        Properties p = new Properties();
+        p.put(StreamsConfig.APPLICATION_ID_CONFIG, "oracle-" + name);
+        p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
+        p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
+        p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
+        p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
+        try (TopologyTestDriver d = new TopologyTestDriver(c.topology(), p, Instant.ofEpochMilli(0))) {
+            Map<String, TestInputTopic<String, String>> inputs = new TreeMap<>();
+            for (String t : c.inputs()) {
+                inputs.put(t, d.createInputTopic(t, S.serializer(), S.serializer()));
+            }
+            for (String line : Files.readAllLines(input, StandardCharsets.UTF_8)) {
+                String[] f = line.split("\t", -1);
+                if (f[0].equals("R")) {
+                    TestInputTopic<String, String> t = inputs.get(f[1]);
+                    if (t == null) {
+                        throw new IllegalArgumentException(input + ": no input topic " + f[1]);
+                    }
+                    t.pipeInput(new TestRecord<>(field(f[2]), field(f[3]), null, Long.parseLong(f[4])));
+                }
+            }
+            List<String> lines = new ArrayList<>();
+            for (Map.Entry<String, Serde<?>> o : c.outputs().entrySet()) {
+                TestOutputTopic<String, ?> t = d.createOutputTopic(o.getKey(), S.deserializer(), o.getValue().deserializer());
+                for (TestRecord<String, ?> r : t.readRecordsToList()) {
+                    lines.add(o.getKey() + "\t" + show(r.key()) + "\t" + show(r.value()) + "\t" + r.timestamp());
+                }
+            }
+            Files.write(output, lines, StandardCharsets.UTF_8);
+        }
+    }
+
+    public static void main(String[] args) throws IOException {
+        for (String dir : args) {
+            Path caseDir = Path.of(dir);
+            String name = caseDir.getFileName().toString();
+            Case c = build(name);
+            Files.writeString(caseDir.resolve("describe.txt"), c.topology().describe().toString(), StandardCharsets.UTF_8);
+            List<Path> inputs;
+            try (Stream<Path> files = Files.list(caseDir)) {
+                inputs = files.filter(f -> f.toString().endsWith(".in")).sorted().collect(Collectors.toList());
+            }
+            for (Path in : inputs) {
+                String file = in.getFileName().toString();
+                run(name, c, in, caseDir.resolve(file.substring(0, file.length() - 3) + ".out"));
+            }
+        }
+    }
+}
