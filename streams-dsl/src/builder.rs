@@ -42,17 +42,23 @@ impl BuilderState {
         self.error.get_or_insert(StreamsError::Topology(message));
     }
 
+    /// The serde for a key, if there is one: given, else the type's built-in one, else the
+    /// configured default.
+    pub fn find_key_serde<T: 'static>(&self, given: Option<SerdeRef<T>>) -> Option<SerdeRef<T>> {
+        given.or_else(default_serde::<T>).or_else(|| {
+            self.default_key_serde
+                .as_deref()
+                .and_then(serde_by_name::<T>)
+        })
+    }
+
     /// The serde for a key: given, else tracked from upstream, else the type's built-in one, else the configured default.
     pub fn key_serde<T: 'static>(
         &mut self,
         given: Option<SerdeRef<T>>,
         what: &str,
     ) -> Option<SerdeRef<T>> {
-        let found = given.or_else(default_serde::<T>).or_else(|| {
-            self.default_key_serde
-                .as_deref()
-                .and_then(serde_by_name::<T>)
-        });
+        let found = self.find_key_serde(given);
         if found.is_none() {
             self.fail(format!(
                 "{what} needs a key serde for `{}`: pass one (Consumed/Produced/Grouped/Materialized)",

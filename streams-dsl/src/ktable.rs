@@ -146,11 +146,15 @@ impl<K: Data, V: Data> KTable<K, V> {
         let f = Arc::new(f);
         let mut s = self.b.borrow_mut();
         let name = s.next_name("KTABLE-SELECT-");
+        let key_serde = s.find_key_serde(grouped.key.clone());
         let r = s
             .topology
             .add_processor::<K, Change<V>, _, _>(
                 &name,
-                move || TableSelect(f.clone()),
+                move || TableSelect {
+                    select: f.clone(),
+                    key_serde: key_serde.clone(),
+                },
                 &[&self.node],
             )
             .map(|_| ());

@@ -4,6 +4,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use streams_core::serdes::SerdeRef;
 use streams_core::store::StoreRef;
 use streams_core::{Data, Processor, ProcessorContext, Record, Result};
 
@@ -341,15 +342,42 @@ impl<K: Data, V: Data> Processor<K, Change<V>> for ToStream<K, V> {
     }
 }
 
-/// Re-keys a table change for grouping: the old value is subtracted from its group, then the new
-/// value added to its group (two records, possibly to different keys).
-pub(crate) struct TableSelect<F>(pub Arc<F>);
+/// Re-keys a table change for `group_by`. When the old and the new row land on the same
+/// grouping key the change travels as one (Kafka Streams >= 3.4, KIP-904), so the aggregation
+/// applies subtractor and adder together and emits one update instead of two.
+pub(crate) struct TableSelect<F, K2> {
+    pub select: Arc<F>,
+    /// Compares grouping keys by their bytes (keys need not implement `PartialEq`).
+    pub key_serde: Option<SerdeRef<K2>>,
+}
 impl<K: Data, V: Data, K2: Data, V2: Data, F: Fn(&K, &V) -> (K2, V2) + Send + Sync>
-    Processor<K, Change<V>> for TableSelect<F>
+    Processor<K, Change<V>> for TableSelect<F, K2>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
-        if let Some(old) = &r.value.old {
-            let (k, v) = (self.0)(&r.key, old);
+        let old = r.value.old.as_ref().map(|v| (self.select)(&r.key, v));
+        let new = r.value.new.as_ref().map(|v| (self.select)(&r.key, v));
+        let same_key = match (&old, &new, &self.key_serde) {
+            (Some((ko, _)), Some((kn, _)), Some(serde)) => {
+                let bytes = |k| serde.serialize(k).ok().flatten();
+                bytes(ko).is_some() && bytes(ko) == bytes(kn)
+            }
+            _ => false,
+        };
+        if same_key {
+            if let (Some((k, vo)), Some((_, vn))) = (old, new) {
+                return ctx.forward(Record {
+                    key: k,
+                    value: Change {
+                        new: Some(vn),
+                        old: Some(vo),
+                    },
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                });
+            }
+            return Ok(());
+        }
+        if let Some((k, v)) = old {
             ctx.forward(Record {
                 key: k,
                 value: Change {
@@ -360,8 +388,7 @@ impl<K: Data, V: Data, K2: Data, V2: Data, F: Fn(&K, &V) -> (K2, V2) + Send + Sy
                 headers: r.headers.clone(),
             })?;
         }
-        if let Some(new) = &r.value.new {
-            let (k, v) = (self.0)(&r.key, new);
+        if let Some((k, v)) = new {
             ctx.forward(Record {
                 key: k,
                 value: Change {

@@ -464,8 +464,9 @@ fn process_with_a_store_and_table_reduce_and_aggregate() {
         .into_iter()
         .map(|(_, v)| v)
         .collect();
-    // 10; +5 = 15; a1 10->7: -10 = 5, +7 = 12; a2 deleted: -5 = 7.
-    assert_eq!(sums, vec![Some(10), Some(15), Some(5), Some(12), Some(7)]);
+    // 10; +5 = 15; a1 10->7 stays in team a: -10 and +7 in one update (KIP-904) = 12;
+    // a2 deleted: -5 = 7.
+    assert_eq!(sums, vec![Some(10), Some(15), Some(12), Some(7)]);
     let lists = d.create_output_topic(
         "team-lists",
         s(),
