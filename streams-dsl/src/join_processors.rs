@@ -301,6 +301,9 @@ pub(crate) struct TableJoinSide<K, V1, V2, VR, VT> {
     pub other_store: String,
     pub joiner: JoinFn<V1, V2, VR>,
     pub left: bool,
+    /// An update of this side yields a result only while the other side has a row (both sides
+    /// of an inner join, the right side of a left join).
+    pub needs_other: bool,
     pub _t: PhantomData<fn(K, VT)>,
 }
 
@@ -309,6 +312,7 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, Change<VT>>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<VT>>) -> Result<()> {
         let c: &dyn std::any::Any = &r.value;
+        let (had_new, had_old) = (r.value.new.is_some(), r.value.old.is_some());
         let (new, old, other_ts) = if self.left {
             let c = c
                 .downcast_ref::<Change<V1>>()
@@ -336,7 +340,10 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, Change<VT>>
                 other.map(|o| o.timestamp),
             )
         };
-        if new.is_none() && old.is_none() {
+        // As Kafka Streams: with the other side absent, nothing for a side that needs it, and
+        // nothing for an update that carried no row; otherwise the result is forwarded, a
+        // deletion included (the downstream table drops its row).
+        if other_ts.is_none() && (self.needs_other || (!had_new && !had_old)) {
             return Ok(());
         }
         ctx.forward(Record {

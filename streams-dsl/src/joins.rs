@@ -19,6 +19,35 @@ use crate::naming::Materialized;
 use crate::processors::{KTableSource, PassThrough};
 use crate::windows::JoinWindows;
 
+/// Which rows a table-table join keeps.
+#[derive(Clone, Copy)]
+enum TableJoinKind {
+    Inner,
+    Left,
+    Outer,
+}
+
+impl TableJoinKind {
+    /// Kafka Streams' processor name prefix (`KTABLE-<prefix>THIS-`, `KTABLE-<prefix>OTHER-`).
+    fn prefix(self) -> &'static str {
+        match self {
+            TableJoinKind::Inner => "JOIN",
+            TableJoinKind::Left => "LEFT",
+            TableJoinKind::Outer => "OUTER",
+        }
+    }
+
+    /// Whether an update of this table, and of the other, yields a result only while the
+    /// opposite side has a row.
+    fn needs_other_side(self) -> (bool, bool) {
+        match self {
+            TableJoinKind::Inner => (true, true),
+            TableJoinKind::Left => (false, true),
+            TableJoinKind::Outer => (false, false),
+        }
+    }
+}
+
 /// Serdes (and a name for the nodes and stores) of a stream-stream join.
 pub struct StreamJoined<K, V, VO> {
     pub(crate) key: Option<SerdeRef<K>>,
@@ -474,7 +503,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         other: &KTable<K, VO>,
         joiner: JoinFn<V, VO, VR>,
-        kind: &str,
+        kind: TableJoinKind,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
         let (Some((this_store, this_in)), Some((other_store, other_in))) =
@@ -483,8 +512,10 @@ impl<K: Data, V: Data> KTable<K, V> {
             return KTable::new(self.b.clone(), self.node.clone(), None, None, None);
         };
         let mut s = self.b.borrow_mut();
-        let this_join = s.next_name(&format!("KTABLE-{kind}THIS-"));
-        let other_join = s.next_name(&format!("KTABLE-{kind}OTHER-"));
+        let prefix = kind.prefix();
+        let this_join = s.next_name(&format!("KTABLE-{prefix}THIS-"));
+        let other_join = s.next_name(&format!("KTABLE-{prefix}OTHER-"));
+        let (this_needs_other, other_needs_this) = kind.needs_other_side();
         let merge = s.name_or(materialized.name.clone(), "KTABLE-MERGE-");
         let (j1, j2) = (joiner.clone(), joiner);
         let (os, ts) = (other_store.clone(), this_store.clone());
@@ -496,6 +527,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                     other_store: os.clone(),
                     joiner: j1.clone(),
                     left: true,
+                    needs_other: this_needs_other,
                     _t: PhantomData,
                 },
                 &[&this_in],
@@ -507,6 +539,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                         other_store: ts.clone(),
                         joiner: j2.clone(),
                         left: false,
+                        needs_other: other_needs_this,
                         _t: PhantomData,
                     },
                     &[&other_in],
@@ -569,7 +602,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
-        self.table_join(other, inner(joiner), "JOIN", materialized)
+        self.table_join(other, inner(joiner), TableJoinKind::Inner, materialized)
     }
 
     /// Table-table left join: a row for every key of this table, with the other's value if any.
@@ -579,7 +612,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
-        self.table_join(other, left(joiner), "JOIN", materialized)
+        self.table_join(other, left(joiner), TableJoinKind::Left, materialized)
     }
 
     /// Table-table outer join: a row for every key of either table.
@@ -589,7 +622,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
-        self.table_join(other, outer(joiner), "OUTER", materialized)
+        self.table_join(other, outer(joiner), TableJoinKind::Outer, materialized)
     }
 }
 

@@ -268,9 +268,6 @@ impl<K: Data, V: Data> Processor<K, Option<V>> for KTableSource<K, V> {
             }
             None => store.delete(&r.key)?,
         };
-        if old.is_none() && r.value.is_none() {
-            return Ok(()); // deleting an absent key changes nothing
-        }
         let change = Change {
             new: r.value,
             old: old.map(|o| o.value),
