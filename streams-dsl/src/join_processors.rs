@@ -2,11 +2,12 @@
 //! stream-global-table. Joiners are wrapped as `Fn(Option<&L>, Option<&R>) -> Option<Out>`,
 //! returning `None` for the combinations the join variant does not produce.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use streams_core::serdes::SerdeRef;
-use streams_core::{Data, Processor, ProcessorContext, Record, Result, StreamsError};
+use streams_core::{Data, Processor, ProcessorContext, Record, Result, StreamsError, TaskId};
 
 use crate::change::Change;
 use crate::windows::JoinWindows;
@@ -46,6 +47,10 @@ pub(crate) struct StreamJoinSpec<K, V1, V2, VR> {
     pub key_serde: SerdeRef<K>,
     pub left_serde: SerdeRef<V1>,
     pub right_serde: SerdeRef<V2>,
+    /// Per task, both sides: the time below which the outer store holds nothing that could be
+    /// due (Kafka Streams' `TimeTracker.minTime`, in memory only). It gates the scan of the
+    /// store, and so decides when unmatched records come out, not just how fast.
+    pub min_time: Mutex<HashMap<TaskId, i64>>,
 }
 
 fn flip(ts: i64) -> [u8; 8] {
@@ -105,27 +110,50 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
         Ok(k)
     }
 
+    fn min_times(&self) -> MutexGuard<'_, HashMap<TaskId, i64>> {
+        // Only ever holds plain numbers: a panic elsewhere cannot leave one half written.
+        self.min_time.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A record of `task` at `ts` waits in the outer store.
+    fn waiting_since(&self, task: TaskId, ts: i64) {
+        let mut m = self.min_times();
+        let t = m.entry(task).or_insert(i64::MAX);
+        *t = (*t).min(ts);
+    }
+
+    /// The task closed: its tracker goes (a new one starts from scratch, as after a restart).
+    fn forget(&self, task: TaskId) {
+        self.min_times().remove(&task);
+    }
+
     /// Emits the unmatched records whose join window closed (stream time past their time plus
-    /// the window on the other side plus grace), oldest first, and forgets them.
+    /// the window on the other side plus grace), oldest first, and forgets them. As Kafka
+    /// Streams, it looks only once stream time passes the tracked minimum time by the window
+    /// after and the grace, and the scan leaves that minimum at the last record it visited.
     fn emit_expired(&self, ctx: &mut ProcessorContext<'_>, now: i64) -> Result<()> {
         let Some(outer) = &self.outer_store else {
             return Ok(());
         };
+        let task = ctx.task_id();
+        let min_time = self.min_times().get(&task).copied().unwrap_or(i64::MAX);
+        let after_and_grace = self.windows.after_ms + self.windows.grace_ms;
+        if min_time.saturating_add(after_and_grace) >= now {
+            return Ok(());
+        }
+        self.min_times().insert(task, i64::MAX);
         // Collected first: forwarding needs the context the store handle borrows.
         let all = ctx
             .key_value_store::<Vec<u8>, Vec<u8>>(outer)?
             .all()?
             .collect::<Result<Vec<_>>>()?;
-        let (mut left_open, mut right_open) = (false, false);
         let mut done = Vec::new();
         for (k, v) in all {
-            if left_open && right_open {
-                break;
-            }
             if k.len() < 9 {
                 continue;
             }
             let ts = unflip(&k);
+            self.min_times().insert(task, ts);
             let left = k[8] == 1;
             let look = if left {
                 self.windows.after_ms
@@ -133,11 +161,6 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
                 self.windows.before_ms
             };
             if ts + look + self.windows.grace_ms >= now {
-                if left {
-                    left_open = true;
-                } else {
-                    right_open = true;
-                }
                 continue;
             }
             let key = de(ctx, &self.key_serde, &k[9..])?;
@@ -173,6 +196,11 @@ pub(crate) struct StreamJoinSide<K, V1, V2, VR, VT> {
 impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, VT>
     for StreamJoinSide<K, V1, V2, VR, VT>
 {
+    fn close(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.spec.forget(ctx.task_id());
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, VT>) -> Result<()> {
         let spec = self.spec.clone();
         let ts = r.timestamp;
@@ -242,6 +270,7 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, VT>
         match &spec.outer_store {
             // Not yet outside the window of every future partner: wait in the outer store.
             Some(outer) if to >= now => {
+                spec.waiting_since(ctx.task_id(), ts);
                 let k = spec.outer_key(ctx, ts, self.left, &r.key)?;
                 let raw = match (this1, this2) {
                     (Some(v1), _) => ser(ctx, &spec.left_serde, v1)?,

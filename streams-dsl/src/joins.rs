@@ -181,6 +181,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             key_serde: ks.clone(),
             left_serde: vs.clone(),
             right_serde: os.clone(),
+            min_time: Default::default(),
         });
         let (ts1, ts2, sp1, sp2) = (this_store.clone(), other_store.clone(), spec.clone(), spec);
         let r = s

@@ -238,6 +238,10 @@ public final class Oracle {
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, "oracle-" + name);
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
+        // Kafka Streams emits unmatched left/outer join results at most once per wall-clock second
+        // (an internal throttle); the driver's clock stands still, so without this only the first
+        // batch would ever be emitted. The framework checks on every record, as with interval 0.
+        p.put("__emit.interval.ms.kstreams.outer.join.spurious.results.fix__", 0L);
         p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         try (TopologyTestDriver d = new TopologyTestDriver(c.topology(), p, Instant.ofEpochMilli(0))) {
