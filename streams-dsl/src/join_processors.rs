@@ -141,19 +141,20 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
         if min_time.saturating_add(after_and_grace) >= now {
             return Ok(());
         }
-        self.min_times().insert(task, i64::MAX);
         // Collected first: forwarding needs the context the store handle borrows.
         let all = ctx
             .key_value_store::<Vec<u8>, Vec<u8>>(outer)?
             .all()?
             .collect::<Result<Vec<_>>>()?;
         let mut done = Vec::new();
+        // The scan leaves the minimum time at the last record it visited (none: nothing waits).
+        let mut last_visited = i64::MAX;
         for (k, v) in all {
             if k.len() < 9 {
                 continue;
             }
             let ts = unflip(&k);
-            self.min_times().insert(task, ts);
+            last_visited = ts;
             let left = k[8] == 1;
             let look = if left {
                 self.windows.after_ms
@@ -178,6 +179,7 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
             }
             done.push(k);
         }
+        self.min_times().insert(task, last_visited);
         let mut store = ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?;
         for k in done {
             store.delete(&k)?;

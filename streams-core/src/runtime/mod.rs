@@ -45,6 +45,8 @@ pub mod restore;
 pub mod state;
 pub mod stores;
 pub mod tasks;
+#[cfg(test)]
+mod test_env;
 pub mod thread;
 
 pub use instance::endpoints;

@@ -7,7 +7,9 @@
 //! microseconds apart, as registering several changelogs of one task did, are enough. Changing
 //! the assignment incrementally, once per batch of changes, stops each partition once; a
 //! partition stopped less than [`STOP_SETTLE`] ago keeps its next stop (and the restart behind
-//! it) pending until then, by when librdkafka has long answered the first.
+//! it) pending until then, by when librdkafka has long answered the first. Until a change is
+//! applied, records and positions the consumer reports for that partition are the previous
+//! assignment's: callers ignore them ([`ManualAssignment::is_pending_for`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -43,6 +45,13 @@ impl ManualAssignment {
         let key = (topic.to_string(), partition);
         self.starts.remove(&key);
         self.stops.insert(key);
+    }
+
+    /// Whether a start or stop of `topic`-`partition` has not reached the consumer yet: what the
+    /// consumer delivers for it (and its position) still belong to the previous assignment.
+    pub fn is_pending_for(&self, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        self.starts.contains_key(&key) || self.stops.contains(&key)
     }
 
     /// Gives the consumer the pending changes: one incremental unassign, one incremental assign.

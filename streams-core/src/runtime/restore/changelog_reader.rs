@@ -193,7 +193,12 @@ impl ChangelogReader {
             };
             self.stall.progressed();
             let key = (m.topic().to_string(), m.partition());
-            if !self.restoring.contains_key(&key) {
+            // Records of a partition whose (re)start is still pending, or from before the
+            // position it restores from, belong to an earlier assignment of it.
+            let current = self.restoring.get(&key).is_some_and(|r| {
+                m.offset() >= r.position && !self.assignment.is_pending_for(&key.0, key.1)
+            });
+            if !current {
                 continue;
             }
             let Some(k) = m.key() else {
@@ -226,13 +231,15 @@ impl ChangelogReader {
     }
 
     /// The consumer position also moves past transaction markers and aborted records, which
-    /// never reach the application.
+    /// never reach the application. Partitions with a pending (re)start report the position of
+    /// their previous assignment and are left out.
     fn positions(&self) -> HashMap<(String, i32), i64> {
         let Ok(tpl) = self.consumer.position() else {
             return HashMap::new();
         };
         tpl.elements()
             .iter()
+            .filter(|e| !self.assignment.is_pending_for(e.topic(), e.partition()))
             .filter_map(|e| match e.offset() {
                 Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
                 _ => None,

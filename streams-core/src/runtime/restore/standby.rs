@@ -42,18 +42,36 @@ const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) type SharedStandbys = Arc<Mutex<Option<StandbyTasks>>>;
 
 pub(crate) fn lock(s: &SharedStandbys) -> MutexGuard<'_, Option<StandbyTasks>> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
+    lock_copies(s)
+}
+
+/// The standby copies, or none once a panic interrupted a thread holding them: a copy's stores may
+/// then hold a half-applied batch, so every copy is dropped with its checkpoint (an active task
+/// taking such a directory over restores it from the changelog instead of trusting it).
+fn lock_copies(m: &Mutex<Option<StandbyTasks>>) -> MutexGuard<'_, Option<StandbyTasks>> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => {
+            let mut g = poisoned.into_inner();
+            if let Some(copies) = g.take() {
+                tracing::error!("a thread panicked while holding the standby copies: dropping them and their checkpoints");
+                copies.abandon();
+            }
+            m.clear_poison();
+            g
+        }
+    }
 }
 
 impl StandbyHandover for Mutex<Option<StandbyTasks>> {
     fn mark_active(&self, id: TaskId) {
-        if let Some(s) = self.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        if let Some(s) = lock_copies(self).as_mut() {
             s.mark_active(id);
         }
     }
 
     fn mark_inactive(&self, id: TaskId) {
-        if let Some(s) = self.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        if let Some(s) = lock_copies(self).as_mut() {
             s.mark_inactive(id);
         }
     }
@@ -219,6 +237,18 @@ impl StandbyTasks {
                 }
             };
             let Some(k) = m.key() else { continue };
+            // A partition whose (re)start is pending still delivers its previous assignment's
+            // records; a copy applies only records from its own position on.
+            let current = self
+                .tasks
+                .values()
+                .find_map(|t| t.positions.get(&(m.topic().to_string(), m.partition())))
+                .is_some_and(|pos| {
+                    m.offset() >= *pos && !self.assignment.is_pending_for(m.topic(), m.partition())
+                });
+            if !current {
+                continue;
+            }
             let e = batches
                 .entry((m.topic().to_string(), m.partition()))
                 .or_default();
@@ -256,6 +286,15 @@ impl StandbyTasks {
         let tasks = std::mem::take(&mut self.tasks);
         for (id, t) in tasks {
             self.close_task(id, t);
+        }
+    }
+
+    /// Drops every copy without flushing or checkpointing, deleting the checkpoints they had.
+    fn abandon(self) {
+        for (id, t) in self.tasks {
+            if let Err(e) = OffsetCheckpoint::new(t.dir.join(CHECKPOINT_FILE)).delete() {
+                tracing::warn!(task = %id, error = %e, "deleting the standby checkpoint failed");
+            }
         }
     }
 }
@@ -330,5 +369,73 @@ pub(crate) fn run_standby_thread(
     }
     if let Some(mut s) = lock(&standbys).take() {
         s.close_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::commit::producer::KafkaProducers;
+    use crate::runtime::metrics::RuntimeCounters;
+    use crate::runtime::test_env::pass_through_env;
+
+    /// A copy of task 0_0 holding a checkpoint, as the standby thread keeps it.
+    fn copies_with_a_checkpoint(state: &std::path::Path) -> (StandbyTasks, PathBuf) {
+        let env = Arc::new(pass_through_env(
+            "at_least_once",
+            state,
+            Arc::new(KafkaProducers),
+            Arc::new(RuntimeCounters::default()),
+        ));
+        let mut copies = StandbyTasks::new(env).expect("standby consumer");
+        let id = TaskId {
+            subtopology: 0,
+            partition: 0,
+        };
+        let mut copy = copies.open_task(id).expect("opens").expect("not locked");
+        copy.positions
+            .insert(("tm-test-store-changelog".into(), 0), 42);
+        write_checkpoint(&mut copy).expect("checkpoint");
+        let checkpoint = copy.dir.join(CHECKPOINT_FILE);
+        copies.tasks.insert(id, copy);
+        (copies, checkpoint)
+    }
+
+    #[test]
+    fn copies_a_panic_interrupted_are_dropped_with_their_checkpoints() {
+        let state = tempfile::tempdir().expect("temp dir");
+        let (copies, checkpoint) = copies_with_a_checkpoint(state.path());
+        assert!(checkpoint.exists());
+        let shared: SharedStandbys = Arc::new(Mutex::new(Some(copies)));
+        let holder = shared.clone();
+        let panicked = std::thread::spawn(move || {
+            let _guard = holder.lock();
+            panic!("the standby thread panics while applying a batch");
+        })
+        .join();
+        assert!(panicked.is_err() && shared.is_poisoned());
+        // A stream thread takes the task over: it must not find a checkpoint vouching for the copy.
+        shared.mark_active(TaskId {
+            subtopology: 0,
+            partition: 0,
+        });
+        assert!(!checkpoint.exists(), "the copy's checkpoint is gone");
+        assert!(lock(&shared).is_none(), "the copies are dropped");
+        assert!(!shared.is_poisoned());
+    }
+
+    #[test]
+    fn a_copy_handed_over_cleanly_keeps_its_checkpoint() {
+        let state = tempfile::tempdir().expect("temp dir");
+        let (copies, checkpoint) = copies_with_a_checkpoint(state.path());
+        let shared: SharedStandbys = Arc::new(Mutex::new(Some(copies)));
+        shared.mark_active(TaskId {
+            subtopology: 0,
+            partition: 0,
+        });
+        assert!(checkpoint.exists());
+        assert!(lock(&shared)
+            .as_ref()
+            .is_some_and(|s| s.task_ids().is_empty()));
     }
 }

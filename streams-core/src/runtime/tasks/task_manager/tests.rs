@@ -9,21 +9,15 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
-use state_stores::RocksDbResources;
 
 use super::TaskManager;
-use crate::config::{RecordingLevel, StreamsConfig};
-use crate::global::GlobalStores;
+use crate::config::StreamsConfig;
 use crate::runtime::clients::seam::GroupConsumer;
 use crate::runtime::commit::error::{classify, CollectorError};
 use crate::runtime::commit::producer::{ProducerSupplier, RecordProducer};
-use crate::runtime::env::ThreadEnv;
-use crate::runtime::internal_topics::plan_layout;
 use crate::runtime::metrics::{RuntimeCounters, StreamsMetrics};
-use crate::runtime::restore::standby::StandbyTasks;
-use crate::serdes::StringSerde;
+use crate::runtime::test_env::pass_through_env;
 use crate::task::ProducedRecord;
-use crate::topology::Topology;
 use crate::StreamsError;
 
 type Offsets = BTreeMap<(String, i32), i64>;
@@ -252,46 +246,14 @@ struct Fixture {
 impl Fixture {
     fn new(guarantee: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = StreamsConfig::new("tm-test").expect("config");
-        config
-            .set("bootstrap.servers", "127.0.0.1:9")
-            .and_then(|c| c.set("processing.guarantee", guarantee))
-            .and_then(|c| c.set("state.dir", &dir.path().display().to_string()))
-            .expect("settings");
-        let mut topology = Topology::new();
-        topology
-            .add_source::<String, String>(
-                "source",
-                &["in"],
-                Arc::new(StringSerde),
-                Arc::new(StringSerde),
-            )
-            .and_then(|t| {
-                t.add_sink::<String, String>(
-                    "sink",
-                    "out",
-                    Arc::new(StringSerde),
-                    Arc::new(StringSerde),
-                    &["source"],
-                )
-            })
-            .expect("topology");
-        let layout =
-            plan_layout(&topology, "tm-test", &|_| Some(2), &|_| Vec::new()).expect("layout");
         let clients = Clients::default();
         let counters = Arc::new(RuntimeCounters::default());
-        let env = ThreadEnv {
-            topology: Arc::new(topology),
-            config,
-            layout,
-            resources: RocksDbResources::new(16 << 20),
-            process_id: uuid::Uuid::nil(),
-            counters: counters.clone(),
-            globals: GlobalStores::default(),
-            metrics: Arc::new(StreamsMetrics::new(RecordingLevel::Info).expect("metrics")),
-            producers: Arc::new(clients.clone()),
-            standbys: Arc::new(Mutex::new(None::<StandbyTasks>)),
-        };
+        let env = pass_through_env(
+            guarantee,
+            dir.path(),
+            Arc::new(clients.clone()),
+            counters.clone(),
+        );
         let tm =
             TaskManager::new(Arc::new(env), "StreamThread-1".into(), None).expect("task manager");
         Fixture {
@@ -341,7 +303,7 @@ impl Fixture {
     fn checkpoint_of(&self, task: &str) -> std::path::PathBuf {
         self._dir
             .path()
-            .join("tm-test")
+            .join(crate::runtime::test_env::APP)
             .join(task)
             .join(crate::runtime::stores::task_dir::CHECKPOINT_FILE)
     }
