@@ -189,18 +189,20 @@ impl<K: Data, V: Data, KO: Data> Processor<K, Change<V>> for SubscriptionSend<K,
         match (&r.value.old, new_fk) {
             (Some(old), Some(new_fk)) => {
                 let old_fk = (self.extractor)(old);
-                if ser(ctx, &self.fk_serde, &old_fk)? != ser(ctx, &self.fk_serde, &new_fk)? {
+                let moved =
+                    ser(ctx, &self.fk_serde, &old_fk)? != ser(ctx, &self.fk_serde, &new_fk)?;
+                if moved {
                     self.send(ctx, old_fk, DELETE_KEY_NO_PROPAGATE, &primary, hash, ts)?;
                 }
-                // Propagate even without a right value: an earlier result must be unset.
-                self.send(
-                    ctx,
-                    new_fk,
-                    PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE,
-                    &primary,
-                    hash,
-                    ts,
-                )
+                // A row that moved to another foreign key unsets its earlier result even without a
+                // right value; one that stayed changes the result only where there is one to join
+                // (inner join; Kafka Streams' instructions).
+                let instruction = if moved || self.left_join {
+                    PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE
+                } else {
+                    PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE
+                };
+                self.send(ctx, new_fk, instruction, &primary, hash, ts)
             }
             (Some(old), None) => {
                 let old_fk = (self.extractor)(old);
@@ -231,6 +233,7 @@ pub(crate) struct SubscriptionReceive<KO, VO> {
     subscriptions: String,
     right_store: String,
     fk_serde: SerdeRef<KO>,
+    left_join: bool,
     _t: PhantomData<fn(VO)>,
 }
 
@@ -263,9 +266,14 @@ impl<KO: Data, VO: Data> Processor<KO, Subscription> for SubscriptionReceive<KO,
         if !send {
             return Ok(());
         }
-        let ts = right
-            .as_ref()
-            .map_or(r.timestamp, |v| v.timestamp.max(r.timestamp));
+        // A left row deleted from a left join unsets its result at its own time (Kafka Streams
+        // resolves it without the right row); otherwise the later of both rows' times.
+        let ts = match &right {
+            Some(v) if !(self.left_join && sub.instruction == DELETE_KEY_AND_PROPAGATE) => {
+                v.timestamp.max(r.timestamp)
+            }
+            _ => r.timestamp,
+        };
         ctx.forward(Record::new(
             sub.primary,
             Response {
@@ -420,6 +428,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                         subscriptions: ss1.clone(),
                         right_store: rs1.clone(),
                         fk_serde: ko2.clone(),
+                        left_join,
                         _t: PhantomData,
                     },
                     &[&sub_source],

@@ -352,6 +352,78 @@ fn catalogue() -> Vec<Case> {
                 ("out-outer", Output::Text),
             ],
         },
+        Case {
+            name: "suppress-time-limit",
+            build: || {
+                let b = StreamsBuilder::new();
+                b.stream_with::<String, String>(&["in"], Consumed::with(s(), s()))
+                    .group_by_key(Grouped::with(s(), s()))
+                    .count(Materialized::as_("limited-counts"))
+                    .suppress(Suppressed::until_time_limit(5, BufferConfig::unbounded()))
+                    .to_stream()
+                    .to_with("out", long_out());
+                b.build().unwrap()
+            },
+            inputs: &[("in", Input::Stream)],
+            outputs: &[("out", Output::Long)],
+        },
+        Case {
+            name: "global-table-join",
+            build: || {
+                let b = StreamsBuilder::new();
+                let stream = b.stream_with::<String, String>(&["in"], Consumed::with(s(), s()));
+                let g = b.global_table::<String, String>(
+                    "g",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("g-store"),
+                );
+                stream
+                    .join_global(&g, |k, _| k.clone(), |v, gv| format!("{v}+{gv}"))
+                    .to_with("out-inner", Produced::with(s(), s()));
+                stream
+                    .left_join_global(&g, |k, _| k.clone(), |v, gv| format!("{v}+{}", or(gv)))
+                    .to_with("out-left", Produced::with(s(), s()));
+                b.build().unwrap()
+            },
+            inputs: &[("in", Input::Stream), ("g", Input::Table)],
+            outputs: &[("out-inner", Output::Text), ("out-left", Output::Text)],
+        },
+        Case {
+            name: "foreign-key-join",
+            build: || {
+                let b = StreamsBuilder::new();
+                let l = b.table::<String, String>(
+                    "l",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("l-store"),
+                );
+                let r = b.table::<String, String>(
+                    "r",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("r-store"),
+                );
+                let fk = |v: &String| v[..1].to_lowercase();
+                l.join_on_foreign_key(
+                    &r,
+                    fk,
+                    |lv, rv| format!("{lv}+{rv}"),
+                    Materialized::default(),
+                )
+                .to_stream()
+                .to_with("out-inner", string_out());
+                l.left_join_on_foreign_key(
+                    &r,
+                    fk,
+                    |lv, rv| format!("{lv}+{}", or(rv)),
+                    Materialized::default(),
+                )
+                .to_stream()
+                .to_with("out-left", string_out());
+                b.build().unwrap()
+            },
+            inputs: &[("l", Input::Table), ("r", Input::Table)],
+            outputs: &[("out-inner", Output::Text), ("out-left", Output::Text)],
+        },
     ]
 }
 

@@ -36,6 +36,7 @@ import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.TopologyTestDriver;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.JoinWindows;
 import org.apache.kafka.streams.kstream.KStream;
@@ -219,6 +220,38 @@ public final class Oracle {
                 out.put("out-inner", S);
                 out.put("out-left", S);
                 out.put("out-outer", S);
+            }
+            case "suppress-time-limit" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .groupByKey(Grouped.with(S, S))
+                    .count(Materialized.as("limited-counts"))
+                    .suppress(Suppressed.untilTimeLimit(Duration.ofMillis(5), Suppressed.BufferConfig.unbounded()))
+                    .toStream()
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
+            case "global-table-join" -> {
+                KStream<String, String> s = b.stream("in", Consumed.with(S, S));
+                GlobalKTable<String, String> g = b.globalTable("g", Consumed.with(S, S), Materialized.as("g-store"));
+                s.join(g, (k, v) -> k, (v, gv) -> v + "+" + gv).to("out-inner", Produced.with(S, S));
+                s.leftJoin(g, (k, v) -> k, (v, gv) -> v + "+" + or(gv)).to("out-left", Produced.with(S, S));
+                in = List.of("in", "g");
+                out.put("out-inner", S);
+                out.put("out-left", S);
+            }
+            case "foreign-key-join" -> {
+                KTable<String, String> l = b.table("l", Consumed.with(S, S), Materialized.as("l-store"));
+                KTable<String, String> r = b.table("r", Consumed.with(S, S), Materialized.as("r-store"));
+                l.join(r, v -> v.substring(0, 1).toLowerCase(), (lv, rv) -> lv + "+" + rv)
+                    .toStream()
+                    .to("out-inner", Produced.with(S, S));
+                l.leftJoin(r, v -> v.substring(0, 1).toLowerCase(), (lv, rv) -> lv + "+" + or(rv))
+                    .toStream()
+                    .to("out-left", Produced.with(S, S));
+                in = List.of("l", "r");
+                out.put("out-inner", S);
+                out.put("out-left", S);
             }
             default -> throw new IllegalArgumentException("no topology named " + name + " in the catalogue");
         }
