@@ -101,12 +101,13 @@ pub(crate) struct TaskSensors {
     pub restore: HashMap<String, Arc<Sensor>>,
 }
 
-/// Sends `out` through the task's own producer (legacy exactly_once) or the thread's.
+/// Sends `out` through the task's own producer (legacy exactly_once) or the thread's. A refused
+/// send keeps its meaning (fenced, aborted, fatal): it decides what the thread does next.
 pub(crate) fn send_all(
     shared: &mut Option<CountedProducer>,
     t: &mut ActiveTask,
     out: Vec<ProducedRecord>,
-) -> Result<()> {
+) -> Result<(), CollectorError> {
     if out.is_empty() {
         return Ok(());
     }
@@ -114,13 +115,13 @@ pub(crate) fn send_all(
         (Some(p), _) => p,
         (None, Some(p)) => p,
         (None, None) => {
-            return Err(StreamsError::IllegalState(
+            return Err(CollectorError::Fatal(StreamsError::IllegalState(
                 "no producer for the task's output".into(),
-            ))
+            )))
         }
     };
     for r in &out {
-        p.send(r).map_err(CollectorError::into_inner)?;
+        p.send(r)?;
     }
     Ok(())
 }

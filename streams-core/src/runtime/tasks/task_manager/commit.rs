@@ -36,7 +36,7 @@ impl TaskManager {
         for t in self.tasks.values_mut().filter(|t| t.initialized) {
             t.task.flush_caches().map_err(CollectorError::Fatal)?;
             let out = t.task.drain_output();
-            send_all(&mut self.producer, t, out).map_err(CollectorError::Fatal)?;
+            send_all(&mut self.producer, t, out)?;
         }
         let dirty = self.tasks.values().any(|t| !t.consumed.is_empty())
             || self.producer.as_ref().is_some_and(|p| p.in_transaction())

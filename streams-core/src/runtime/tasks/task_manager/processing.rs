@@ -139,7 +139,7 @@ impl TaskManager {
                             });
                         }
                     }
-                    send_all(&mut self.producer, t, out).map_err(CollectorError::Fatal)?;
+                    send_all(&mut self.producer, t, out)?;
                 }
                 t.consumed
                     .insert((r.topic.to_string(), r.partition), r.offset + 1);
@@ -201,7 +201,7 @@ impl TaskManager {
             {
                 self.sensors.punctuate.record_elapsed(started);
                 let out = t.task.drain_output();
-                send_all(&mut self.producer, t, out).map_err(CollectorError::Fatal)?;
+                send_all(&mut self.producer, t, out)?;
             }
         }
         Ok(())

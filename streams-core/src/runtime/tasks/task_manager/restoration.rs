@@ -145,7 +145,7 @@ impl TaskManager {
                 t.task.init()?;
                 let out = t.task.drain_output();
                 t.initialized = true;
-                send_all(&mut self.producer, t, out)?;
+                send_all(&mut self.producer, t, out).map_err(CollectorError::into_inner)?;
                 for (topic, p) in &t.inputs {
                     resume.add_partition(topic, *p);
                 }

@@ -45,6 +45,7 @@ enum Call {
 /// What the next call of a kind does instead of succeeding.
 #[derive(Default)]
 struct Script {
+    send: Option<fn() -> CollectorError>,
     commit_transaction: Option<fn() -> CollectorError>,
     commit_offsets: Option<RDKafkaErrorCode>,
 }
@@ -165,6 +166,9 @@ impl RecordProducer for FakeProducer {
     fn track_changelog(&self, _topic: &str) {}
 
     fn send(&mut self, record: &ProducedRecord) -> Result<(), CollectorError> {
+        if let Some(fail) = self.clients.script().send.take() {
+            return Err(fail());
+        }
         self.txn_open |= self.transactional;
         let value = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
         self.clients.record(Call::Send {
@@ -559,4 +563,21 @@ fn past_max_poll_interval_the_tasks_are_given_up_without_committing() {
             "{guarantee}: neither flush nor commit reach Kafka"
         );
     }
+}
+
+#[test]
+fn a_send_refused_as_fenced_gives_the_tasks_up_rather_than_failing_the_thread() {
+    let mut f = Fixture::new("exactly_once_v2");
+    f.assign_and_start();
+    f.clients.script().send = Some(|| {
+        classify(
+            "sending",
+            KafkaError::MessageProduction(RDKafkaErrorCode::Fenced),
+        )
+    });
+    f.input(0, 0, "a");
+    let err =
+        f.tm.process(&|_, _| false)
+            .expect_err("the send is refused");
+    assert!(matches!(err, CollectorError::Fenced(_)), "{err:?}");
 }
