@@ -130,12 +130,36 @@ impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
     }
 }
 
+/// The changelog record of a write; a timestamped value gives the record its value and timestamp
+/// (a tombstone keeps the current record's timestamp, as in Kafka Streams).
+fn changelog_record(
+    store: &str,
+    key: Vec<u8>,
+    value: Option<&[u8]>,
+    timestamped_values: bool,
+    record_timestamp: i64,
+) -> Result<ChangelogRecord> {
+    let (value, timestamp) = match value {
+        Some(raw) if timestamped_values => {
+            let (v, ts) = crate::changelog_layout::split_timestamped(store, raw)?;
+            (Some(v.to_vec()), ts)
+        }
+        other => (other.map(<[u8]>::to_vec), record_timestamp),
+    };
+    Ok(ChangelogRecord {
+        key,
+        value,
+        timestamp,
+    })
+}
+
 /// A key-value store that reports every write to a [`ChangelogSink`]. `write_batch` (the restore
 /// path) goes straight to the inner store: restoring must not log again what it reads.
 pub struct ChangeLoggingKeyValueStore<S: KeyValueStore> {
     inner: S,
     sink: Box<dyn ChangelogSink>,
     timestamp: RecordTimestamp,
+    timestamped_values: bool,
 }
 
 impl<S: KeyValueStore> ChangeLoggingKeyValueStore<S> {
@@ -145,18 +169,29 @@ impl<S: KeyValueStore> ChangeLoggingKeyValueStore<S> {
             inner,
             sink,
             timestamp,
+            timestamped_values: false,
         }
+    }
+    /// Values are `[timestamp][value]` (a timestamped store): the changelog carries the value
+    /// alone, stamped with its timestamp, as Kafka Streams writes it.
+    pub fn with_timestamped_values(mut self) -> Self {
+        self.timestamped_values = true;
+        self
     }
     /// The wrapped store.
     pub fn inner(&self) -> &S {
         &self.inner
     }
-    fn log(&mut self, key: &[u8], value: Option<&[u8]>) {
-        self.sink.log(ChangelogRecord {
-            key: key.to_vec(),
-            value: value.map(<[u8]>::to_vec),
-            timestamp: self.timestamp.get(),
-        });
+    fn log(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let record = changelog_record(
+            self.inner.name(),
+            key.to_vec(),
+            value,
+            self.timestamped_values,
+            self.timestamp.get(),
+        )?;
+        self.sink.log(record);
+        Ok(())
     }
 }
 
@@ -190,19 +225,18 @@ impl<S: KeyValueStore> KeyValueStore for ChangeLoggingKeyValueStore<S> {
     }
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.inner.put(key, value)?;
-        self.log(key, Some(value));
-        Ok(())
+        self.log(key, Some(value))
     }
     fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         let existing = self.inner.put_if_absent(key, value)?;
         if existing.is_none() {
-            self.log(key, Some(value));
+            self.log(key, Some(value))?;
         }
         Ok(existing)
     }
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let old = self.inner.delete(key)?;
-        self.log(key, None);
+        self.log(key, None)?;
         Ok(old)
     }
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
@@ -230,6 +264,7 @@ pub struct ChangeLoggingWindowStore<S: WindowStore> {
     inner: S,
     sink: Box<dyn ChangelogSink>,
     timestamp: RecordTimestamp,
+    timestamped_values: bool,
 }
 
 impl<S: WindowStore> ChangeLoggingWindowStore<S> {
@@ -239,7 +274,14 @@ impl<S: WindowStore> ChangeLoggingWindowStore<S> {
             inner,
             sink,
             timestamp,
+            timestamped_values: false,
         }
+    }
+    /// Values are `[timestamp][value]`: see
+    /// [`ChangeLoggingKeyValueStore::with_timestamped_values`].
+    pub fn with_timestamped_values(mut self) -> Self {
+        self.timestamped_values = true;
+        self
     }
 }
 
@@ -274,15 +316,18 @@ impl<S: WindowStore> WindowStore for ChangeLoggingWindowStore<S> {
         value: Option<&[u8]>,
         window_start: i64,
     ) -> Result<Option<Vec<u8>>> {
-        let store_key = self.inner.put(key, value, window_start)?;
-        if let Some(k) = &store_key {
-            self.sink.log(ChangelogRecord {
-                key: k.clone(),
-                value: value.map(<[u8]>::to_vec),
-                timestamp: self.timestamp.get(),
-            });
+        let changelog_key = self.inner.put(key, value, window_start)?;
+        if let Some(k) = &changelog_key {
+            let record = changelog_record(
+                self.inner.name(),
+                k.clone(),
+                value,
+                self.timestamped_values,
+                self.timestamp.get(),
+            )?;
+            self.sink.log(record);
         }
-        Ok(store_key)
+        Ok(changelog_key)
     }
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>> {
         self.inner.fetch(key, window_start)
@@ -361,15 +406,18 @@ impl<S: SessionStore> SessionStore for ChangeLoggingSessionStore<S> {
         window: SessionWindow,
         value: Option<&[u8]>,
     ) -> Result<Option<Vec<u8>>> {
-        let store_key = self.inner.put(key, window, value)?;
-        if let Some(k) = &store_key {
-            self.sink.log(ChangelogRecord {
-                key: k.clone(),
-                value: value.map(<[u8]>::to_vec),
-                timestamp: self.timestamp.get(),
-            });
+        let changelog_key = self.inner.put(key, window, value)?;
+        if let Some(k) = &changelog_key {
+            let record = changelog_record(
+                self.inner.name(),
+                k.clone(),
+                value,
+                false,
+                self.timestamp.get(),
+            )?;
+            self.sink.log(record);
         }
-        Ok(store_key)
+        Ok(changelog_key)
     }
     fn all(&self) -> Result<Vec<crate::session::KeyedSession>> {
         self.inner.all()

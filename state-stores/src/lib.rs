@@ -19,6 +19,7 @@
 
 mod caching;
 mod changelog;
+mod changelog_layout;
 mod checkpoint;
 mod error;
 mod key_value;
@@ -38,6 +39,10 @@ pub use caching::{CacheBudget, CachingKeyValueStore, FlushQueue, FlushedEntry};
 pub use changelog::{
     ChangeLoggingKeyValueStore, ChangeLoggingSessionStore, ChangeLoggingWindowStore,
     ChangelogRecord, ChangelogSink, RecordTimestamp, VecChangelogSink,
+};
+pub use changelog_layout::{
+    session_changelog_key, split_session_changelog_key, split_timestamped,
+    split_window_changelog_key, window_changelog_key,
 };
 pub use checkpoint::OffsetCheckpoint;
 pub use error::{Result, StoreError};

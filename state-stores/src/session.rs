@@ -1,3 +1,4 @@
+use crate::changelog_layout::{session_changelog_key, split_session_changelog_key};
 use crate::window::{decode_ts, encode_key_prefix, encode_ts, split_key};
 use crate::{Result, SegmentStorage, StateStore};
 
@@ -26,8 +27,9 @@ pub trait SessionStore: StateStore {
     ) -> Result<Vec<(SessionWindow, Vec<u8>)>>;
     /// The value of one exact session.
     fn fetch_session(&self, key: &[u8], window: SessionWindow) -> Result<Option<Vec<u8>>>;
-    /// Writes (`Some`) or removes (`None`) a session; returns the store key (for the changelog), or
-    /// `None` when the session is past retention and was dropped.
+    /// Writes (`Some`) or removes (`None`) a session; returns its changelog key (Kafka Streams'
+    /// layout, see [`session_changelog_key`](crate::session_changelog_key)), or `None` when the
+    /// session is past retention and was dropped.
     fn put(
         &mut self,
         key: &[u8],
@@ -36,7 +38,8 @@ pub trait SessionStore: StateStore {
     ) -> Result<Option<Vec<u8>>>;
     /// Every live session of every key, as (key, window, value).
     fn all(&self) -> Result<Vec<KeyedSession>>;
-    /// Applies changelog records without logging them.
+    /// Applies changelog records (changelog key as `put` returns it, value or tombstone) without
+    /// logging them.
     fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
 
     /// The sessions a record of `key` at `timestamp` merges with under inactivity `gap`, and the
@@ -227,7 +230,7 @@ impl<S: SegmentStorage> SessionStore for SegmentedSessionStore<S> {
         let store_key = session_key(key, window);
         Ok(self
             .write_raw(&store_key, window.end, value)?
-            .then_some(store_key))
+            .then(|| session_changelog_key(key, window)))
     }
 
     fn all(&self) -> Result<Vec<KeyedSession>> {
@@ -252,9 +255,9 @@ impl<S: SegmentStorage> SessionStore for SegmentedSessionStore<S> {
     }
 
     fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-        for (store_key, value) in records {
-            let (_, rest) = split_key(&self.name, store_key, 16)?;
-            self.write_raw(store_key, decode_ts(rest), value.as_deref())?;
+        for (changelog_key, value) in records {
+            let (key, window) = split_session_changelog_key(&self.name, changelog_key)?;
+            self.write_raw(&session_key(key, window), window.end, value.as_deref())?;
         }
         Ok(())
     }

@@ -1,3 +1,4 @@
+use crate::changelog_layout::{split_window_changelog_key, window_changelog_key};
 use crate::{Result, SegmentStorage, StateStore, StoreError};
 
 /// Retention and layout of a window store.
@@ -39,8 +40,9 @@ pub struct WindowedEntry {
 /// A store of values per (key, window start), with retention.
 pub trait WindowStore: StateStore {
     /// Writes (`Some`) or deletes (`None`) the value of `key` in the window starting at `window_start`.
-    /// Returns the store key written (what a changelog must carry to restore it), or `None` when the
-    /// window is already past retention and the write was dropped.
+    /// Returns the changelog key of the entry written (Kafka Streams' layout, see
+    /// [`window_changelog_key`](crate::window_changelog_key)), or `None` when the window is already
+    /// past retention and the write was dropped.
     fn put(
         &mut self,
         key: &[u8],
@@ -68,7 +70,8 @@ pub trait WindowStore: StateStore {
     fn all(&self) -> Result<Vec<WindowedEntry>> {
         self.fetch_all(i64::MIN, i64::MAX)
     }
-    /// Applies changelog records (store key, value or tombstone) without logging them.
+    /// Applies changelog records (changelog key as `put` returns it, value or tombstone) without
+    /// logging them.
     fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
     /// The configuration the store was opened with.
     fn config(&self) -> WindowStoreConfig;
@@ -267,7 +270,7 @@ impl<S: SegmentStorage> WindowStore for SegmentedWindowStore<S> {
         let store_key = window_key(key, window_start, seq);
         Ok(self
             .write_raw(&store_key, value, window_start)?
-            .then_some(store_key))
+            .then(|| window_changelog_key(key, window_start, seq)))
     }
 
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>> {
@@ -308,12 +311,10 @@ impl<S: SegmentStorage> WindowStore for SegmentedWindowStore<S> {
     }
 
     fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-        for (store_key, value) in records {
-            let (_, rest) = split_key(&self.name, store_key, 12)?;
-            let start = decode_ts(rest);
-            let seq = u32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        for (changelog_key, value) in records {
+            let (key, start, seq) = split_window_changelog_key(&self.name, changelog_key)?;
             self.seq = self.seq.max(seq);
-            self.write_raw(store_key, value.as_deref(), start)?;
+            self.write_raw(&window_key(key, start, seq), value.as_deref(), start)?;
         }
         Ok(())
     }

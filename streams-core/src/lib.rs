@@ -6,6 +6,7 @@
 
 pub mod config;
 mod describe;
+mod describe_order;
 mod error;
 mod global;
 mod processor;
@@ -29,7 +30,7 @@ pub use runtime::{KafkaStreams, RuntimeCounters, State, StateRestoreListener};
 pub use store::{StoreBuilder, StoreKind, ValueAndTimestamp};
 pub use task::TaskId;
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
-pub use topology::{Subtopology, Topology};
+pub use topology::{PartitionChooser, Subtopology, Topology};
 
 /// Re-exported so users name store-level types from one place.
 pub use state_stores;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use state_stores::{
     CacheBudget, CachingKeyValueStore, ChangeLoggingKeyValueStore, ChangeLoggingSessionStore,
-    ChangeLoggingWindowStore, FlushQueue, InMemoryKeyValueStore, InMemorySegments, KeyValueStore,
-    RecordTimestamp, RocksDbKeyValueStore, RocksDbResources, RocksDbSegments,
+    ChangeLoggingWindowStore, ChangelogRecord, FlushQueue, InMemoryKeyValueStore, InMemorySegments,
+    KeyValueStore, RecordTimestamp, RocksDbKeyValueStore, RocksDbResources, RocksDbSegments,
     SegmentedSessionStore, SegmentedWindowStore, SessionStore, SessionWindow, VecChangelogSink,
     WindowStore, WindowStoreConfig,
 };
@@ -214,12 +214,30 @@ impl AnyStore {
         }
     }
 
-    /// Applies changelog records, bypassing change logging.
-    pub(crate) fn restore(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+    /// Applies changelog records, bypassing change logging. `timestamped_values`: the store keeps
+    /// `[timestamp][value]`, and its changelog (as Kafka Streams') the value stamped with the
+    /// timestamp.
+    pub(crate) fn restore(
+        &mut self,
+        records: &[ChangelogRecord],
+        timestamped_values: bool,
+    ) -> Result<()> {
+        let entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = records
+            .iter()
+            .map(|r| {
+                let value = match &r.value {
+                    Some(v) if timestamped_values => {
+                        Some(state_stores::ValueAndTimestamp::encode(v, r.timestamp))
+                    }
+                    other => other.clone(),
+                };
+                (r.key.clone(), value)
+            })
+            .collect();
         match self {
-            AnyStore::KeyValue(s) => s.write_batch(records)?,
-            AnyStore::Window(s) => s.restore_batch(records)?,
-            AnyStore::Session(s) => s.restore_batch(records)?,
+            AnyStore::KeyValue(s) => s.write_batch(&entries)?,
+            AnyStore::Window(s) => s.restore_batch(&entries)?,
+            AnyStore::Session(s) => s.restore_batch(&entries)?,
         }
         Ok(())
     }
@@ -250,11 +268,15 @@ pub(crate) fn build_store(
                 Box::new(InMemoryKeyValueStore::new(&name))
             };
             let logged: Box<dyn KeyValueStore> = match changelog {
-                Some((sink, ts)) => Box::new(ChangeLoggingKeyValueStore::new(
-                    inner,
-                    Box::new(sink.clone()),
-                    ts.clone(),
-                )),
+                Some((sink, ts)) => {
+                    let logging =
+                        ChangeLoggingKeyValueStore::new(inner, Box::new(sink.clone()), ts.clone());
+                    Box::new(if builder.kind == StoreKind::TimestampedKeyValue {
+                        logging.with_timestamped_values()
+                    } else {
+                        logging
+                    })
+                }
                 None => inner,
             };
             AnyStore::KeyValue(match cache {
@@ -284,11 +306,15 @@ pub(crate) fn build_store(
                 )?)
             };
             AnyStore::Window(match changelog {
-                Some((sink, ts)) => Box::new(ChangeLoggingWindowStore::new(
-                    inner,
-                    Box::new(sink.clone()),
-                    ts.clone(),
-                )),
+                Some((sink, ts)) => {
+                    let logging =
+                        ChangeLoggingWindowStore::new(inner, Box::new(sink.clone()), ts.clone());
+                    Box::new(if builder.timestamped_window {
+                        logging.with_timestamped_values()
+                    } else {
+                        logging
+                    })
+                }
                 None => inner,
             })
         }
@@ -625,13 +651,32 @@ impl<K: 'static, V: 'static> TimestampedKeyValueStoreHandle<'_, K, V> {
         to: Option<&K>,
     ) -> Result<impl Iterator<Item = Result<(K, ValueAndTimestamp<V>)>> + '_> {
         let c = self.inner.codec();
-        let name = self.inner.name;
         let (f, t) = (
             from.map(|k| c.key(k)).transpose()?,
             to.map(|k| c.key(k)).transpose()?,
         );
         let entries = self.inner.store.range(f.as_deref(), t.as_deref())?;
-        Ok(entries.map(move |e| {
+        Ok(self.decoded(entries))
+    }
+    /// Entries whose serialized key starts with the serialized `prefix`.
+    #[allow(clippy::type_complexity)]
+    pub fn prefix_scan(
+        &self,
+        prefix: &K,
+    ) -> Result<impl Iterator<Item = Result<(K, ValueAndTimestamp<V>)>> + '_> {
+        let entries = self
+            .inner
+            .store
+            .prefix_scan(&self.inner.codec().key(prefix)?)?;
+        Ok(self.decoded(entries))
+    }
+    fn decoded<'s>(
+        &'s self,
+        entries: state_stores::KvIter<'s>,
+    ) -> impl Iterator<Item = Result<(K, ValueAndTimestamp<V>)>> + 's {
+        let c = self.inner.codec();
+        let name = self.inner.name;
+        entries.map(move |e| {
             let (k, raw) = e?;
             let vt = state_stores::ValueAndTimestamp::decode(name, &raw)?;
             Ok((
@@ -641,7 +686,7 @@ impl<K: 'static, V: 'static> TimestampedKeyValueStoreHandle<'_, K, V> {
                     timestamp: vt.timestamp,
                 },
             ))
-        }))
+        })
     }
 }
 

@@ -7,13 +7,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use state_stores::{
-    CacheBudget, FlushQueue, FlushedEntry, RecordTimestamp, RocksDbResources, VecChangelogSink,
+    CacheBudget, ChangelogRecord, FlushQueue, FlushedEntry, RecordTimestamp, RocksDbResources,
+    VecChangelogSink,
 };
 
 use crate::processor::{ErasedProcessor, ProcessorContext, PunctuationType, PunctuatorId};
 use crate::record::{DynRecord, Headers, RecordMetadata};
 use crate::store::{build_store, changelog_topic, AnyStore, StoreKind};
-use crate::topology::{NodeKind, RecordDeserializer, RecordSerializer, Topology};
+use crate::topology::{
+    NodeKind, RecordDeserializer, RecordPartitioner, RecordSerializer, Topology,
+};
 use crate::{Result, StreamsError};
 
 /// Identifies a task: `<sub-topology>_<partition>`.
@@ -135,6 +138,7 @@ struct SinkProcessor {
     node: String,
     topic: String,
     serializer: Arc<dyn RecordSerializer>,
+    partitioner: Option<Arc<dyn RecordPartitioner>>,
 }
 
 impl ErasedProcessor for SinkProcessor {
@@ -164,9 +168,10 @@ impl ErasedProcessor for SinkProcessor {
                 });
             }
         };
+        let partition = self.partitioner.as_ref().and_then(|p| p.partition(&record));
         ctx.core.output.push(ProducedRecord {
             topic: self.topic.clone(),
-            partition: None,
+            partition,
             key,
             value,
             timestamp: record.timestamp,
@@ -370,10 +375,15 @@ impl StreamTask {
                     None
                 }
                 NodeKind::Processor { factory } => Some(factory()),
-                NodeKind::Sink { topic, serializer } => Some(Box::new(SinkProcessor {
+                NodeKind::Sink {
+                    topic,
+                    serializer,
+                    partitioner,
+                } => Some(Box::new(SinkProcessor {
                     node: def.name.clone(),
                     topic: runtime_topic(topology, application_id, topic),
                     serializer: serializer.clone(),
+                    partitioner: partitioner.clone(),
                 })),
             };
             nodes.push(NodeSlot {
@@ -670,12 +680,13 @@ impl StreamTask {
     pub(crate) fn restore_up_to(
         &mut self,
         store: &str,
-        records: &[(Vec<u8>, Option<Vec<u8>>)],
+        records: &[ChangelogRecord],
         next_offset: i64,
     ) -> Result<()> {
         let i = self.store_slot(store)?;
         let slot = &mut self.core.stores[i];
-        slot.store.restore(records)?;
+        let timestamped = slot.kind == StoreKind::TimestampedKeyValue || slot.timestamped_window;
+        slot.store.restore(records, timestamped)?;
         slot.store.as_state_store().commit(Some(next_offset))?;
         Ok(())
     }

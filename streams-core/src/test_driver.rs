@@ -74,7 +74,9 @@ impl DriverInner {
 
     fn route(&mut self, out: Vec<ProducedRecord>, queue: &mut VecDeque<Pending>) {
         for r in out {
-            if r.partition.is_none() && self.tasks.iter().any(|t| t.reads_topic(&r.topic)) {
+            // Records for a topic the topology reads (repartition and other internal topics) go
+            // round again; changelog topics are read by no task.
+            if self.tasks.iter().any(|t| t.reads_topic(&r.topic)) {
                 queue.push_back((
                     r.topic.clone(),
                     r.key.clone(),

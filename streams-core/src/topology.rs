@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::describe::{
     NodeDescription, NodeKindDescription, SubtopologyDescription, TopologyDescription,
 };
+use crate::describe_order::{hash_order, JavaTreeSet};
 use crate::processor::{ErasedProcessor, Processor, TypedProcessor};
 use crate::record::{Data, Datum, DynRecord, Headers};
 use crate::serdes::{SerdeError, SerdeRef};
@@ -41,6 +42,26 @@ pub(crate) trait RecordSerializer: Send + Sync {
 }
 
 struct TypedSerdes<K, V>(SerdeRef<K>, SerdeRef<V>, PhantomData<fn(K, V)>);
+
+/// Chooses the partition of a type-erased record (a sink's partitioner).
+pub(crate) trait RecordPartitioner: Send + Sync {
+    /// The partition, or `None` for the producer's default (murmur2 of the key bytes).
+    fn partition(&self, rec: &DynRecord) -> Option<i32>;
+}
+
+/// A record's explicit partition, from its key and value; `None` leaves it to the default
+/// partitioner (murmur2 of the serialized key, as Kafka's).
+pub type PartitionChooser<K, V> = Arc<dyn Fn(&K, &V) -> Option<i32> + Send + Sync>;
+
+struct TypedPartitioner<K, V>(PartitionChooser<K, V>);
+
+impl<K: Data, V: Data> RecordPartitioner for TypedPartitioner<K, V> {
+    fn partition(&self, rec: &DynRecord) -> Option<i32> {
+        let k = rec.key.downcast_ref::<K>()?;
+        let v = rec.value.downcast_ref::<V>()?;
+        (self.0)(k, v)
+    }
+}
 
 impl<K: Data, V: Data> RecordDeserializer for TypedSerdes<K, V> {
     fn deserialize(
@@ -100,6 +121,7 @@ pub(crate) enum NodeKind {
     Sink {
         topic: String,
         serializer: Arc<dyn RecordSerializer>,
+        partitioner: Option<Arc<dyn RecordPartitioner>>,
     },
 }
 
@@ -286,6 +308,32 @@ impl Topology {
         value: SerdeRef<V>,
         parents: &[&str],
     ) -> Result<&mut Self> {
+        self.add_sink_inner(name, topic, key, value, None, parents)
+    }
+
+    /// Like [`Topology::add_sink`], with each record's partition chosen by `partition`.
+    pub fn add_sink_with_partitioner<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topic: &str,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+        partition: PartitionChooser<K, V>,
+        parents: &[&str],
+    ) -> Result<&mut Self> {
+        let partitioner: Arc<dyn RecordPartitioner> = Arc::new(TypedPartitioner(partition));
+        self.add_sink_inner(name, topic, key, value, Some(partitioner), parents)
+    }
+
+    fn add_sink_inner<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        topic: &str,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+        partitioner: Option<Arc<dyn RecordPartitioner>>,
+        parents: &[&str],
+    ) -> Result<&mut Self> {
         if parents.is_empty() {
             return Err(StreamsError::Topology(format!(
                 "sink `{name}` needs at least one parent"
@@ -303,6 +351,7 @@ impl Topology {
             NodeKind::Sink {
                 topic: topic.to_string(),
                 serializer,
+                partitioner,
             },
         )
     }
@@ -667,50 +716,45 @@ impl Topology {
             .into_iter()
             .enumerate()
             .map(|(id, (mut group, global))| {
+                let (successors, predecessors) = self.java_neighbour_order(&group);
                 group.sort_by(order);
                 let nodes = group
                     .into_iter()
                     .map(|i| {
                         let n = &self.nodes[i];
-                        let mut succ = children[i].clone();
-                        succ.sort_by(order);
-                        succ.dedup();
-                        let mut pred: Vec<usize> = n
-                            .parents
-                            .iter()
-                            .filter_map(|p| self.index.get(p).copied())
-                            .collect();
-                        pred.sort_by(order);
-                        pred.dedup();
                         let kind = match &n.kind {
                             NodeKind::Source {
                                 topics, pattern, ..
                             } => match pattern {
                                 Some(p) => NodeKindDescription::SourcePattern(pattern_text(p)),
-                                None => {
-                                    let mut t = topics.clone();
-                                    t.sort();
-                                    NodeKindDescription::Source(t)
-                                }
+                                None => NodeKindDescription::Source(
+                                    hash_order(topics)
+                                        .into_iter()
+                                        .map(|t| topics[t].clone())
+                                        .collect(),
+                                ),
                             },
                             NodeKind::Processor { .. } => {
-                                NodeKindDescription::Processor(n.stores.iter().cloned().collect())
+                                let stores: Vec<&String> = n.stores.iter().collect();
+                                NodeKindDescription::Processor(
+                                    hash_order(&stores)
+                                        .into_iter()
+                                        .map(|s| stores[s].clone())
+                                        .collect(),
+                                )
                             }
                             NodeKind::Sink { topic, .. } => {
                                 NodeKindDescription::Sink(topic.clone())
                             }
                         };
+                        let names = |v: &[usize]| -> Vec<String> {
+                            v.iter().map(|&c| self.nodes[c].name.clone()).collect()
+                        };
                         NodeDescription {
                             name: n.name.clone(),
                             kind,
-                            successors: succ
-                                .into_iter()
-                                .map(|c| self.nodes[c].name.clone())
-                                .collect(),
-                            predecessors: pred
-                                .into_iter()
-                                .map(|c| self.nodes[c].name.clone())
-                                .collect(),
+                            successors: names(&successors[&i]),
+                            predecessors: names(&predecessors[&i]),
                         }
                     })
                     .collect();
@@ -722,6 +766,60 @@ impl Topology {
             })
             .collect();
         TopologyDescription { subtopologies }
+    }
+}
+
+impl Topology {
+    /// Each node's successors and predecessors within `group`, in the order Kafka Streams'
+    /// `describe()` lists them (see [`crate::describe_order`]): nodes visited in `HashMap` order,
+    /// each linked to its parents in the order they were given, sub-graph sizes growing as links
+    /// are made, and every set ordered by the sizes at the moment of each insertion.
+    #[allow(clippy::type_complexity)]
+    fn java_neighbour_order(
+        &self,
+        group: &[usize],
+    ) -> (HashMap<usize, Vec<usize>>, HashMap<usize, Vec<usize>>) {
+        let names: Vec<&str> = group.iter().map(|&i| self.nodes[i].name.as_str()).collect();
+        let local: HashMap<&str, usize> = names.iter().enumerate().map(|(l, n)| (*n, l)).collect();
+        let mut size = vec![1usize; group.len()];
+        let mut succ: Vec<JavaTreeSet> = (0..group.len()).map(|_| JavaTreeSet::default()).collect();
+        let mut pred: Vec<JavaTreeSet> = (0..group.len()).map(|_| JavaTreeSet::default()).collect();
+        fn grow(l: usize, delta: usize, size: &mut [usize], pred: &[JavaTreeSet]) {
+            size[l] += delta;
+            for p in pred[l].items() {
+                grow(p, delta, size, pred);
+            }
+        }
+        for node in hash_order(&names) {
+            for parent in &self.nodes[group[node]].parents {
+                let Some(&parent) = local.get(parent.as_str()) else {
+                    continue;
+                };
+                let compare = |a: usize, b: usize| {
+                    if a == b {
+                        std::cmp::Ordering::Equal
+                    } else {
+                        size[b].cmp(&size[a]).then_with(|| names[a].cmp(names[b]))
+                    }
+                };
+                pred[node].insert(parent, compare);
+                succ[parent].insert(node, compare);
+                let delta = size[node];
+                grow(parent, delta, &mut size, &pred);
+            }
+        }
+        let global = |sets: Vec<JavaTreeSet>| -> HashMap<usize, Vec<usize>> {
+            sets.into_iter()
+                .enumerate()
+                .map(|(l, set)| {
+                    (
+                        group[l],
+                        set.items().into_iter().map(|i| group[i]).collect(),
+                    )
+                })
+                .collect()
+        };
+        (global(succ), global(pred))
     }
 }
 

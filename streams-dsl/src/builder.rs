@@ -27,7 +27,16 @@ impl BuilderState {
         n
     }
 
+    /// A processor's name: `given`, else generated. A given name still uses up its index, as in
+    /// Kafka Streams, so that naming one operation does not renumber the others (their store and
+    /// internal topic names, and so their changelogs, stay those of the same Java topology).
     pub fn name_or(&mut self, given: Option<String>, prefix: &str) -> String {
+        let generated = self.next_name(prefix);
+        given.unwrap_or(generated)
+    }
+
+    /// A store's name: `given`, else generated (a given store name uses up no index).
+    pub fn store_name_or(&mut self, given: Option<String>, prefix: &str) -> String {
         given.unwrap_or_else(|| self.next_name(prefix))
     }
 
@@ -160,7 +169,7 @@ impl StreamsBuilder {
         materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
         let mut s = self.state.borrow_mut();
-        let store = s.name_or(materialized.name.clone(), &format!("{topic}-STATE-STORE-"));
+        let store = s.store_name_or(materialized.name.clone(), &format!("{topic}-STATE-STORE-"));
         let source = s.name_or(consumed.name, "KSTREAM-SOURCE-");
         let table_node = s.next_name("KTABLE-SOURCE-");
         let ks = s.key_serde(

@@ -10,9 +10,15 @@ pub struct Change<V> {
     pub old: Option<V>,
 }
 
-/// Serializes a [`Change`] for a repartition topic: a flag byte (bit 0 new, bit 1 old), then the new
-/// value length-prefixed, then the old value.
+/// Serializes a [`Change`] for a repartition topic as Kafka Streams' `ChangedSerializer` does (so a
+/// Java application's KTable repartition topics read here and ours there): the old value then a
+/// `0` byte; the new value then `1`; or both, as `[new length: zigzag varint][new][old]` then `2`.
+/// A change with neither is refused, as in Kafka Streams.
 pub struct ChangeSerde<V>(pub SerdeRef<V>);
+
+const OLD_ONLY: u8 = 0;
+const NEW_ONLY: u8 = 1;
+const NEW_AND_OLD: u8 = 2;
 
 impl<V: 'static> ChangeSerde<V> {
     fn encode(
@@ -21,14 +27,30 @@ impl<V: 'static> ChangeSerde<V> {
     ) -> Result<Option<Vec<u8>>, SerdeError> {
         let new = change.new.as_ref().map(&mut inner).transpose()?.flatten();
         let old = change.old.as_ref().map(&mut inner).transpose()?.flatten();
-        let mut out = vec![u8::from(new.is_some()) | (u8::from(old.is_some()) << 1)];
-        if let Some(n) = &new {
-            out.extend_from_slice(&(n.len() as u32).to_be_bytes());
-            out.extend_from_slice(n);
-        }
-        if let Some(o) = &old {
-            out.extend_from_slice(o);
-        }
+        let out = match (new, old) {
+            (Some(mut n), Some(o)) => {
+                let mut out = Vec::with_capacity(5 + n.len() + o.len() + 1);
+                put_varint(&mut out, n.len() as i32);
+                out.append(&mut n);
+                out.extend_from_slice(&o);
+                out.push(NEW_AND_OLD);
+                out
+            }
+            (Some(mut n), None) => {
+                n.push(NEW_ONLY);
+                n
+            }
+            (None, Some(mut o)) => {
+                o.push(OLD_ONLY);
+                o
+            }
+            (None, None) => {
+                return Err(SerdeError::Invalid {
+                    format: "table change",
+                    message: "both the old and the new value are null".to_string(),
+                })
+            }
+        };
         Ok(Some(out))
     }
 
@@ -43,28 +65,56 @@ impl<V: 'static> ChangeSerde<V> {
         let data = data.ok_or(SerdeError::Null {
             type_name: "Change",
         })?;
-        let (&flags, mut rest) = data.split_first().ok_or_else(|| bad("empty"))?;
-        let new = if flags & 1 != 0 {
-            if rest.len() < 4 {
-                return Err(bad("truncated length"));
+        let (&flag, body) = data.split_last().ok_or_else(|| bad("empty"))?;
+        match flag {
+            OLD_ONLY => Ok(Change {
+                new: None,
+                old: Some(inner(body)?),
+            }),
+            NEW_ONLY => Ok(Change {
+                new: Some(inner(body)?),
+                old: None,
+            }),
+            NEW_AND_OLD => {
+                let (len, rest) = take_varint(body).ok_or_else(|| bad("bad length"))?;
+                let len = usize::try_from(len).map_err(|_| bad("negative length"))?;
+                if len > rest.len() {
+                    return Err(bad("truncated new value"));
+                }
+                let (new, old) = rest.split_at(len);
+                Ok(Change {
+                    new: Some(inner(new)?),
+                    old: Some(inner(old)?),
+                })
             }
-            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            if rest.len() < 4 + len {
-                return Err(bad("truncated new value"));
-            }
-            let v = inner(&rest[4..4 + len])?;
-            rest = &rest[4 + len..];
-            Some(v)
-        } else {
-            None
-        };
-        let old = if flags & 2 != 0 {
-            Some(inner(rest)?)
-        } else {
-            None
-        };
-        Ok(Change { new, old })
+            f => Err(bad(&format!(
+                "unknown flag {f} (3 to 5 mark versioned-table changes, not supported)"
+            ))),
+        }
     }
+}
+
+/// Kafka's `ByteUtils.writeVarint`: zigzag, then 7 bits per byte, low first.
+fn put_varint(out: &mut Vec<u8>, value: i32) {
+    let mut v = ((value << 1) ^ (value >> 31)) as u32;
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Kafka's `ByteUtils.readVarint`; `None` when truncated or longer than 5 bytes.
+fn take_varint(b: &[u8]) -> Option<(i32, &[u8])> {
+    let mut v: u32 = 0;
+    for (i, &byte) in b.iter().enumerate().take(5) {
+        v |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let value = ((v >> 1) as i32) ^ -((v & 1) as i32);
+            return Some((value, &b[i + 1..]));
+        }
+    }
+    None
 }
 
 impl<V: 'static> Serde<Change<V>> for ChangeSerde<V> {
@@ -116,13 +166,54 @@ mod tests {
                 old: None,
             },
             Change {
-                new: None,
-                old: None,
+                new: Some("x".repeat(200)),
+                old: Some(String::new()),
             },
         ] {
             let b = s.serialize(&c).unwrap();
             assert_eq!(s.deserialize(b.as_deref()).unwrap(), c);
         }
-        assert!(s.deserialize(Some(&[1, 0, 0])).is_err());
+        assert!(s
+            .serialize(&Change {
+                new: None,
+                old: None
+            })
+            .is_err());
+        assert!(s.deserialize(Some(&[9, 9, 2])).is_err());
+        assert!(s.deserialize(Some(&[3])).is_err());
+    }
+
+    // Bytes as Kafka Streams 4.4's ChangedSerializer writes them (String values; checked against
+    // the Java class).
+    #[test]
+    fn layout_is_kafka_streams_changed_serializer() {
+        let s = ChangeSerde::<String>(Arc::new(StringSerde));
+        let both = Change {
+            new: Some("ab".to_string()),
+            old: Some("c".to_string()),
+        };
+        assert_eq!(
+            s.serialize(&both).unwrap().unwrap(),
+            vec![4, b'a', b'b', b'c', 2]
+        );
+        let new = Change {
+            new: Some("ab".to_string()),
+            old: None,
+        };
+        assert_eq!(s.serialize(&new).unwrap().unwrap(), vec![b'a', b'b', 1]);
+        let old = Change {
+            new: None,
+            old: Some("c".to_string()),
+        };
+        assert_eq!(s.serialize(&old).unwrap().unwrap(), vec![b'c', 0]);
+        let long = Change {
+            new: Some("x".repeat(200)),
+            old: Some(String::new()),
+        };
+        let b = s.serialize(&long).unwrap().unwrap();
+        assert_eq!(
+            (&b[..2], b[b.len() - 1], b.len()),
+            (&[0x90, 0x03][..], 2, 203)
+        );
     }
 }

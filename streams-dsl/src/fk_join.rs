@@ -8,32 +8,73 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use streams_core::serdes::{BytesSerde, Serde, SerdeError, SerdeRef};
-use streams_core::{Data, Processor, ProcessorContext, Record, Result, StoreBuilder, StreamsError};
+use streams_core::{
+    Data, PartitionChooser, Processor, ProcessorContext, Record, Result, StoreBuilder, StreamsError,
+};
 
 use crate::change::Change;
-use crate::join_processors::JoinFn;
+use crate::join_processors::{JoinFn, TableMaterialize};
 use crate::ktable::KTable;
 use crate::naming::Materialized;
+use crate::processors::PassThrough;
 
 const DELETE_KEY_NO_PROPAGATE: u8 = 0;
 const DELETE_KEY_AND_PROPAGATE: u8 = 1;
 const PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE: u8 = 2;
 const PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE: u8 = 3;
 
-/// A left row's subscription to a right key.
+/// A left row's subscription to a right key (Kafka Streams' `SubscriptionWrapper`, version 1).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Subscription {
     instruction: u8,
-    hash: Option<u128>,
+    hash: Option<ValueHash>,
     /// The left row's key, serialized.
     primary: Vec<u8>,
+    /// The partition of the left row's task, where the response must go (absent in version 0).
+    primary_partition: Option<i32>,
 }
 
-/// The right value a subscription sees, with the hash of the left row that subscribed.
+/// The right value a subscription sees, with the hash of the left row that subscribed (Kafka
+/// Streams' `SubscriptionResponseWrapper`, version 0).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Response<VO> {
-    hash: Option<u128>,
+    hash: Option<ValueHash>,
     value: Option<VO>,
+    /// Where the response goes; not on the wire.
+    primary_partition: Option<i32>,
+}
+
+/// Kafka Streams' hash of a serialized left value: MurmurHash3 x64 128-bit with seed 104729, as
+/// the two 64-bit halves Java writes big-endian (`h1`, then `h2`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ValueHash([u64; 2]);
+
+const MURMUR3_SEED: u32 = 104_729;
+const NO_HASH: u8 = 0x80;
+
+impl ValueHash {
+    fn of(bytes: &[u8]) -> ValueHash {
+        // Reading from a slice cannot fail.
+        let h = murmur3::murmur3_x64_128(&mut std::io::Cursor::new(bytes), MURMUR3_SEED)
+            .unwrap_or_default();
+        ValueHash([h as u64, (h >> 64) as u64])
+    }
+
+    /// The first byte of a wrapper: its version, with the top bit set when there is no hash.
+    fn flagged(version: u8, hash: Option<ValueHash>) -> u8 {
+        if hash.is_some() {
+            version
+        } else {
+            version | NO_HASH
+        }
+    }
+
+    fn put(hash: Option<ValueHash>, out: &mut Vec<u8>) {
+        if let Some(ValueHash([h1, h2])) = hash {
+            out.extend_from_slice(&h1.to_be_bytes());
+            out.extend_from_slice(&h2.to_be_bytes());
+        }
+    }
 }
 
 fn invalid(m: &str) -> SerdeError {
@@ -43,73 +84,97 @@ fn invalid(m: &str) -> SerdeError {
     }
 }
 
-fn put_hash(out: &mut Vec<u8>, hash: Option<u128>) {
-    match hash {
-        Some(h) => {
-            out.push(1);
-            out.extend_from_slice(&h.to_be_bytes());
-        }
-        None => out.push(0),
+/// Reads a wrapper's first byte (`first`: version and no-hash flag) and, with a hash, its 16
+/// bytes off the front of `rest`.
+fn take_hash(
+    first: u8,
+    rest: &[u8],
+) -> std::result::Result<(u8, Option<ValueHash>, &[u8]), SerdeError> {
+    let version = first & !NO_HASH;
+    if first & NO_HASH != 0 {
+        return Ok((version, None, rest));
     }
+    if rest.len() < 16 {
+        return Err(invalid("truncated hash"));
+    }
+    let (h, rest) = rest.split_at(16);
+    let half = |b: &[u8]| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        u64::from_be_bytes(a)
+    };
+    Ok((
+        version,
+        Some(ValueHash([half(&h[..8]), half(&h[8..])])),
+        rest,
+    ))
 }
 
-fn take_hash(b: &[u8]) -> std::result::Result<(Option<u128>, &[u8]), SerdeError> {
-    match b.split_first() {
-        Some((0, rest)) => Ok((None, rest)),
-        Some((1, rest)) if rest.len() >= 16 => {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(&rest[..16]);
-            Ok((Some(u128::from_be_bytes(a)), &rest[16..]))
-        }
-        _ => Err(invalid("bad hash")),
-    }
-}
-
-/// `[version 0][instruction][hash flag + 16 bytes][primary key]`.
+/// `[version 1 | no-hash flag][instruction][hash][primary key][primary partition: i32]`; version 0
+/// (no partition) is read too.
 pub(crate) struct SubscriptionSerde;
 
 impl Serde<Subscription> for SubscriptionSerde {
     fn serialize(&self, s: &Subscription) -> std::result::Result<Option<Vec<u8>>, SerdeError> {
-        let mut out = vec![0, s.instruction];
-        put_hash(&mut out, s.hash);
+        let version = u8::from(s.primary_partition.is_some());
+        let mut out = Vec::with_capacity(2 + 16 + s.primary.len() + 4);
+        out.push(ValueHash::flagged(version, s.hash));
+        out.push(s.instruction);
+        ValueHash::put(s.hash, &mut out);
         out.extend_from_slice(&s.primary);
+        if let Some(p) = s.primary_partition {
+            out.extend_from_slice(&p.to_be_bytes());
+        }
         Ok(Some(out))
     }
     fn deserialize(&self, data: Option<&[u8]>) -> std::result::Result<Subscription, SerdeError> {
         let d = data.ok_or(SerdeError::Null {
             type_name: "Subscription",
         })?;
-        let [0, instruction, rest @ ..] = d else {
-            return Err(invalid("unknown version or truncated"));
+        let (&first, rest) = d.split_first().ok_or_else(|| invalid("empty"))?;
+        let (&instruction, rest) = rest
+            .split_first()
+            .ok_or_else(|| invalid("no instruction"))?;
+        let (version, hash, rest) = take_hash(first, rest)?;
+        let (primary, primary_partition) = match version {
+            0 => (rest, None),
+            1 if rest.len() >= 4 => {
+                let (p, part) = rest.split_at(rest.len() - 4);
+                (
+                    p,
+                    Some(i32::from_be_bytes([part[0], part[1], part[2], part[3]])),
+                )
+            }
+            1 => return Err(invalid("truncated primary partition")),
+            v => return Err(invalid(&format!("unknown subscription version {v}"))),
         };
-        let (hash, primary) = take_hash(rest)?;
+        if instruction > PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE {
+            return Err(invalid(&format!("unknown instruction {instruction}")));
+        }
         Ok(Subscription {
-            instruction: *instruction,
+            instruction,
             hash,
             primary: primary.to_vec(),
+            primary_partition,
         })
     }
 }
 
-/// `[version 0][hash flag + 16 bytes][value flag][value]`.
+/// `[version 0 | no-hash flag][hash][value]`; an empty value is null (as in Kafka Streams).
 pub(crate) struct ResponseSerde<VO>(pub SerdeRef<VO>);
 
 impl<VO: 'static> Serde<Response<VO>> for ResponseSerde<VO> {
     fn serialize(&self, r: &Response<VO>) -> std::result::Result<Option<Vec<u8>>, SerdeError> {
-        let mut out = vec![0];
-        put_hash(&mut out, r.hash);
-        match r
+        let mut out = vec![ValueHash::flagged(0, r.hash)];
+        ValueHash::put(r.hash, &mut out);
+        if let Some(v) = r
             .value
             .as_ref()
             .map(|v| self.0.serialize(v))
             .transpose()?
             .flatten()
         {
-            Some(v) => {
-                out.push(1);
-                out.extend_from_slice(&v);
-            }
-            None => out.push(0),
+            out.extend_from_slice(&v);
         }
         Ok(Some(out))
     }
@@ -117,16 +182,21 @@ impl<VO: 'static> Serde<Response<VO>> for ResponseSerde<VO> {
         let d = data.ok_or(SerdeError::Null {
             type_name: "Response",
         })?;
-        let [0, rest @ ..] = d else {
-            return Err(invalid("unknown version"));
+        let (&first, rest) = d.split_first().ok_or_else(|| invalid("empty"))?;
+        let (version, hash, rest) = take_hash(first, rest)?;
+        if version != 0 {
+            return Err(invalid(&format!("unknown response version {version}")));
+        }
+        let value = if rest.is_empty() {
+            None
+        } else {
+            Some(self.0.deserialize(Some(rest))?)
         };
-        let (hash, rest) = take_hash(rest)?;
-        let value = match rest.split_first() {
-            Some((0, _)) => None,
-            Some((1, v)) => Some(self.0.deserialize(Some(v))?),
-            _ => return Err(invalid("truncated value")),
-        };
-        Ok(Response { hash, value })
+        Ok(Response {
+            hash,
+            value,
+            primary_partition: None,
+        })
     }
 }
 
@@ -134,13 +204,13 @@ fn hash_of<V: 'static>(
     ctx: &ProcessorContext<'_>,
     serde: &SerdeRef<V>,
     v: Option<&V>,
-) -> Result<Option<u128>> {
+) -> Result<Option<ValueHash>> {
     let Some(v) = v else { return Ok(None) };
     let bytes = serde
         .serialize(v)
         .map_err(|e| StreamsError::processor_failed(ctx.node_name(), e))?
         .unwrap_or_default();
-    Ok(Some(twox_hash::XxHash3_128::oneshot(&bytes)))
+    Ok(Some(ValueHash::of(&bytes)))
 }
 
 fn ser<T: 'static>(ctx: &ProcessorContext<'_>, s: &SerdeRef<T>, v: &T) -> Result<Vec<u8>> {
@@ -165,15 +235,17 @@ impl<K: Data, V: Data, KO: Data> SubscriptionSend<K, V, KO> {
         fk: KO,
         instruction: u8,
         primary: &[u8],
-        hash: Option<u128>,
+        hash: Option<ValueHash>,
         ts: i64,
     ) -> Result<()> {
+        let primary_partition = Some(ctx.task_id().partition);
         ctx.forward(Record::new(
             fk,
             Subscription {
                 instruction,
                 hash,
                 primary: primary.to_vec(),
+                primary_partition,
             },
             ts,
         ))
@@ -227,17 +299,14 @@ fn prefix(fk: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Right side: stores subscriptions (`[fk length][fk][primary]` -> subscription) and answers them
-/// with the right row's current value.
-pub(crate) struct SubscriptionReceive<KO, VO> {
+/// Right side: keeps subscriptions in a timestamped store keyed as Kafka Streams' `CombinedKey`
+/// (`[fk length: i32][fk][primary]`), and passes each on to be answered.
+pub(crate) struct SubscriptionReceive<KO> {
     subscriptions: String,
-    right_store: String,
     fk_serde: SerdeRef<KO>,
-    left_join: bool,
-    _t: PhantomData<fn(VO)>,
 }
 
-impl<KO: Data, VO: Data> Processor<KO, Subscription> for SubscriptionReceive<KO, VO> {
+impl<KO: Data> Processor<KO, Subscription> for SubscriptionReceive<KO> {
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_>,
@@ -245,16 +314,34 @@ impl<KO: Data, VO: Data> Processor<KO, Subscription> for SubscriptionReceive<KO,
     ) -> Result<()> {
         let mut key = prefix(&ser(ctx, &self.fk_serde, &r.key)?);
         key.extend_from_slice(&r.value.primary);
-        let sub = r.value;
         {
-            let mut store = ctx.key_value_store::<Vec<u8>, Subscription>(&self.subscriptions)?;
-            match sub.instruction {
+            let mut store =
+                ctx.timestamped_key_value_store::<Vec<u8>, Subscription>(&self.subscriptions)?;
+            match r.value.instruction {
                 DELETE_KEY_NO_PROPAGATE | DELETE_KEY_AND_PROPAGATE => {
                     store.delete(&key)?;
                 }
-                _ => store.put(&key, &sub)?,
+                _ => store.put(&key, &r.value, r.timestamp)?,
             }
         }
+        ctx.forward(r)
+    }
+}
+
+/// Right side: answers a subscription with the right row's current value.
+pub(crate) struct SubscriptionJoin<KO, VO> {
+    right_store: String,
+    left_join: bool,
+    _t: PhantomData<fn(KO, VO)>,
+}
+
+impl<KO: Data, VO: Data> Processor<KO, Subscription> for SubscriptionJoin<KO, VO> {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        r: Record<KO, Subscription>,
+    ) -> Result<()> {
+        let sub = r.value;
         let right = ctx
             .timestamped_key_value_store::<KO, VO>(&self.right_store)?
             .get(&r.key)?;
@@ -279,6 +366,7 @@ impl<KO: Data, VO: Data> Processor<KO, Subscription> for SubscriptionReceive<KO,
             Response {
                 hash: sub.hash,
                 value: right.map(|v| v.value),
+                primary_partition: sub.primary_partition,
             },
             ts,
         ))
@@ -296,15 +384,17 @@ impl<KO: Data, VO: Data> Processor<KO, Change<VO>> for RightChange<KO, VO> {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<KO, Change<VO>>) -> Result<()> {
         let p = prefix(&ser(ctx, &self.fk_serde, &r.key)?);
         let subs = ctx
-            .key_value_store::<Vec<u8>, Subscription>(&self.subscriptions)?
+            .timestamped_key_value_store::<Vec<u8>, Subscription>(&self.subscriptions)?
             .prefix_scan(&p)?
             .collect::<Result<Vec<_>>>()?;
         for (_, sub) in subs {
+            let sub = sub.value;
             ctx.forward(Record::new(
                 sub.primary,
                 Response {
                     hash: sub.hash,
                     value: r.value.new.clone(),
+                    primary_partition: sub.primary_partition,
                 },
                 r.timestamp,
             ))?;
@@ -375,18 +465,31 @@ impl<K: Data, V: Data> KTable<K, V> {
             drop(s);
             return KTable::new(self.b.clone(), self.node.clone(), None, None, None);
         };
+        // Kafka Streams' names, in its order: the internal topics and the subscription store
+        // (and so its changelog) are those of the same Java topology.
+        let sub_topic = format!(
+            "{}-topic",
+            s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-")
+        );
         let send = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-");
-        let sub_topic = format!("{send}-topic");
         let sub_sink = s.next_name("KTABLE-SINK-");
-        let sub_source = s.next_name("KSTREAM-SOURCE-");
-        let receive = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-");
+        let sub_source = s.next_name("KTABLE-SOURCE-");
         let sub_store = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-STATE-STORE-");
+        let receive = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-");
+        let join = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-");
         let right_change = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-");
-        let resp = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-");
-        let resp_topic = format!("{resp}-topic");
+        let resp_topic = format!(
+            "{}-topic",
+            s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-")
+        );
         let resp_sink = s.next_name("KTABLE-SINK-");
-        let resp_source = s.next_name("KSTREAM-SOURCE-");
-        let resolve = s.name_or(materialized.name.clone(), "KTABLE-FK-JOIN-OUTPUT-");
+        let resp_source = s.next_name("KTABLE-SOURCE-");
+        let resolve = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR-");
+        let output = s.next_name("KTABLE-FK-JOIN-OUTPUT-");
+        let result_store = s.store_name_or(
+            materialized.name.clone(),
+            "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-",
+        );
         s.topology.add_internal_topic(&sub_topic);
         s.topology.add_internal_topic(&resp_topic);
         let bytes: SerdeRef<Vec<u8>> = Arc::new(BytesSerde);
@@ -406,6 +509,10 @@ impl<K: Data, V: Data> KTable<K, V> {
             left_store.clone(),
             vs.clone(),
         );
+        // Responses go back to the partition of the left row's task (Kafka Streams' v1
+        // subscriptions), else where the default partitioner puts the left key.
+        let to_primary_partition: PartitionChooser<Vec<u8>, Response<VO>> =
+            Arc::new(|_, r| r.primary_partition);
         let r = s
             .topology
             .add_processor::<K, Change<V>, _, _>(
@@ -424,14 +531,22 @@ impl<K: Data, V: Data> KTable<K, V> {
             .and_then(|t| {
                 t.add_processor::<KO, Subscription, _, _>(
                     &receive,
-                    move || SubscriptionReceive::<KO, VO> {
+                    move || SubscriptionReceive::<KO> {
                         subscriptions: ss1.clone(),
-                        right_store: rs1.clone(),
                         fk_serde: ko2.clone(),
+                    },
+                    &[&sub_source],
+                )
+            })
+            .and_then(|t| {
+                t.add_processor::<KO, Subscription, _, _>(
+                    &join,
+                    move || SubscriptionJoin::<KO, VO> {
+                        right_store: rs1.clone(),
                         left_join,
                         _t: PhantomData,
                     },
-                    &[&sub_source],
+                    &[&receive],
                 )
             })
             .and_then(|t| {
@@ -447,18 +562,23 @@ impl<K: Data, V: Data> KTable<K, V> {
             })
             .and_then(|t| {
                 t.add_state_store(
-                    StoreBuilder::key_value(sub_store.clone(), bytes.clone(), subs.clone()),
+                    StoreBuilder::timestamped_key_value(
+                        sub_store.clone(),
+                        bytes.clone(),
+                        subs.clone(),
+                    ),
                     &[&receive, &right_change],
                 )
             })
-            .and_then(|t| t.connect_processor_and_store(&receive, &right_store))
+            .and_then(|t| t.connect_processor_and_store(&join, &right_store))
             .and_then(|t| {
-                t.add_sink(
+                t.add_sink_with_partitioner(
                     &resp_sink,
                     &resp_topic,
                     bytes.clone(),
                     resps.clone(),
-                    &[&receive, &right_change],
+                    to_primary_partition,
+                    &[&join, &right_change],
                 )
             })
             .and_then(|t| t.add_source(&resp_source, &[&resp_topic], ks.clone(), resps.clone()))
@@ -477,19 +597,52 @@ impl<K: Data, V: Data> KTable<K, V> {
             .and_then(|t| t.connect_processor_and_store(&resolve, &left_store))
             .map(|_| ());
         s.record(r);
+        // The output node materializes the result when the join is given a store name.
+        let vrs = materialized.value.clone();
+        let materialize = materialized.name.is_some();
+        let what = format!("foreign-key join store `{result_store}`");
+        let stored = match (materialize, s.value_serde(vrs.clone(), &what)) {
+            (true, Some(vr)) => Some(vr),
+            _ => None,
+        };
+        let r = match &stored {
+            Some(vr) => {
+                let st = result_store.clone();
+                let sb = materialized.configure(StoreBuilder::timestamped_key_value(
+                    result_store.clone(),
+                    ks.clone(),
+                    vr.clone(),
+                ));
+                s.topology
+                    .add_processor::<K, Change<VR>, _, _>(
+                        &output,
+                        move || TableMaterialize::<K, VR> {
+                            store: st.clone(),
+                            _t: PhantomData,
+                        },
+                        &[&resolve],
+                    )
+                    .and_then(|t| t.add_state_store(sb, &[&output]))
+                    .map(|_| ())
+            }
+            None => s
+                .topology
+                .add_processor::<K, Change<VR>, _, _>(
+                    &output,
+                    || PassThrough::<K, Change<VR>>(PhantomData),
+                    &[&resolve],
+                )
+                .map(|_| ()),
+        };
+        s.record(r);
         drop(s);
-        let out = KTable::new(
+        KTable::new(
             self.b.clone(),
-            resolve,
+            output,
             Some(ks),
-            materialized.value.clone(),
-            None,
-        );
-        if materialized.name.is_some() {
-            out.materialize_as(materialized)
-        } else {
-            out
-        }
+            vrs,
+            stored.map(|_| result_store),
+        )
     }
 
     /// Foreign-key inner join: each row of this table joins the row of `other` whose key

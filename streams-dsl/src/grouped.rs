@@ -9,38 +9,52 @@ use crate::change::{Change, ChangeSerde};
 use crate::kstream::KStream;
 use crate::ktable::KTable;
 use crate::naming::Materialized;
-use crate::processors::{Aggregator, Init, StreamAggregate, TableAggregate};
+use crate::processors::{Aggregator, Init, PassThrough, StreamAggregate, TableAggregate};
 use crate::windowed::{SessionWindowedKStream, TimeWindowedKStream, WindowSpec};
 use crate::windows::{SessionWindows, SlidingWindows, TimeWindows};
 
-/// Adds `sink -> <base>-repartition -> source` and returns the source node name. Named groupings
-/// name the nodes after the topic so upgrades keep them; unnamed ones use generated names.
-#[allow(clippy::too_many_arguments)]
+/// Adds `filter -> sink -> <base>-repartition -> source` and returns the source node name. As in
+/// Kafka Streams, the three nodes use up three indexes and are named after the topic unless `base`
+/// is itself a generated name (an unnamed store's).
 pub(crate) fn repartition<K: Data, V: Data>(
     s: &mut BuilderState,
     parent: &str,
     base: &str,
-    named: bool,
     key: SerdeRef<K>,
     value: SerdeRef<V>,
 ) -> String {
     let topic = format!("{base}-repartition");
-    let (sink, source) = if named {
-        (
-            format!("{base}-repartition-sink"),
-            format!("{base}-repartition-source"),
-        )
+    let generated = (
+        s.next_name("KSTREAM-SINK-"),
+        s.next_name("KSTREAM-FILTER-"),
+        s.next_name("KSTREAM-SOURCE-"),
+    );
+    let (sink, filter, source) = if is_generated_name(base) {
+        generated
     } else {
-        (s.next_name("KSTREAM-SINK-"), s.next_name("KSTREAM-SOURCE-"))
+        (
+            format!("{topic}-sink"),
+            format!("{topic}-filter"),
+            format!("{topic}-source"),
+        )
     };
     s.topology.add_internal_topic(&topic);
     let r = s
         .topology
-        .add_sink(&sink, &topic, key.clone(), value.clone(), &[parent])
+        .add_processor::<K, V, _, _>(&filter, || PassThrough::<K, V>(PhantomData), &[parent])
+        .and_then(|t| t.add_sink(&sink, &topic, key.clone(), value.clone(), &[&filter]))
         .and_then(|t| t.add_source(&source, &[&topic], key, value))
         .map(|_| ());
     s.record(r);
     source
+}
+
+/// Whether `name` is one the builder generated (`KSTREAM...-<10 digits>`).
+fn is_generated_name(name: &str) -> bool {
+    name.starts_with("KSTREAM")
+        && name.rsplit_once('-').is_some_and(|(_, digits)| {
+            digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 fn store_builder<K: Data, VA: Data>(
@@ -128,7 +142,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         proc_prefix: &str,
         store_prefix: &str,
     ) -> (String, String, Option<(SerdeRef<K>, SerdeRef<VA>, String)>) {
-        let store = s.name_or(m.name.clone(), store_prefix);
+        let store = s.store_name_or(m.name.clone(), store_prefix);
         let proc = s.next_name(proc_prefix);
         let ks = s.key_serde(
             m.key.clone().or_else(|| self.key_serde.clone()),
@@ -153,7 +167,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             let what = format!("repartition for `{store}`");
             if let Some(vs) = s.value_serde(self.value_serde.clone(), &what) {
                 let base = self.name.clone().unwrap_or_else(|| store.to_string());
-                parent = repartition(s, &parent, &base, self.name.is_some(), ks.clone(), vs);
+                parent = repartition(s, &parent, &base, ks.clone(), vs);
             }
         }
         parent
@@ -253,7 +267,9 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
     ) -> KTable<K, VA> {
         let b = self.b.clone();
         let mut s = b.borrow_mut();
-        let store = s.name_or(materialized.name.clone(), store_prefix);
+        let store = s.store_name_or(materialized.name.clone(), store_prefix);
+        // Kafka Streams names the repartition's sink and source before the aggregate.
+        let (sink, source) = (s.next_name("KSTREAM-SINK-"), s.next_name("KSTREAM-SOURCE-"));
         let proc = s.next_name(proc_prefix);
         let ks = s.key_serde(
             materialized.key.clone().or_else(|| self.key_serde.clone()),
@@ -268,16 +284,24 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
             drop(s);
             return KTable::new(b.clone(), proc, None, None, None);
         };
-        let base = self.name.clone().unwrap_or_else(|| store.clone());
-        let change_serde: SerdeRef<Change<V>> = Arc::new(ChangeSerde(vs));
-        let source = repartition(
-            &mut s,
-            &self.node,
-            &base,
-            self.name.is_some(),
-            ks.clone(),
-            change_serde,
+        let topic = format!(
+            "{}-repartition",
+            self.name.clone().unwrap_or_else(|| store.clone())
         );
+        let change_serde: SerdeRef<Change<V>> = Arc::new(ChangeSerde(vs));
+        s.topology.add_internal_topic(&topic);
+        let r = s
+            .topology
+            .add_sink(
+                &sink,
+                &topic,
+                ks.clone(),
+                change_serde.clone(),
+                &[&self.node],
+            )
+            .and_then(|t| t.add_source(&source, &[&topic], ks.clone(), change_serde))
+            .map(|_| ());
+        s.record(r);
         let st = store.clone();
         let sb = store_builder(&store, ks.clone(), vas.clone(), &materialized);
         let r = s

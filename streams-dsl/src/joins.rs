@@ -28,15 +28,6 @@ enum TableJoinKind {
 }
 
 impl TableJoinKind {
-    /// Kafka Streams' processor name prefix (`KTABLE-<prefix>THIS-`, `KTABLE-<prefix>OTHER-`).
-    fn prefix(self) -> &'static str {
-        match self {
-            TableJoinKind::Inner => "JOIN",
-            TableJoinKind::Left => "LEFT",
-            TableJoinKind::Outer => "OUTER",
-        }
-    }
-
     /// Whether an update of this table, and of the other, yields a result only while the
     /// opposite side has a row.
     fn needs_other_side(self) -> (bool, bool) {
@@ -48,12 +39,13 @@ impl TableJoinKind {
     }
 }
 
-/// Serdes (and a name for the nodes and stores) of a stream-stream join.
+/// Serdes, processor name and store name of a stream-stream join.
 pub struct StreamJoined<K, V, VO> {
     pub(crate) key: Option<SerdeRef<K>>,
     pub(crate) value: Option<SerdeRef<V>>,
     pub(crate) other: Option<SerdeRef<VO>>,
     pub(crate) name: Option<String>,
+    pub(crate) store_name: Option<String>,
 }
 
 impl<K, V, VO> Default for StreamJoined<K, V, VO> {
@@ -63,6 +55,7 @@ impl<K, V, VO> Default for StreamJoined<K, V, VO> {
             value: None,
             other: None,
             name: None,
+            store_name: None,
         }
     }
 }
@@ -74,13 +67,21 @@ impl<K, V, VO> StreamJoined<K, V, VO> {
             key: Some(key),
             value: Some(value),
             other: Some(other),
-            name: None,
+            ..Default::default()
         }
     }
-    /// Names the join: nodes `<name>-this-join` / `<name>-other-join`, stores
-    /// `<name>-this-join-store` / `<name>-other-join-store` (stable names across upgrades).
+    /// Names the join's processors as Kafka Streams does: `<name>-this-windowed`,
+    /// `<name>-this-join` (`<name>-outer-this-join` in an outer join), `<name>-merge`, ...
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+    /// Names the join's stores (and so their changelog topics) as Kafka Streams does:
+    /// `<name>-this-join-store`, `<name>-other-join-store` (`-outer-` before `this`/`other` on an
+    /// outer side) and, for left and outer joins, `<name>-left-shared-join-store` /
+    /// `<name>-outer-shared-join-store`. Unnamed stores take the generated processor names.
+    pub fn with_store_name(mut self, name: impl Into<String>) -> Self {
+        self.store_name = Some(name.into());
         self
     }
 }
@@ -116,7 +117,7 @@ fn copartitioned<K: Data, V: Data>(
     vs: &SerdeRef<V>,
 ) -> String {
     if stream.repartition_required {
-        repartition(s, &stream.node, base, true, ks.clone(), vs.clone())
+        repartition(s, &stream.node, base, ks.clone(), vs.clone())
     } else {
         stream.node.clone()
     }
@@ -133,31 +134,13 @@ impl<K: Data, V: Data> KStream<K, V> {
         joined: StreamJoined<K, V, VO>,
     ) -> KStream<K, VR> {
         let mut s = self.b.borrow_mut();
-        let kind = match (left_outer, right_outer) {
-            (false, false) => "JOIN",
-            _ => "OUTER",
-        };
-        let this_win = s.next_name("KSTREAM-WINDOWED-");
-        let other_win = s.next_name("KSTREAM-WINDOWED-");
-        let (this_join, other_join) = match &joined.name {
-            Some(n) => (format!("{n}-this-join"), format!("{n}-other-join")),
-            None => (
-                s.next_name(&format!("KSTREAM-{kind}THIS-")),
-                s.next_name(&format!("KSTREAM-{kind}OTHER-")),
-            ),
-        };
-        let merge = s.next_name("KSTREAM-MERGE-");
-        let (this_store, other_store) =
-            (format!("{this_join}-store"), format!("{other_join}-store"));
-        let outer_store = (left_outer || right_outer).then(|| match &joined.name {
-            Some(n) => format!("{n}-outer-shared-join-store"),
-            None => format!("{}-store", s.next_name("KSTREAM-OUTERSHARED-")),
-        });
-        let what = format!("join `{this_join}`");
+        let name = joined.name.clone();
+        let what = format!("join `{}`", name.as_deref().unwrap_or("stream-stream"));
         let ks = s.key_serde(joined.key.or_else(|| self.key_serde.clone()), &what);
         let vs = s.value_serde(joined.value.or_else(|| self.value_serde.clone()), &what);
         let os = s.value_serde(joined.other.or_else(|| other.value_serde.clone()), &what);
         let (Some(ks), Some(vs), Some(os)) = (ks, vs, os) else {
+            let merge = s.next_name("KSTREAM-MERGE-");
             drop(s);
             return KStream::new(self.b.clone(), merge, None, None, false);
         };
@@ -166,8 +149,61 @@ impl<K: Data, V: Data> KStream<K, V> {
                 "{what}: the join window is empty or the grace negative"
             ));
         }
-        let this_in = copartitioned(&mut s, self, &format!("{this_join}-left"), &ks, &vs);
-        let other_in = copartitioned(&mut s, other, &format!("{other_join}-right"), &ks, &os);
+        // Kafka Streams' names, in its order (a generated name uses up an index even when a given
+        // one is used), so that stores and internal topics are those of the same Java topology.
+        let this_in_base = name
+            .as_ref()
+            .map_or(self.node.clone(), |n| format!("{n}-left"));
+        let this_in = copartitioned(&mut s, self, &this_in_base, &ks, &vs);
+        let other_in_base = name
+            .as_ref()
+            .map_or(other.node.clone(), |n| format!("{n}-right"));
+        let other_in = copartitioned(&mut s, other, &other_in_base, &ks, &os);
+        let suffixed = |suffix: &str| name.as_ref().map(|n| format!("{n}{suffix}"));
+        let this_win = s.name_or(suffixed("-this-windowed"), "KSTREAM-WINDOWED-");
+        let other_win = s.name_or(suffixed("-other-windowed"), "KSTREAM-WINDOWED-");
+        let this_generated = s.next_name(if right_outer {
+            "KSTREAM-OUTERTHIS-"
+        } else {
+            "KSTREAM-JOINTHIS-"
+        });
+        let other_generated = s.next_name(if left_outer {
+            "KSTREAM-OUTEROTHER-"
+        } else {
+            "KSTREAM-JOINOTHER-"
+        });
+        let this_suffix = if right_outer {
+            "-outer-this-join"
+        } else {
+            "-this-join"
+        };
+        let other_suffix = if left_outer {
+            "-outer-other-join"
+        } else {
+            "-other-join"
+        };
+        let this_join = suffixed(this_suffix).unwrap_or_else(|| this_generated.clone());
+        let other_join = suffixed(other_suffix).unwrap_or_else(|| other_generated.clone());
+        let merge = s.name_or(suffixed("-merge"), "KSTREAM-MERGE-");
+        let store_base = joined.store_name.clone();
+        let (this_store, other_store) = match &store_base {
+            Some(b) => (
+                format!("{b}{this_suffix}-store"),
+                format!("{b}{other_suffix}-store"),
+            ),
+            None => (
+                format!("{this_generated}-store"),
+                format!("{other_generated}-store"),
+            ),
+        };
+        let outer_store = left_outer.then(|| match &store_base {
+            Some(b) if right_outer => format!("{b}-outer-shared-join-store"),
+            Some(b) => format!("{b}-left-shared-join-store"),
+            None => {
+                let index = this_generated.rsplit('-').next().unwrap_or_default();
+                format!("KSTREAM-OUTERSHARED-{index}-store")
+            }
+        });
         let retention = windows.before_ms + windows.after_ms + windows.grace_ms;
         let size = windows.before_ms + windows.after_ms;
         let spec = Arc::new(StreamJoinSpec {
@@ -313,20 +349,21 @@ impl<K: Data, V: Data> KStream<K, V> {
     ) -> KStream<K, VR> {
         let store = table.materialized().map(|(s, _)| s);
         let mut s = self.b.borrow_mut();
+        let what = format!("stream-table join of `{}`", self.node);
+        let mut parent = self.node.clone();
+        if self.repartition_required {
+            // As Kafka Streams: the repartition (named after the stream's node) comes first.
+            let ks = s.key_serde(self.key_serde.clone(), &what);
+            let vs = s.value_serde(self.value_serde.clone(), &what);
+            if let (Some(ks), Some(vs)) = (ks, vs) {
+                parent = repartition(&mut s, &parent, &self.node, ks, vs);
+            }
+        }
         let name = s.next_name(if left_join {
             "KSTREAM-LEFTJOIN-"
         } else {
             "KSTREAM-JOIN-"
         });
-        let what = format!("stream-table join `{name}`");
-        let mut parent = self.node.clone();
-        if self.repartition_required {
-            let ks = s.key_serde(self.key_serde.clone(), &what);
-            let vs = s.value_serde(self.value_serde.clone(), &what);
-            if let (Some(ks), Some(vs)) = (ks, vs) {
-                parent = repartition(&mut s, &parent, &format!("{name}-left"), true, ks, vs);
-            }
-        }
         let Some(store) = store else {
             s.fail(format!("{what}: the table has no store"));
             drop(s);
@@ -379,7 +416,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: JoinFn<V, GV, VR>,
     ) -> KStream<K, VR> {
         let mut s = self.b.borrow_mut();
-        let name = s.next_name("KSTREAM-JOIN-");
+        // Kafka Streams names inner and left global-table joins alike.
+        let name = s.next_name("KSTREAM-LEFTJOIN-");
         let st = table.store.clone();
         let r = s
             .topology
@@ -464,42 +502,6 @@ impl<K: Data, V: Data> KTable<K, V> {
         Some((store, node))
     }
 
-    /// Materializes this table's changes in the store `m` names (a `TableMaterialize` node).
-    pub(crate) fn materialize_as(self, m: Materialized<K, V>) -> KTable<K, V> {
-        let mut s = self.b.borrow_mut();
-        let node = s.next_name("KTABLE-MATERIALIZE-");
-        let store = s.name_or(m.name.clone(), "KTABLE-MATERIALIZE-STATE-STORE-");
-        let what = format!("table store `{store}`");
-        let (Some(ks), Some(vs)) = (
-            s.key_serde(m.key.clone().or_else(|| self.key_serde.clone()), &what),
-            s.value_serde(m.value.clone().or_else(|| self.value_serde.clone()), &what),
-        ) else {
-            drop(s);
-            return self;
-        };
-        let sb = m.configure(StoreBuilder::timestamped_key_value(
-            store.clone(),
-            ks.clone(),
-            vs.clone(),
-        ));
-        let st = store.clone();
-        let r = s
-            .topology
-            .add_processor::<K, Change<V>, _, _>(
-                &node,
-                move || TableMaterialize::<K, V> {
-                    store: st.clone(),
-                    _t: PhantomData,
-                },
-                &[&self.node],
-            )
-            .and_then(|t| t.add_state_store(sb, &[&node]))
-            .map(|_| ());
-        s.record(r);
-        drop(s);
-        KTable::new(self.b.clone(), node, Some(ks), Some(vs), Some(store))
-    }
-
     fn table_join<VO: Data, VR: Data>(
         &self,
         other: &KTable<K, VO>,
@@ -513,11 +515,11 @@ impl<K: Data, V: Data> KTable<K, V> {
             return KTable::new(self.b.clone(), self.node.clone(), None, None, None);
         };
         let mut s = self.b.borrow_mut();
-        let prefix = kind.prefix();
-        let this_join = s.next_name(&format!("KTABLE-{prefix}THIS-"));
-        let other_join = s.next_name(&format!("KTABLE-{prefix}OTHER-"));
+        // Kafka Streams' names and order, whatever the kind of join.
+        let merge = s.next_name("KTABLE-MERGE-");
+        let this_join = s.next_name("KTABLE-JOINTHIS-");
+        let other_join = s.next_name("KTABLE-JOINOTHER-");
         let (this_needs_other, other_needs_this) = kind.needs_other_side();
-        let merge = s.name_or(materialized.name.clone(), "KTABLE-MERGE-");
         let (j1, j2) = (joiner.clone(), joiner);
         let (os, ts) = (other_store.clone(), this_store.clone());
         let mut r = s
@@ -556,12 +558,12 @@ impl<K: Data, V: Data> KTable<K, V> {
             &what,
         );
         let vrs = materialized.value.clone();
-        if materialized.name.is_some() {
+        if let Some(store) = materialized.name.clone() {
             let vrs = s.value_serde(vrs.clone(), &what);
             if let (Some(k), Some(v), Ok(())) = (ks.clone(), vrs, &r) {
-                let st = merge.clone();
+                let st = store.clone();
                 let sb = materialized.configure(StoreBuilder::timestamped_key_value(
-                    merge.clone(),
+                    store.clone(),
                     k,
                     v,
                 ));
@@ -577,7 +579,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                     )
                     .and_then(|t| t.add_state_store(sb, &[&merge]))
                     .map(|_| ());
-                result_store = Some(merge.clone());
+                result_store = Some(store);
             }
         } else {
             r = r.and_then(|()| {
@@ -649,7 +651,7 @@ pub(crate) fn global_table<K: Data, V: Data>(
     materialized: crate::naming::Materialized<K, V>,
 ) -> GlobalKTable<K, V> {
     let mut s = b.borrow_mut();
-    let store = s.name_or(materialized.name.clone(), &format!("{topic}-STATE-STORE-"));
+    let store = s.store_name_or(materialized.name.clone(), &format!("{topic}-STATE-STORE-"));
     let source = s.next_name("KSTREAM-SOURCE-");
     let node = s.next_name("KTABLE-SOURCE-");
     let ks = s.key_serde(

@@ -1,13 +1,13 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use streams_core::serdes::SerdeRef;
 use streams_core::{Data, Processor};
 
 use crate::builder::Shared;
 use crate::grouped::KGroupedStream;
-use crate::naming::{Grouped, Named, Produced};
+use crate::naming::{BranchChain, Branched, Grouped, Named, Produced};
 use crate::processors::{
     Branch, Filter, FlatMap, FlatMapValues, Map, MapValues, PassThrough, Peek, Predicate, SelectKey,
 };
@@ -177,9 +177,17 @@ impl<K: Data, V: Data> KStream<K, V> {
         &self,
         f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
     ) -> KStream<K2, V> {
+        self.select_key_named(f, Named::default())
+    }
+
+    fn select_key_named<K2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<K2, V> {
         let f = Arc::new(f);
         self.child(
-            Named::default(),
+            named,
             "KSTREAM-KEY-SELECT-",
             move || SelectKey(f.clone()),
             None,
@@ -222,11 +230,33 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Starts splitting the stream into branches by predicate (`Named` prefixes the branch names).
     pub fn split(&self, named: Named) -> BranchedKStream<K, V> {
-        let splitter = self.b.borrow_mut().name_or(named.0, "KSTREAM-BRANCH-");
+        let list: Arc<Mutex<BranchList<K, V>>> = Arc::default();
+        let mut s = self.b.borrow_mut();
+        let splitter = s.name_or(named.0, "KSTREAM-BRANCH-");
+        // The splitter reads its branches when a task creates it, after the topology is built,
+        // so branches added (and chained) later are all there, as in Kafka Streams.
+        let shared = list.clone();
+        let r = s
+            .topology
+            .add_processor::<K, V, _, _>(
+                &splitter,
+                move || {
+                    let l = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    Branch {
+                        branches: l.branches.clone(),
+                        default: l.default.clone(),
+                    }
+                },
+                &[&self.node],
+            )
+            .map(|_| ());
+        s.record(r);
+        drop(s);
         BranchedKStream {
             source: self.clone_handle(),
             splitter,
-            branches: Vec::new(),
+            list,
+            out: BTreeMap::new(),
         }
     }
 
@@ -330,7 +360,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
         grouped: Grouped<K2, V>,
     ) -> KGroupedStream<K2, V> {
-        let selected = self.select_key(f);
+        // Kafka Streams names the key selection after the grouping.
+        let selected = self.select_key_named(f, Named(grouped.name.clone()));
         KGroupedStream::new(
             selected,
             grouped.name,
@@ -360,73 +391,123 @@ impl<K: Data, V: Data> KStream<K, V> {
 pub struct BranchedKStream<K, V> {
     source: KStream<K, V>,
     splitter: String,
+    list: Arc<Mutex<BranchList<K, V>>>,
+    out: BTreeMap<String, KStream<K, V>>,
+}
+
+/// The branches a splitter forwards to: `(child, predicate)` in order, then the default child.
+struct BranchList<K, V> {
     branches: Vec<(String, Predicate<K, V>)>,
+    default: Option<String>,
+}
+
+impl<K, V> Default for BranchList<K, V> {
+    fn default() -> Self {
+        BranchList {
+            branches: Vec::new(),
+            default: None,
+        }
+    }
 }
 
 impl<K: Data, V: Data> BranchedKStream<K, V> {
-    /// Adds a branch for records matching `predicate` (first match wins); `name` defaults to its index.
+    /// Adds a branch for records matching `predicate` (first match wins); `name` defaults to its
+    /// position (from 1).
     pub fn branch(
-        mut self,
+        self,
         name: Option<&str>,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
     ) -> Self {
-        let suffix = name.map_or_else(|| (self.branches.len() + 1).to_string(), str::to_string);
-        self.branches
-            .push((format!("{}{suffix}", self.splitter), Arc::new(predicate)));
+        let branched = match name {
+            Some(n) => Branched::as_(n),
+            None => Branched::default(),
+        };
+        self.branch_with(predicate, branched)
+    }
+
+    /// Adds a branch for records matching `predicate`, named and chained by `branched`.
+    pub fn branch_with(
+        mut self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        branched: Branched<K, V>,
+    ) -> Self {
+        let position = {
+            let mut l = self.list.lock().unwrap_or_else(|e| e.into_inner());
+            l.branches.push((String::new(), Arc::new(predicate)));
+            l.branches.len()
+        };
+        let child = self.add_branch(position, branched);
+        let mut l = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(last) = l.branches.last_mut() {
+            last.0 = child;
+        }
+        drop(l);
         self
     }
 
     /// Finishes with a branch for records no predicate matched; returns the branches by name.
     pub fn default_branch(self, name: Option<&str>) -> BTreeMap<String, KStream<K, V>> {
-        let suffix = name.map_or_else(|| "0".to_string(), str::to_string);
-        let default = format!("{}{suffix}", self.splitter);
-        self.finish(Some(default))
+        let branched = match name {
+            Some(n) => Branched::as_(n),
+            None => Branched::default(),
+        };
+        self.default_branch_with(branched)
+    }
+
+    /// Like [`BranchedKStream::default_branch`], named and chained by `branched`.
+    pub fn default_branch_with(
+        mut self,
+        branched: Branched<K, V>,
+    ) -> BTreeMap<String, KStream<K, V>> {
+        let child = self.add_branch(0, branched);
+        self.list.lock().unwrap_or_else(|e| e.into_inner()).default = Some(child);
+        self.out
     }
 
     /// Finishes; records no predicate matched are dropped.
     pub fn no_default_branch(self) -> BTreeMap<String, KStream<K, V>> {
-        self.finish(None)
+        self.out
     }
 
-    fn finish(self, default: Option<String>) -> BTreeMap<String, KStream<K, V>> {
+    /// Adds the branch node `<splitter><name or position>` and applies its chain.
+    fn add_branch(&mut self, position: usize, branched: Branched<K, V>) -> String {
         let src = &self.source;
+        let name = format!(
+            "{}{}",
+            self.splitter,
+            branched.name.unwrap_or_else(|| position.to_string())
+        );
         let mut s = src.b.borrow_mut();
-        let branches = self.branches.clone();
-        let d = default.clone();
+        // Each branch uses up an index, as in Kafka Streams.
+        s.next_name("KSTREAM-BRANCHCHILD-");
         let r = s
             .topology
             .add_processor::<K, V, _, _>(
-                &self.splitter,
-                move || Branch {
-                    branches: branches.clone(),
-                    default: d.clone(),
-                },
-                &[&src.node],
+                &name,
+                || PassThrough::<K, V>(PhantomData),
+                &[&self.splitter],
             )
             .map(|_| ());
         s.record(r);
-        let mut out = BTreeMap::new();
-        for name in self.branches.iter().map(|(n, _)| n.clone()).chain(default) {
-            let r = s
-                .topology
-                .add_processor::<K, V, _, _>(
-                    &name,
-                    || PassThrough::<K, V>(PhantomData),
-                    &[&self.splitter],
-                )
-                .map(|_| ());
-            s.record(r);
-            out.insert(
-                name.clone(),
-                KStream::new(
-                    src.b.clone(),
-                    name,
-                    src.key_serde.clone(),
-                    src.value_serde.clone(),
-                    src.repartition_required,
-                ),
-            );
+        drop(s);
+        let branch = KStream::new(
+            src.b.clone(),
+            name.clone(),
+            src.key_serde.clone(),
+            src.value_serde.clone(),
+            src.repartition_required,
+        );
+        match branched.chain {
+            None => {
+                self.out.insert(name.clone(), branch);
+            }
+            Some(BranchChain::Function(f)) => {
+                if let Some(result) = f(branch) {
+                    self.out.insert(name.clone(), result);
+                }
+            }
+            Some(BranchChain::Consumer(f)) => f(branch),
         }
-        out
+        name
     }
 }

@@ -145,7 +145,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     ) -> KGroupedTable<K2, V2> {
         let f = Arc::new(f);
         let mut s = self.b.borrow_mut();
-        let name = s.next_name("KTABLE-SELECT-");
+        let name = s.name_or(grouped.name.clone(), "KTABLE-SELECT-");
         let key_serde = s.find_key_serde(grouped.key.clone());
         let r = s
             .topology

@@ -58,7 +58,7 @@ pub use grouped::{KGroupedStream, KGroupedTable};
 pub use joins::{GlobalKTable, StreamJoined};
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::KTable;
-pub use naming::{Consumed, Grouped, Materialized, Named, Produced};
+pub use naming::{Branched, Consumed, Grouped, Materialized, Named, Produced};
 pub use suppress::{BufferConfig, Suppressed, WhenFull};
 pub use windowed::{SessionWindowedKStream, TimeWindowedKStream};
 pub use windows::{

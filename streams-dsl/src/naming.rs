@@ -11,6 +11,61 @@ impl Named {
     }
 }
 
+/// What a branch of [`KStream::split`](crate::KStream::split) is called and what is done with it
+/// (Kafka Streams' `Branched`): a chain applied at once, as in Java, so its nodes are numbered
+/// right after the branch's.
+pub struct Branched<K, V> {
+    pub(crate) name: Option<String>,
+    pub(crate) chain: Option<BranchChain<K, V>>,
+}
+
+type BranchFunction<K, V> = Box<dyn FnOnce(crate::KStream<K, V>) -> Option<crate::KStream<K, V>>>;
+
+pub(crate) enum BranchChain<K, V> {
+    Function(BranchFunction<K, V>),
+    Consumer(Box<dyn FnOnce(crate::KStream<K, V>)>),
+}
+
+impl<K, V> Default for Branched<K, V> {
+    fn default() -> Self {
+        Branched {
+            name: None,
+            chain: None,
+        }
+    }
+}
+
+impl<K, V> Branched<K, V> {
+    /// A branch named `<split prefix><name>`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Branched {
+            name: Some(name.into()),
+            chain: None,
+        }
+    }
+    /// Applies `f` to the branch; what it returns (if anything) is the branch in the result map.
+    pub fn with_function(
+        f: impl FnOnce(crate::KStream<K, V>) -> Option<crate::KStream<K, V>> + 'static,
+    ) -> Self {
+        Branched {
+            name: None,
+            chain: Some(BranchChain::Function(Box::new(f))),
+        }
+    }
+    /// Hands the branch to `f` (e.g. to write it to a topic); it is left out of the result map.
+    pub fn with_consumer(f: impl FnOnce(crate::KStream<K, V>) + 'static) -> Self {
+        Branched {
+            name: None,
+            chain: Some(BranchChain::Consumer(Box::new(f))),
+        }
+    }
+    /// Names the branch `<split prefix><name>`.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
 /// Serdes (and optionally the source name) for reading a topic.
 pub struct Consumed<K, V> {
     pub(crate) key: Option<SerdeRef<K>>,

@@ -110,7 +110,8 @@ pub(crate) struct BufferedChange<V> {
     pub change: Change<V>,
 }
 
-/// `[due][timestamp][change]`, 8-byte big-endian times.
+/// `[due][timestamp][change]`, 8-byte big-endian times; a change with neither value (a row added
+/// and removed while buffered) is stored as nothing.
 pub(crate) struct BufferedChangeSerde<V>(pub ChangeSerde<V>);
 
 impl<V: 'static> Serde<BufferedChange<V>> for BufferedChangeSerde<V> {
@@ -118,8 +119,10 @@ impl<V: 'static> Serde<BufferedChange<V>> for BufferedChangeSerde<V> {
         let mut out = Vec::with_capacity(32);
         out.extend_from_slice(&b.due.to_be_bytes());
         out.extend_from_slice(&b.timestamp.to_be_bytes());
-        if let Some(c) = self.0.serialize(&b.change)? {
-            out.extend_from_slice(&c);
+        if b.change.new.is_some() || b.change.old.is_some() {
+            if let Some(c) = self.0.serialize(&b.change)? {
+                out.extend_from_slice(&c);
+            }
         }
         Ok(Some(out))
     }
@@ -130,7 +133,7 @@ impl<V: 'static> Serde<BufferedChange<V>> for BufferedChangeSerde<V> {
         let d = data.ok_or(SerdeError::Null {
             type_name: "BufferedChange",
         })?;
-        if d.len() < 17 {
+        if d.len() < 16 {
             return Err(SerdeError::Invalid {
                 format: "suppression buffer entry",
                 message: format!("{} bytes", d.len()),
@@ -144,7 +147,14 @@ impl<V: 'static> Serde<BufferedChange<V>> for BufferedChangeSerde<V> {
         Ok(BufferedChange {
             due: time(&d[..8]),
             timestamp: time(&d[8..16]),
-            change: self.0.deserialize(Some(&d[16..]))?,
+            change: if d.len() == 16 {
+                Change {
+                    new: None,
+                    old: None,
+                }
+            } else {
+                self.0.deserialize(Some(&d[16..]))?
+            },
         })
     }
 }

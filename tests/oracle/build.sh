@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build.sh — fetches Kafka Streams (the pinned 4.x) and its TopologyTestDriver from Maven Central
-# into $ORACLE_CACHE/<version>/libs (default ~/.cache/streams-oracle), compiles src/Oracle.java
-# into a directory named after the source's hash, and prints the classpath to run it with:
+# into $ORACLE_CACHE/<version>/libs (default ~/.cache/streams-oracle), compiles src/*.java (the
+# oracle and the takeover tests' Java application) into a directory named after the sources' hash,
+# and prints the classpath to run them with:
 #   java -cp "$(tests/oracle/build.sh)" Oracle CASE_DIR...
 # Skipped when both are there. Needs java 17+ (javac) and mvn.
 set -euo pipefail
@@ -26,12 +27,12 @@ if [[ ! -f $libs/.complete ]]; then
   ls "$libs"/kafka-streams-"$version".jar >/dev/null
   touch "$libs/.complete"
 fi
-hash=$(sha256sum "$here/src/Oracle.java" | cut -c1-16)
+hash=$(cat "$here"/src/*.java | sha256sum | cut -c1-16)
 classes=$cache/classes-$hash
 if [[ ! -f $classes/.complete ]]; then
   rm -rf "$classes"
   mkdir -p "$classes"
-  javac -nowarn -d "$classes" -cp "$libs/*" "$here/src/Oracle.java" >&2
+  javac -nowarn -d "$classes" -cp "$libs/*" "$here"/src/*.java >&2
   touch "$classes/.complete"
 fi
 echo "$classes:$libs/*"

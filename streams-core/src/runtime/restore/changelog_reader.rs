@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::Offset;
+use state_stores::ChangelogRecord;
 
 use crate::config::StreamsConfig;
 use crate::runtime::clients::config::{
@@ -21,11 +22,20 @@ use crate::{Result, StreamsError};
 
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Changelog records as the stores restore them: key bytes and value bytes or tombstone.
-pub(crate) type RestoreBatch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-/// Applies a batch to one store of one task.
+/// Changelog records as the stores restore them: key, value or tombstone, record timestamp.
+pub(crate) type RestoreBatch = Vec<ChangelogRecord>;
 /// Applies a batch of a store's changelog records; the last argument is the offset after them.
 pub(crate) type ApplyBatch<'a> = dyn FnMut(TaskId, &str, &RestoreBatch, i64) -> Result<()> + 'a;
+
+/// The changelog record `m` (whose key is `key`) carries.
+pub(crate) fn changelog_record(m: &BorrowedMessage<'_>, key: &[u8]) -> ChangelogRecord {
+    ChangelogRecord {
+        key: key.to_vec(),
+        value: m.payload().map(<[u8]>::to_vec),
+        // A record without a timestamp (-1 in Kafka) restores with -1, as in Kafka Streams.
+        timestamp: m.timestamp().to_millis().unwrap_or(-1),
+    }
+}
 
 /// One changelog partition being restored.
 #[derive(Debug)]
@@ -211,7 +221,7 @@ impl ChangelogReader {
                 continue;
             };
             let e = batches.entry(key).or_default();
-            e.0.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+            e.0.push(changelog_record(&m, k));
             e.1 = m.offset();
             read += 1;
         }

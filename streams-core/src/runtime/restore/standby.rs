@@ -23,7 +23,7 @@ use state_stores::{OffsetCheckpoint, StoreError, TaskDirLock};
 use crate::runtime::clients::config::{unjoined_consumer, ClientKind, TracingContext};
 use crate::runtime::clients::manual_assignment::ManualAssignment;
 use crate::runtime::env::{StandbyHandover, ThreadEnv};
-use crate::runtime::restore::changelog_reader::RestoreBatch;
+use crate::runtime::restore::changelog_reader::{changelog_record, RestoreBatch};
 use crate::runtime::restore::group_view::GroupView;
 use crate::runtime::stores::task_dir::{open_task_state, OpenedTask, CHECKPOINT_FILE};
 use crate::task::{StreamTask, TaskId};
@@ -252,7 +252,7 @@ impl StandbyTasks {
             let e = batches
                 .entry((m.topic().to_string(), m.partition()))
                 .or_default();
-            e.0.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+            e.0.push(changelog_record(&m, k));
             e.1 = m.offset();
             read += 1;
         }
