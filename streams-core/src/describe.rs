@@ -13,6 +13,8 @@ pub enum NodeKindDescription {
     Processor(Vec<String>),
     /// A sink writing this topic.
     Sink(String),
+    /// A sink writing the topic an extractor chooses per record (described by this text).
+    SinkExtractor(String),
 }
 
 /// One node of a sub-topology.
@@ -92,6 +94,15 @@ impl fmt::Display for NodeDescription {
                     names(&self.predecessors)
                 )
             }
+            NodeKindDescription::SinkExtractor(extractor) => {
+                write!(
+                    f,
+                    "Sink: {} (extractor class: {})\n      <-- {}",
+                    self.name,
+                    extractor,
+                    names(&self.predecessors)
+                )
+            }
         }
     }
 }
@@ -155,7 +166,7 @@ impl TopologyDescription {
                         extra.insert(format!("  {} [shape=note];\n", q(p)));
                         out.push_str(&format!("  {} -> {};\n", q(p), q(&n.name)));
                     }
-                    NodeKindDescription::Sink(t) => {
+                    NodeKindDescription::Sink(t) | NodeKindDescription::SinkExtractor(t) => {
                         extra.insert(format!("  {} [shape=note];\n", q(t)));
                         out.push_str(&format!("  {} -> {};\n", q(&n.name), q(t)));
                     }
@@ -230,7 +241,7 @@ impl TopologyDescription {
                             ident('n', &n.name)
                         ));
                     }
-                    NodeKindDescription::Sink(t) => {
+                    NodeKindDescription::Sink(t) | NodeKindDescription::SinkExtractor(t) => {
                         out.push_str(&format!(
                             "  {} --> {}>\"{t}\"]\n",
                             ident('n', &n.name),

@@ -38,6 +38,22 @@ pub enum StreamsError {
         #[source]
         source: SerdeError,
     },
+    /// A consumed record has a timestamp its timestamp extractor refuses.
+    #[error(
+        "the record at {topic}-{partition} offset {offset} has an invalid timestamp {timestamp}: {reason}"
+    )]
+    InvalidTimestamp {
+        /// Source topic.
+        topic: String,
+        /// Source partition.
+        partition: i32,
+        /// Offset of the record.
+        offset: i64,
+        /// The record's timestamp.
+        timestamp: i64,
+        /// What to do about it.
+        reason: String,
+    },
     /// A value read back from a store could not be deserialized.
     #[error("cannot deserialize a {part} read from store `{store}`: {source}")]
     StoreDeserialization {

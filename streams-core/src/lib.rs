@@ -8,6 +8,7 @@ pub mod config;
 mod describe;
 mod describe_order;
 mod error;
+mod fixed_key;
 mod global;
 mod processor;
 mod query;
@@ -17,6 +18,7 @@ pub mod serdes;
 pub mod store;
 mod task;
 mod test_driver;
+pub mod timestamp;
 mod topology;
 
 pub use config::{OnError, ProcessingGuarantee, StreamsConfig};
@@ -24,13 +26,16 @@ pub use describe::{
     NodeDescription, NodeKindDescription, SubtopologyDescription, TopologyDescription,
 };
 pub use error::{KafkaClientError, Result, StreamsError};
+pub use fixed_key::{fixed_key_processor, FixedKeyContext, FixedKeyProcessor, FixedKeyRecord};
 pub use processor::{Processor, ProcessorContext, PunctuationType, PunctuatorId};
 pub use record::{Data, Headers, Record, RecordMetadata};
-pub use runtime::{KafkaStreams, RuntimeCounters, State, StateRestoreListener};
+pub use runtime::{
+    KafkaStreams, RuntimeCounters, State, StateRestoreListener, StreamThreadExceptionResponse,
+};
 pub use store::{StoreBuilder, StoreKind, ValueAndTimestamp};
 pub use task::TaskId;
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
-pub use topology::{PartitionChooser, Subtopology, Topology};
+pub use topology::{PartitionChooser, Subtopology, TopicChooser, Topology};
 
 /// Re-exported so users name store-level types from one place.
 pub use state_stores;

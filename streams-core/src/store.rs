@@ -57,6 +57,8 @@ pub struct StoreBuilder {
     pub(crate) caching: bool,
     /// Window store values carry the timestamp of the record that wrote them.
     pub(crate) timestamped_window: bool,
+    /// Topic configs of the changelog, over the runtime's defaults.
+    pub(crate) changelog_configs: std::collections::BTreeMap<String, String>,
     pub(crate) serdes: Arc<dyn Any + Send + Sync>,
     pub(crate) types: (&'static str, &'static str),
 }
@@ -87,6 +89,7 @@ impl StoreBuilder {
             logging: true,
             caching: false,
             timestamped_window: false,
+            changelog_configs: Default::default(),
             serdes: Arc::new(StoreSerdes { key, value }),
             types: (std::any::type_name::<K>(), std::any::type_name::<V>()),
         }
@@ -164,6 +167,17 @@ impl StoreBuilder {
     /// Do not write a changelog: the store is lost with its task directory.
     pub fn with_logging_disabled(mut self) -> Self {
         self.logging = false;
+        self
+    }
+
+    /// Keep a changelog topic, created with these topic configs (Kafka Streams'
+    /// `withLoggingEnabled(config)`; the cleanup policy stays the store's).
+    pub fn with_logging_enabled(
+        mut self,
+        configs: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        self.logging = true;
+        self.changelog_configs.extend(configs);
         self
     }
 
@@ -566,6 +580,38 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<'_, K, V> {
     /// All entries, ascending by serialized key, decoded as they are read.
     pub fn all(&self) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
         self.range(None, None)
+    }
+    /// Entries with `from <= key <= to` (by serialized key), descending.
+    pub fn reverse_range(
+        &self,
+        from: Option<&K>,
+        to: Option<&K>,
+    ) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
+        let c = self.codec();
+        let (f, t) = (
+            from.map(|k| c.key(k)).transpose()?,
+            to.map(|k| c.key(k)).transpose()?,
+        );
+        let entries = self.store.reverse_range(f.as_deref(), t.as_deref())?;
+        Ok(entries.map(move |e| {
+            let (k, v) = e?;
+            Ok((c.de_key(&k)?, c.de_value(&v)?))
+        }))
+    }
+    /// All entries, descending by serialized key.
+    pub fn reverse_all(&self) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
+        self.reverse_range(None, None)
+    }
+    /// Writes every `(key, value)` (Kafka Streams' `putAll`).
+    pub fn put_all<'e>(&mut self, entries: impl IntoIterator<Item = (&'e K, &'e V)>) -> Result<()>
+    where
+        K: 'e,
+        V: 'e,
+    {
+        for (k, v) in entries {
+            self.put(k, v)?;
+        }
+        Ok(())
     }
     /// Entries whose serialized key starts with the serialized `prefix`.
     pub fn prefix_scan(&self, prefix: &K) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {

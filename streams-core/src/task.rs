@@ -14,8 +14,9 @@ use state_stores::{
 use crate::processor::{ErasedProcessor, ProcessorContext, PunctuationType, PunctuatorId};
 use crate::record::{DynRecord, Headers, RecordMetadata};
 use crate::store::{build_store, changelog_topic, AnyStore, StoreKind};
+use crate::timestamp::{ConsumedRecord, FailOnInvalidTimestamp, TimestampExtractor};
 use crate::topology::{
-    NodeKind, RecordDeserializer, RecordPartitioner, RecordSerializer, Topology,
+    NodeKind, RecordDeserializer, RecordPartitioner, RecordSerializer, RecordTopicChooser, Topology,
 };
 use crate::{Result, StreamsError};
 
@@ -139,6 +140,7 @@ struct SinkProcessor {
     topic: String,
     serializer: Arc<dyn RecordSerializer>,
     partitioner: Option<Arc<dyn RecordPartitioner>>,
+    topic_chooser: Option<Arc<dyn RecordTopicChooser>>,
 }
 
 impl ErasedProcessor for SinkProcessor {
@@ -147,15 +149,16 @@ impl ErasedProcessor for SinkProcessor {
     }
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, mut record: DynRecord) -> Result<()> {
         let mut headers = std::mem::take(&mut record.headers);
-        let (key, value) = match self
-            .serializer
-            .serialize(&self.topic, &mut headers, &record)
-        {
+        let topic = match &self.topic_chooser {
+            Some(c) => c.topic(&record).unwrap_or_else(|| self.topic.clone()),
+            None => self.topic.clone(),
+        };
+        let (key, value) = match self.serializer.serialize(&topic, &mut headers, &record) {
             Some(Ok(kv)) => kv,
             Some(Err((part, source))) => {
                 return Err(StreamsError::Serialization {
                     part,
-                    target: format!("topic `{}`", self.topic),
+                    target: format!("topic `{topic}`"),
                     source,
                 })
             }
@@ -170,7 +173,7 @@ impl ErasedProcessor for SinkProcessor {
         };
         let partition = self.partitioner.as_ref().and_then(|p| p.partition(&record));
         ctx.core.output.push(ProducedRecord {
-            topic: self.topic.clone(),
+            topic,
             partition,
             key,
             value,
@@ -197,10 +200,22 @@ enum SourceMatch {
     Pattern(regex::Regex),
 }
 
+/// A source node of the task and what it reads.
+struct SourceSlot {
+    matches: SourceMatch,
+    node: usize,
+    deserializer: Arc<dyn RecordDeserializer>,
+    timestamp_extractor: Option<Arc<dyn TimestampExtractor>>,
+}
+
 /// One sub-topology running for one partition: its processors, stores and stream time.
 pub struct StreamTask {
     nodes: Vec<NodeSlot>,
-    sources: Vec<(SourceMatch, usize, Arc<dyn RecordDeserializer>)>,
+    sources: Vec<SourceSlot>,
+    /// `default.timestamp.extractor`, for sources without their own.
+    default_timestamp_extractor: Arc<dyn TimestampExtractor>,
+    /// Per input partition, the largest timestamp extracted so far.
+    partition_time: HashMap<(String, i32), i64>,
     core: TaskCore,
     dir: PathBuf,
     closed: bool,
@@ -357,20 +372,23 @@ impl StreamTask {
                     topics,
                     pattern,
                     deserializer,
+                    timestamp_extractor,
                 } => {
                     for t in topics {
-                        sources.push((
-                            SourceMatch::Topic(runtime_topic(topology, application_id, t)),
-                            local[&gi],
-                            deserializer.clone(),
-                        ));
+                        sources.push(SourceSlot {
+                            matches: SourceMatch::Topic(runtime_topic(topology, application_id, t)),
+                            node: local[&gi],
+                            deserializer: deserializer.clone(),
+                            timestamp_extractor: timestamp_extractor.clone(),
+                        });
                     }
                     if let Some(p) = pattern {
-                        sources.push((
-                            SourceMatch::Pattern(p.clone()),
-                            local[&gi],
-                            deserializer.clone(),
-                        ));
+                        sources.push(SourceSlot {
+                            matches: SourceMatch::Pattern(p.clone()),
+                            node: local[&gi],
+                            deserializer: deserializer.clone(),
+                            timestamp_extractor: timestamp_extractor.clone(),
+                        });
                     }
                     None
                 }
@@ -379,11 +397,13 @@ impl StreamTask {
                     topic,
                     serializer,
                     partitioner,
+                    topic_chooser,
                 } => Some(Box::new(SinkProcessor {
                     node: def.name.clone(),
                     topic: runtime_topic(topology, application_id, topic),
                     serializer: serializer.clone(),
                     partitioner: partitioner.clone(),
+                    topic_chooser: topic_chooser.clone(),
                 })),
             };
             nodes.push(NodeSlot {
@@ -403,6 +423,8 @@ impl StreamTask {
         Ok(StreamTask {
             nodes,
             sources,
+            default_timestamp_extractor: Arc::new(FailOnInvalidTimestamp),
+            partition_time: HashMap::new(),
             core: TaskCore {
                 task_id: id,
                 application_id: application_id.to_string(),
@@ -488,14 +510,75 @@ impl StreamTask {
         self.source_for(topic).is_some()
     }
 
-    fn source_for(&self, topic: &str) -> Option<(usize, Arc<dyn RecordDeserializer>)> {
-        self.sources.iter().find_map(|(m, node, de)| {
-            let hit = match m {
-                SourceMatch::Topic(t) => t == topic,
-                SourceMatch::Pattern(p) => p.is_match(topic),
-            };
-            hit.then(|| (*node, de.clone()))
+    fn source_slot(&self, topic: &str) -> Option<&SourceSlot> {
+        self.sources.iter().find(|s| match &s.matches {
+            SourceMatch::Topic(t) => t == topic,
+            SourceMatch::Pattern(p) => p.is_match(topic),
         })
+    }
+
+    fn source_for(&self, topic: &str) -> Option<(usize, Arc<dyn RecordDeserializer>)> {
+        self.source_slot(topic)
+            .map(|s| (s.node, s.deserializer.clone()))
+    }
+
+    /// Sets `default.timestamp.extractor` (sources without their own use it).
+    pub(crate) fn set_default_timestamp_extractor(&mut self, e: Arc<dyn TimestampExtractor>) {
+        self.default_timestamp_extractor = e;
+    }
+
+    /// The timestamp a consumed record is processed with, from its source's extractor (or the
+    /// default one), or `None` when the extractor gives a negative one: the record is dropped and
+    /// counted. Moves the partition's time forward.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn extract_timestamp(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        headers: &Headers,
+    ) -> Result<Option<i64>> {
+        let extractor = match self.source_slot(topic) {
+            Some(s) => s
+                .timestamp_extractor
+                .clone()
+                .unwrap_or_else(|| self.default_timestamp_extractor.clone()),
+            None => {
+                return Err(StreamsError::IllegalState(format!(
+                    "task {} does not read topic `{topic}`",
+                    self.core.task_id
+                )))
+            }
+        };
+        let slot = (topic.to_string(), partition);
+        let partition_time = self.partition_time.get(&slot).copied().unwrap_or(-1);
+        let record = ConsumedRecord {
+            topic,
+            partition,
+            offset,
+            key,
+            value,
+            timestamp,
+            headers,
+        };
+        let ts = extractor.extract(&record, partition_time)?;
+        if ts < 0 {
+            tracing::warn!(
+                task = %self.core.task_id,
+                topic,
+                partition,
+                offset,
+                timestamp = ts,
+                "skipping a record with a negative extracted timestamp"
+            );
+            self.core.dropped_records += 1;
+            return Ok(None);
+        }
+        self.partition_time.insert(slot, partition_time.max(ts));
+        Ok(Some(ts))
     }
 
     /// Processes one input record end to end (through every node it reaches), then fires due

@@ -55,6 +55,19 @@ impl DriverInner {
                 if !self.tasks[i].reads_topic(&topic) {
                     continue;
                 }
+                let extracted = self.tasks[i].extract_timestamp(
+                    &topic,
+                    0,
+                    this_offset,
+                    key.as_deref(),
+                    value.as_deref(),
+                    ts,
+                    &headers,
+                )?;
+                let Some(ts) = extracted else {
+                    self.dropped_records += self.tasks[i].take_dropped_records();
+                    continue;
+                };
                 self.tasks[i].process(
                     &topic,
                     0,
@@ -173,6 +186,7 @@ impl TopologyTestDriver {
                 Some(&globals),
             )?;
             task.set_wall_clock(0);
+            task.set_default_timestamp_extractor(config.default_timestamp_extractor.clone());
             tasks.push(task);
         }
         let mut inner = DriverInner {

@@ -12,6 +12,7 @@ use crate::processor::{ErasedProcessor, Processor, TypedProcessor};
 use crate::record::{Data, Datum, DynRecord, Headers};
 use crate::serdes::{SerdeError, SerdeRef};
 use crate::store::StoreBuilder;
+use crate::timestamp::TimestampExtractor;
 use crate::{Result, StreamsError};
 
 pub(crate) type ProcessorFactory = Arc<dyn Fn() -> Box<dyn ErasedProcessor> + Send + Sync>;
@@ -54,6 +55,26 @@ pub(crate) trait RecordPartitioner: Send + Sync {
 pub type PartitionChooser<K, V> = Arc<dyn Fn(&K, &V) -> Option<i32> + Send + Sync>;
 
 struct TypedPartitioner<K, V>(PartitionChooser<K, V>);
+
+/// Chooses the topic of a type-erased record (a dynamic sink's extractor).
+pub(crate) trait RecordTopicChooser: Send + Sync {
+    /// The topic, or `None` when the record is not of the sink's types.
+    fn topic(&self, rec: &DynRecord) -> Option<String>;
+}
+
+/// The topic each record goes to, from its key and value (Kafka Streams' `TopicNameExtractor`).
+/// The topics must exist.
+pub type TopicChooser<K, V> = Arc<dyn Fn(&K, &V) -> String + Send + Sync>;
+
+struct TypedTopicChooser<K, V>(TopicChooser<K, V>);
+
+impl<K: Data, V: Data> RecordTopicChooser for TypedTopicChooser<K, V> {
+    fn topic(&self, rec: &DynRecord) -> Option<String> {
+        let k = rec.key.downcast_ref::<K>()?;
+        let v = rec.value.downcast_ref::<V>()?;
+        Some((self.0)(k, v))
+    }
+}
 
 impl<K: Data, V: Data> RecordPartitioner for TypedPartitioner<K, V> {
     fn partition(&self, rec: &DynRecord) -> Option<i32> {
@@ -114,14 +135,17 @@ pub(crate) enum NodeKind {
         topics: Vec<String>,
         pattern: Option<regex::Regex>,
         deserializer: Arc<dyn RecordDeserializer>,
+        timestamp_extractor: Option<Arc<dyn TimestampExtractor>>,
     },
     Processor {
         factory: ProcessorFactory,
     },
     Sink {
+        /// The topic, or with `topic_chooser` a description of the chooser.
         topic: String,
         serializer: Arc<dyn RecordSerializer>,
         partitioner: Option<Arc<dyn RecordPartitioner>>,
+        topic_chooser: Option<Arc<dyn RecordTopicChooser>>,
     },
 }
 
@@ -169,6 +193,8 @@ pub struct Topology {
     pub(crate) stores: Vec<StoreBuilder>,
     pub(crate) global_stores: Vec<StoreBuilder>,
     pub(crate) internal_topics: BTreeSet<String>,
+    /// Internal topics whose partition count is given rather than derived.
+    pub(crate) internal_topic_partitions: BTreeMap<String, i32>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -246,8 +272,35 @@ impl Topology {
                 topics: topics.iter().map(|t| t.to_string()).collect(),
                 pattern: None,
                 deserializer,
+                timestamp_extractor: None,
             },
         )
+    }
+
+    /// Gives source `source` its own timestamp extractor (instead of
+    /// `default.timestamp.extractor`; see [`crate::timestamp`]).
+    pub fn set_timestamp_extractor(
+        &mut self,
+        source: &str,
+        extractor: Arc<dyn TimestampExtractor>,
+    ) -> Result<&mut Self> {
+        let node = self
+            .index
+            .get(source)
+            .and_then(|&i| self.nodes.get_mut(i))
+            .ok_or_else(|| StreamsError::Topology(format!("no node named `{source}`")))?;
+        match &mut node.kind {
+            NodeKind::Source {
+                timestamp_extractor,
+                ..
+            } => {
+                *timestamp_extractor = Some(extractor);
+                Ok(self)
+            }
+            _ => Err(StreamsError::Topology(format!(
+                "`{source}` is not a source node: only sources take a timestamp extractor"
+            ))),
+        }
     }
 
     /// Adds a source node reading every topic whose whole name matches the regular expression `pattern`.
@@ -271,6 +324,7 @@ impl Topology {
                 topics: Vec::new(),
                 pattern: Some(re),
                 deserializer,
+                timestamp_extractor: None,
             },
         )
     }
@@ -325,6 +379,30 @@ impl Topology {
         self.add_sink_inner(name, topic, key, value, Some(partitioner), parents)
     }
 
+    /// Adds a sink writing each record to the topic `choose` names for it (Kafka Streams'
+    /// `TopicNameExtractor`); `description` stands for it in `describe()`. The topics must exist.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_sink_with_topic_chooser<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        description: &str,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+        choose: TopicChooser<K, V>,
+        partition: Option<PartitionChooser<K, V>>,
+        parents: &[&str],
+    ) -> Result<&mut Self> {
+        let partitioner =
+            partition.map(|p| Arc::new(TypedPartitioner(p)) as Arc<dyn RecordPartitioner>);
+        self.add_sink_inner(name, description, key, value, partitioner, parents)?;
+        if let Some(NodeKind::Sink { topic_chooser, .. }) =
+            self.nodes.last_mut().map(|n| &mut n.kind)
+        {
+            *topic_chooser = Some(Arc::new(TypedTopicChooser(choose)));
+        }
+        Ok(self)
+    }
+
     fn add_sink_inner<K: Data, V: Data>(
         &mut self,
         name: &str,
@@ -352,6 +430,7 @@ impl Topology {
                 topic: topic.to_string(),
                 serializer,
                 partitioner,
+                topic_chooser: None,
             },
         )
     }
@@ -484,6 +563,24 @@ impl Topology {
     pub fn add_internal_topic(&mut self, topic: &str) -> &mut Self {
         self.internal_topics.insert(topic.to_string());
         self
+    }
+
+    /// Declares an internal topic with a fixed partition count (Kafka Streams'
+    /// `Repartitioned.withNumberOfPartitions`), instead of the count of the sub-topology writing it.
+    pub fn add_internal_topic_with_partitions(
+        &mut self,
+        topic: &str,
+        partitions: i32,
+    ) -> &mut Self {
+        self.internal_topics.insert(topic.to_string());
+        self.internal_topic_partitions
+            .insert(topic.to_string(), partitions);
+        self
+    }
+
+    /// The fixed partition count of internal topic `topic` (as declared), if it has one.
+    pub(crate) fn internal_topic_partitions(&self, topic: &str) -> Option<i32> {
+        self.internal_topic_partitions.get(topic).copied()
     }
 
     /// Whether `topic` (as declared) is internal.
@@ -666,7 +763,12 @@ impl Topology {
                                 s.source_patterns.push(pattern_text(p));
                             }
                         }
-                        NodeKind::Sink { topic, .. } => s.sink_topics.push(topic.clone()),
+                        NodeKind::Sink {
+                            topic,
+                            topic_chooser: None,
+                            ..
+                        } => s.sink_topics.push(topic.clone()),
+                        NodeKind::Sink { .. } => {}
                         NodeKind::Processor { .. } => {}
                     }
                     for st in &n.stores {
@@ -743,6 +845,11 @@ impl Topology {
                                         .collect(),
                                 )
                             }
+                            NodeKind::Sink {
+                                topic,
+                                topic_chooser: Some(_),
+                                ..
+                            } => NodeKindDescription::SinkExtractor(topic.clone()),
                             NodeKind::Sink { topic, .. } => {
                                 NodeKindDescription::Sink(topic.clone())
                             }

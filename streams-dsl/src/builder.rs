@@ -153,7 +153,14 @@ impl StreamsBuilder {
         let ks = s.key_serde(consumed.key, &format!("source `{name}`"));
         let vs = s.value_serde(consumed.value, &format!("source `{name}`"));
         if let (Some(k), Some(v)) = (ks.clone(), vs.clone()) {
-            let r = s.topology.add_source(&name, topics, k, v).map(|_| ());
+            let r = s
+                .topology
+                .add_source(&name, topics, k, v)
+                .and_then(|t| match consumed.timestamp_extractor {
+                    Some(e) => t.set_timestamp_extractor(&name, e),
+                    None => Ok(t),
+                })
+                .map(|_| ());
             s.record(r);
         }
         drop(s);
@@ -188,9 +195,14 @@ impl StreamsBuilder {
                 v,
             ));
             let st = store.clone();
+            let extractor = consumed.timestamp_extractor.clone();
             let r = s
                 .topology
                 .add_source(&source, &[topic], k, nullable)
+                .and_then(|t| match extractor {
+                    Some(e) => t.set_timestamp_extractor(&source, e),
+                    None => Ok(t),
+                })
                 .and_then(|t| {
                     t.add_processor(
                         &table_node,

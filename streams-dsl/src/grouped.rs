@@ -2,7 +2,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use streams_core::serdes::SerdeRef;
-use streams_core::{Data, StoreBuilder};
+use streams_core::{Data, PartitionChooser, StoreBuilder};
 
 use crate::builder::{BuilderState, Shared};
 use crate::change::{Change, ChangeSerde};
@@ -23,6 +23,19 @@ pub(crate) fn repartition<K: Data, V: Data>(
     key: SerdeRef<K>,
     value: SerdeRef<V>,
 ) -> String {
+    repartition_with(s, parent, base, key, value, None, None)
+}
+
+/// [`repartition`] with a partitioner for the sink and a fixed partition count for the topic.
+pub(crate) fn repartition_with<K: Data, V: Data>(
+    s: &mut BuilderState,
+    parent: &str,
+    base: &str,
+    key: SerdeRef<K>,
+    value: SerdeRef<V>,
+    partitioner: Option<PartitionChooser<K, V>>,
+    partitions: Option<i32>,
+) -> String {
     let topic = format!("{base}-repartition");
     let generated = (
         s.next_name("KSTREAM-SINK-"),
@@ -38,11 +51,24 @@ pub(crate) fn repartition<K: Data, V: Data>(
             format!("{topic}-source"),
         )
     };
-    s.topology.add_internal_topic(&topic);
+    match partitions {
+        Some(n) => s.topology.add_internal_topic_with_partitions(&topic, n),
+        None => s.topology.add_internal_topic(&topic),
+    };
     let r = s
         .topology
         .add_processor::<K, V, _, _>(&filter, || PassThrough::<K, V>(PhantomData), &[parent])
-        .and_then(|t| t.add_sink(&sink, &topic, key.clone(), value.clone(), &[&filter]))
+        .and_then(|t| match partitioner {
+            Some(p) => t.add_sink_with_partitioner(
+                &sink,
+                &topic,
+                key.clone(),
+                value.clone(),
+                p,
+                &[&filter],
+            ),
+            None => t.add_sink(&sink, &topic, key.clone(), value.clone(), &[&filter]),
+        })
         .and_then(|t| t.add_source(&source, &[&topic], key, value))
         .map(|_| ());
     s.record(r);
@@ -175,6 +201,14 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     pub(crate) fn shared(&self) -> Shared {
         self.stream.b.clone()
+    }
+
+    pub(crate) fn key_serde_of(&self) -> Option<SerdeRef<K>> {
+        self.key_serde.clone()
+    }
+
+    pub(crate) fn handle(&self) -> KGroupedStream<K, V> {
+        self.clone_handle()
     }
 
     /// Aggregates per key and tumbling or hopping time window.

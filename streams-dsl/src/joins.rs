@@ -39,6 +39,47 @@ impl TableJoinKind {
     }
 }
 
+/// The name of a stream-table join and the serdes of the stream side, for its repartition
+/// (Kafka Streams' `Joined`).
+pub struct Joined<K, V> {
+    pub(crate) name: Option<String>,
+    pub(crate) key: Option<SerdeRef<K>>,
+    pub(crate) value: Option<SerdeRef<V>>,
+}
+
+impl<K, V> Default for Joined<K, V> {
+    fn default() -> Self {
+        Joined {
+            name: None,
+            key: None,
+            value: None,
+        }
+    }
+}
+
+impl<K, V> Joined<K, V> {
+    /// Names the join processor (and its repartition topic, `<name>-repartition`).
+    pub fn as_(name: impl Into<String>) -> Self {
+        Joined {
+            name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+    /// The stream's key and value serdes.
+    pub fn with(key: SerdeRef<K>, value: SerdeRef<V>) -> Self {
+        Joined {
+            name: None,
+            key: Some(key),
+            value: Some(value),
+        }
+    }
+    /// Names the join processor.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
 /// Serdes, processor name and store name of a stream-stream join.
 pub struct StreamJoined<K, V, VO> {
     pub(crate) key: Option<SerdeRef<K>>,
@@ -346,24 +387,33 @@ impl<K: Data, V: Data> KStream<K, V> {
         table: &KTable<K, VT>,
         joiner: JoinFn<V, VT, VR>,
         left_join: bool,
+        joined: Joined<K, V>,
     ) -> KStream<K, VR> {
         let store = table.materialized().map(|(s, _)| s);
         let mut s = self.b.borrow_mut();
         let what = format!("stream-table join of `{}`", self.node);
         let mut parent = self.node.clone();
         if self.repartition_required {
-            // As Kafka Streams: the repartition (named after the stream's node) comes first.
-            let ks = s.key_serde(self.key_serde.clone(), &what);
-            let vs = s.value_serde(self.value_serde.clone(), &what);
+            // As Kafka Streams: the repartition (named after the join, else after the stream's
+            // node) comes first.
+            let ks = s.key_serde(joined.key.clone().or_else(|| self.key_serde.clone()), &what);
+            let vs = s.value_serde(
+                joined.value.clone().or_else(|| self.value_serde.clone()),
+                &what,
+            );
             if let (Some(ks), Some(vs)) = (ks, vs) {
-                parent = repartition(&mut s, &parent, &self.node, ks, vs);
+                let base = joined.name.clone().unwrap_or_else(|| self.node.clone());
+                parent = repartition(&mut s, &parent, &base, ks, vs);
             }
         }
-        let name = s.next_name(if left_join {
-            "KSTREAM-LEFTJOIN-"
-        } else {
-            "KSTREAM-JOIN-"
-        });
+        let name = s.name_or(
+            joined.name,
+            if left_join {
+                "KSTREAM-LEFTJOIN-"
+            } else {
+                "KSTREAM-JOIN-"
+            },
+        );
         let Some(store) = store else {
             s.fail(format!("{what}: the table has no store"));
             drop(s);
@@ -397,7 +447,17 @@ impl<K: Data, V: Data> KStream<K, V> {
         table: &KTable<K, VT>,
         joiner: impl Fn(&V, &VT) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
-        self.table_join(table, inner(joiner), false)
+        self.table_join(table, inner(joiner), false, Joined::default())
+    }
+
+    /// [`KStream::join_table`] named and with serdes for its repartition (Kafka Streams' `Joined`).
+    pub fn join_table_with<VT: Data, VR: Data>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&V, &VT) -> VR + Send + Sync + 'static,
+        joined: Joined<K, V>,
+    ) -> KStream<K, VR> {
+        self.table_join(table, inner(joiner), false, joined)
     }
 
     /// Stream-table left join: records without a table value join with `None`.
@@ -406,7 +466,17 @@ impl<K: Data, V: Data> KStream<K, V> {
         table: &KTable<K, VT>,
         joiner: impl Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
-        self.table_join(table, left(joiner), true)
+        self.table_join(table, left(joiner), true, Joined::default())
+    }
+
+    /// [`KStream::left_join_table`] named and with serdes for its repartition (`Joined`).
+    pub fn left_join_table_with<VT: Data, VR: Data>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
+        joined: Joined<K, V>,
+    ) -> KStream<K, VR> {
+        self.table_join(table, left(joiner), true, joined)
     }
 
     fn global_join<GK: Data, GV: Data, VR: Data>(

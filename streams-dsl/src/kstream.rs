@@ -2,14 +2,19 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
-use streams_core::serdes::SerdeRef;
-use streams_core::{Data, Processor};
+use streams_core::serdes::{NullableRef, SerdeRef};
+use streams_core::{fixed_key_processor, Data, FixedKeyProcessor, Processor, StoreBuilder};
 
 use crate::builder::Shared;
 use crate::grouped::KGroupedStream;
-use crate::naming::{BranchChain, Branched, Grouped, Named, Produced};
+use crate::grouped::{repartition, repartition_with};
+use crate::ktable::KTable;
+use crate::naming::{
+    BranchChain, Branched, Grouped, Materialized, Named, Printed, Produced, Repartitioned,
+};
 use crate::processors::{
-    Branch, Filter, FlatMap, FlatMapValues, Map, MapValues, PassThrough, Peek, Predicate, SelectKey,
+    Branch, Filter, FlatMap, FlatMapValues, KTableSource, Map, MapValues, PassThrough, Peek,
+    Predicate, Print, SelectKey,
 };
 
 /// An unbounded stream of key/value records.
@@ -123,6 +128,14 @@ impl<K: Data, V: Data> KStream<K, V> {
         &self,
         f: impl Fn(V) -> V2 + Send + Sync + 'static,
     ) -> KStream<K, V2> {
+        self.map_values_with_key(move |_, v| f(v))
+    }
+
+    /// Like [`KStream::map_values`], with the key (Kafka Streams' `ValueMapperWithKey`).
+    pub fn map_values_with_key<V2: Data>(
+        &self,
+        f: impl Fn(&K, V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
         let f = Arc::new(f);
         self.child(
             Named::default(),
@@ -157,6 +170,17 @@ impl<K: Data, V: Data> KStream<K, V> {
     pub fn flat_map_values<V2: Data, I>(
         &self,
         f: impl Fn(V) -> I + Send + Sync + 'static,
+    ) -> KStream<K, V2>
+    where
+        I: IntoIterator<Item = V2> + 'static,
+    {
+        self.flat_map_values_with_key(move |_, v| f(v))
+    }
+
+    /// Like [`KStream::flat_map_values`], with the key.
+    pub fn flat_map_values_with_key<V2: Data, I>(
+        &self,
+        f: impl Fn(&K, V) -> I + Send + Sync + 'static,
     ) -> KStream<K, V2>
     where
         I: IntoIterator<Item = V2> + 'static,
@@ -210,6 +234,59 @@ impl<K: Data, V: Data> KStream<K, V> {
             self.value_serde.clone(),
             self.repartition_required,
         )
+    }
+
+    /// Runs a value processor on the stream (Kafka Streams' `processValues`): it cannot change
+    /// keys, so no repartition follows it; it may use `stores` and forward `FixedKeyRecord`s of
+    /// another value type.
+    pub fn process_values<V2: Data, P, F>(
+        &self,
+        supplier: F,
+        named: Named,
+        stores: &[&str],
+    ) -> KStream<K, V2>
+    where
+        P: FixedKeyProcessor<K, V> + 'static,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        let out = self.child::<K, V2, _, _>(
+            named,
+            "KSTREAM-PROCESSVALUES-",
+            move || fixed_key_processor(supplier()),
+            self.key_serde.clone(),
+            None,
+            self.repartition_required,
+        );
+        let mut s = self.b.borrow_mut();
+        for st in stores {
+            let r = s
+                .topology
+                .connect_processor_and_store(&out.node, st)
+                .map(|_| ());
+            s.record(r);
+        }
+        drop(s);
+        out
+    }
+
+    /// Prints each record (Kafka Streams' `print`): `[label]: key, value` lines to standard output
+    /// or a file; terminal.
+    pub fn print(&self, printed: Printed<K, V>) {
+        let label = printed.label.unwrap_or_else(|| self.node.clone());
+        let (target, mapper) = (printed.to, printed.mapper);
+        let _ = self.child::<K, V, _, _>(
+            Named(printed.name),
+            "KSTREAM-PRINTER-",
+            move || Print {
+                target: target.clone(),
+                label: label.clone(),
+                mapper: mapper.clone(),
+                file: None,
+            },
+            None,
+            None,
+            false,
+        );
     }
 
     /// Calls `f` for each record (terminal).
@@ -301,12 +378,81 @@ impl<K: Data, V: Data> KStream<K, V> {
             &format!("sink to `{topic}`"),
         );
         if let (Some(k), Some(v)) = (ks, vs) {
+            let r = match produced.partitioner {
+                Some(p) => {
+                    s.topology
+                        .add_sink_with_partitioner(&name, topic, k, v, p, &[&self.node])
+                }
+                None => s.topology.add_sink(&name, topic, k, v, &[&self.node]),
+            }
+            .map(|_| ());
+            s.record(r);
+        }
+    }
+
+    /// Writes each record to the topic `topic_of` names for it (Kafka Streams' `to` with a
+    /// `TopicNameExtractor`); the topics must exist. `describe()` shows `description` for it.
+    pub fn to_dynamic(
+        &self,
+        description: &str,
+        topic_of: impl Fn(&K, &V) -> String + Send + Sync + 'static,
+        produced: Produced<K, V>,
+    ) {
+        let mut s = self.b.borrow_mut();
+        let name = s.name_or(produced.name, "KSTREAM-SINK-");
+        let what = format!("sink `{name}`");
+        let ks = s.key_serde(produced.key.or_else(|| self.key_serde.clone()), &what);
+        let vs = s.value_serde(produced.value.or_else(|| self.value_serde.clone()), &what);
+        if let (Some(k), Some(v)) = (ks, vs) {
             let r = s
                 .topology
-                .add_sink(&name, topic, k, v, &[&self.node])
+                .add_sink_with_topic_chooser(
+                    &name,
+                    description,
+                    k,
+                    v,
+                    Arc::new(topic_of),
+                    produced.partitioner,
+                    &[&self.node],
+                )
                 .map(|_| ());
             s.record(r);
         }
+    }
+
+    /// Sends the stream through a repartition topic (Kafka Streams' `repartition`): named
+    /// `<application.id>-<name>-repartition` (name from `repartitioned`, else
+    /// `KSTREAM-REPARTITION-<n>`), with the given partition count and partitioner, else the
+    /// writing sub-topology's count and murmur2 of the key bytes. Downstream of it, the stream is
+    /// partitioned by its key.
+    pub fn repartition(&self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
+        let mut s = self.b.borrow_mut();
+        // As Kafka Streams: a given name uses up no index here.
+        let base = match repartitioned.name {
+            Some(n) => n,
+            None => s.next_name("KSTREAM-REPARTITION-"),
+        };
+        let what = format!("repartition `{base}`");
+        let ks = s.key_serde(repartitioned.key.or_else(|| self.key_serde.clone()), &what);
+        let vs = s.value_serde(
+            repartitioned.value.or_else(|| self.value_serde.clone()),
+            &what,
+        );
+        let (Some(ks), Some(vs)) = (ks, vs) else {
+            drop(s);
+            return self.clone_handle();
+        };
+        let source = repartition_with(
+            &mut s,
+            &self.node,
+            &base,
+            ks.clone(),
+            vs.clone(),
+            repartitioned.partitioner,
+            repartitioned.partitions,
+        );
+        drop(s);
+        KStream::new(self.b.clone(), source, Some(ks), Some(vs), false)
     }
 
     /// Runs a Processor API processor on the stream; it may use `stores` (added with
@@ -384,6 +530,56 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// The name of the node that emits this stream.
     pub fn node_name(&self) -> &str {
         &self.node
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, Option<V>> {
+    /// The stream as a table (Kafka Streams' `toTable`): each record upserts its key and `None`
+    /// deletes it. A stream of plain values converts with `.map_values(Some)` first. The table is
+    /// kept in the store `materialized` names (`KSTREAM-TOTABLE-STATE-STORE-<n>` if unnamed); a
+    /// stream whose key changed is repartitioned first.
+    pub fn to_table(&self, named: Named, materialized: Materialized<K, V>) -> KTable<K, V> {
+        let mut s = self.b.borrow_mut();
+        let name = s.name_or(named.0, "KSTREAM-TOTABLE-");
+        let store = s.store_name_or(materialized.name.clone(), "KSTREAM-TOTABLE-STATE-STORE-");
+        let what = format!("table `{name}`");
+        let ks = s.key_serde(
+            materialized.key.clone().or_else(|| self.key_serde.clone()),
+            &what,
+        );
+        let vs = s.value_serde(materialized.value.clone(), &what);
+        let (Some(ks), Some(vs)) = (ks, vs) else {
+            drop(s);
+            return KTable::new(self.b.clone(), name, None, None, None);
+        };
+        let mut parent = self.node.clone();
+        if self.repartition_required {
+            let nullable: SerdeRef<Option<V>> = self
+                .value_serde
+                .clone()
+                .unwrap_or_else(|| Arc::new(NullableRef(vs.clone())));
+            parent = repartition(&mut s, &parent, &name, ks.clone(), nullable);
+        }
+        let sb = materialized
+            .configure(StoreBuilder::timestamped_key_value(
+                store.clone(),
+                ks.clone(),
+                vs.clone(),
+            ))
+            .with_caching(materialized.caching);
+        let st = store.clone();
+        let r = s
+            .topology
+            .add_processor(
+                &name,
+                move || KTableSource::<K, V>::new(st.clone()),
+                &[&parent],
+            )
+            .and_then(|t| t.add_state_store(sb, &[&name]))
+            .map(|_| ());
+        s.record(r);
+        drop(s);
+        KTable::new(self.b.clone(), name, Some(ks), Some(vs), Some(store))
     }
 }
 

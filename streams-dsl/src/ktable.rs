@@ -112,6 +112,14 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         f: impl Fn(V) -> V2 + Send + Sync + 'static,
     ) -> KTable<K, V2> {
+        self.map_values_with_key(move |_, v| f(v))
+    }
+
+    /// Like [`KTable::map_values`], with the key (Kafka Streams' `ValueMapperWithKey`).
+    pub fn map_values_with_key<V2: Data>(
+        &self,
+        f: impl Fn(&K, V) -> V2 + Send + Sync + 'static,
+    ) -> KTable<K, V2> {
         let f = Arc::new(f);
         self.child("KTABLE-MAPVALUES-", move || TableMapValues(f.clone()), None)
     }

@@ -39,6 +39,7 @@
 
 mod builder;
 mod change;
+mod cogroup;
 mod fk_join;
 mod grouped;
 mod join_processors;
@@ -54,11 +55,14 @@ mod windows;
 
 pub use builder::StreamsBuilder;
 pub use change::{Change, ChangeSerde};
+pub use cogroup::CogroupedKStream;
 pub use grouped::{KGroupedStream, KGroupedTable};
-pub use joins::{GlobalKTable, StreamJoined};
+pub use joins::{GlobalKTable, Joined, StreamJoined};
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::KTable;
-pub use naming::{Branched, Consumed, Grouped, Materialized, Named, Produced};
+pub use naming::{
+    Branched, Consumed, Grouped, Materialized, Named, Printed, Produced, Repartitioned,
+};
 pub use suppress::{BufferConfig, Suppressed, WhenFull};
 pub use windowed::{SessionWindowedKStream, TimeWindowedKStream};
 pub use windows::{

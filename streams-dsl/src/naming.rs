@@ -1,4 +1,8 @@
+use std::sync::Arc;
+
 use streams_core::serdes::SerdeRef;
+use streams_core::timestamp::TimestampExtractor;
+use streams_core::PartitionChooser;
 
 /// A name for the processor an operation creates (stable names keep rolling upgrades safe).
 #[derive(Debug, Clone, Default)]
@@ -66,11 +70,76 @@ impl<K, V> Branched<K, V> {
     }
 }
 
-/// Serdes (and optionally the source name) for reading a topic.
+/// Where [`KStream::print`](crate::KStream::print) writes (Kafka Streams' `Printed`): lines
+/// `[<label>]: <key>, <value>` to standard output or a file.
+pub struct Printed<K, V> {
+    pub(crate) to: PrintTarget,
+    pub(crate) label: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) mapper: PrintMapper<K, V>,
+}
+
+/// How a printed record becomes text.
+pub(crate) type PrintMapper<K, V> = Arc<dyn Fn(&K, &V) -> String + Send + Sync>;
+
+/// Standard output or a file (created, or truncated, when the task starts).
+#[derive(Clone, Debug)]
+pub(crate) enum PrintTarget {
+    Stdout,
+    File(std::path::PathBuf),
+}
+
+impl<K: std::fmt::Display, V: std::fmt::Display> Printed<K, V> {
+    /// Prints `key, value` to standard output.
+    pub fn to_sys_out() -> Self {
+        Self::to_sys_out_with(|k, v| format!("{k}, {v}"))
+    }
+    /// Prints `key, value` to the file `path`.
+    pub fn to_file(path: impl Into<std::path::PathBuf>) -> Self {
+        Self::to_file_with(path, |k, v| format!("{k}, {v}"))
+    }
+}
+
+impl<K, V> Printed<K, V> {
+    /// Prints what `mapper` makes of each record to standard output.
+    pub fn to_sys_out_with(mapper: impl Fn(&K, &V) -> String + Send + Sync + 'static) -> Self {
+        Printed {
+            to: PrintTarget::Stdout,
+            label: None,
+            name: None,
+            mapper: Arc::new(mapper),
+        }
+    }
+    /// Prints what `mapper` makes of each record to the file `path`.
+    pub fn to_file_with(
+        path: impl Into<std::path::PathBuf>,
+        mapper: impl Fn(&K, &V) -> String + Send + Sync + 'static,
+    ) -> Self {
+        Printed {
+            to: PrintTarget::File(path.into()),
+            label: None,
+            name: None,
+            mapper: Arc::new(mapper),
+        }
+    }
+    /// The label in front of each line (default: the name of the printed stream's node).
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+    /// Names the printing node.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// Serdes, source name and timestamp extractor for reading a topic.
 pub struct Consumed<K, V> {
     pub(crate) key: Option<SerdeRef<K>>,
     pub(crate) value: Option<SerdeRef<V>>,
     pub(crate) name: Option<String>,
+    pub(crate) timestamp_extractor: Option<Arc<dyn TimestampExtractor>>,
 }
 
 impl<K, V> Default for Consumed<K, V> {
@@ -79,6 +148,7 @@ impl<K, V> Default for Consumed<K, V> {
             key: None,
             value: None,
             name: None,
+            timestamp_extractor: None,
         }
     }
 }
@@ -89,7 +159,7 @@ impl<K, V> Consumed<K, V> {
         Consumed {
             key: Some(key),
             value: Some(value),
-            name: None,
+            ..Default::default()
         }
     }
     /// Names the source node.
@@ -97,13 +167,20 @@ impl<K, V> Consumed<K, V> {
         self.name = Some(name.into());
         self
     }
+    /// Takes the records' event time from `extractor` instead of `default.timestamp.extractor`
+    /// (see [`streams_core::timestamp`]).
+    pub fn with_timestamp_extractor(mut self, extractor: Arc<dyn TimestampExtractor>) -> Self {
+        self.timestamp_extractor = Some(extractor);
+        self
+    }
 }
 
-/// Serdes (and optionally the sink name) for writing a topic.
+/// Serdes, sink name and partitioner for writing a topic.
 pub struct Produced<K, V> {
     pub(crate) key: Option<SerdeRef<K>>,
     pub(crate) value: Option<SerdeRef<V>>,
     pub(crate) name: Option<String>,
+    pub(crate) partitioner: Option<PartitionChooser<K, V>>,
 }
 
 impl<K, V> Default for Produced<K, V> {
@@ -112,6 +189,7 @@ impl<K, V> Default for Produced<K, V> {
             key: None,
             value: None,
             name: None,
+            partitioner: None,
         }
     }
 }
@@ -122,12 +200,86 @@ impl<K, V> Produced<K, V> {
         Produced {
             key: Some(key),
             value: Some(value),
-            name: None,
+            ..Default::default()
         }
     }
     /// Names the sink node.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+    /// Chooses each record's partition (Kafka Streams' `StreamPartitioner`); `None` leaves it to
+    /// the default partitioner (murmur2 of the key bytes).
+    pub fn with_partitioner(
+        mut self,
+        partition: impl Fn(&K, &V) -> Option<i32> + Send + Sync + 'static,
+    ) -> Self {
+        self.partitioner = Some(Arc::new(partition));
+        self
+    }
+}
+
+/// How [`KStream::repartition`](crate::KStream::repartition) repartitions (Kafka Streams'
+/// `Repartitioned`): the topic's name (`<application.id>-<name>-repartition`), partition count,
+/// partitioner and serdes.
+pub struct Repartitioned<K, V> {
+    pub(crate) name: Option<String>,
+    pub(crate) key: Option<SerdeRef<K>>,
+    pub(crate) value: Option<SerdeRef<V>>,
+    pub(crate) partitions: Option<i32>,
+    pub(crate) partitioner: Option<PartitionChooser<K, V>>,
+}
+
+impl<K, V> Default for Repartitioned<K, V> {
+    fn default() -> Self {
+        Repartitioned {
+            name: None,
+            key: None,
+            value: None,
+            partitions: None,
+            partitioner: None,
+        }
+    }
+}
+
+impl<K, V> Repartitioned<K, V> {
+    /// Names the repartition topic and its nodes.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Repartitioned {
+            name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+    /// Both serdes.
+    pub fn with(key: SerdeRef<K>, value: SerdeRef<V>) -> Self {
+        Repartitioned {
+            key: Some(key),
+            value: Some(value),
+            ..Default::default()
+        }
+    }
+    /// Adds serdes.
+    pub fn with_serdes(mut self, key: SerdeRef<K>, value: SerdeRef<V>) -> Self {
+        self.key = Some(key);
+        self.value = Some(value);
+        self
+    }
+    /// Names the repartition topic and its nodes.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// The topic's partition count (else that of the sub-topology writing it).
+    pub fn with_number_of_partitions(mut self, partitions: i32) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+    /// Chooses each record's partition; `None` leaves it to murmur2 of the key bytes.
+    pub fn with_stream_partitioner(
+        mut self,
+        partition: impl Fn(&K, &V) -> Option<i32> + Send + Sync + 'static,
+    ) -> Self {
+        self.partitioner = Some(Arc::new(partition));
         self
     }
 }
@@ -184,6 +336,8 @@ pub struct Materialized<K, V> {
     pub(crate) in_memory: bool,
     pub(crate) logging: bool,
     pub(crate) caching: bool,
+    pub(crate) retention_ms: Option<i64>,
+    pub(crate) changelog_configs: Vec<(String, String)>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
@@ -195,6 +349,8 @@ impl<K, V> Default for Materialized<K, V> {
             in_memory: false,
             logging: true,
             caching: true,
+            retention_ms: None,
+            changelog_configs: Vec::new(),
         }
     }
 }
@@ -235,6 +391,23 @@ impl<K, V> Materialized<K, V> {
         self.logging = false;
         self
     }
+    /// Keeps the changelog, created with these topic configs (Kafka Streams'
+    /// `withLoggingEnabled(config)`, e.g. `min.insync.replicas`; the cleanup policy stays).
+    pub fn with_logging_enabled(
+        mut self,
+        configs: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        self.logging = true;
+        self.changelog_configs
+            .extend(configs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+    /// How long a windowed or session store keeps windows (Kafka Streams' `withRetention`); at
+    /// least window size plus grace (the default).
+    pub fn with_retention(mut self, retention_ms: i64) -> Self {
+        self.retention_ms = Some(retention_ms);
+        self
+    }
     /// Applies the store options (in memory, logging) to `sb`.
     pub(crate) fn configure(
         &self,
@@ -245,6 +418,8 @@ impl<K, V> Materialized<K, V> {
         }
         if !self.logging {
             sb = sb.with_logging_disabled();
+        } else if !self.changelog_configs.is_empty() {
+            sb = sb.with_logging_enabled(self.changelog_configs.clone());
         }
         sb
     }

@@ -42,9 +42,11 @@ impl<K: Data, V: Data, K2: Data, V2: Data, F: Fn(K, V) -> (K2, V2) + Send + Sync
 
 /// Replaces the value.
 pub(crate) struct MapValues<F>(pub Arc<F>);
-impl<K: Data, V: Data, V2: Data, F: Fn(V) -> V2 + Send + Sync> Processor<K, V> for MapValues<F> {
+impl<K: Data, V: Data, V2: Data, F: Fn(&K, V) -> V2 + Send + Sync> Processor<K, V>
+    for MapValues<F>
+{
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
-        let v = (self.0)(r.value);
+        let v = (self.0)(&r.key, r.value);
         ctx.forward(Record {
             key: r.key,
             value: v,
@@ -80,11 +82,11 @@ impl<
 
 /// One record in, any number of values out under the same key.
 pub(crate) struct FlatMapValues<F>(pub Arc<F>);
-impl<K: Data, V: Data, V2: Data, I: IntoIterator<Item = V2>, F: Fn(V) -> I + Send + Sync>
+impl<K: Data, V: Data, V2: Data, I: IntoIterator<Item = V2>, F: Fn(&K, V) -> I + Send + Sync>
     Processor<K, V> for FlatMapValues<F>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
-        for v in (self.0)(r.value) {
+        for v in (self.0)(&r.key, r.value) {
             ctx.forward(Record {
                 key: r.key.clone(),
                 value: v,
@@ -119,6 +121,41 @@ impl<K: Data, V: Data, F: Fn(&K, &V) + Send + Sync> Processor<K, V> for Peek<F> 
             ctx.forward(r)?;
         }
         Ok(())
+    }
+}
+
+/// Writes `[label]: <mapped record>` lines (Kafka Streams' `KStreamPrint`); terminal.
+pub(crate) struct Print<K, V> {
+    pub target: crate::naming::PrintTarget,
+    pub label: String,
+    pub mapper: crate::naming::PrintMapper<K, V>,
+    pub file: Option<std::io::BufWriter<std::fs::File>>,
+}
+impl<K: Data, V: Data> Processor<K, V> for Print<K, V> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        if let crate::naming::PrintTarget::File(path) = &self.target {
+            let f =
+                std::fs::File::create(path).map_err(|source| streams_core::StreamsError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            self.file = Some(std::io::BufWriter::new(f));
+        }
+        let _ = ctx;
+        Ok(())
+    }
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        use std::io::Write;
+        let line = format!("[{}]: {}", self.label, (self.mapper)(&r.key, &r.value));
+        match &mut self.file {
+            Some(f) => writeln!(f, "{line}").and_then(|()| f.flush()).map_err(|e| {
+                streams_core::StreamsError::processing(ctx.node_name().to_string(), e.to_string())
+            }),
+            None => {
+                println!("{line}");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -309,13 +346,13 @@ impl<K: Data, V: Data, F: Fn(&K, &V) -> bool + Send + Sync> Processor<K, Change<
 
 /// Maps both sides of a table change.
 pub(crate) struct TableMapValues<F>(pub Arc<F>);
-impl<K: Data, V: Data, V2: Data, F: Fn(V) -> V2 + Send + Sync> Processor<K, Change<V>>
+impl<K: Data, V: Data, V2: Data, F: Fn(&K, V) -> V2 + Send + Sync> Processor<K, Change<V>>
     for TableMapValues<F>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
         let change = Change {
-            new: r.value.new.map(|v| (self.0)(v)),
-            old: r.value.old.map(|v| (self.0)(v)),
+            new: r.value.new.map(|v| (self.0)(&r.key, v)),
+            old: r.value.old.map(|v| (self.0)(&r.key, v)),
         };
         ctx.forward(Record {
             key: r.key,

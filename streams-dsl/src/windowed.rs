@@ -60,11 +60,18 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let (store, proc, serdes) =
             self.grouped
                 .setup(&mut s, &m, prefix, &format!("{prefix}STATE-STORE-"));
-        let (size, retention, grace) = self.windows.layout();
+        let (size, default_retention, grace) = self.windows.layout();
         if let WindowSpec::Time(w) = &self.windows {
             if let Err(e) = w.validate() {
                 s.fail(format!("windowed aggregation `{store}`: {e}"));
             }
+        }
+        let retention = m.retention_ms.unwrap_or(default_retention);
+        if retention < default_retention {
+            s.fail(format!(
+                "windowed aggregation `{store}`: retention {retention} ms is shorter than window \
+                 size plus grace ({default_retention} ms); give at least that to `with_retention`"
+            ));
         }
         let Some((ks, vas, parent)) = serdes else {
             drop(s);
@@ -187,9 +194,17 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             return KTable::new(b.clone(), proc, None, None, None);
         };
         let w = self.windows;
+        let default_retention = w.gap_ms + w.grace_ms;
+        let retention = m.retention_ms.unwrap_or(default_retention);
+        if retention < default_retention {
+            s.fail(format!(
+                "session aggregation `{store}`: retention {retention} ms is shorter than gap plus \
+                 grace ({default_retention} ms); give at least that to `with_retention`"
+            ));
+        }
         let sb = m.configure(StoreBuilder::session(
             store.clone(),
-            w.gap_ms + w.grace_ms,
+            retention,
             ks.clone(),
             vas.clone(),
         ));

@@ -8,7 +8,9 @@ use common::assert_golden;
 
 use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::{StreamsConfig, Topology, TopologyTestDriver};
-use streams_dsl::{Consumed, JoinWindows, KStream, Materialized, StreamJoined, StreamsBuilder};
+use streams_dsl::{
+    Consumed, JoinWindows, Joined, KStream, Materialized, StreamJoined, StreamsBuilder,
+};
 
 fn s() -> SerdeRef<String> {
     Serdes::string()
@@ -614,4 +616,41 @@ fn join_topologies_are_described_like_kafka_streams() {
         .join_table(&table, |a: &String, t: &String| format!("{a}{t}"))
         .to("out");
     assert_golden("global_and_table_joins", &b.build().unwrap());
+}
+
+#[test]
+fn joined_names_a_stream_table_join_and_its_repartition() {
+    let b = StreamsBuilder::new();
+    let table = b.table::<String, String>("right", Consumed::default(), Materialized::default());
+    b.stream::<String, String>("orders")
+        .select_key(|_, v| v.clone())
+        .join_table_with(
+            &table,
+            |l: &String, r: &String| format!("{l}-{r}"),
+            Joined::as_("enrich").named("enrich"),
+        )
+        .to("out");
+    let t = b.build().unwrap();
+    let desc = t.describe().to_string();
+    assert!(
+        desc.contains("Processor: enrich (stores: [right-STATE-STORE-0000000000])"),
+        "{desc}"
+    );
+    assert!(
+        desc.contains("Sink: enrich-repartition-sink (topic: enrich-repartition)"),
+        "{desc}"
+    );
+    let d = driver(t);
+    d.create_input_topic("right", s(), ns())
+        .pipe_input_with_timestamp("x".into(), Some("X".into()), 1)
+        .unwrap();
+    d.create_input_topic("orders", s(), s())
+        .pipe_input_with_timestamp("o1".into(), "x".into(), 2)
+        .unwrap();
+    assert_eq!(
+        d.create_output_topic("out", s(), s())
+            .read_key_values_to_list()
+            .unwrap(),
+        vec![("x".to_string(), "x-X".to_string())]
+    );
 }

@@ -16,11 +16,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use streams_core::serdes::{SerdeRef, Serdes};
-use streams_core::{Record, StreamsConfig, Topology, TopologyTestDriver};
+use streams_core::{
+    FixedKeyContext, FixedKeyProcessor, FixedKeyRecord, Record, StreamsConfig, Topology,
+    TopologyTestDriver,
+};
 use streams_dsl::{
     Branched, BufferConfig, Consumed, Grouped, JoinWindows, KStream, KTable, Materialized, Named,
-    Produced, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder, Suppressed,
-    TimeWindows, Windowed,
+    Produced, Repartitioned, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder,
+    Suppressed, TimeWindows, Windowed,
 };
 
 /// Seeds per topology.
@@ -185,6 +188,109 @@ fn catalogue() -> Vec<Case> {
             outputs: &[
                 ("out-aggregate", Output::Long),
                 ("out-reduce", Output::Text),
+            ],
+        },
+        Case {
+            name: "repartition",
+            build: || {
+                let b = StreamsBuilder::new();
+                let stream = b.stream_with::<String, String>(&["in"], Consumed::with(s(), s()));
+                stream
+                    .select_key(|_, v| v[..1].to_string())
+                    .repartition(
+                        Repartitioned::with(s(), s())
+                            .with_number_of_partitions(2)
+                            .named("first"),
+                    )
+                    .group_by_key(Grouped::with(s(), s()))
+                    .count(Materialized::as_("first-letter-counts"))
+                    .to_stream()
+                    .to_with("out", long_out());
+                stream
+                    .map_values(|v: String| v.to_uppercase())
+                    .repartition(Repartitioned::with(s(), s()))
+                    .to_with("out-upper", Produced::with(s(), s()));
+                b.build().unwrap()
+            },
+            inputs: &[("in", Input::Stream)],
+            outputs: &[("out", Output::Long), ("out-upper", Output::Text)],
+        },
+        Case {
+            name: "process-values",
+            build: || {
+                struct Upper;
+                impl FixedKeyProcessor<String, String> for Upper {
+                    fn process(
+                        &mut self,
+                        ctx: &mut FixedKeyContext<'_, '_, String>,
+                        r: FixedKeyRecord<String, String>,
+                    ) -> streams_core::Result<()> {
+                        let upper = r.value.to_uppercase();
+                        ctx.forward(r.with_value(upper))
+                    }
+                }
+                let b = StreamsBuilder::new();
+                b.stream_with::<String, String>(&["in"], Consumed::with(s(), s()))
+                    .process_values(|| Upper, Named::default(), &[])
+                    .group_by_key(Grouped::with(s(), s()))
+                    .count(Materialized::as_("upper-counts"))
+                    .to_stream()
+                    .to_with("out", long_out());
+                b.build().unwrap()
+            },
+            inputs: &[("in", Input::Stream)],
+            outputs: &[("out", Output::Long)],
+        },
+        Case {
+            name: "cogroup",
+            build: || {
+                let b = StreamsBuilder::new();
+                let left = b
+                    .stream_with::<String, String>(&["a"], Consumed::with(s(), s()))
+                    .group_by_key(Grouped::with(s(), s()));
+                let right = b
+                    .stream_with::<String, String>(&["b"], Consumed::with(s(), s()))
+                    .select_key(|_, v| v[..1].to_string())
+                    .group_by_key(Grouped::with(s(), s()));
+                left.cogroup(|_, v: String, agg: String| format!("{agg}a:{v};"))
+                    .cogroup(&right, |_, v: String, agg: String| format!("{agg}b:{v};"))
+                    .aggregate(
+                        String::new,
+                        Materialized::as_("cogrouped").with_value_serde(s()),
+                    )
+                    .to_stream()
+                    .to_with("out", string_out());
+                b.build().unwrap()
+            },
+            inputs: &[("a", Input::Stream), ("b", Input::Stream)],
+            outputs: &[("out", Output::Text)],
+        },
+        Case {
+            name: "to-table",
+            build: || {
+                let b = StreamsBuilder::new();
+                let latest = b
+                    .stream_with::<String, Option<String>>(
+                        &["in"],
+                        Consumed::with(s(), Serdes::nullable(s())),
+                    )
+                    .to_table(Named::default(), Materialized::as_("latest"));
+                latest
+                    .filter(|_, v| !v.starts_with('x'))
+                    .to_stream()
+                    .to_with("out-filtered", string_out());
+                latest
+                    .to_stream()
+                    .to_table(Named::default(), Materialized::as_("again"))
+                    .map_values(|v: String| v.to_uppercase())
+                    .to_stream()
+                    .to_with("out-round-trip", string_out());
+                b.build().unwrap()
+            },
+            inputs: &[("in", Input::Table)],
+            outputs: &[
+                ("out-filtered", Output::Text),
+                ("out-round-trip", Output::Text),
             ],
         },
         Case {

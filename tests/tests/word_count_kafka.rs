@@ -51,6 +51,33 @@ fn word_count_exactly_once_v2() {
     run_word_count("exactly_once_v2");
 }
 
+/// A Kafka Streams (Java) properties file works unchanged: unprefixed client keys reach the
+/// clients they are for under their librdkafka names, `main.consumer.` and `topic.` prefixes
+/// apply, Java handler class names are understood, and Java-only keys are ignored with a reason.
+#[test]
+fn word_count_with_a_kafka_streams_properties_file() {
+    init_tracing();
+    let broker = TestBroker::start();
+    word_count_end_to_end(
+        broker.bootstrap_servers(),
+        "wc-java-properties",
+        "exactly_once_v2",
+        &[
+            ("linger.ms", "5"),
+            ("fetch.max.wait.ms", "100"),
+            ("max.request.size", "2097152"),
+            ("main.consumer.max.poll.interval.ms", "300000"),
+            ("topic.segment.bytes", "10485760"),
+            ("acceptable.recovery.lag", "100"),
+            ("sasl.jaas.config", "ignored;"),
+            (
+                "default.deserialization.exception.handler",
+                "org.apache.kafka.streams.errors.LogAndFailExceptionHandler",
+            ),
+        ],
+    );
+}
+
 #[test]
 fn word_count_exactly_once_legacy() {
     run_word_count("exactly_once");

@@ -3,11 +3,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+mod java_keys;
 mod values;
 
 pub use values::{HostInfo, RecordingLevel};
 
+use crate::timestamp::{timestamp_extractor_by_name, FailOnInvalidTimestamp, TimestampExtractor};
 use crate::{Result, StreamsError};
 
 /// How records are processed across failures.
@@ -40,6 +43,7 @@ impl ProcessingGuarantee {
 
 /// Prefixes whose keys are passed to the librdkafka clients the runtime creates.
 pub const CLIENT_PREFIXES: &[&str] = &[
+    "main.consumer.",
     "consumer.",
     "producer.",
     "admin.",
@@ -59,9 +63,21 @@ pub enum OnError {
 
 impl OnError {
     fn parse(key: &str, value: &str) -> Result<Self> {
-        match value {
-            "log_and_fail" | "fail" => Ok(OnError::LogAndFail),
-            "log_and_continue" | "continue" => Ok(OnError::LogAndContinue),
+        // Kafka Streams' handler classes mean the same.
+        let short = value
+            .trim()
+            .strip_prefix("org.apache.kafka.streams.errors.")
+            .unwrap_or(value.trim());
+        match short {
+            "log_and_fail"
+            | "fail"
+            | "LogAndFailExceptionHandler"
+            | "LogAndFailProcessingExceptionHandler"
+            | "DefaultProductionExceptionHandler" => Ok(OnError::LogAndFail),
+            "log_and_continue"
+            | "continue"
+            | "LogAndContinueExceptionHandler"
+            | "LogAndContinueProcessingExceptionHandler" => Ok(OnError::LogAndContinue),
             other => Err(StreamsError::Config(format!(
                 "`{key}` = `{other}` is not valid; choose log_and_fail or log_and_continue"
             ))),
@@ -144,6 +160,10 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "uncommitted store writes a thread may hold under exactly-once before it commits early; default 67108864",
     ),
     (
+        "default.timestamp.extractor",
+        "FailOnInvalidTimestamp (default) | LogAndSkipOnInvalidTimestamp | UsePartitionTimeOnInvalidTimestamp | WallclockTimestampExtractor: the event time of consumed records",
+    ),
+    (
         "deserialization.exception.handler",
         "log_and_fail (default) | log_and_continue: a record whose key or value cannot be deserialized",
     ),
@@ -221,6 +241,11 @@ pub struct StreamsConfig {
     /// `statestore.uncommitted.max.bytes`: per instance; each thread commits early when its share
     /// of uncommitted store writes is exceeded.
     pub uncommitted_max_bytes: u64,
+    /// `default.timestamp.extractor`: the event time of records whose source has no extractor of
+    /// its own (see [`crate::timestamp`]); Kafka Streams' `FailOnInvalidTimestamp` by default.
+    pub default_timestamp_extractor: Arc<dyn TimestampExtractor>,
+    /// The name `default.timestamp.extractor` was given, for display.
+    timestamp_extractor_name: String,
     /// `deserialization.exception.handler`.
     pub on_deserialization_error: OnError,
     /// `processing.exception.handler`.
@@ -237,6 +262,11 @@ pub struct StreamsConfig {
     pub metrics_http_address: Option<String>,
     /// Client settings: common ones under "", the rest under their prefix (`consumer.` ...), prefix stripped.
     pub client: BTreeMap<String, BTreeMap<String, String>>,
+    /// `topic.*`: configs for the internal topics the application creates (prefix stripped).
+    pub topic_configs: BTreeMap<String, String>,
+    /// Keys of a Kafka Streams properties file that mean nothing here, with the reason (each is
+    /// logged once, when set).
+    pub ignored_keys: Vec<(String, String)>,
     commit_interval_explicit: bool,
 }
 
@@ -289,6 +319,10 @@ impl fmt::Debug for StreamsConfig {
                 &self.transactional_state_stores,
             )
             .field("uncommitted_max_bytes", &self.uncommitted_max_bytes)
+            .field(
+                "default_timestamp_extractor",
+                &self.timestamp_extractor_name,
+            )
             .field("client", &client)
             .finish()
     }
@@ -323,6 +357,8 @@ impl StreamsConfig {
             rocksdb_memory_bytes: 64 * 1024 * 1024,
             transactional_state_stores: true,
             uncommitted_max_bytes: 64 * 1024 * 1024,
+            default_timestamp_extractor: Arc::new(FailOnInvalidTimestamp),
+            timestamp_extractor_name: "FailOnInvalidTimestamp".to_string(),
             on_deserialization_error: OnError::LogAndFail,
             on_processing_error: OnError::LogAndFail,
             on_production_error: OnError::LogAndFail,
@@ -331,6 +367,8 @@ impl StreamsConfig {
             metrics_recording_level: RecordingLevel::Info,
             metrics_http_address: None,
             client: BTreeMap::new(),
+            topic_configs: BTreeMap::new(),
+            ignored_keys: Vec::new(),
             commit_interval_explicit: false,
         };
         c.set("application.id", &application_id.into())?;
@@ -481,6 +519,17 @@ impl StreamsConfig {
             "statestore.uncommitted.max.bytes" => {
                 self.uncommitted_max_bytes = parse(key, value, "a non-negative number of bytes")?
             }
+            "default.timestamp.extractor" => {
+                self.default_timestamp_extractor = timestamp_extractor_by_name(value).ok_or_else(|| {
+                    StreamsError::Config(format!(
+                        "`{key}` = `{value}` is not a built-in extractor: use FailOnInvalidTimestamp, \
+                         LogAndSkipOnInvalidTimestamp, UsePartitionTimeOnInvalidTimestamp or \
+                         WallclockTimestampExtractor (Java class names work too); a custom one is \
+                         set in code with `StreamsConfig::default_timestamp_extractor`"
+                    ))
+                })?;
+                self.timestamp_extractor_name = value.trim().to_string();
+            }
             "deserialization.exception.handler" | "default.deserialization.exception.handler" => {
                 self.on_deserialization_error = OnError::parse(key, value)?
             }
@@ -515,6 +564,16 @@ impl StreamsConfig {
                 }
                 self.metrics_http_address = Some(v.to_string()).filter(|v| !v.is_empty())
             }
+            _ if key.starts_with("topic.") && key.len() > "topic.".len() => {
+                self.topic_configs
+                    .insert(key["topic.".len()..].to_string(), value.to_string());
+            }
+            _ if java_keys::ignored_java_key(key).is_some() => {
+                let reason = java_keys::ignored_java_key(key).unwrap_or_default();
+                tracing::warn!(key, reason, "ignoring a Kafka Streams (Java) setting");
+                self.ignored_keys
+                    .push((key.to_string(), reason.to_string()));
+            }
             _ => {
                 if let Some(prefix) = CLIENT_PREFIXES.iter().find(|p| key.starts_with(*p)) {
                     let rest = &key[prefix.len()..];
@@ -532,9 +591,16 @@ impl StreamsConfig {
                         .entry(String::new())
                         .or_default()
                         .insert(key.to_string(), value.to_string());
+                } else if let Some((prefix, name)) = java_keys::unprefixed_client_key(key) {
+                    // As Kafka Streams: an unprefixed client key goes to the clients it is for.
+                    self.client
+                        .entry(prefix.to_string())
+                        .or_default()
+                        .insert(name.to_string(), value.to_string());
                 } else {
                     let mut valid: Vec<&str> = KNOWN_KEYS.iter().map(|(k, _)| *k).collect();
                     valid.extend([
+                        "main.consumer.*",
                         "consumer.*",
                         "producer.*",
                         "admin.*",
@@ -544,6 +610,7 @@ impl StreamsConfig {
                         "ssl.*",
                         "sasl.*",
                         "client.id",
+                        "topic.*",
                     ]);
                     return Err(StreamsError::Config(format!(
                         "unknown key `{key}`; valid keys: {}",
@@ -563,6 +630,15 @@ impl StreamsConfig {
             out.extend(self.client.get("consumer.").cloned().unwrap_or_default());
         }
         out.extend(self.client.get(prefix).cloned().unwrap_or_default());
+        if prefix == "consumer." {
+            // `main.consumer.` is for the stream threads' consumers only.
+            out.extend(
+                self.client
+                    .get("main.consumer.")
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
         out
     }
 
@@ -576,6 +652,93 @@ impl StreamsConfig {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_kafka_streams_properties_file_works_unchanged() {
+        let c = StreamsConfig::from_pairs([
+            ("application.id", "orders"),
+            ("bootstrap.servers", "broker:9092"),
+            ("processing.guarantee", "exactly_once_v2"),
+            ("auto.offset.reset", "earliest"),
+            ("fetch.max.wait.ms", "200"),
+            ("linger.ms", "5"),
+            ("send.buffer.bytes", "131072"),
+            ("main.consumer.max.poll.interval.ms", "600000"),
+            ("restore.consumer.fetch.max.bytes", "1048576"),
+            ("topic.min.insync.replicas", "2"),
+            (
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required;",
+            ),
+            ("acceptable.recovery.lag", "10000"),
+            ("key.serializer", "x"),
+            (
+                "default.deserialization.exception.handler",
+                "org.apache.kafka.streams.errors.LogAndContinueExceptionHandler",
+            ),
+            (
+                "default.key.serde",
+                "org.apache.kafka.common.serialization.Serdes$StringSerde",
+            ),
+        ])
+        .unwrap();
+        let main = c.client_settings("consumer.");
+        assert_eq!(
+            main.get("auto.offset.reset").map(String::as_str),
+            Some("earliest")
+        );
+        assert_eq!(
+            main.get("fetch.wait.max.ms").map(String::as_str),
+            Some("200")
+        );
+        assert_eq!(
+            main.get("max.poll.interval.ms").map(String::as_str),
+            Some("600000")
+        );
+        assert_eq!(
+            main.get("socket.send.buffer.bytes").map(String::as_str),
+            Some("131072")
+        );
+        let restore = c.client_settings("restore.consumer.");
+        assert_eq!(
+            restore.get("auto.offset.reset").map(String::as_str),
+            Some("earliest")
+        );
+        assert!(
+            !restore.contains_key("max.poll.interval.ms"),
+            "main.consumer. is main only"
+        );
+        assert_eq!(
+            restore.get("fetch.max.bytes").map(String::as_str),
+            Some("1048576")
+        );
+        let producer = c.client_settings("producer.");
+        assert_eq!(producer.get("linger.ms").map(String::as_str), Some("5"));
+        assert!(!producer.contains_key("auto.offset.reset"));
+        assert!(!producer.contains_key("sasl.jaas.config"));
+        assert_eq!(
+            c.topic_configs
+                .get("min.insync.replicas")
+                .map(String::as_str),
+            Some("2")
+        );
+        assert_eq!(c.on_deserialization_error, OnError::LogAndContinue);
+        let ignored: Vec<&str> = c.ignored_keys.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            ignored,
+            vec![
+                "sasl.jaas.config",
+                "acceptable.recovery.lag",
+                "key.serializer"
+            ]
+        );
+        assert!(c.ignored_keys[0].1.contains("sasl.username"));
+        // A typo is still an error.
+        let e = StreamsConfig::from_pairs([("application.id", "x"), ("comit.interval.ms", "5")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key `comit.interval.ms`"), "{e}");
+    }
 
     #[test]
     fn defaults_follow_the_guarantee() {

@@ -75,10 +75,17 @@ pub fn plan_layout(
     let subs = topology.subtopologies();
     let mut layout = TopicLayout::default();
     let mut internal: BTreeMap<String, Option<i32>> = BTreeMap::new();
+    // Topics with a given partition count keep it; the others follow their writers.
+    let mut given: std::collections::HashSet<String> = std::collections::HashSet::new();
     for s in &subs {
         for t in s.source_topics.iter().chain(&s.sink_topics) {
             if topology.is_internal_topic(t) {
-                internal.insert(runtime_topic(topology, application_id, t), None);
+                let name = runtime_topic(topology, application_id, t);
+                let n = topology.internal_topic_partitions(t);
+                if n.is_some() {
+                    given.insert(name.clone());
+                }
+                internal.insert(name, n);
             }
         }
     }
@@ -133,9 +140,11 @@ pub fn plan_layout(
             if let Some(&n) = counts.get(&s.id) {
                 for t in &s.sink_topics {
                     if topology.is_internal_topic(t) {
-                        let e = internal
-                            .entry(runtime_topic(topology, application_id, t))
-                            .or_insert(None);
+                        let name = runtime_topic(topology, application_id, t);
+                        if given.contains(&name) {
+                            continue;
+                        }
+                        let e = internal.entry(name).or_insert(None);
                         if e.is_none_or(|c| c < n) {
                             *e = Some(n);
                             changed = true;
@@ -176,10 +185,20 @@ pub fn plan_layout(
             ))
         })?;
         layout.tasks_per_subtopology.insert(s.id, n);
-        // Source repartition topics follow the sub-topology's count (co-partitioned with its other inputs).
+        // Source repartition topics follow the sub-topology's count (co-partitioned with its other
+        // inputs); one with a given count must agree with them.
         for t in &s.source_topics {
             if topology.is_internal_topic(t) {
-                internal.insert(runtime_topic(topology, application_id, t), Some(n));
+                let name = runtime_topic(topology, application_id, t);
+                if given.contains(&name) && internal.get(&name) != Some(&Some(n)) {
+                    return Err(StreamsError::Topology(format!(
+                        "repartition topic `{name}` is given {} partitions but sub-topology {} \
+                         reads it with inputs of {n}: give them the same count",
+                        internal.get(&name).copied().flatten().unwrap_or(0),
+                        s.id
+                    )));
+                }
+                internal.insert(name, Some(n));
             }
         }
     }
@@ -218,6 +237,12 @@ pub fn plan_layout(
                             .saturating_add(WINDOW_CHANGELOG_EXTRA_RETENTION_MS)
                             .to_string(),
                     );
+                }
+            }
+            // The store's own changelog configs, but its cleanup policy.
+            for (k, v) in &b.changelog_configs {
+                if k != "cleanup.policy" {
+                    configs.insert(k.clone(), v.clone());
                 }
             }
             layout.internal_topics.push(InternalTopicSpec {
@@ -284,6 +309,13 @@ pub fn prepare_topics(topology: &Topology, config: &StreamsConfig) -> Result<Top
         &|t| counts.get(t).copied(),
         &|re| counts.keys().filter(|t| re.is_match(t)).cloned().collect(),
     )?;
+    // `topic.*` settings fill in what the layout leaves open (the cleanup policy and retention
+    // it sets stay, since stores and repartitions depend on them).
+    for spec in &mut layout.internal_topics {
+        for (k, v) in &config.topic_configs {
+            spec.configs.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     if config.application_server.is_some() {
         // Where instances publish their endpoints (see `endpoints`).
         layout.internal_topics.push(InternalTopicSpec {

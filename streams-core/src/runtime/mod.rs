@@ -53,3 +53,4 @@ pub use instance::endpoints;
 pub use instance::kafka_streams::KafkaStreams;
 pub use metrics::RuntimeCounters;
 pub use state::{State, StateListener, StateRestoreListener};
+pub use thread::supervisor::{StreamThreadExceptionResponse, UncaughtExceptionHandler};

@@ -44,6 +44,7 @@ import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.Repartitioned;
 import org.apache.kafka.streams.kstream.SessionWindows;
 import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.StreamJoined;
@@ -120,6 +121,70 @@ public final class Oracle {
                 in = List.of("in");
                 out.put("out-reduce", S);
                 out.put("out-aggregate", L);
+            }
+            case "repartition" -> {
+                KStream<String, String> stream = b.stream("in", Consumed.with(S, S));
+                stream.selectKey((k, v) -> v.substring(0, 1))
+                    .repartition(Repartitioned.with(S, S).withName("first").withNumberOfPartitions(2))
+                    .groupByKey(Grouped.with(S, S))
+                    .count(Materialized.as("first-letter-counts"))
+                    .toStream()
+                    .to("out", Produced.with(S, L));
+                stream.mapValues(v -> v.toUpperCase())
+                    .repartition(Repartitioned.with(S, S))
+                    .to("out-upper", Produced.with(S, S));
+                in = List.of("in");
+                out.put("out", L);
+                out.put("out-upper", S);
+            }
+            case "process-values" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .processValues(() -> new org.apache.kafka.streams.processor.api.FixedKeyProcessor<String, String, String>() {
+                        private org.apache.kafka.streams.processor.api.FixedKeyProcessorContext<String, String> ctx;
+                        @Override
+                        public void init(org.apache.kafka.streams.processor.api.FixedKeyProcessorContext<String, String> context) {
+                            ctx = context;
+                        }
+                        @Override
+                        public void process(org.apache.kafka.streams.processor.api.FixedKeyRecord<String, String> r) {
+                            ctx.forward(r.withValue(r.value().toUpperCase()));
+                        }
+                    })
+                    .groupByKey(Grouped.with(S, S))
+                    .count(Materialized.as("upper-counts"))
+                    .toStream()
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
+            case "cogroup" -> {
+                var left = b.stream("a", Consumed.with(S, S)).groupByKey(Grouped.with(S, S));
+                var right = b.stream("b", Consumed.with(S, S))
+                    .selectKey((k, v) -> v.substring(0, 1))
+                    .groupByKey(Grouped.with(S, S));
+                left.<String>cogroup((k, v, agg) -> agg + "a:" + v + ";")
+                    .cogroup(right, (k, v, agg) -> agg + "b:" + v + ";")
+                    .aggregate(() -> "",
+                        Materialized.<String, String, org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("cogrouped").withValueSerde(S))
+                    .toStream()
+                    .to("out", Produced.with(S, S));
+                in = List.of("a", "b");
+                out.put("out", S);
+            }
+            case "to-table" -> {
+                KTable<String, String> latest = b.stream("in", Consumed.with(S, S))
+                    .toTable(Materialized.<String, String, org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("latest"));
+                latest.filter((k, v) -> !v.startsWith("x"))
+                    .toStream()
+                    .to("out-filtered", Produced.with(S, S));
+                latest.toStream()
+                    .toTable(Materialized.<String, String, org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("again"))
+                    .mapValues(v -> v.toUpperCase())
+                    .toStream()
+                    .to("out-round-trip", Produced.with(S, S));
+                in = List.of("in");
+                out.put("out-filtered", S);
+                out.put("out-round-trip", S);
             }
             case "table-groupby" -> {
                 b.table("t", Consumed.with(S, S))

@@ -1,7 +1,7 @@
 //! [`KafkaStreams`]: runs a [`Topology`] against a Kafka cluster with `num.stream.threads` threads.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,10 +23,11 @@ use crate::runtime::metrics::RuntimeCounters;
 use crate::runtime::metrics::{MetricsHandle, StreamsMetrics};
 use crate::runtime::restore::standby::{self, run_standby_thread, SharedStandbys, StandbyTasks};
 use crate::runtime::state::{State, StateListener, StateRestoreListener};
-use crate::runtime::tasks::task_manager::TaskManager;
 use crate::runtime::thread::global_thread::GlobalStreamThread;
-use crate::runtime::thread::stream_thread::StreamThread;
-use crate::runtime::thread::supervisor::Supervisor;
+use crate::runtime::thread::pool::ThreadPool;
+use crate::runtime::thread::supervisor::{
+    StreamThreadExceptionResponse, Supervisor, UncaughtExceptionHandler,
+};
 use crate::topology::Topology;
 use crate::{Result, StreamsError};
 
@@ -51,11 +52,10 @@ pub struct KafkaStreams {
     topology: Arc<Topology>,
     config: StreamsConfig,
     supervisor: Arc<Supervisor>,
-    threads: Vec<JoinHandle<()>>,
+    /// The stream threads, once started.
+    pool: Option<Arc<ThreadPool>>,
     global_thread: Option<JoinHandle<()>>,
     globals: Option<GlobalStores>,
-    /// Every thread's tasks, for interactive queries.
-    task_managers: Vec<Arc<Mutex<TaskManager>>>,
     restore_listener: Option<Arc<dyn StateRestoreListener>>,
     counters: Arc<RuntimeCounters>,
     process_id: uuid::Uuid,
@@ -101,10 +101,9 @@ impl KafkaStreams {
             endpoint_thread: None,
             config,
             supervisor: Arc::new(Supervisor::new()),
-            threads: Vec::new(),
+            pool: None,
             global_thread: None,
             globals: None,
-            task_managers: Vec::new(),
             restore_listener: None,
             counters: Arc::new(RuntimeCounters::default()),
             process_id: uuid::Uuid::new_v4(),
@@ -244,41 +243,24 @@ impl KafkaStreams {
                     })?,
             );
         }
-        let mut threads = Vec::new();
+        let pool = ThreadPool::new(
+            env.clone(),
+            self.supervisor.clone(),
+            self.restore_listener.clone(),
+        );
+        self.pool = Some(pool.clone());
         for _ in 0..self.config.num_stream_threads {
-            let index = self.supervisor.add_thread();
-            threads.push(StreamThread::new(
-                env.clone(),
-                index,
-                self.supervisor.clone(),
-                self.supervisor.shutdown.clone(),
-                self.restore_listener.clone(),
-            )?);
-        }
-        self.task_managers = threads.iter().map(StreamThread::task_manager).collect();
-        for t in threads {
-            let name = format!(
-                "{}-StreamThread-{}",
-                self.config.application_id,
-                self.threads.len() + 1
-            );
-            let handle = std::thread::Builder::new()
-                .name(name.clone())
-                .spawn(move || t.run())
-                .map_err(|e| StreamsError::Io {
-                    path: name.into(),
-                    source: e,
-                })?;
-            self.threads.push(handle);
+            pool.spawn()?;
         }
         if let Some(endpoint) = self.config.application_server.clone() {
-            let (managers, standbys) = (self.task_managers.clone(), self.standbys.clone());
+            let (managers, standbys) = (pool.clone(), self.standbys.clone());
             let publisher = EndpointThread {
                 config: self.config.clone(),
                 process_id: self.process_id.to_string(),
                 endpoint,
                 current_tasks: Box::new(move || {
                     let active = managers
+                        .task_managers()
                         .iter()
                         .flat_map(|tm| tm.lock().unwrap_or_else(|p| p.into_inner()).task_ids())
                         .collect();
@@ -429,7 +411,12 @@ impl KafkaStreams {
                 "no store named `{name}` in the topology (name stores with Materialized::as_ to query them)"
             )));
         }
-        for tm in &self.task_managers {
+        let managers = self
+            .pool
+            .as_ref()
+            .map(|p| p.task_managers())
+            .unwrap_or_default();
+        for tm in &managers {
             // A thread that panicked while holding its tasks may have left a store write half
             // applied: answer with an error rather than with that state.
             let mut tm = tm.lock().map_err(|_| {
@@ -520,14 +507,112 @@ impl KafkaStreams {
         }
     }
 
+    /// Decides what a stream thread failure leads to (Kafka Streams'
+    /// `setUncaughtExceptionHandler`): replace the thread, stop this instance (the default), or
+    /// stop the application (which, without Kafka Streams' assignor, stops only this instance).
+    pub fn set_uncaught_exception_handler(
+        &mut self,
+        handler: impl Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync + 'static,
+    ) {
+        let handler: UncaughtExceptionHandler = Arc::new(handler);
+        self.supervisor.set_handler(handler);
+    }
+
+    /// Starts one more stream thread while the instance runs (Kafka Streams'
+    /// `addStreamThread`); returns its name. The group rebalances to give it tasks.
+    pub fn add_stream_thread(&mut self) -> Result<String> {
+        match (&self.pool, self.state()) {
+            (Some(pool), State::Running | State::Rebalancing) => pool.spawn(),
+            (_, state) => Err(StreamsError::IllegalState(format!(
+                "add_stream_thread() in state {state}: threads are added to a running instance"
+            ))),
+        }
+    }
+
+    /// Stops one stream thread (it commits, closes its tasks and leaves the group), waiting up to
+    /// `timeout` for it; returns its name, or `None` when no thread is left (Kafka Streams'
+    /// `removeStreamThread`).
+    pub fn remove_stream_thread(&mut self, timeout: Duration) -> Result<Option<String>> {
+        let Some(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let Some(name) = pool.remove() else {
+            return Ok(None);
+        };
+        let deadline = Instant::now() + timeout;
+        while !pool.is_finished(&name) {
+            if Instant::now() >= deadline {
+                return Err(StreamsError::IllegalState(format!(
+                    "{name} did not stop within {timeout:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pool.join_finished();
+        Ok(Some(name))
+    }
+
+    /// Names of the stream threads running now.
+    pub fn stream_threads(&self) -> Vec<String> {
+        self.pool.as_ref().map(|p| p.live()).unwrap_or_default()
+    }
+
+    /// Stops processing without leaving the group (Kafka Streams' `pause`): the threads keep
+    /// their tasks and membership but process, punctuate and fetch nothing until [`resume`].
+    /// Standby replicas keep following their changelogs.
+    ///
+    /// [`resume`]: KafkaStreams::resume
+    pub fn pause(&self) {
+        self.supervisor.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Resumes processing after [`KafkaStreams::pause`].
+    pub fn resume(&self) {
+        self.supervisor.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether [`KafkaStreams::pause`] is in effect.
+    pub fn is_paused(&self) -> bool {
+        self.supervisor.paused.load(Ordering::SeqCst)
+    }
+
+    /// Deletes this application's local state directory (Kafka Streams' `cleanUp`), so the next
+    /// start restores every store from its changelog. Only before `start` or after `close`.
+    pub fn clean_up(&self) -> Result<()> {
+        match self.state() {
+            State::Created | State::NotRunning | State::Error => {}
+            state => {
+                return Err(StreamsError::IllegalState(format!(
+                    "clean_up() in state {state}: call it before start() or after close()"
+                )))
+            }
+        }
+        let dir = self.config.app_state_dir();
+        if dir.exists() {
+            // Another instance on the same state directory holds its lock: leave it alone.
+            let lock = state_stores::TaskDirLock::acquire(&dir)?;
+            std::fs::remove_dir_all(&dir).map_err(|source| StreamsError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            drop(lock);
+        }
+        Ok(())
+    }
+
     /// Every thread the instance started and has not joined yet: stream, global, standby and
     /// metadata threads.
     fn running_threads(&self) -> impl Iterator<Item = &JoinHandle<()>> {
-        self.threads
+        self.global_thread
             .iter()
-            .chain(self.global_thread.iter())
             .chain(self.standby_thread.iter())
             .chain(self.endpoint_thread.iter())
+    }
+
+    /// Whether every thread has finished.
+    fn all_finished(&self) -> bool {
+        self.running_threads().all(JoinHandle::is_finished)
+            && self.pool.as_ref().is_none_or(|p| p.all_finished())
     }
 
     /// Stops the threads: each commits, closes its tasks (writing checkpoints) and leaves the
@@ -536,10 +621,10 @@ impl KafkaStreams {
         let pending = self.supervisor.machine.transition(State::PendingShutdown);
         self.supervisor.shutdown.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline && self.running_threads().any(|t| !t.is_finished()) {
+        while Instant::now() < deadline && !self.all_finished() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let all_done = self.running_threads().all(JoinHandle::is_finished);
+        let all_done = self.all_finished();
         if all_done {
             for (what, t) in [
                 ("metadata", self.endpoint_thread.take()),
@@ -553,10 +638,8 @@ impl KafkaStreams {
             if let Some(g) = self.globals.take() {
                 g.close();
             }
-            for t in self.threads.drain(..) {
-                if t.join().is_err() {
-                    tracing::error!("a stream thread panicked");
-                }
+            if let Some(pool) = &self.pool {
+                pool.join_finished();
             }
             self.metrics_server = None;
             // Every task directory is closed: another instance may take the state directory.
@@ -574,7 +657,7 @@ impl KafkaStreams {
 
 impl Drop for KafkaStreams {
     fn drop(&mut self) {
-        if self.running_threads().next().is_some() {
+        if self.running_threads().next().is_some() || !self.all_finished() {
             self.close(Duration::from_secs(60));
         }
     }

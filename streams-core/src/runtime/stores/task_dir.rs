@@ -69,6 +69,10 @@ pub(crate) fn open_task_state(
             transactional,
             Some(&env.globals),
         )
+        .map(|mut task| {
+            task.set_default_timestamp_extractor(env.config.default_timestamp_extractor.clone());
+            task
+        })
     };
     let mut task = build()?;
     let mut positions = ChangelogPositions::new();

@@ -74,6 +74,8 @@ pub(crate) struct TaskManager {
     sensors: ThreadSensors,
     /// Part of the restorer's total already added to the instance's `restored` counter.
     restored_reported: u64,
+    /// `KafkaStreams::pause`: inputs paused, nothing processed or punctuated.
+    paused: bool,
 }
 
 fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> StreamsError {
@@ -133,7 +135,36 @@ impl TaskManager {
             max_poll_interval,
             cache,
             interned: HashMap::new(),
+            paused: false,
         })
+    }
+
+    /// Whether processing is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Pauses (or resumes) the inputs of the running tasks; restoring tasks keep theirs paused
+    /// until they run, and then stay paused while processing is.
+    pub fn set_paused(&mut self, consumer: &dyn GroupConsumer, paused: bool) -> Result<()> {
+        let mut inputs = TopicPartitionList::new();
+        for t in self.tasks.values().filter(|t| t.initialized) {
+            for (topic, p) in &t.inputs {
+                inputs.add_partition(topic, *p);
+            }
+        }
+        if paused {
+            consumer
+                .pause(&inputs)
+                .map_err(|e| kafka("pausing the inputs of running tasks", e))?;
+        } else {
+            consumer
+                .resume(&inputs)
+                .map_err(|e| kafka("resuming the inputs of running tasks", e))?;
+        }
+        self.paused = paused;
+        tracing::info!(thread = %self.thread_name, paused, "processing paused or resumed");
+        Ok(())
     }
 
     /// The ids of the thread's tasks (restoring or running).

@@ -9,5 +9,6 @@
 
 pub(crate) mod global_thread;
 pub(crate) mod group_protocol;
+pub(crate) mod pool;
 pub(crate) mod stream_thread;
 pub(crate) mod supervisor;

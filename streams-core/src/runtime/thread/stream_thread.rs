@@ -256,7 +256,17 @@ impl StreamThread {
     }
 
     fn run_loop(&self) -> Result<()> {
-        while !self.shutdown.load(Ordering::SeqCst) {
+        // `shutdown` stops this thread alone (removal); the supervisor's, the whole instance.
+        while !self.shutdown.load(Ordering::SeqCst)
+            && !self.supervisor.shutdown.load(Ordering::SeqCst)
+        {
+            let pause = self.supervisor.paused.load(Ordering::SeqCst);
+            {
+                let mut tm = self.lock();
+                if pause != tm.is_paused() {
+                    tm.set_paused(&self.consumer, pause)?;
+                }
+            }
             let restoring = self.lock().is_restoring();
             let first_wait = if restoring {
                 Duration::ZERO

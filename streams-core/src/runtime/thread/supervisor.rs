@@ -16,11 +16,36 @@ pub(crate) enum ThreadState {
     Failed,
 }
 
+/// What to do when a stream thread fails (Kafka Streams' `StreamThreadExceptionResponse`), as
+/// the handler set with `KafkaStreams::set_uncaught_exception_handler` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamThreadExceptionResponse {
+    /// Start a new thread in place of the failed one; the instance keeps running.
+    ReplaceThread,
+    /// Stop this instance (the default).
+    ShutdownClient,
+    /// Stop every instance of the application. Kafka Streams signals the others through its
+    /// group assignor, which this runtime does not have: only this instance stops, with an
+    /// error saying so.
+    ShutdownApplication,
+}
+
+/// Decides what a stream thread failure leads to.
+pub type UncaughtExceptionHandler =
+    Arc<dyn Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync>;
+
+/// Starts a replacement stream thread.
+pub(crate) type Replacer = Box<dyn Fn() -> crate::Result<()> + Send + Sync>;
+
 pub(crate) struct Supervisor {
     threads: Mutex<Vec<ThreadState>>,
     pub machine: StateMachine,
     error: Mutex<Option<Arc<StreamsError>>>,
     pub shutdown: Arc<AtomicBool>,
+    /// `KafkaStreams::pause`: threads keep their membership but process nothing.
+    pub paused: AtomicBool,
+    handler: Mutex<Option<UncaughtExceptionHandler>>,
+    replacer: Mutex<Option<Replacer>>,
 }
 
 impl Supervisor {
@@ -30,7 +55,18 @@ impl Supervisor {
             machine: StateMachine::new(),
             error: Mutex::new(None),
             shutdown: Arc::new(AtomicBool::new(false)),
+            paused: AtomicBool::new(false),
+            handler: Mutex::new(None),
+            replacer: Mutex::new(None),
         }
+    }
+
+    pub fn set_handler(&self, handler: UncaughtExceptionHandler) {
+        *self.handler.lock().unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    pub fn set_replacer(&self, replacer: Replacer) {
+        *self.replacer.lock().unwrap_or_else(|p| p.into_inner()) = Some(replacer);
     }
 
     pub fn add_thread(&self) -> usize {
@@ -77,9 +113,39 @@ impl Supervisor {
         }
     }
 
-    /// A thread died with `error`: the whole instance shuts down (Kafka Streams'
-    /// `SHUTDOWN_CLIENT` response to an uncaught exception).
+    /// A thread died with `error`. The uncaught-exception handler decides: a stream thread
+    /// (`index` >= 1) may be replaced; otherwise the whole instance shuts down (Kafka Streams'
+    /// default, `SHUTDOWN_CLIENT`). The global thread (`index` 0) is never replaced.
     pub fn thread_failed(&self, index: usize, error: StreamsError) {
+        let handler = self
+            .handler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let response = handler.map_or(StreamThreadExceptionResponse::ShutdownClient, |h| h(&error));
+        let mut error = error;
+        if response == StreamThreadExceptionResponse::ReplaceThread
+            && index > 0
+            && !self.shutdown.load(Ordering::SeqCst)
+        {
+            tracing::warn!(thread = index, error = %error, "replacing a failed stream thread");
+            self.set_thread_state(index, ThreadState::Dead);
+            let replaced = match &*self.replacer.lock().unwrap_or_else(|p| p.into_inner()) {
+                Some(replace) => replace(),
+                None => Err(StreamsError::IllegalState("no thread pool".into())),
+            };
+            match replaced {
+                Ok(()) => return,
+                Err(e) => error = StreamsError::IllegalState(format!(
+                    "a failed stream thread could not be replaced ({e}); it failed with: {error}"
+                )),
+            }
+        } else if response == StreamThreadExceptionResponse::ShutdownApplication {
+            tracing::error!(
+                "SHUTDOWN_APPLICATION asked: this runtime cannot signal the other instances \
+                 (Kafka Streams does it through its group assignor); shutting down this one"
+            );
+        }
         {
             let mut e = self.error.lock().unwrap_or_else(|p| p.into_inner());
             e.get_or_insert_with(|| Arc::new(error));

@@ -36,13 +36,38 @@ impl TaskManager {
                 headers.add(hd.key, hd.value.map(<[u8]>::to_vec));
             }
         }
+        // The event time orders the task's inputs, so it is extracted as the record is buffered.
+        let timestamp = match t.task.extract_timestamp(
+            m.topic(),
+            m.partition(),
+            m.offset(),
+            m.key(),
+            m.payload(),
+            m.timestamp().to_millis().unwrap_or(-1),
+            &headers,
+        ) {
+            Ok(Some(ts)) => ts,
+            Ok(None) => {
+                let dropped = t.task.take_dropped_records();
+                self.env
+                    .counters
+                    .dropped_records
+                    .fetch_add(dropped, Ordering::Relaxed);
+                t.sensors.dropped.record_events(dropped);
+                return;
+            }
+            Err(e) => {
+                self.pending_error.get_or_insert(CollectorError::Fatal(e));
+                return;
+            }
+        };
         t.queue.push(BufferedRecord {
             topic,
             partition: m.partition(),
             offset: m.offset(),
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
-            timestamp: m.timestamp().to_millis().unwrap_or(-1),
+            timestamp,
             headers,
         });
     }
@@ -67,6 +92,9 @@ impl TaskManager {
     /// whether the broker holds records of a partition beyond what was fetched. Returns how many
     /// records were processed.
     pub fn process(&mut self, lag: &dyn Fn(&str, i32) -> bool) -> Result<usize, CollectorError> {
+        if self.paused {
+            return Ok(0);
+        }
         let mut n = 0;
         let idle_ms = self.env.config.max_task_idle_ms;
         // Stop at the uncommitted-writes limit, so the thread commits before going on.
@@ -192,6 +220,9 @@ impl TaskManager {
 
     /// Fires due wall-clock punctuations.
     pub fn punctuate(&mut self) -> Result<(), CollectorError> {
+        if self.paused {
+            return Ok(());
+        }
         let now = now_ms();
         for t in self.tasks.values_mut().filter(|t| t.initialized) {
             let started = Instant::now();

@@ -151,9 +151,12 @@ impl TaskManager {
                 }
                 tracing::info!(thread = %self.thread_name, task = %id, "task running");
             }
-            consumer
-                .resume(&resume)
-                .map_err(|e| kafka("resuming partitions of restored tasks", e))?;
+            // A paused instance resumes them when it resumes.
+            if !self.paused {
+                consumer
+                    .resume(&resume)
+                    .map_err(|e| kafka("resuming partitions of restored tasks", e))?;
+            }
         }
         Ok(!self.is_restoring())
     }
