@@ -13,10 +13,13 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
-use streams_core::serdes::Serdes;
+use std::sync::Arc;
+
+use streams_core::serdes::{Serde, Serdes};
 use streams_core::{KafkaStreams, Topology};
 use streams_dsl::{
-    Consumed, Grouped, Materialized, Produced, SessionWindows, StreamsBuilder, TimeWindows,
+    Consumed, Grouped, Materialized, Produced, SessionWindowedSerde, SessionWindows,
+    StreamsBuilder, TimeWindowedSerde, TimeWindows,
 };
 use streams_tests::kafka::{
     create_topics, init_tracing, long, produce_with_timestamps, ReadRecord, TopicReader,
@@ -146,19 +149,23 @@ fn word_count(text: &str, counts: &str, windowed: &str, sessions: &str) -> Topol
         .windowed_by(TimeWindows::of_size_with_no_grace(10_000))
         .count(Materialized::default())
         .to_stream()
-        .map(|w, n| (format!("{}@{}", w.key, w.window.start), n))
         .to_with(
             windowed,
-            Produced::with(s(), Serdes::nullable(Serdes::i64())),
+            Produced::with(
+                Arc::new(TimeWindowedSerde::new(s(), 10_000)),
+                Serdes::nullable(Serdes::i64()),
+            ),
         );
     w.group_by_with(|_, w| w.clone(), Grouped::with(s(), s()))
         .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(3_600_000))
         .count(Materialized::default())
         .to_stream()
-        .map(|w, n| (format!("{}@{}-{}", w.key, w.window.start, w.window.end), n))
         .to_with(
             sessions,
-            Produced::with(s(), Serdes::nullable(Serdes::i64())),
+            Produced::with(
+                Arc::new(SessionWindowedSerde(s())),
+                Serdes::nullable(Serdes::i64()),
+            ),
         );
     b.build().unwrap()
 }
@@ -175,12 +182,34 @@ fn enrich(orders: &str, customers: &str, out: &str) -> Topology {
     b.build().unwrap()
 }
 
+/// The text of an output key: the word for `counts`; `word@start` for windowed counts and
+/// `word@start-end` for sessions, decoded from Kafka Streams' windowed key layouts with this
+/// project's serdes (both sides write these topics).
+fn key_text(topic: usize, r: &ReadRecord) -> String {
+    let s = Serdes::string;
+    match topic {
+        1 => {
+            let w = TimeWindowedSerde::new(s(), 10_000)
+                .deserialize(r.key.as_deref())
+                .unwrap();
+            format!("{}@{}", w.key, w.window.start)
+        }
+        2 => {
+            let w = SessionWindowedSerde(s())
+                .deserialize(r.key.as_deref())
+                .unwrap();
+            format!("{}@{}-{}", w.key, w.window.start, w.window.end)
+        }
+        _ => r.key_str(),
+    }
+}
+
 /// Count updates per word (the key up to `@`), tombstones left out, sorted: session results are
 /// keyed by their session's bounds, so a word's updates spread over partitions, unordered.
-fn updates(records: &[ReadRecord]) -> BTreeMap<String, Vec<i64>> {
+fn updates(topic: usize, records: &[ReadRecord]) -> BTreeMap<String, Vec<i64>> {
     let mut m: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for r in records {
-        let key = r.key_str();
+        let key = key_text(topic, r);
         let word = key.split('@').next().unwrap_or_default().to_string();
         if let Some(v) = r.value.as_deref() {
             m.entry(word).or_default().push(long(v));
@@ -193,9 +222,9 @@ fn updates(records: &[ReadRecord]) -> BTreeMap<String, Vec<i64>> {
 }
 
 /// Reads until every word's latest update is its expected total.
-fn await_totals(reader: &mut TopicReader, want: &BTreeMap<String, i64>, what: &str) {
+fn await_totals(topic: usize, reader: &mut TopicReader, want: &BTreeMap<String, i64>) {
     let reached = reader.poll_until(Duration::from_secs(120), |records| {
-        let got: BTreeMap<String, i64> = updates(records)
+        let got: BTreeMap<String, i64> = updates(topic, records)
             .into_iter()
             .filter_map(|(w, u)| u.last().map(|n| (w, *n)))
             .collect();
@@ -203,15 +232,17 @@ fn await_totals(reader: &mut TopicReader, want: &BTreeMap<String, i64>, what: &s
     });
     assert!(
         reached,
-        "{what}: totals never reached {want:?}: {:?}",
-        updates(&reader.records)
+        "{}: totals never reached {want:?}: {:?}",
+        OUTPUTS[topic],
+        updates(topic, &reader.records)
     );
 }
 
 /// Exactly once: every word's updates are 1, 2, ..., total (in output order too for `counts` and
 /// `windowed`, whose keys stay on one partition: `assert_ordered`).
-fn assert_exact(reader: &TopicReader, want: &BTreeMap<String, i64>, what: &str) {
-    let got = updates(&reader.records);
+fn assert_exact(topic: usize, reader: &TopicReader, want: &BTreeMap<String, i64>) {
+    let got = updates(topic, &reader.records);
+    let what = OUTPUTS[topic];
     for (w, n) in want {
         let seq: Vec<i64> = (1..=*n).collect();
         assert_eq!(got.get(w), Some(&seq), "{what}: updates of `{w}`");
@@ -220,14 +251,18 @@ fn assert_exact(reader: &TopicReader, want: &BTreeMap<String, i64>, what: &str) 
 }
 
 /// Each key's values in output order are increasing.
-fn assert_ordered(reader: &TopicReader, what: &str) {
+fn assert_ordered(topic: usize, reader: &TopicReader) {
     let mut last: BTreeMap<String, i64> = BTreeMap::new();
     for r in &reader.records {
         let n = long(r.value.as_deref().unwrap());
-        let prev = last.insert(r.key_str(), n).unwrap_or(0);
-        assert_eq!(n, prev + 1, "{what}: `{}` after {prev}", r.key_str());
+        let key = key_text(topic, r);
+        let prev = last.insert(key.clone(), n).unwrap_or(0);
+        assert_eq!(n, prev + 1, "{}: `{key}` after {prev}", OUTPUTS[topic]);
     }
 }
+
+/// The word count's outputs, in reader order.
+const OUTPUTS: [&str; 3] = ["counts", "windowed", "sessions"];
 
 #[test]
 fn word_count_state_moves_from_kafka_streams_and_back() {
@@ -276,8 +311,8 @@ fn word_count_state_moves_from_kafka_streams_and_back() {
         produce_with_timestamps(b, text, &recs);
     };
     let await_all = |readers: &mut Vec<TopicReader>, totals: &BTreeMap<String, i64>| {
-        for (reader, what) in readers.iter_mut().zip(["counts", "windowed", "sessions"]) {
-            await_totals(reader, totals, what);
+        for (topic, reader) in readers.iter_mut().enumerate() {
+            await_totals(topic, reader, totals);
         }
     };
 
@@ -325,12 +360,12 @@ fn word_count_state_moves_from_kafka_streams_and_back() {
     await_all(&mut readers, &totals);
     java.stop();
 
-    for (reader, what) in readers.iter_mut().zip(["counts", "windowed", "sessions"]) {
+    for (topic, reader) in readers.iter_mut().enumerate() {
         reader.poll_for(Duration::from_secs(1));
-        assert_exact(reader, &totals, what);
+        assert_exact(topic, reader, &totals);
     }
-    assert_ordered(&readers[0], "counts");
-    assert_ordered(&readers[1], "windowed");
+    assert_ordered(0, &readers[0]);
+    assert_ordered(1, &readers[1]);
 }
 
 #[test]

@@ -37,6 +37,7 @@ import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.SessionWindows;
 import org.apache.kafka.streams.kstream.TimeWindows;
+import org.apache.kafka.streams.kstream.WindowedSerdes;
 
 public final class TakeoverApp {
     private static final Serde<String> S = Serdes.String();
@@ -58,14 +59,12 @@ public final class TakeoverApp {
                     .windowedBy(TimeWindows.ofSizeWithNoGrace(Duration.ofSeconds(10)))
                     .count()
                     .toStream()
-                    .map((w, n) -> KeyValue.pair(w.key() + "@" + w.window().start(), n))
-                    .to(topics[2], Produced.with(S, L));
+                    .to(topics[2], Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, 10_000L), L));
                 words.groupBy((k, w) -> w, Grouped.with(S, S))
                     .windowedBy(SessionWindows.ofInactivityGapWithNoGrace(Duration.ofHours(1)))
                     .count()
                     .toStream()
-                    .map((w, n) -> KeyValue.pair(w.key() + "@" + w.window().start() + "-" + w.window().end(), n))
-                    .to(topics[3], Produced.with(S, L));
+                    .to(topics[3], Produced.with(WindowedSerdes.sessionWindowedSerdeFrom(String.class), L));
             }
             case "enrich" -> {
                 KTable<String, String> customers = b.table(topics[1], Consumed.with(S, S));

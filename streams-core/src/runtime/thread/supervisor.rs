@@ -136,9 +136,11 @@ impl Supervisor {
             };
             match replaced {
                 Ok(()) => return,
-                Err(e) => error = StreamsError::IllegalState(format!(
+                Err(e) => {
+                    error = StreamsError::IllegalState(format!(
                     "a failed stream thread could not be replaced ({e}); it failed with: {error}"
-                )),
+                ))
+                }
             }
         } else if response == StreamThreadExceptionResponse::ShutdownApplication {
             tracing::error!(
