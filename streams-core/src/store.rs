@@ -233,19 +233,19 @@ impl AnyStore {
     /// timestamp.
     pub(crate) fn restore(
         &mut self,
-        records: &[ChangelogRecord],
+        records: Vec<ChangelogRecord>,
         timestamped_values: bool,
     ) -> Result<()> {
         let entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = records
-            .iter()
+            .into_iter()
             .map(|r| {
-                let value = match &r.value {
+                let value = match r.value {
                     Some(v) if timestamped_values => {
-                        Some(state_stores::ValueAndTimestamp::encode(v, r.timestamp))
+                        Some(state_stores::ValueAndTimestamp::encode(&v, r.timestamp))
                     }
-                    other => other.clone(),
+                    other => other,
                 };
-                (r.key.clone(), value)
+                (r.key, value)
             })
             .collect();
         match self {

@@ -214,8 +214,8 @@ pub struct StreamTask {
     sources: Vec<SourceSlot>,
     /// `default.timestamp.extractor`, for sources without their own.
     default_timestamp_extractor: Arc<dyn TimestampExtractor>,
-    /// Per input partition, the largest timestamp extracted so far.
-    partition_time: HashMap<(String, i32), i64>,
+    /// Per input topic and partition, the largest timestamp extracted so far.
+    partition_time: HashMap<String, HashMap<i32, i64>>,
     core: TaskCore,
     dir: PathBuf,
     closed: bool,
@@ -553,8 +553,12 @@ impl StreamTask {
                 )))
             }
         };
-        let slot = (topic.to_string(), partition);
-        let partition_time = self.partition_time.get(&slot).copied().unwrap_or(-1);
+        let partition_time = self
+            .partition_time
+            .get(topic)
+            .and_then(|p| p.get(&partition))
+            .copied()
+            .unwrap_or(-1);
         let record = ConsumedRecord {
             topic,
             partition,
@@ -577,7 +581,12 @@ impl StreamTask {
             self.core.dropped_records += 1;
             return Ok(None);
         }
-        self.partition_time.insert(slot, partition_time.max(ts));
+        // Looked up by `&str` first: a String per topic, not per record.
+        let times = match self.partition_time.get_mut(topic) {
+            Some(times) => times,
+            None => self.partition_time.entry(topic.to_string()).or_default(),
+        };
+        times.insert(partition, partition_time.max(ts));
         Ok(Some(ts))
     }
 
@@ -763,7 +772,7 @@ impl StreamTask {
     pub(crate) fn restore_up_to(
         &mut self,
         store: &str,
-        records: &[ChangelogRecord],
+        records: Vec<ChangelogRecord>,
         next_offset: i64,
     ) -> Result<()> {
         let i = self.store_slot(store)?;

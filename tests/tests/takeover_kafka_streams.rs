@@ -223,7 +223,7 @@ fn updates(topic: usize, records: &[ReadRecord]) -> BTreeMap<String, Vec<i64>> {
 
 /// Reads until every word's latest update is its expected total.
 fn await_totals(topic: usize, reader: &mut TopicReader, want: &BTreeMap<String, i64>) {
-    let reached = reader.poll_until(Duration::from_secs(120), |records| {
+    let reached = reader.poll_until(Duration::from_secs(240), |records| {
         let got: BTreeMap<String, i64> = updates(topic, records)
             .into_iter()
             .filter_map(|(w, u)| u.last().map(|n| (w, *n)))

@@ -86,8 +86,6 @@ pub(super) fn ignored_java_key(key: &str) -> Option<&'static str> {
         }
         "buffer.memory" => "set `queue.buffering.max.kbytes` (librdkafka, in KiB) instead",
         "max.poll.records" => "librdkafka has no per-poll record limit; nothing to set",
-        "enable.auto.commit" | "isolation.level" | "group.id" | "enable.idempotence" | "acks"
-        | "transactional.id" => "the runtime sets it from `processing.guarantee` and `application.id`",
         _ => return ignored_streams_key(key),
     };
     Some(reason)

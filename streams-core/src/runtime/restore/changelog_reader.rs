@@ -25,7 +25,7 @@ const WATERMARK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Changelog records as the stores restore them: key, value or tombstone, record timestamp.
 pub(crate) type RestoreBatch = Vec<ChangelogRecord>;
 /// Applies a batch of a store's changelog records; the last argument is the offset after them.
-pub(crate) type ApplyBatch<'a> = dyn FnMut(TaskId, &str, &RestoreBatch, i64) -> Result<()> + 'a;
+pub(crate) type ApplyBatch<'a> = dyn FnMut(TaskId, &str, RestoreBatch, i64) -> Result<()> + 'a;
 
 /// The changelog record `m` (whose key is `key`) carries.
 pub(crate) fn changelog_record(m: &BorrowedMessage<'_>, key: &[u8]) -> ChangelogRecord {
@@ -229,12 +229,13 @@ impl ChangelogReader {
             let Some(r) = self.restoring.get_mut(&(topic.clone(), partition)) else {
                 continue;
             };
-            apply(r.task, &r.store, &records, last + 1)?;
+            let n = records.len() as u64;
+            apply(r.task, &r.store, records, last + 1)?;
             r.position = r.position.max(last + 1);
-            r.restored += records.len() as u64;
-            self.total_restored += records.len() as u64;
+            r.restored += n;
+            self.total_restored += n;
             if let Some(l) = &self.listener {
-                l.on_batch_restored(&topic, partition, &r.store, last, records.len() as u64);
+                l.on_batch_restored(&topic, partition, &r.store, last, n);
             }
         }
         self.collect_done()

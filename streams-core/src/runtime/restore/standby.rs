@@ -267,7 +267,7 @@ impl StandbyTasks {
             let Some(store) = t.stores.get(&key) else {
                 continue;
             };
-            t.task.restore_up_to(store, &records, last + 1)?;
+            t.task.restore_up_to(store, records, last + 1)?;
             t.positions.insert(key, last + 1);
             t.dirty = true;
         }

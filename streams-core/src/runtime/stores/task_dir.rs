@@ -93,7 +93,7 @@ pub(crate) fn open_task_state(
                 if transactional {
                     // Written without transactions and closed cleanly (e.g. before a switch
                     // from at_least_once): adopt the checkpoint as the recorded offset.
-                    task.restore_up_to(&store, &[], checkpointed)?;
+                    task.restore_up_to(&store, Vec::new(), checkpointed)?;
                 }
                 checkpointed
             }
