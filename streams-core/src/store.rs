@@ -566,16 +566,8 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<'_, K, V> {
         from: Option<&K>,
         to: Option<&K>,
     ) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
-        let c = self.codec();
-        let (f, t) = (
-            from.map(|k| c.key(k)).transpose()?,
-            to.map(|k| c.key(k)).transpose()?,
-        );
-        let entries = self.store.range(f.as_deref(), t.as_deref())?;
-        Ok(entries.map(move |e| {
-            let (k, v) = e?;
-            Ok((c.de_key(&k)?, c.de_value(&v)?))
-        }))
+        let (f, t) = self.bounds(from, to)?;
+        Ok(self.decoded(self.store.range(f.as_deref(), t.as_deref())?))
     }
     /// All entries, ascending by serialized key, decoded as they are read.
     pub fn all(&self) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
@@ -587,16 +579,32 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<'_, K, V> {
         from: Option<&K>,
         to: Option<&K>,
     ) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
+        let (f, t) = self.bounds(from, to)?;
+        Ok(self.decoded(self.store.reverse_range(f.as_deref(), t.as_deref())?))
+    }
+    /// Serialized range bounds.
+    #[allow(clippy::type_complexity)]
+    fn bounds(
+        &self,
+        from: Option<&K>,
+        to: Option<&K>,
+    ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
         let c = self.codec();
-        let (f, t) = (
+        Ok((
             from.map(|k| c.key(k)).transpose()?,
             to.map(|k| c.key(k)).transpose()?,
-        );
-        let entries = self.store.reverse_range(f.as_deref(), t.as_deref())?;
-        Ok(entries.map(move |e| {
+        ))
+    }
+    /// Decodes store entries as they are read.
+    fn decoded<'s>(
+        &'s self,
+        entries: state_stores::KvIter<'s>,
+    ) -> impl Iterator<Item = Result<(K, V)>> + 's {
+        let c = self.codec();
+        entries.map(move |e| {
             let (k, v) = e?;
             Ok((c.de_key(&k)?, c.de_value(&v)?))
-        }))
+        })
     }
     /// All entries, descending by serialized key.
     pub fn reverse_all(&self) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
@@ -615,12 +623,8 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<'_, K, V> {
     }
     /// Entries whose serialized key starts with the serialized `prefix`.
     pub fn prefix_scan(&self, prefix: &K) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {
-        let c = self.codec();
-        let entries = self.store.prefix_scan(&c.key(prefix)?)?;
-        Ok(entries.map(move |e| {
-            let (k, v) = e?;
-            Ok((c.de_key(&k)?, c.de_value(&v)?))
-        }))
+        let entries = self.store.prefix_scan(&self.codec().key(prefix)?)?;
+        Ok(self.decoded(entries))
     }
     /// Estimated number of entries.
     pub fn approximate_num_entries(&self) -> Result<u64> {
@@ -696,11 +700,7 @@ impl<K: 'static, V: 'static> TimestampedKeyValueStoreHandle<'_, K, V> {
         from: Option<&K>,
         to: Option<&K>,
     ) -> Result<impl Iterator<Item = Result<(K, ValueAndTimestamp<V>)>> + '_> {
-        let c = self.inner.codec();
-        let (f, t) = (
-            from.map(|k| c.key(k)).transpose()?,
-            to.map(|k| c.key(k)).transpose()?,
-        );
+        let (f, t) = self.inner.bounds(from, to)?;
         let entries = self.inner.store.range(f.as_deref(), t.as_deref())?;
         Ok(self.decoded(entries))
     }

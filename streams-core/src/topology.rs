@@ -362,7 +362,7 @@ impl Topology {
         value: SerdeRef<V>,
         parents: &[&str],
     ) -> Result<&mut Self> {
-        self.add_sink_inner(name, topic, key, value, None, parents)
+        self.add_sink_inner(name, topic, key, value, None, None, parents)
     }
 
     /// Like [`Topology::add_sink`], with each record's partition chosen by `partition`.
@@ -376,7 +376,7 @@ impl Topology {
         parents: &[&str],
     ) -> Result<&mut Self> {
         let partitioner: Arc<dyn RecordPartitioner> = Arc::new(TypedPartitioner(partition));
-        self.add_sink_inner(name, topic, key, value, Some(partitioner), parents)
+        self.add_sink_inner(name, topic, key, value, Some(partitioner), None, parents)
     }
 
     /// Adds a sink writing each record to the topic `choose` names for it (Kafka Streams'
@@ -394,15 +394,19 @@ impl Topology {
     ) -> Result<&mut Self> {
         let partitioner =
             partition.map(|p| Arc::new(TypedPartitioner(p)) as Arc<dyn RecordPartitioner>);
-        self.add_sink_inner(name, description, key, value, partitioner, parents)?;
-        if let Some(NodeKind::Sink { topic_chooser, .. }) =
-            self.nodes.last_mut().map(|n| &mut n.kind)
-        {
-            *topic_chooser = Some(Arc::new(TypedTopicChooser(choose)));
-        }
-        Ok(self)
+        let chooser: Arc<dyn RecordTopicChooser> = Arc::new(TypedTopicChooser(choose));
+        self.add_sink_inner(
+            name,
+            description,
+            key,
+            value,
+            partitioner,
+            Some(chooser),
+            parents,
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add_sink_inner<K: Data, V: Data>(
         &mut self,
         name: &str,
@@ -410,6 +414,7 @@ impl Topology {
         key: SerdeRef<K>,
         value: SerdeRef<V>,
         partitioner: Option<Arc<dyn RecordPartitioner>>,
+        topic_chooser: Option<Arc<dyn RecordTopicChooser>>,
         parents: &[&str],
     ) -> Result<&mut Self> {
         if parents.is_empty() {
@@ -430,7 +435,7 @@ impl Topology {
                 topic: topic.to_string(),
                 serializer,
                 partitioner,
-                topic_chooser: None,
+                topic_chooser,
             },
         )
     }

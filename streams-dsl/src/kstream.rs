@@ -257,15 +257,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             None,
             self.repartition_required,
         );
-        let mut s = self.b.borrow_mut();
-        for st in stores {
-            let r = s
-                .topology
-                .connect_processor_and_store(&out.node, st)
-                .map(|_| ());
-            s.record(r);
-        }
-        drop(s);
+        out.connect_stores(stores);
         out
     }
 
@@ -469,16 +461,20 @@ impl<K: Data, V: Data> KStream<K, V> {
     {
         let out =
             self.child::<K2, V2, P, F>(named, "KSTREAM-PROCESSOR-", supplier, None, None, true);
+        out.connect_stores(stores);
+        out
+    }
+
+    /// Lets this stream's node use `stores` (added with `StreamsBuilder::add_state_store`).
+    fn connect_stores(&self, stores: &[&str]) {
         let mut s = self.b.borrow_mut();
         for st in stores {
             let r = s
                 .topology
-                .connect_processor_and_store(&out.node, st)
+                .connect_processor_and_store(&self.node, st)
                 .map(|_| ());
             s.record(r);
         }
-        drop(s);
-        out
     }
 
     /// Groups by the current key (repartitioning first if an upstream operation changed keys).
