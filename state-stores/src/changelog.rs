@@ -422,6 +422,13 @@ impl<S: SessionStore> SessionStore for ChangeLoggingSessionStore<S> {
     fn all(&self) -> Result<Vec<crate::session::KeyedSession>> {
         self.inner.all()
     }
+    fn sessions_ending_between(
+        &self,
+        earliest_end: i64,
+        latest_end: i64,
+    ) -> Result<Vec<crate::session::KeyedSession>> {
+        self.inner.sessions_ending_between(earliest_end, latest_end)
+    }
     fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         self.inner.restore_batch(records)
     }
@@ -483,6 +490,13 @@ impl<T: SessionStore + ?Sized> SessionStore for Box<T> {
     }
     fn all(&self) -> Result<Vec<crate::session::KeyedSession>> {
         (**self).all()
+    }
+    fn sessions_ending_between(
+        &self,
+        earliest_end: i64,
+        latest_end: i64,
+    ) -> Result<Vec<crate::session::KeyedSession>> {
+        (**self).sessions_ending_between(earliest_end, latest_end)
     }
     fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         (**self).restore_batch(records)

@@ -38,6 +38,17 @@ pub trait SessionStore: StateStore {
     ) -> Result<Option<Vec<u8>>>;
     /// Every live session of every key, as (key, window, value).
     fn all(&self) -> Result<Vec<KeyedSession>>;
+    /// Every key's sessions ending in `[earliest_end, latest_end]` still held (their segment not
+    /// yet dropped), as (key, window, value).
+    fn sessions_ending_between(
+        &self,
+        earliest_end: i64,
+        latest_end: i64,
+    ) -> Result<Vec<KeyedSession>> {
+        let mut all = self.all()?;
+        all.retain(|(_, w, _)| (earliest_end..=latest_end).contains(&w.end));
+        Ok(all)
+    }
     /// Applies changelog records (changelog key as `put` returns it, value or tombstone) without
     /// logging them.
     fn restore_batch(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
@@ -129,7 +140,10 @@ impl<S: SegmentStorage> SegmentedSessionStore<S> {
                 self.storage.drop_segment(id)?;
             }
         }
-        if end < min_live {
+        // Kafka Streams drops a write only when its whole segment expired; lookups by key skip
+        // sessions past retention, but the final results of session aggregations still see
+        // the write (see `sessions_ending_between`).
+        if self.segment_id(end) < min_segment {
             return Ok(false);
         }
         let seg = self.storage.segment_mut(self.segment_id(end))?;
@@ -246,6 +260,36 @@ impl<S: SegmentStorage> SessionStore for SegmentedSessionStore<S> {
                         start: decode_ts(&rest[8..]),
                     };
                     if w.end >= min_live {
+                        out.push((key, w, v));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn sessions_ending_between(
+        &self,
+        earliest_end: i64,
+        latest_end: i64,
+    ) -> Result<Vec<KeyedSession>> {
+        // Unlike key lookups, no cut at the retention limit: whatever the live segments hold is
+        // returned, as Kafka Streams' time-ordered session store does for final results.
+        let segments = self.segment_id(earliest_end)..=self.segment_id(latest_end);
+        let mut out = Vec::new();
+        for id in self.storage.segment_ids() {
+            if !segments.contains(&id) {
+                continue;
+            }
+            if let Some(seg) = self.storage.segment(id) {
+                for entry in seg.all()? {
+                    let (k, v) = entry?;
+                    let (key, rest) = split_key(&self.name, &k, 16)?;
+                    let w = SessionWindow {
+                        end: decode_ts(rest),
+                        start: decode_ts(&rest[8..]),
+                    };
+                    if (earliest_end..=latest_end).contains(&w.end) {
                         out.push((key, w, v));
                     }
                 }

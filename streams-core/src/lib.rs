@@ -4,6 +4,7 @@
 //! The DSL (`streams-dsl`) compiles to a [`Topology`]; this crate never looks at DSL types.
 #![forbid(missing_docs)]
 
+mod commit_metadata;
 pub mod config;
 mod describe;
 mod describe_order;

@@ -203,6 +203,19 @@ impl ProcessorContext<'_> {
         self.core.stream_time
     }
 
+    /// A value this task's processors keep across restarts and migrations under `key` (Kafka
+    /// Streams' processor metadata): committed with the input offsets, atomically with the
+    /// outputs under exactly-once. `None` until some processor of the task set it.
+    pub fn processor_metadata(&self, key: &str) -> Option<i64> {
+        self.core.processor_metadata.get(key)
+    }
+
+    /// Sets [`ProcessorContext::processor_metadata`] for `key`; it commits with the next commit
+    /// of the offsets of the task's inputs.
+    pub fn set_processor_metadata(&mut self, key: &str, value: i64) {
+        self.core.processor_metadata.put(key, value);
+    }
+
     /// Current wall-clock time as the task sees it (mocked in the test driver).
     pub fn wall_clock_ms(&self) -> i64 {
         self.core.wall_clock

@@ -4,12 +4,14 @@ use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The time span of a session, as session stores key it.
+pub use state_stores::SessionWindow;
 use state_stores::{
     CacheBudget, CachingKeyValueStore, ChangeLoggingKeyValueStore, ChangeLoggingSessionStore,
     ChangeLoggingWindowStore, ChangelogRecord, FlushQueue, InMemoryKeyValueStore, InMemorySegments,
     KeyValueStore, RecordTimestamp, RocksDbKeyValueStore, RocksDbResources, RocksDbSegments,
-    SegmentedSessionStore, SegmentedWindowStore, SessionStore, SessionWindow, VecChangelogSink,
-    WindowStore, WindowStoreConfig,
+    SegmentedSessionStore, SegmentedWindowStore, SessionStore, VecChangelogSink, WindowStore,
+    WindowStoreConfig,
 };
 
 use crate::record::Data;
@@ -869,6 +871,22 @@ impl<K: 'static, V: 'static> TimestampedWindowStoreHandle<'_, K, V> {
             .map(|e| Ok((c.de_key(&e.key)?, e.window_start, self.decode(&e.value)?)))
             .collect()
     }
+    /// [`TimestampedWindowStoreHandle::fetch_all`] ordered by window start, then by serialized
+    /// key: the order of Kafka Streams' time-ordered window store, in which windowed
+    /// aggregations emit their final results.
+    pub fn fetch_all_by_time(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(K, i64, ValueAndTimestamp<V>)>> {
+        let c = self.inner.codec();
+        let mut entries = self.inner.store.fetch_all(from, to)?;
+        entries.sort_by(|a, b| (a.window_start, &a.key).cmp(&(b.window_start, &b.key)));
+        entries
+            .into_iter()
+            .map(|e| Ok((c.de_key(&e.key)?, e.window_start, self.decode(&e.value)?)))
+            .collect()
+    }
 }
 
 /// Typed access to a session store.
@@ -897,6 +915,26 @@ impl<K: 'static, V: 'static> SessionStoreHandle<'_, K, V> {
             .find_sessions(&c.key(key)?, earliest_end, latest_start)?
             .into_iter()
             .map(|(w, b)| Ok((w, c.de_value(&b)?)))
+            .collect()
+    }
+    /// Every key's sessions ending in `[earliest_end, latest_end]` (those the store still holds),
+    /// ordered by end, then start, then serialized key: the order of Kafka Streams' time-ordered
+    /// session store, in which session aggregations emit their final results.
+    pub fn sessions_ending_between(
+        &self,
+        earliest_end: i64,
+        latest_end: i64,
+    ) -> Result<Vec<(K, SessionWindow, V)>> {
+        let c = self.codec();
+        let mut sessions = self
+            .store
+            .sessions_ending_between(earliest_end, latest_end)?;
+        sessions.sort_by(|(ka, wa, _), (kb, wb, _)| {
+            (wa.end, wa.start, ka).cmp(&(wb.end, wb.start, kb))
+        });
+        sessions
+            .into_iter()
+            .map(|(k, w, v)| Ok((c.de_key(&k)?, w, c.de_value(&v)?)))
             .collect()
     }
     /// The value of one exact session.

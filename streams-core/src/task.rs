@@ -11,6 +11,7 @@ use state_stores::{
     VecChangelogSink,
 };
 
+use crate::commit_metadata::{self, ProcessorMetadata};
 use crate::processor::{ErasedProcessor, ProcessorContext, PunctuationType, PunctuatorId};
 use crate::record::{DynRecord, Headers, RecordMetadata};
 use crate::store::{build_store, changelog_topic, AnyStore, StoreKind};
@@ -133,6 +134,8 @@ pub(crate) struct TaskCore {
     pub next_punctuator: u64,
     /// Records processors dropped on purpose since the last [`StreamTask::take_dropped_records`].
     pub dropped_records: u64,
+    /// What processors keep across restarts, committed with the input offsets.
+    pub processor_metadata: ProcessorMetadata,
 }
 
 struct SinkProcessor {
@@ -438,6 +441,7 @@ impl StreamTask {
                 schedules: Vec::new(),
                 next_punctuator: 0,
                 dropped_records: 0,
+                processor_metadata: ProcessorMetadata::default(),
             },
             dir: task_dir.to_path_buf(),
             closed: false,
@@ -588,6 +592,34 @@ impl StreamTask {
         };
         times.insert(partition, partition_time.max(ts));
         Ok(Some(ts))
+    }
+
+    /// The metadata to commit with the offset of input `topic`-`partition`: its partition time
+    /// and the task's processor metadata (see [`commit_metadata`]).
+    pub(crate) fn commit_metadata(&self, topic: &str, partition: i32) -> String {
+        let time = self
+            .partition_time
+            .get(topic)
+            .and_then(|p| p.get(&partition))
+            .copied()
+            .unwrap_or(-1);
+        commit_metadata::encode(time, &self.core.processor_metadata)
+    }
+
+    /// Resumes from what was committed with the offset of input `topic`-`partition` (by this
+    /// project or by Kafka Streams): the partition time (and with it the stream time) and the
+    /// processor metadata, merged over the task's inputs. Called before [`StreamTask::init`].
+    pub(crate) fn resume_from_commit_metadata(&mut self, topic: &str, partition: i32, text: &str) {
+        let Some((time, processor)) = commit_metadata::decode(text) else {
+            return;
+        };
+        if time >= 0 {
+            let times = self.partition_time.entry(topic.to_string()).or_default();
+            let t = times.entry(partition).or_insert(time);
+            *t = (*t).max(time);
+            self.core.stream_time = self.core.stream_time.max(time);
+        }
+        self.core.processor_metadata.merge_max(processor);
     }
 
     /// Processes one input record end to end (through every node it reaches), then fires due

@@ -40,6 +40,7 @@
 mod builder;
 mod change;
 mod cogroup;
+mod final_results;
 mod fk_join;
 mod grouped;
 mod join_processors;
@@ -66,6 +67,6 @@ pub use naming::{
 pub use suppress::{BufferConfig, Suppressed, WhenFull};
 pub use windowed::{SessionWindowedKStream, TimeWindowedKStream};
 pub use windows::{
-    JoinWindows, SessionWindowedSerde, SessionWindows, SlidingWindows, TimeWindowedSerde,
-    TimeWindows, Window, Windowed,
+    EmitStrategy, JoinWindows, SessionWindowedSerde, SessionWindows, SlidingWindows,
+    TimeWindowedSerde, TimeWindows, Window, Windowed,
 };

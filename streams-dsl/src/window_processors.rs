@@ -5,9 +5,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use streams_core::store::SessionWindow;
 use streams_core::{Data, Processor, ProcessorContext, Record, Result, ValueAndTimestamp};
 
 use crate::change::Change;
+use crate::final_results::FinalResults;
 use crate::processors::{Aggregator, Init};
 use crate::windows::{SessionWindows, SlidingWindows, TimeWindows, Windowed};
 
@@ -47,12 +49,13 @@ fn drop_late(ctx: &mut ProcessorContext<'_>, ts: i64, window: (i64, i64), close:
 }
 
 /// Adds `r` to the aggregate `current` of the window `[start, end]` of the timestamped window store
-/// `store` (a new window when `None`), writes the result and forwards the change. The aggregate's
-/// timestamp is the latest of its records'.
+/// `store` (a new window when `None`), writes the result and forwards the change unless only
+/// final results are emitted (`final_only`). The aggregate's timestamp is the latest of its
+/// records'.
 #[allow(clippy::too_many_arguments)]
 fn add_to_window<K: Data, V: Data, VA: Data>(
     ctx: &mut ProcessorContext<'_>,
-    store: &str,
+    (store, final_only): (&str, bool),
     init: &Option<Init<VA>>,
     agg: &Aggregator<K, V, VA>,
     r: &Record<K, V>,
@@ -70,14 +73,14 @@ fn add_to_window<K: Data, V: Data, VA: Data>(
         ),
     };
     let old = current.map(|c| c.value);
-    write_window(ctx, store, r, (start, end), new, old, ts)
+    write_window(ctx, (store, final_only), r, (start, end), new, old, ts)
 }
 
 /// Writes `new` (stamped `ts`) as the aggregate of `r`'s key in the window `[start, end]` and
-/// forwards the change from `old`.
+/// forwards the change from `old` (unless `final_only`).
 fn write_window<K: Data, V: Data, VA: Data>(
     ctx: &mut ProcessorContext<'_>,
-    store: &str,
+    (store, final_only): (&str, bool),
     r: &Record<K, V>,
     (start, end): (i64, i64),
     new: VA,
@@ -86,6 +89,9 @@ fn write_window<K: Data, V: Data, VA: Data>(
 ) -> Result<()> {
     ctx.timestamped_window_store::<K, VA>(store)?
         .put(&r.key, Some(&new), ts, start)?;
+    if final_only {
+        return Ok(());
+    }
     ctx.forward(Record {
         key: Windowed::new(r.key.clone(), start, end),
         value: Change {
@@ -104,6 +110,8 @@ pub(crate) struct TimeWindowAggregate<K, V, VA> {
     pub init: Option<Init<VA>>,
     pub agg: Aggregator<K, V, VA>,
     pub observed: i64,
+    /// `Some` under [`EmitStrategy::OnWindowClose`](crate::EmitStrategy).
+    pub final_results: Option<FinalResults>,
 }
 
 impl<K: Data, V: Data, VA: Data> Processor<K, V> for TimeWindowAggregate<K, V, VA> {
@@ -122,7 +130,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for TimeWindowAggregate<K, V, V
                 .fetch(&r.key, start)?;
             add_to_window(
                 ctx,
-                &self.store,
+                (&self.store, self.final_results.is_some()),
                 &self.init,
                 &self.agg,
                 &r,
@@ -130,7 +138,10 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for TimeWindowAggregate<K, V, V
                 old,
             )?;
         }
-        Ok(())
+        match &mut self.final_results {
+            Some(f) => f.emit_time_windows::<K, VA>(ctx, &self.windows, close, &r.headers),
+            None => Ok(()),
+        }
     }
 }
 
@@ -143,6 +154,8 @@ pub(crate) struct SlidingWindowAggregate<K, V, VA> {
     pub init: Option<Init<VA>>,
     pub agg: Aggregator<K, V, VA>,
     pub observed: i64,
+    /// `Some` under [`EmitStrategy::OnWindowClose`](crate::EmitStrategy).
+    pub final_results: Option<FinalResults>,
 }
 
 impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
@@ -166,7 +179,7 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
         }
         add_to_window(
             ctx,
-            &self.store,
+            (&self.store, self.final_results.is_some()),
             &self.init,
             &self.agg,
             r,
@@ -186,7 +199,7 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
         let end = start + self.diff();
         write_window(
             ctx,
-            &self.store,
+            (&self.store, self.final_results.is_some()),
             r,
             (start, end),
             agg.value,
@@ -318,9 +331,15 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for SlidingWindowAggregate<K, V
             return Ok(());
         }
         if ts < self.diff() {
-            return self.process_early(ctx, &r, close);
+            self.process_early(ctx, &r, close)?;
+        } else {
+            self.process_in_order(ctx, &r, close)?;
         }
-        self.process_in_order(ctx, &r, close)
+        let windows = self.windows;
+        match &mut self.final_results {
+            Some(f) => f.emit_sliding_windows::<K, VA>(ctx, &windows, close, &r.headers),
+            None => Ok(()),
+        }
     }
 }
 
@@ -332,6 +351,8 @@ pub(crate) struct SessionWindowAggregate<K, V, VA> {
     pub agg: Aggregator<K, V, VA>,
     pub merger: Merger<K, VA>,
     pub observed: i64,
+    /// `Some` under [`EmitStrategy::OnWindowClose`](crate::EmitStrategy).
+    pub final_results: Option<FinalResults>,
 }
 
 impl<K: Data, V: Data, VA: Data> Processor<K, V> for SessionWindowAggregate<K, V, VA> {
@@ -341,6 +362,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for SessionWindowAggregate<K, V
         // A session closes once stream time passes its end by the gap and the grace: until then
         // a record may still extend it (Kafka Streams since KAFKA-12718).
         let close = self.observed - self.windows.grace_ms - self.windows.gap_ms;
+        let headers = r.headers.clone();
         let (merged, found) = ctx.session_store::<K, VA>(&self.store)?.merge_candidates(
             &r.key,
             ts,
@@ -348,8 +370,28 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for SessionWindowAggregate<K, V
         )?;
         if merged.end < close {
             drop_late(ctx, ts, (merged.start, merged.end), close);
-            return Ok(());
+        } else {
+            self.aggregate(ctx, r, merged, found)?;
         }
+        match &mut self.final_results {
+            Some(f) => f.emit_sessions::<K, VA>(ctx, close, &headers),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<K: Data, V: Data, VA: Data> SessionWindowAggregate<K, V, VA> {
+    /// Adds `r` to the sessions it merges (`found`, removed) into the session `merged`,
+    /// forwarding the removals and the new session unless only final results are emitted.
+    fn aggregate(
+        &self,
+        ctx: &mut ProcessorContext<'_>,
+        r: Record<K, V>,
+        merged: SessionWindow,
+        found: Vec<(SessionWindow, VA)>,
+    ) -> Result<()> {
+        let final_only = self.final_results.is_some();
+        let ts = r.timestamp;
         let mut agg: Option<VA> = self.init.as_ref().map(|i| i());
         for (_, v) in &found {
             agg = Some(match agg {
@@ -361,6 +403,9 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for SessionWindowAggregate<K, V
             for (w, v) in found {
                 ctx.session_store::<K, VA>(&self.store)?
                     .put(&r.key, w, None)?;
+                if final_only {
+                    continue;
+                }
                 ctx.forward(Record {
                     key: Windowed::new(r.key.clone(), w.start, w.end),
                     value: Change {
@@ -378,6 +423,9 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for SessionWindowAggregate<K, V
         };
         ctx.session_store::<K, VA>(&self.store)?
             .put(&r.key, merged, Some(&new))?;
+        if final_only {
+            return Ok(());
+        }
         ctx.forward(Record {
             key: Windowed::new(r.key, merged.start, merged.end),
             value: Change {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use streams_core::{Data, StoreBuilder};
 
+use crate::final_results::FinalResults;
 use crate::grouped::KGroupedStream;
 use crate::ktable::KTable;
 use crate::naming::Materialized;
@@ -12,8 +13,8 @@ use crate::window_processors::{
     Merger, SessionWindowAggregate, SlidingWindowAggregate, TimeWindowAggregate,
 };
 use crate::windows::{
-    session_windowed_serde, time_windowed_serde, SessionWindows, SlidingWindows, TimeWindows,
-    Windowed,
+    session_windowed_serde, time_windowed_serde, EmitStrategy, SessionWindows, SlidingWindows,
+    TimeWindows, Windowed,
 };
 
 #[derive(Clone, Copy)]
@@ -41,11 +42,23 @@ impl WindowSpec {
 pub struct TimeWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: WindowSpec,
+    emit: EmitStrategy,
 }
 
 impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     pub(crate) fn new(grouped: KGroupedStream<K, V>, windows: WindowSpec) -> Self {
-        TimeWindowedKStream { grouped, windows }
+        TimeWindowedKStream {
+            grouped,
+            windows,
+            emit: EmitStrategy::OnWindowUpdate,
+        }
+    }
+
+    /// When the aggregation emits: every update (the default) or, with
+    /// [`EmitStrategy::OnWindowClose`], each window's final result once it closed.
+    pub fn emit_strategy(mut self, strategy: EmitStrategy) -> Self {
+        self.emit = strategy;
+        self
     }
 
     fn build<VA: Data>(
@@ -85,6 +98,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             vas.clone(),
         ));
         let st = store.clone();
+        let final_only = self.emit == EmitStrategy::OnWindowClose;
         let r = match self.windows {
             WindowSpec::Time(windows) => s.topology.add_processor(
                 &proc,
@@ -94,6 +108,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                     init: init.clone(),
                     agg: agg.clone(),
                     observed: i64::MIN,
+                    final_results: final_only.then(|| FinalResults::new(&st)),
                 },
                 &[&parent],
             ),
@@ -105,6 +120,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                     init: init.clone(),
                     agg: agg.clone(),
                     observed: i64::MIN,
+                    final_results: final_only.then(|| FinalResults::new(&st)),
                 },
                 &[&parent],
             ),
@@ -169,11 +185,24 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
 pub struct SessionWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: SessionWindows,
+    emit: EmitStrategy,
 }
 
 impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
     pub(crate) fn new(grouped: KGroupedStream<K, V>, windows: SessionWindows) -> Self {
-        SessionWindowedKStream { grouped, windows }
+        SessionWindowedKStream {
+            grouped,
+            windows,
+            emit: EmitStrategy::OnWindowUpdate,
+        }
+    }
+
+    /// When the aggregation emits: every update (the default) or, with
+    /// [`EmitStrategy::OnWindowClose`], each session's final result once it closed (stream time
+    /// past its end by the gap plus grace).
+    pub fn emit_strategy(mut self, strategy: EmitStrategy) -> Self {
+        self.emit = strategy;
+        self
     }
 
     fn build<VA: Data>(
@@ -209,6 +238,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             vas.clone(),
         ));
         let st = store.clone();
+        let final_only = self.emit == EmitStrategy::OnWindowClose;
         let r = s
             .topology
             .add_processor(
@@ -220,6 +250,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                     agg: agg.clone(),
                     merger: merger.clone(),
                     observed: i64::MIN,
+                    final_results: final_only.then(|| FinalResults::new(&st)),
                 },
                 &[&parent],
             )

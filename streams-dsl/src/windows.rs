@@ -189,6 +189,30 @@ pub(crate) fn session_windowed_serde<K: 'static>(inner: SerdeRef<K>) -> SerdeRef
     Arc::new(SessionWindowedSerde(inner))
 }
 
+/// When a windowed aggregation emits (Kafka Streams' `EmitStrategy`, KIP-825).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmitStrategy {
+    /// Every update of a window's aggregate is forwarded (through the record cache, when on).
+    #[default]
+    OnWindowUpdate,
+    /// Only a window's final aggregate, once, after the window closed (its end plus grace passed
+    /// by stream time): `suppress(untilWindowCloses)` without a suppression buffer, read from
+    /// the aggregation's own store. Time and sliding windows.
+    OnWindowClose,
+}
+
+impl EmitStrategy {
+    /// [`EmitStrategy::OnWindowUpdate`], the default.
+    pub fn on_window_update() -> Self {
+        EmitStrategy::OnWindowUpdate
+    }
+
+    /// [`EmitStrategy::OnWindowClose`].
+    pub fn on_window_close() -> Self {
+        EmitStrategy::OnWindowClose
+    }
+}
+
 /// Fixed-size windows: tumbling (advance = size) or hopping (advance < size), aligned to the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeWindows {

@@ -487,9 +487,21 @@ impl KafkaCluster {
 
     /// The last lines of every node's log (for failure messages).
     pub fn log_tail(&self) -> String {
+        self.log_tail_lines(20)
+    }
+
+    /// The last `lines` lines of every node's log and of its JVM's output.
+    pub fn log_tail_lines(&self, lines: usize) -> String {
         self.nodes()
             .iter()
-            .map(|n| format!("--- node {} ---\n{}", n.id, tail(&n.log, 20)))
+            .map(|n| {
+                format!(
+                    "--- node {} ---\n{}{}",
+                    n.id,
+                    tail(&n.log.with_extension("out"), lines),
+                    tail(&n.log, lines)
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }

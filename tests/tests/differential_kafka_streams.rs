@@ -21,9 +21,9 @@ use streams_core::{
     TopologyTestDriver,
 };
 use streams_dsl::{
-    Branched, BufferConfig, Consumed, Grouped, JoinWindows, KStream, KTable, Materialized, Named,
-    Produced, Repartitioned, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder,
-    Suppressed, TimeWindows, Windowed,
+    Branched, BufferConfig, Consumed, EmitStrategy, Grouped, JoinWindows, KStream, KTable,
+    Materialized, Named, Produced, Repartitioned, SessionWindows, SlidingWindows, StreamJoined,
+    StreamsBuilder, Suppressed, TimeWindows, Windowed,
 };
 
 /// Seeds per topology.
@@ -341,6 +341,45 @@ fn catalogue() -> Vec<Case> {
                     s.group_by_key(Grouped::with(self::s(), self::s()))
                         .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(5, 3))
                         .count(Materialized::as_("sliding-counts"))
+                })
+            },
+            inputs: &[("in", Input::Stream)],
+            outputs: &[("out", Output::Long)],
+        },
+        Case {
+            name: "hopping-emit-final",
+            build: || {
+                windowed_counts(|s| {
+                    s.group_by_key(Grouped::with(self::s(), self::s()))
+                        .windowed_by(TimeWindows::of_size_and_grace(10, 2).advance_by(5))
+                        .emit_strategy(EmitStrategy::on_window_close())
+                        .count(Materialized::as_("hopping-final-counts"))
+                })
+            },
+            inputs: &[("in", Input::Stream)],
+            outputs: &[("out", Output::Long)],
+        },
+        Case {
+            name: "sliding-emit-final",
+            build: || {
+                windowed_counts(|s| {
+                    s.group_by_key(Grouped::with(self::s(), self::s()))
+                        .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(5, 3))
+                        .emit_strategy(EmitStrategy::on_window_close())
+                        .count(Materialized::as_("sliding-final-counts"))
+                })
+            },
+            inputs: &[("in", Input::Stream)],
+            outputs: &[("out", Output::Long)],
+        },
+        Case {
+            name: "session-emit-final",
+            build: || {
+                windowed_counts(|s| {
+                    s.group_by_key(Grouped::with(self::s(), self::s()))
+                        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(5, 3))
+                        .emit_strategy(EmitStrategy::on_window_close())
+                        .count(Materialized::as_("session-final-counts"))
                 })
             },
             inputs: &[("in", Input::Stream)],

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
+use streams_examples::verify::VerifyReport;
 use streams_examples::verify::{
     default_options, verify_with, ChaosEvent, VerifyOptions, VerifyTopics,
 };
@@ -44,6 +45,15 @@ fn options(cluster_bootstrap: &str, dir: &std::path::Path, replication: i32) -> 
     o
 }
 
+/// [`assert_exactly_once`], printing the brokers' logs first when the run was not exact: a
+/// broker-side cause (a node that did not come back, a coordinator stuck loading) shows there.
+fn assert_exact_on(report: &VerifyReport, cluster: &KafkaCluster) {
+    if !report.passed() {
+        println!("brokers' logs:\n{}", cluster.log_tail_lines(150));
+    }
+    assert_exactly_once(report);
+}
+
 fn event(at_secs: u64, action: impl FnMut(&[Option<u32>]) + 'static) -> ChaosEvent {
     (Duration::from_secs(at_secs), Box::new(action))
 }
@@ -74,7 +84,7 @@ fn single_node_sigkilled_and_restarted_mid_run() {
         event(22, move |_| c2.restart(&[1]).unwrap()),
     ];
     let report = verify_with(&o, &spawn, events).unwrap();
-    assert_exactly_once(&report);
+    assert_exact_on(&report, &cluster);
 }
 
 #[test]
@@ -103,7 +113,7 @@ fn leaders_of_input_repartition_and_changelog_partitions_sigkilled_on_three_node
         }));
     }
     let report = verify_with(&o, &spawn, events).unwrap();
-    assert_exactly_once(&report);
+    assert_exact_on(&report, &cluster);
 }
 
 #[test]
@@ -130,7 +140,7 @@ fn transaction_coordinator_node_sigkilled_on_three_nodes() {
         }),
     ];
     let report = verify_with(&o, &spawn, events).unwrap();
-    assert_exactly_once(&report);
+    assert_exact_on(&report, &cluster);
 }
 
 /// Committed output records arriving at a read_committed reader, with their arrival times.
@@ -250,7 +260,7 @@ fn two_of_three_nodes_down_stops_progress_and_resumes_exactly() {
         log.between(up, Instant::now()) > 0,
         "progress resumed after the restart"
     );
-    assert_exactly_once(&report);
+    assert_exact_on(&report, &cluster);
 }
 
 /// An instance frozen (SIGSTOP) while it holds an open transaction, past its session timeout: the

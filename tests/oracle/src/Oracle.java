@@ -36,6 +36,7 @@ import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.TopologyTestDriver;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.EmitStrategy;
 import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.JoinWindows;
@@ -228,6 +229,42 @@ public final class Oracle {
                 in = List.of("in");
                 out.put("out", L);
             }
+            case "hopping-emit-final" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .groupByKey(Grouped.with(S, S))
+                    .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(10), Duration.ofMillis(2)).advanceBy(Duration.ofMillis(5)))
+                    .emitStrategy(EmitStrategy.onWindowClose())
+                    .count(Materialized.as("hopping-final-counts"))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
+            case "sliding-emit-final" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .groupByKey(Grouped.with(S, S))
+                    .windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(5), Duration.ofMillis(3)))
+                    .emitStrategy(EmitStrategy.onWindowClose())
+                    .count(Materialized.as("sliding-final-counts"))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
+            case "session-emit-final" -> {
+                b.stream("in", Consumed.with(S, S))
+                    .groupByKey(Grouped.with(S, S))
+                    .windowedBy(SessionWindows.ofInactivityGapAndGrace(Duration.ofMillis(5), Duration.ofMillis(3)))
+                    .emitStrategy(EmitStrategy.onWindowClose())
+                    .count(Materialized.as("session-final-counts"))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out", L);
+            }
             case "session" -> {
                 b.stream("in", Consumed.with(S, S))
                     .groupByKey(Grouped.with(S, S))
@@ -340,6 +377,8 @@ public final class Oracle {
         // (an internal throttle); the driver's clock stands still, so without this only the first
         // batch would ever be emitted. The framework checks on every record, as with interval 0.
         p.put("__emit.interval.ms.kstreams.outer.join.spurious.results.fix__", 0L);
+        // The same throttle for windowed aggregations emitting final results on window close.
+        p.put("__emit.interval.ms.kstreams.windowed.aggregation__", 0L);
         p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         try (TopologyTestDriver d = new TopologyTestDriver(c.topology(), p, Instant.ofEpochMilli(0))) {

@@ -5,10 +5,14 @@
 use super::*;
 
 impl TaskManager {
+    /// Adds the offsets `t` consumed, each with its commit metadata (partition time and the
+    /// task's processor metadata, as Kafka Streams commits them).
     fn offsets_of(t: &ActiveTask, tpl: &mut TopicPartitionList) -> Result<(), CollectorError> {
         for ((topic, p), o) in &t.consumed {
-            tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
+            let mut e = tpl.add_partition(topic, *p);
+            e.set_offset(Offset::Offset(*o))
                 .map_err(|e| CollectorError::Fatal(kafka("building the offsets to commit", e)))?;
+            e.set_metadata(t.task.commit_metadata(topic, *p));
         }
         Ok(())
     }

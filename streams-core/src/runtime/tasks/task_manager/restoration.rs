@@ -20,17 +20,30 @@ impl TaskManager {
         if pending.is_empty() {
             return Ok(());
         }
-        if self.env.guarantee().is_exactly_once() {
-            let mut tpl = TopicPartitionList::new();
-            for id in &pending {
-                for (topic, p) in &self.tasks[id].inputs {
-                    tpl.add_partition(topic, *p);
-                }
+        // The committed offsets' metadata carries each input's partition time and the task's
+        // processor metadata. Under exactly-once (read_committed) the fetch also waits until the
+        // offsets are stable: no transaction of a previous owner pending.
+        let mut tpl = TopicPartitionList::new();
+        for id in &pending {
+            for (topic, p) in &self.tasks[id].inputs {
+                tpl.add_partition(topic, *p);
             }
-            if let Err(e) = consumer.committed_offsets(tpl, OFFSET_FETCH_TIMEOUT) {
+        }
+        let committed = match consumer.committed_offsets(tpl, OFFSET_FETCH_TIMEOUT) {
+            Ok(c) => c,
+            Err(e) => {
                 return self
                     .init_stall
-                    .retry("waiting for stable committed offsets of new tasks", e);
+                    .retry("reading the committed offsets of new tasks", e)
+            }
+        };
+        for id in &pending {
+            if let Some(t) = self.tasks.get_mut(id) {
+                for (topic, p) in &t.inputs {
+                    if let Some(e) = committed.find_partition(topic, *p) {
+                        t.task.resume_from_commit_metadata(topic, *p, e.metadata());
+                    }
+                }
             }
         }
         let mut all_registered = true;

@@ -341,8 +341,13 @@ fn at_least_once_flushes_outputs_before_committing_offsets_then_checkpoints() {
         matches!(calls[1], Call::Pause(ref p) if p.len() == 2),
         "{calls:?}"
     );
+    // The committed offsets' metadata (partition time, processor metadata) is read first.
     assert!(
-        matches!(calls[2], Call::Resume(ref p) if p.len() == 2),
+        matches!(calls[2], Call::CommittedOffsets(ref p) if p.len() == 2),
+        "{calls:?}"
+    );
+    assert!(
+        matches!(calls[3], Call::Resume(ref p) if p.len() == 2),
         "{calls:?}"
     );
     let sent: Vec<&str> = calls
