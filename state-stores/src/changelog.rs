@@ -128,6 +128,12 @@ impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
     fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         (**self).write_batch(entries)
     }
+    fn as_versioned(&self) -> Option<&crate::VersionedKeyValueStore> {
+        (**self).as_versioned()
+    }
+    fn as_versioned_mut(&mut self) -> Option<&mut crate::VersionedKeyValueStore> {
+        (**self).as_versioned_mut()
+    }
 }
 
 /// The changelog record of a write; a timestamped value gives the record its value and timestamp

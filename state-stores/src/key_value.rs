@@ -70,6 +70,14 @@ pub trait KeyValueStore: StateStore {
     fn flush_cache(&mut self) -> Result<()> {
         Ok(())
     }
+    /// The versioned store this is or wraps, for lookups as of a time (`None` for others).
+    fn as_versioned(&self) -> Option<&crate::VersionedKeyValueStore> {
+        None
+    }
+    /// [`KeyValueStore::as_versioned`], for writes.
+    fn as_versioned_mut(&mut self) -> Option<&mut crate::VersionedKeyValueStore> {
+        None
+    }
 }
 
 /// The smallest key strictly greater than every key that has `prefix` as prefix, if one exists.

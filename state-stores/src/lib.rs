@@ -5,6 +5,7 @@
 //!
 //! * [`KeyValueStore`]: in memory ([`InMemoryKeyValueStore`]) and on RocksDB ([`RocksDbKeyValueStore`]);
 //! * [`TimestampedKeyValueStore`]: a value plus the timestamp of the record that wrote it;
+//! * [`VersionedKeyValueStore`]: every value a key had, for lookups as of a time;
 //! * [`WindowStore`] and [`SessionStore`]: time-segmented stores with retention, in memory and on RocksDB;
 //! * [`ChangelogSink`]: observes every write so the runtime can send it to a changelog topic;
 //! * [`OffsetCheckpoint`] and [`TaskDirLock`]: what a task directory needs to restart safely.
@@ -30,6 +31,7 @@ mod segments;
 mod session;
 mod timestamped;
 mod transaction;
+mod versioned;
 mod window;
 
 #[cfg(test)]
@@ -55,6 +57,7 @@ pub use session::{
     KeyedSession, MergeCandidates, SegmentedSessionStore, SessionStore, SessionWindow,
 };
 pub use timestamped::{TimestampedKeyValueStore, ValueAndTimestamp};
+pub use versioned::{VersionedKeyValueStore, VersionedRecord, PUT_IS_LATEST, PUT_NOT_PUT};
 pub use window::{SegmentedWindowStore, WindowStore, WindowStoreConfig, WindowedEntry};
 
 /// A window store kept in memory.

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::record::{Data, DynRecord, Record, RecordMetadata};
 use crate::store::{
     AnyStore, KeyValueStoreHandle, SessionStoreHandle, StoreKind, StoreRef, StoreSerdes,
-    TimestampedKeyValueStoreHandle, TimestampedWindowStoreHandle, WindowStoreHandle,
+    TimestampedKeyValueStoreHandle, TimestampedWindowStoreHandle, VersionedKeyValueStoreHandle,
+    WindowStoreHandle,
 };
 use crate::task::{NodeSlot, PunctuationSchedule, TaskCore, TaskId};
 use crate::{Result, StreamsError};
@@ -327,6 +328,44 @@ impl ProcessorContext<'_> {
         }
     }
 
+    /// Typed access to the versioned key-value store `name` (KIP-889): writes and lookups as
+    /// of a time. The same store is also readable as a timestamped key-value store of its
+    /// latest values.
+    pub fn versioned_key_value_store<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+    ) -> Result<VersionedKeyValueStoreHandle<'_, K, V>> {
+        let i = self.store_slot(name)?;
+        self.serdes::<K, V>(i)?;
+        let kind = self.core.stores[i].kind;
+        if !matches!(kind, StoreKind::VersionedKeyValue { .. }) {
+            return Err(self.access_error(
+                name,
+                format!("it is a {kind:?} store, not a versioned key-value store"),
+            ));
+        }
+        let slot = &mut self.core.stores[i];
+        let serdes = slot
+            .serdes
+            .downcast_ref::<StoreSerdes<K, V>>()
+            .ok_or_else(|| StreamsError::IllegalState("serdes".into()))?;
+        match &mut slot.store {
+            AnyStore::KeyValue(s) => match s.as_versioned_mut() {
+                Some(store) => Ok(VersionedKeyValueStoreHandle {
+                    store,
+                    name: &slot.name,
+                    serdes,
+                }),
+                None => Err(StreamsError::IllegalState(format!(
+                    "store `{name}` is not versioned underneath"
+                ))),
+            },
+            _ => Err(StreamsError::IllegalState(format!(
+                "store `{name}` kind mismatch"
+            ))),
+        }
+    }
+
     /// Whether `store` sits behind the record cache, so its updates should be forwarded when the
     /// cache flushes (see [`ProcessorContext::forward_cache_flushes`]) rather than per record.
     pub fn is_cached(&mut self, store: &str) -> Result<bool> {
@@ -371,7 +410,7 @@ impl ProcessorContext<'_> {
     ) -> Result<TimestampedKeyValueStoreHandle<'_, K, V>> {
         let i = self.store_slot(name)?;
         self.serdes::<K, V>(i)?;
-        if self.core.stores[i].kind != StoreKind::TimestampedKeyValue {
+        if !self.core.stores[i].kind.is_timestamped_key_value() {
             return Err(self.access_error(
                 name,
                 format!(
@@ -430,10 +469,7 @@ impl ProcessorContext<'_> {
         let i = self.store_slot(name)?;
         self.serdes::<K, V>(i)?;
         let slot = &self.core.stores[i];
-        if !matches!(
-            slot.kind,
-            StoreKind::KeyValue | StoreKind::TimestampedKeyValue
-        ) {
+        if !slot.kind.is_key_value() {
             return Err(self.access_error(
                 name,
                 format!(
@@ -456,7 +492,10 @@ impl ProcessorContext<'_> {
     }
 
     fn referenced(&mut self, r: &StoreRef<impl Data, impl Data>, kind: StoreKind) -> Result<usize> {
-        if r.kind != kind {
+        // A versioned store is also read as a timestamped one (its latest values).
+        let versioned_as_timestamped = kind == StoreKind::TimestampedKeyValue
+            && matches!(r.kind, StoreKind::VersionedKeyValue { .. });
+        if r.kind != kind && !versioned_as_timestamped {
             return Err(self.access_error(
                 &r.name,
                 format!("it is a {:?} store, not a {kind:?} store", r.kind),

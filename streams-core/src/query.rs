@@ -3,7 +3,7 @@
 
 use crate::record::Data;
 use crate::store::{
-    AnyStore, KeyValueStoreHandle, StoreKind, StoreSerdes, TimestampedKeyValueStoreHandle,
+    AnyStore, KeyValueStoreHandle, StoreSerdes, TimestampedKeyValueStoreHandle,
     TimestampedWindowStoreHandle, ValueAndTimestamp, WindowStoreHandle,
 };
 use crate::task::StoreSlot;
@@ -44,7 +44,7 @@ pub(crate) fn kv_get<K: Data, V: Data>(
         name: &slot.name,
         serdes,
     };
-    if slot.kind == StoreKind::TimestampedKeyValue {
+    if slot.kind.is_timestamped_key_value() {
         TimestampedKeyValueStoreHandle { inner: h }.get(key)
     } else {
         Ok(h.get(key)?.map(|value| ValueAndTimestamp {
@@ -69,7 +69,7 @@ pub(crate) fn kv_range<K: Data, V: Data>(
         name: &slot.name,
         serdes,
     };
-    if slot.kind == StoreKind::TimestampedKeyValue {
+    if slot.kind.is_timestamped_key_value() {
         TimestampedKeyValueStoreHandle { inner: h }
             .range(from, to)?
             .map(|e| e.map(|(k, v)| (k, v.value)))

@@ -10,8 +10,8 @@ use state_stores::{
     CacheBudget, CachingKeyValueStore, ChangeLoggingKeyValueStore, ChangeLoggingSessionStore,
     ChangeLoggingWindowStore, ChangelogRecord, FlushQueue, InMemoryKeyValueStore, InMemorySegments,
     KeyValueStore, RecordTimestamp, RocksDbKeyValueStore, RocksDbResources, RocksDbSegments,
-    SegmentedSessionStore, SegmentedWindowStore, SessionStore, VecChangelogSink, WindowStore,
-    WindowStoreConfig,
+    SegmentedSessionStore, SegmentedWindowStore, SessionStore, VecChangelogSink,
+    VersionedKeyValueStore, WindowStore, WindowStoreConfig,
 };
 
 use crate::record::Data;
@@ -25,6 +25,12 @@ pub enum StoreKind {
     KeyValue,
     /// Key -> (value, timestamp of the record that wrote it).
     TimestampedKeyValue,
+    /// Key -> every value it had, each valid from its timestamp (KIP-889); seen as a
+    /// timestamped key-value store of the latest values.
+    VersionedKeyValue {
+        /// How long versions stay queryable behind stream time.
+        history_retention_ms: i64,
+    },
     /// (key, window start) -> value, with retention.
     Window {
         /// How long windows are kept, relative to stream time.
@@ -39,6 +45,26 @@ pub enum StoreKind {
         /// How long sessions are kept after their end, relative to stream time.
         retention_ms: i64,
     },
+}
+
+impl StoreKind {
+    /// Key-value stores of any flavour (plain, timestamped, versioned).
+    pub fn is_key_value(&self) -> bool {
+        matches!(
+            self,
+            StoreKind::KeyValue
+                | StoreKind::TimestampedKeyValue
+                | StoreKind::VersionedKeyValue { .. }
+        )
+    }
+
+    /// Key-value stores whose values carry a timestamp (timestamped and versioned).
+    pub fn is_timestamped_key_value(&self) -> bool {
+        matches!(
+            self,
+            StoreKind::TimestampedKeyValue | StoreKind::VersionedKeyValue { .. }
+        )
+    }
 }
 
 /// The serdes of a store's keys and values.
@@ -113,6 +139,26 @@ impl StoreBuilder {
         value: SerdeRef<V>,
     ) -> Self {
         Self::new(name, StoreKind::TimestampedKeyValue, key, value)
+    }
+
+    /// A versioned key-value store (Kafka Streams' `persistentVersionedKeyValueStore`, KIP-889):
+    /// every value of a key, each valid from its record's timestamp until the next one's,
+    /// queryable as of a time for `history_retention_ms` behind stream time. Writes older than
+    /// that are dropped. Never cached, as in Kafka Streams.
+    pub fn versioned_key_value<K: Data, V: Data>(
+        name: impl Into<String>,
+        history_retention_ms: i64,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Self {
+        Self::new(
+            name,
+            StoreKind::VersionedKeyValue {
+                history_retention_ms,
+            },
+            key,
+            value,
+        )
     }
 
     /// A window store.
@@ -238,6 +284,13 @@ impl AnyStore {
         records: Vec<ChangelogRecord>,
         timestamped_values: bool,
     ) -> Result<()> {
+        // A versioned store replays each write at its record's timestamp, tombstones included.
+        if let AnyStore::KeyValue(s) = self {
+            if let Some(v) = s.as_versioned_mut() {
+                v.restore(records)?;
+                return Ok(());
+            }
+        }
         let entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = records
             .into_iter()
             .map(|r| {
@@ -301,6 +354,32 @@ pub(crate) fn build_store(
                 ),
                 _ => logged,
             })
+        }
+        StoreKind::VersionedKeyValue {
+            history_retention_ms,
+        } => {
+            let inner: Box<dyn KeyValueStore> = if builder.persistent && transactional {
+                Box::new(RocksDbKeyValueStore::open_transactional(
+                    &name, &path, resources,
+                )?)
+            } else if builder.persistent {
+                Box::new(RocksDbKeyValueStore::open(&name, &path, resources)?)
+            } else {
+                Box::new(InMemoryKeyValueStore::new(&name))
+            };
+            let (sink, record_timestamp) = match changelog {
+                Some((sink, ts)) => (
+                    Some(Box::new(sink.clone()) as Box<dyn state_stores::ChangelogSink>),
+                    ts.clone(),
+                ),
+                None => (None, RecordTimestamp::default()),
+            };
+            AnyStore::KeyValue(Box::new(VersionedKeyValueStore::new(
+                inner,
+                history_retention_ms,
+                sink,
+                record_timestamp,
+            )?))
         }
         StoreKind::Window {
             retention_ms,
@@ -631,6 +710,85 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<'_, K, V> {
     /// Estimated number of entries.
     pub fn approximate_num_entries(&self) -> Result<u64> {
         Ok(self.store.approximate_num_entries()?)
+    }
+}
+
+/// One version of a value in a versioned store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionedRecord<V> {
+    /// The value.
+    pub value: V,
+    /// When this version became valid.
+    pub timestamp: i64,
+    /// When the next version replaced it; `None` for the latest.
+    pub valid_to: Option<i64>,
+}
+
+/// [`VersionedKeyValueStoreHandle::put`]: the write is the key's latest value.
+pub use state_stores::PUT_IS_LATEST;
+/// [`VersionedKeyValueStoreHandle::put`]: the write was older than the history retention.
+pub use state_stores::PUT_NOT_PUT;
+
+/// Typed access to a versioned key-value store (see [`StoreBuilder::versioned_key_value`]).
+pub struct VersionedKeyValueStoreHandle<'a, K, V> {
+    pub(crate) store: &'a mut VersionedKeyValueStore,
+    pub(crate) name: &'a str,
+    pub(crate) serdes: &'a StoreSerdes<K, V>,
+}
+
+impl<K: 'static, V: 'static> VersionedKeyValueStoreHandle<'_, K, V> {
+    fn codec(&self) -> Codec<'_, K, V> {
+        Codec {
+            store: self.name,
+            serdes: self.serdes,
+        }
+    }
+
+    fn typed(
+        &self,
+        r: Option<state_stores::VersionedRecord>,
+    ) -> Result<Option<VersionedRecord<V>>> {
+        r.map(|r| {
+            Ok(VersionedRecord {
+                value: self.codec().de_value(&r.value)?,
+                timestamp: r.timestamp,
+                valid_to: r.valid_to,
+            })
+        })
+        .transpose()
+    }
+
+    /// Writes `value` (`None`: a delete) for `key` as of `timestamp`. Returns until when the
+    /// new version is valid: [`PUT_IS_LATEST`] when it is the latest, the next version's
+    /// timestamp when written out of order, [`PUT_NOT_PUT`] when `timestamp` is older than the
+    /// history retention (nothing written).
+    pub fn put(&mut self, key: &K, value: Option<&V>, timestamp: i64) -> Result<i64> {
+        let c = self.codec();
+        let k = c.key(key)?;
+        let v = value.map(|v| c.value(v)).transpose()?.flatten();
+        Ok(self.store.put(&k, v.as_deref(), timestamp)?)
+    }
+
+    /// The latest value of `key`.
+    pub fn get(&self, key: &K) -> Result<Option<VersionedRecord<V>>> {
+        let k = self.codec().key(key)?;
+        let r = self.store.get_latest(&k)?;
+        self.typed(r)
+    }
+
+    /// The value `key` had at `as_of` (`None` past the history retention).
+    pub fn get_as_of(&self, key: &K, as_of: i64) -> Result<Option<VersionedRecord<V>>> {
+        let k = self.codec().key(key)?;
+        let r = self.store.get_as_of(&k, as_of)?;
+        self.typed(r)
+    }
+
+    /// Deletes `key` as of `timestamp`; returns the version that was valid then.
+    pub fn delete(&mut self, key: &K, timestamp: i64) -> Result<Option<VersionedRecord<V>>> {
+        let before = self.get_as_of(key, timestamp)?;
+        let k = self.codec().key(key)?;
+        self.store.put(&k, None, timestamp)?;
+        Ok(before)
     }
 }
 

@@ -189,11 +189,13 @@ impl StreamsBuilder {
         );
         if let (Some(k), Some(v)) = (ks.clone(), vs.clone()) {
             let nullable: SerdeRef<Option<V>> = std::sync::Arc::new(NullableRef(v.clone()));
-            let sb = materialized.configure(StoreBuilder::timestamped_key_value(
-                store.clone(),
-                k.clone(),
-                v,
-            ));
+            let sb = materialized.configure(match materialized.versioned_history_ms {
+                Some(history) => {
+                    StoreBuilder::versioned_key_value(store.clone(), history, k.clone(), v)
+                }
+                None => StoreBuilder::timestamped_key_value(store.clone(), k.clone(), v),
+            });
+            let versioned = materialized.versioned_history_ms.is_some();
             let st = store.clone();
             let extractor = consumed.timestamp_extractor.clone();
             let r = s
@@ -206,7 +208,7 @@ impl StreamsBuilder {
                 .and_then(|t| {
                     t.add_processor(
                         &table_node,
-                        move || KTableSource::<K, V>::new(st.clone()),
+                        move || KTableSource::<K, V>::new(st.clone()).versioned(versioned),
                         &[&source],
                     )
                 })
@@ -215,7 +217,9 @@ impl StreamsBuilder {
             s.record(r);
         }
         drop(s);
-        KTable::new(self.state.clone(), table_node, ks, vs, Some(store))
+        let mut t = KTable::new(self.state.clone(), table_node, ks, vs, Some(store));
+        t.versioned = materialized.versioned_history_ms;
+        t
     }
 
     /// A global table over `topic`: every instance reads the whole topic into a store (named by

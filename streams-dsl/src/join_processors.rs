@@ -303,18 +303,26 @@ pub(crate) struct StreamLookupJoin<K, V, GK, GV, VR> {
     pub store: String,
     pub key_mapper: KeyMapper<K, V, GK>,
     pub joiner: JoinFn<V, GV, VR>,
+    /// The table is versioned: a record joins the value its key had at the record's time
+    /// (KIP-914), not the latest.
+    pub as_of: bool,
     pub _t: PhantomData<fn(GK, GV)>,
 }
 
-impl<K: Data, V: Data, GK: Data, GV: Data, VR: Data> Processor<K, V>
-    for StreamLookupJoin<K, V, GK, GV, VR>
-{
-    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+impl<K: Data, V: Data, GK: Data, GV: Data, VR: Data> StreamLookupJoin<K, V, GK, GV, VR> {
+    /// Joins `r` with the table and forwards the result, if the join variant produces one.
+    pub fn join(&self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
         let gk = (self.key_mapper)(&r.key, &r.value);
-        let t = ctx
-            .timestamped_key_value_store::<GK, GV>(&self.store)?
-            .get(&gk)?;
-        match (self.joiner)(Some(&r.value), t.as_ref().map(|t| &t.value)) {
+        let t = if self.as_of {
+            ctx.versioned_key_value_store::<GK, GV>(&self.store)?
+                .get_as_of(&gk, r.timestamp)?
+                .map(|v| v.value)
+        } else {
+            ctx.timestamped_key_value_store::<GK, GV>(&self.store)?
+                .get(&gk)?
+                .map(|v| v.value)
+        };
+        match (self.joiner)(Some(&r.value), t.as_ref()) {
             Some(out) => ctx.forward(Record {
                 key: r.key,
                 value: out,
@@ -323,6 +331,14 @@ impl<K: Data, V: Data, GK: Data, GV: Data, VR: Data> Processor<K, V>
             }),
             None => Ok(()),
         }
+    }
+}
+
+impl<K: Data, V: Data, GK: Data, GV: Data, VR: Data> Processor<K, V>
+    for StreamLookupJoin<K, V, GK, GV, VR>
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, V>) -> Result<()> {
+        self.join(ctx, r)
     }
 }
 

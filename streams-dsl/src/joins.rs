@@ -3,9 +3,10 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use streams_core::serdes::{NullableRef, SerdeRef};
-use streams_core::{Data, StoreBuilder};
+use streams_core::serdes::{NullableRef, SerdeRef, Serdes};
+use streams_core::{Data, StoreBuilder, StreamsError};
 
+use crate::buffered_join::BufferedTableJoin;
 use crate::builder::{BuilderState, Shared};
 use crate::change::Change;
 use crate::grouped::repartition;
@@ -45,6 +46,7 @@ pub struct Joined<K, V> {
     pub(crate) name: Option<String>,
     pub(crate) key: Option<SerdeRef<K>>,
     pub(crate) value: Option<SerdeRef<V>>,
+    pub(crate) grace_ms: Option<i64>,
 }
 
 impl<K, V> Default for Joined<K, V> {
@@ -53,6 +55,7 @@ impl<K, V> Default for Joined<K, V> {
             name: None,
             key: None,
             value: None,
+            grace_ms: None,
         }
     }
 }
@@ -68,14 +71,23 @@ impl<K, V> Joined<K, V> {
     /// The stream's key and value serdes.
     pub fn with(key: SerdeRef<K>, value: SerdeRef<V>) -> Self {
         Joined {
-            name: None,
             key: Some(key),
             value: Some(value),
+            ..Default::default()
         }
     }
     /// Names the join processor.
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+    /// Holds each stream record until stream time passes its timestamp by `grace_ms`, then
+    /// joins it as of its own time (KIP-923), so table updates up to `grace_ms` late are still
+    /// seen. The table must be versioned (`Materialized::as_versioned`) with a history
+    /// retention of at least `grace_ms`; the records wait in a change-logged store
+    /// `<join name>-Buffer`, and the stream's serdes must be known (`Joined::with`).
+    pub fn with_grace_period(mut self, grace_ms: i64) -> Self {
+        self.grace_ms = Some(grace_ms);
         self
     }
 }
@@ -419,21 +431,61 @@ impl<K: Data, V: Data> KStream<K, V> {
             drop(s);
             return KStream::new(self.b.clone(), name, None, None, false);
         };
-        let st = store.clone();
-        let r = s
-            .topology
-            .add_processor::<K, V, _, _>(
-                &name,
-                move || StreamLookupJoin::<K, V, K, VT, VR> {
-                    store: st.clone(),
-                    key_mapper: Arc::new(|k: &K, _: &V| k.clone()),
-                    joiner: joiner.clone(),
-                    _t: PhantomData,
-                },
-                &[&parent],
-            )
-            .and_then(|t| t.connect_processor_and_store(&name, &store))
-            .map(|_| ());
+        let as_of = table.versioned.is_some();
+        let lookup = {
+            let st = store.clone();
+            move || StreamLookupJoin::<K, V, K, VT, VR> {
+                store: st.clone(),
+                key_mapper: Arc::new(|k: &K, _: &V| k.clone()),
+                joiner: joiner.clone(),
+                as_of,
+                _t: PhantomData,
+            }
+        };
+        let r = match joined.grace_ms {
+            None => s.topology.add_processor::<K, V, _, _>(&name, lookup, &[&parent]),
+            Some(grace_ms) => {
+                let ks = joined.key.clone().or_else(|| self.key_serde.clone());
+                let vs = joined.value.clone().or_else(|| self.value_serde.clone());
+                match (table.versioned, ks, vs) {
+                    (None, _, _) => Err(StreamsError::Topology(format!(
+                        "{what}: a grace period needs a versioned table; materialize it with Materialized::as_versioned"
+                    ))),
+                    (Some(history), _, _) if history < grace_ms => Err(StreamsError::Topology(format!(
+                        "{what}: the table's history retention ({history} ms) is shorter than the grace period ({grace_ms} ms); keep at least the grace period"
+                    ))),
+                    (Some(_), Some(key_serde), Some(value_serde)) => {
+                        let buffer = format!("{name}-Buffer");
+                        let b = buffer.clone();
+                        s.topology
+                            .add_processor::<K, V, _, _>(
+                                &name,
+                                move || BufferedTableJoin {
+                                    join: lookup(),
+                                    buffer: b.clone(),
+                                    grace_ms,
+                                    key_serde: key_serde.clone(),
+                                    value_serde: value_serde.clone(),
+                                    observed: i64::MIN,
+                                    next_seq: 0,
+                                },
+                                &[&parent],
+                            )
+                            .and_then(|t| {
+                                t.add_state_store(
+                                    StoreBuilder::key_value(buffer, Serdes::bytes(), Serdes::bytes()),
+                                    &[&name],
+                                )
+                            })
+                    }
+                    _ => Err(StreamsError::Topology(format!(
+                        "{what}: a grace period buffers the stream's records; give their serdes with Joined::with"
+                    ))),
+                }
+            }
+        }
+        .and_then(|t| t.connect_processor_and_store(&name, &store))
+        .map(|_| ());
         s.record(r);
         drop(s);
         KStream::new(self.b.clone(), name, self.key_serde.clone(), None, false)
@@ -497,6 +549,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                     store: st.clone(),
                     key_mapper: key_mapper.clone(),
                     joiner: joiner.clone(),
+                    as_of: false,
                     _t: PhantomData,
                 },
                 &[&self.node],

@@ -26,6 +26,9 @@ pub struct KTable<K, V> {
     /// For windowed tables: when a key's window ends, and how long after that it still changes
     /// (what `suppress(until_window_closes)` waits for).
     pub(crate) windowing: Option<(DueTime<K>, i64)>,
+    /// The history retention of its store, when versioned (a source table materialized with
+    /// `Materialized::as_versioned`).
+    pub(crate) versioned: Option<i64>,
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
@@ -43,6 +46,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             value_serde,
             store,
             windowing: None,
+            versioned: None,
         }
     }
 

@@ -37,6 +37,7 @@
 //! ```
 #![forbid(missing_docs)]
 
+mod buffered_join;
 mod builder;
 mod change;
 mod cogroup;

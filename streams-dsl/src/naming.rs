@@ -338,6 +338,8 @@ pub struct Materialized<K, V> {
     pub(crate) caching: bool,
     pub(crate) retention_ms: Option<i64>,
     pub(crate) changelog_configs: Vec<(String, String)>,
+    /// A versioned store keeping this much history (KIP-889).
+    pub(crate) versioned_history_ms: Option<i64>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
@@ -351,6 +353,7 @@ impl<K, V> Default for Materialized<K, V> {
             caching: true,
             retention_ms: None,
             changelog_configs: Vec::new(),
+            versioned_history_ms: None,
         }
     }
 }
@@ -360,6 +363,21 @@ impl<K, V> Materialized<K, V> {
     pub fn as_(name: impl Into<String>) -> Self {
         Materialized {
             name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+    /// A versioned store named `name` (Kafka Streams'
+    /// `Materialized.as(Stores.persistentVersionedKeyValueStore(name, historyRetention))`,
+    /// KIP-889): it keeps every value of a key for `history_retention_ms` behind stream time.
+    /// For source tables (`StreamsBuilder::table`): a stream-table join then joins each record
+    /// with the value its key had at the record's time, and may wait for late table updates
+    /// ([`Joined::with_grace_period`](crate::Joined::with_grace_period)). Table updates older
+    /// than the history retention are dropped. Never cached.
+    pub fn as_versioned(name: impl Into<String>, history_retention_ms: i64) -> Self {
+        Materialized {
+            name: Some(name.into()),
+            caching: false,
+            versioned_history_ms: Some(history_retention_ms),
             ..Default::default()
         }
     }

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use streams_core::serdes::SerdeRef;
-use streams_core::store::StoreRef;
+use streams_core::store::{StoreRef, PUT_NOT_PUT};
 use streams_core::{Data, Processor, ProcessorContext, Record, Result};
 
 use crate::change::Change;
@@ -274,13 +274,22 @@ pub(crate) struct KTableSource<K, V> {
     store: String,
     /// `store`, looked up once in `init`.
     store_ref: Option<StoreRef<K, V>>,
+    /// The store is versioned (KIP-889).
+    versioned: bool,
 }
 impl<K, V> KTableSource<K, V> {
     pub fn new(store: String) -> Self {
         KTableSource {
             store,
             store_ref: None,
+            versioned: false,
         }
+    }
+
+    /// Writes into a versioned store instead.
+    pub fn versioned(mut self, versioned: bool) -> Self {
+        self.versioned = versioned;
+        self
     }
 }
 impl<K: Data, V: Data> Processor<K, Option<V>> for KTableSource<K, V> {
@@ -296,6 +305,24 @@ impl<K: Data, V: Data> Processor<K, Option<V>> for KTableSource<K, V> {
                 "processed a record before init",
             ));
         };
+        if self.versioned {
+            // Each update is written at its own timestamp. As Kafka Streams' KTableSource, an
+            // update older than the history retention is dropped; every other one (also one
+            // out of order, which changes history, not the latest value) is forwarded with the
+            // latest value as the old one.
+            let mut store = ctx.versioned_key_value_store::<K, V>(&self.store)?;
+            let old = store.get(&r.key)?.map(|o| o.value);
+            if store.put(&r.key, r.value.as_ref(), r.timestamp)? == PUT_NOT_PUT {
+                ctx.record_dropped();
+                return Ok(());
+            }
+            return ctx.forward(Record {
+                key: r.key,
+                value: Change { new: r.value, old },
+                timestamp: r.timestamp,
+                headers: r.headers,
+            });
+        }
         let mut store = ctx.timestamped_key_value(store_ref)?;
         let old = match &r.value {
             Some(v) => {

@@ -21,7 +21,7 @@ use streams_core::{
     TopologyTestDriver,
 };
 use streams_dsl::{
-    Branched, BufferConfig, Consumed, EmitStrategy, Grouped, JoinWindows, KStream, KTable,
+    Branched, BufferConfig, Consumed, EmitStrategy, Grouped, JoinWindows, Joined, KStream, KTable,
     Materialized, Named, Produced, Repartitioned, SessionWindows, SlidingWindows, StreamJoined,
     StreamsBuilder, Suppressed, TimeWindows, Windowed,
 };
@@ -466,6 +466,58 @@ fn catalogue() -> Vec<Case> {
             },
             inputs: &[("in", Input::Stream), ("t", Input::Table)],
             outputs: &[("out-inner", Output::Text), ("out-left", Output::Text)],
+        },
+        Case {
+            name: "versioned-table-join",
+            build: || {
+                let b = StreamsBuilder::new();
+                let stream = b.stream_with::<String, String>(&["in"], Consumed::with(s(), s()));
+                let table = b.table::<String, String>(
+                    "t",
+                    Consumed::with(s(), s()),
+                    Materialized::as_versioned("t-versions", 10),
+                );
+                stream
+                    .left_join_table(&table, |v, t| format!("{v}+{}", or(t)))
+                    .to_with("out-left", Produced::with(s(), s()));
+                b.build().unwrap()
+            },
+            inputs: &[("in", Input::Stream), ("t", Input::Table)],
+            outputs: &[("out-left", Output::Text)],
+        },
+        Case {
+            name: "versioned-table-join-with-grace",
+            build: || {
+                let b = StreamsBuilder::new();
+                let stream = b.stream_with::<String, String>(&["in"], Consumed::with(s(), s()));
+                let table = b.table::<String, String>(
+                    "t",
+                    Consumed::with(s(), s()),
+                    Materialized::as_versioned("t-versions", 50),
+                );
+                stream
+                    .join_table_with(
+                        &table,
+                        |v, t| format!("{v}+{t}"),
+                        Joined::with(s(), s()).with_grace_period(4),
+                    )
+                    .to_with("out-inner", Produced::with(s(), s()));
+                stream
+                    .left_join_table_with(
+                        &table,
+                        |v, t| format!("{v}+{}", or(t)),
+                        Joined::with(s(), s()).with_grace_period(4),
+                    )
+                    .to_with("out-left", Produced::with(s(), s()));
+                table.to_stream().to_with("out-table", string_out());
+                b.build().unwrap()
+            },
+            inputs: &[("in", Input::Stream), ("t", Input::Table)],
+            outputs: &[
+                ("out-inner", Output::Text),
+                ("out-left", Output::Text),
+                ("out-table", Output::Text),
+            ],
         },
         Case {
             name: "table-table-join",

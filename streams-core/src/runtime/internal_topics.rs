@@ -229,6 +229,19 @@ pub fn plan_layout(
                 StoreKind::KeyValue | StoreKind::TimestampedKeyValue => {
                     configs.insert("cleanup.policy".into(), "compact".into());
                 }
+                StoreKind::VersionedKeyValue {
+                    history_retention_ms,
+                } => {
+                    // Compaction keeps older versions for the history retention plus a day, as
+                    // Kafka Streams configures versioned changelogs.
+                    configs.insert("cleanup.policy".into(), "compact".into());
+                    configs.insert(
+                        "min.compaction.lag.ms".into(),
+                        history_retention_ms
+                            .saturating_add(WINDOW_CHANGELOG_EXTRA_RETENTION_MS)
+                            .to_string(),
+                    );
+                }
                 StoreKind::Window { retention_ms, .. } | StoreKind::Session { retention_ms } => {
                     configs.insert("cleanup.policy".into(), "compact,delete".into());
                     configs.insert(

@@ -36,6 +36,8 @@ import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.TopologyTestDriver;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.Joined;
+import org.apache.kafka.streams.state.Stores;
 import org.apache.kafka.streams.kstream.EmitStrategy;
 import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
@@ -311,6 +313,30 @@ public final class Oracle {
                 in = List.of("in", "t");
                 out.put("out-inner", S);
                 out.put("out-left", S);
+            }
+            case "versioned-table-join" -> {
+                KStream<String, String> s = b.stream("in", Consumed.with(S, S));
+                KTable<String, String> t = b.table("t", Consumed.with(S, S),
+                    Materialized.<String, String>as(Stores.persistentVersionedKeyValueStore("t-versions", Duration.ofMillis(10)))
+                        .withKeySerde(S).withValueSerde(S));
+                s.leftJoin(t, (v, tv) -> v + "+" + or(tv)).to("out-left", Produced.with(S, S));
+                in = List.of("in", "t");
+                out.put("out-left", S);
+            }
+            case "versioned-table-join-with-grace" -> {
+                KStream<String, String> s = b.stream("in", Consumed.with(S, S));
+                KTable<String, String> t = b.table("t", Consumed.with(S, S),
+                    Materialized.<String, String>as(Stores.persistentVersionedKeyValueStore("t-versions", Duration.ofMillis(50)))
+                        .withKeySerde(S).withValueSerde(S));
+                s.join(t, (v, tv) -> v + "+" + tv, Joined.<String, String, String>with(S, S, S).withGracePeriod(Duration.ofMillis(4)))
+                    .to("out-inner", Produced.with(S, S));
+                s.leftJoin(t, (v, tv) -> v + "+" + or(tv), Joined.<String, String, String>with(S, S, S).withGracePeriod(Duration.ofMillis(4)))
+                    .to("out-left", Produced.with(S, S));
+                t.toStream().to("out-table", Produced.with(S, S));
+                in = List.of("in", "t");
+                out.put("out-inner", S);
+                out.put("out-left", S);
+                out.put("out-table", S);
             }
             case "table-table-join" -> {
                 KTable<String, String> a = b.table("a", Consumed.with(S, S), Materialized.as("a-store"));

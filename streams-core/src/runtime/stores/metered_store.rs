@@ -112,4 +112,10 @@ impl KeyValueStore for MeteredKeyValueStore {
     fn flush_cache(&mut self) -> StoreResult<()> {
         self.inner.flush_cache()
     }
+    fn as_versioned(&self) -> Option<&state_stores::VersionedKeyValueStore> {
+        self.inner.as_versioned()
+    }
+    fn as_versioned_mut(&mut self) -> Option<&mut state_stores::VersionedKeyValueStore> {
+        self.inner.as_versioned_mut()
+    }
 }
