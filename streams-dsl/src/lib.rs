@@ -57,7 +57,9 @@ mod windows;
 
 pub use builder::StreamsBuilder;
 pub use change::{Change, ChangeSerde};
-pub use cogroup::CogroupedKStream;
+pub use cogroup::{
+    CogroupedKStream, SessionWindowedCogroupedKStream, TimeWindowedCogroupedKStream,
+};
 pub use grouped::{KGroupedStream, KGroupedTable};
 pub use joins::{GlobalKTable, Joined, StreamJoined};
 pub use kstream::{BranchedKStream, KStream};

@@ -26,7 +26,7 @@ pub(crate) enum WindowSpec {
 impl WindowSpec {
     /// (window size, retention, grace): Kafka Streams' defaults, retention = size + grace for time
     /// windows and 2 x difference + grace for sliding windows.
-    fn layout(&self) -> (i64, i64, i64) {
+    pub(crate) fn layout(&self) -> (i64, i64, i64) {
         match self {
             WindowSpec::Time(w) => (w.size_ms, w.size_ms + w.grace_ms, w.grace_ms),
             WindowSpec::Sliding(w) => (

@@ -266,6 +266,57 @@ fn catalogue() -> Vec<Case> {
             outputs: &[("out", Output::Text)],
         },
         Case {
+            name: "cogroup-windowed",
+            build: || {
+                let b = StreamsBuilder::new();
+                let left = b
+                    .stream_with::<String, String>(&["a"], Consumed::with(s(), s()))
+                    .group_by_key(Grouped::with(s(), s()));
+                let right = b
+                    .stream_with::<String, String>(&["b"], Consumed::with(s(), s()))
+                    .group_by_key(Grouped::with(s(), s()));
+                left.cogroup(|_, v: String, agg: String| format!("{agg}a:{v};"))
+                    .cogroup(&right, |_, v: String, agg: String| format!("{agg}b:{v};"))
+                    .windowed_by(TimeWindows::of_size_and_grace(10, 3).advance_by(5))
+                    .aggregate(
+                        String::new,
+                        Materialized::as_("cogrouped-windows").with_value_serde(s()),
+                    )
+                    .to_stream()
+                    .map(|w, v| (windowed(&w), v))
+                    .to_with("out", string_out());
+                b.build().unwrap()
+            },
+            inputs: &[("a", Input::Stream), ("b", Input::Stream)],
+            outputs: &[("out", Output::Text)],
+        },
+        Case {
+            name: "cogroup-session",
+            build: || {
+                let b = StreamsBuilder::new();
+                let left = b
+                    .stream_with::<String, String>(&["a"], Consumed::with(s(), s()))
+                    .group_by_key(Grouped::with(s(), s()));
+                let right = b
+                    .stream_with::<String, String>(&["b"], Consumed::with(s(), s()))
+                    .group_by_key(Grouped::with(s(), s()));
+                left.cogroup(|_, v: String, agg: String| format!("{agg}a:{v};"))
+                    .cogroup(&right, |_, v: String, agg: String| format!("{agg}b:{v};"))
+                    .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(5, 3))
+                    .aggregate(
+                        String::new,
+                        |_, x: String, y: String| format!("{x}|{y}"),
+                        Materialized::as_("cogrouped-sessions").with_value_serde(s()),
+                    )
+                    .to_stream()
+                    .map(|w, v| (windowed(&w), v))
+                    .to_with("out", string_out());
+                b.build().unwrap()
+            },
+            inputs: &[("a", Input::Stream), ("b", Input::Stream)],
+            outputs: &[("out", Output::Text)],
+        },
+        Case {
             name: "to-table",
             build: || {
                 let b = StreamsBuilder::new();

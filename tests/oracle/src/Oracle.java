@@ -174,6 +174,34 @@ public final class Oracle {
                 in = List.of("a", "b");
                 out.put("out", S);
             }
+            case "cogroup-windowed" -> {
+                var left = b.stream("a", Consumed.with(S, S)).groupByKey(Grouped.with(S, S));
+                var right = b.stream("b", Consumed.with(S, S)).groupByKey(Grouped.with(S, S));
+                left.<String>cogroup((k, v, agg) -> agg + "a:" + v + ";")
+                    .cogroup(right, (k, v, agg) -> agg + "b:" + v + ";")
+                    .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(10), Duration.ofMillis(3)).advanceBy(Duration.ofMillis(5)))
+                    .aggregate(() -> "",
+                        Materialized.<String, String, org.apache.kafka.streams.state.WindowStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("cogrouped-windows").withValueSerde(S))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out", Produced.with(S, S));
+                in = List.of("a", "b");
+                out.put("out", S);
+            }
+            case "cogroup-session" -> {
+                var left = b.stream("a", Consumed.with(S, S)).groupByKey(Grouped.with(S, S));
+                var right = b.stream("b", Consumed.with(S, S)).groupByKey(Grouped.with(S, S));
+                left.<String>cogroup((k, v, agg) -> agg + "a:" + v + ";")
+                    .cogroup(right, (k, v, agg) -> agg + "b:" + v + ";")
+                    .windowedBy(SessionWindows.ofInactivityGapAndGrace(Duration.ofMillis(5), Duration.ofMillis(3)))
+                    .aggregate(() -> "", (k, x, y) -> x + "|" + y,
+                        Materialized.<String, String, org.apache.kafka.streams.state.SessionStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("cogrouped-sessions").withValueSerde(S))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out", Produced.with(S, S));
+                in = List.of("a", "b");
+                out.put("out", S);
+            }
             case "to-table" -> {
                 KTable<String, String> latest = b.stream("in", Consumed.with(S, S))
                     .toTable(Materialized.<String, String, org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("latest"));
