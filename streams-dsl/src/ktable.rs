@@ -9,7 +9,7 @@ use crate::change::Change;
 use crate::change::ChangeSerde;
 use crate::grouped::KGroupedTable;
 use crate::kstream::KStream;
-use crate::naming::Grouped;
+use crate::naming::{Grouped, Materialized, Named};
 use crate::processors::{TableFilter, TableMapValues, TableSelect, ToStream};
 use crate::suppress::{
     BufferedChange, BufferedChangeSerde, DueTime, KTableSuppress, SuppressKind, Suppressed,
@@ -50,22 +50,48 @@ impl<K: Data, V: Data> KTable<K, V> {
         }
     }
 
-    fn child<V2: Data, P, F>(
+    /// Adds a table operation as node `named` (else `<prefix><n>`). With a named
+    /// `materialized` its result is kept in that store, which `supplier` gets; as Kafka Streams,
+    /// an unnamed one uses up a store index and keeps nothing.
+    pub(crate) fn child_with<V2: Data, P, F>(
         &self,
         prefix: &str,
-        supplier: F,
+        named: Named,
+        materialized: Option<&Materialized<K, V2>>,
         value_serde: Option<SerdeRef<V2>>,
+        supplier: impl FnOnce(Option<String>) -> F,
     ) -> KTable<K, V2>
     where
         P: streams_core::Processor<K, Change<V>> + 'static,
         F: Fn() -> P + Send + Sync + 'static,
     {
         let mut s = self.b.borrow_mut();
-        let name = s.next_name(prefix);
-        let r = s
+        let value_serde = materialized.and_then(|m| m.value.clone()).or(value_serde);
+        let mut store = None;
+        if let Some(m) = materialized {
+            match &m.name {
+                None => {
+                    s.next_name(&format!("{prefix}STATE-STORE-"));
+                }
+                Some(n) => store = Some(n.clone()),
+            }
+        }
+        let name = s.name_or(named.0, prefix);
+        let mut r = s
             .topology
-            .add_processor::<K, Change<V>, P, F>(&name, supplier, &[&self.node])
+            .add_processor::<K, Change<V>, P, F>(&name, supplier(store.clone()), &[&self.node])
             .map(|_| ());
+        if let (Some(m), Some(st)) = (materialized, &store) {
+            let what = format!("table `{name}` materialized as `{st}`");
+            let ks = s.key_serde(m.key.clone().or(self.key_serde.clone()), &what);
+            let vs = s.value_serde(value_serde.clone(), &what);
+            if let (Some(ks), Some(vs)) = (ks, vs) {
+                let sb = m
+                    .configure(StoreBuilder::timestamped_key_value(st.clone(), ks, vs))
+                    .with_caching(false);
+                r = r.and_then(|_| s.topology.add_state_store(sb, &[&name]).map(|_| ()));
+            }
+        }
         s.record(r);
         drop(s);
         let mut t = KTable::new(
@@ -73,7 +99,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             name,
             self.key_serde.clone(),
             value_serde,
-            None,
+            store,
         );
         t.windowing = self.windowing.clone();
         t
@@ -84,15 +110,19 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
     ) -> KTable<K, V> {
-        let f = Arc::new(predicate);
-        self.child(
-            "KTABLE-FILTER-",
-            move || TableFilter {
-                f: f.clone(),
-                negate: false,
-            },
-            self.value_serde.clone(),
-        )
+        self.filter_materialized(predicate, Named::default(), None)
+    }
+
+    /// [`KTable::filter`] as node `named` and, with a named `materialized`, kept in that store
+    /// (queryable, and joined without another store): Kafka Streams' `filter(predicate,
+    /// Named, Materialized)`.
+    pub fn filter_materialized(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        named: Named,
+        materialized: Option<Materialized<K, V>>,
+    ) -> KTable<K, V> {
+        self.filter_table(Arc::new(predicate), false, named, materialized)
     }
 
     /// Rows not matching `predicate`.
@@ -100,14 +130,38 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
     ) -> KTable<K, V> {
-        let f = Arc::new(predicate);
-        self.child(
+        self.filter_not_materialized(predicate, Named::default(), None)
+    }
+
+    /// [`KTable::filter_not`] named and materialized (see [`KTable::filter_materialized`]).
+    pub fn filter_not_materialized(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        named: Named,
+        materialized: Option<Materialized<K, V>>,
+    ) -> KTable<K, V> {
+        self.filter_table(Arc::new(predicate), true, named, materialized)
+    }
+
+    fn filter_table<F: Fn(&K, &V) -> bool + Send + Sync + 'static>(
+        &self,
+        f: Arc<F>,
+        negate: bool,
+        named: Named,
+        materialized: Option<Materialized<K, V>>,
+    ) -> KTable<K, V> {
+        self.child_with(
             "KTABLE-FILTER-",
-            move || TableFilter {
-                f: f.clone(),
-                negate: true,
-            },
+            named,
+            materialized.as_ref(),
             self.value_serde.clone(),
+            |store| {
+                move || TableFilter {
+                    f: f.clone(),
+                    negate,
+                    store: store.clone(),
+                }
+            },
         )
     }
 
@@ -124,8 +178,31 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         f: impl Fn(&K, V) -> V2 + Send + Sync + 'static,
     ) -> KTable<K, V2> {
+        self.map_values_materialized(f, Named::default(), None)
+    }
+
+    /// [`KTable::map_values_with_key`] as node `named` and, with a named `materialized` (which
+    /// gives the new value serde), kept in that store: Kafka Streams' `mapValues(mapper, Named,
+    /// Materialized)`.
+    pub fn map_values_materialized<V2: Data>(
+        &self,
+        f: impl Fn(&K, V) -> V2 + Send + Sync + 'static,
+        named: Named,
+        materialized: Option<Materialized<K, V2>>,
+    ) -> KTable<K, V2> {
         let f = Arc::new(f);
-        self.child("KTABLE-MAPVALUES-", move || TableMapValues(f.clone()), None)
+        self.child_with(
+            "KTABLE-MAPVALUES-",
+            named,
+            materialized.as_ref(),
+            None,
+            |store| {
+                move || TableMapValues {
+                    f: f.clone(),
+                    store: store.clone(),
+                }
+            },
+        )
     }
 
     /// The stream of updates: the new value per change, `None` for a delete.

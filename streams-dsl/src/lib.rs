@@ -51,6 +51,7 @@ mod ktable;
 mod naming;
 mod processors;
 mod suppress;
+mod transform_values;
 mod window_processors;
 mod windowed;
 mod windows;
@@ -68,6 +69,7 @@ pub use naming::{
     Branched, Consumed, Grouped, Materialized, Named, Printed, Produced, Repartitioned,
 };
 pub use suppress::{BufferConfig, Suppressed, WhenFull};
+pub use transform_values::ValueTransformerWithKey;
 pub use windowed::{SessionWindowedKStream, TimeWindowedKStream};
 pub use windows::{
     EmitStrategy, JoinWindows, SessionWindowedSerde, SessionWindows, SlidingWindows,

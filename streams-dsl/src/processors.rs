@@ -345,10 +345,12 @@ impl<K: Data, V: Data> Processor<K, Option<V>> for KTableSource<K, V> {
     }
 }
 
-/// Filters both sides of a table change; drops changes that become empty.
+/// Filters both sides of a table change; drops changes that become empty. With a store (a
+/// materialized filter) the result is kept there and the old value comes from it.
 pub(crate) struct TableFilter<F> {
     pub f: Arc<F>,
     pub negate: bool,
+    pub store: Option<String>,
 }
 impl<K: Data, V: Data, F: Fn(&K, &V) -> bool + Send + Sync> Processor<K, Change<V>>
     for TableFilter<F>
@@ -359,35 +361,59 @@ impl<K: Data, V: Data, F: Fn(&K, &V) -> bool + Send + Sync> Processor<K, Change<
             new: keep(r.value.new.clone()),
             old: keep(r.value.old.clone()),
         };
-        if change.new.is_none() && change.old.is_none() {
-            return Ok(());
-        }
-        ctx.forward(Record {
-            key: r.key,
-            value: change,
-            timestamp: r.timestamp,
-            headers: r.headers,
-        })
+        forward_table_change(ctx, self.store.as_deref(), r, change, true)
     }
 }
 
-/// Maps both sides of a table change.
-pub(crate) struct TableMapValues<F>(pub Arc<F>);
+/// Maps both sides of a table change (with a store: see [`TableFilter`]).
+pub(crate) struct TableMapValues<F> {
+    pub f: Arc<F>,
+    pub store: Option<String>,
+}
 impl<K: Data, V: Data, V2: Data, F: Fn(&K, V) -> V2 + Send + Sync> Processor<K, Change<V>>
     for TableMapValues<F>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
         let change = Change {
-            new: r.value.new.map(|v| (self.0)(&r.key, v)),
-            old: r.value.old.map(|v| (self.0)(&r.key, v)),
+            new: r.value.new.clone().map(|v| (self.f)(&r.key, v)),
+            old: r.value.old.clone().map(|v| (self.f)(&r.key, v)),
         };
-        ctx.forward(Record {
-            key: r.key,
-            value: change,
-            timestamp: r.timestamp,
-            headers: r.headers,
-        })
+        forward_table_change(ctx, self.store.as_deref(), r, change, false)
     }
+}
+
+/// Forwards `change`, the result of a table operation on `r`. With `store` (the operation's
+/// result is materialized) the new value is written there and the old value read from it
+/// first, as Kafka Streams' materialized table operations do. `drop_empty`: a change with
+/// neither value is not forwarded (a filter's).
+pub(crate) fn forward_table_change<K: Data, V: Data, V2: Data>(
+    ctx: &mut ProcessorContext<'_>,
+    store: Option<&str>,
+    r: Record<K, Change<V>>,
+    mut change: Change<V2>,
+    drop_empty: bool,
+) -> Result<()> {
+    if let Some(store) = store {
+        let mut st = ctx.timestamped_key_value_store::<K, V2>(store)?;
+        change.old = st.get(&r.key)?.map(|o| o.value);
+        if !(drop_empty && change.new.is_none() && change.old.is_none()) {
+            match &change.new {
+                Some(v) => st.put(&r.key, v, r.timestamp)?,
+                None => {
+                    st.delete(&r.key)?;
+                }
+            }
+        }
+    }
+    if drop_empty && change.new.is_none() && change.old.is_none() {
+        return Ok(());
+    }
+    ctx.forward(Record {
+        key: r.key,
+        value: change,
+        timestamp: r.timestamp,
+        headers: r.headers,
+    })
 }
 
 /// A table's changelog as a stream of new values (`None` for deletes).

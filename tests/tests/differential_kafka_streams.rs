@@ -17,13 +17,13 @@ use std::process::Command;
 
 use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::{
-    FixedKeyContext, FixedKeyProcessor, FixedKeyRecord, Record, StreamsConfig, Topology,
-    TopologyTestDriver,
+    FixedKeyContext, FixedKeyProcessor, FixedKeyRecord, ProcessorContext, Record, StoreBuilder,
+    StreamsConfig, Topology, TopologyTestDriver,
 };
 use streams_dsl::{
     Branched, BufferConfig, Consumed, EmitStrategy, Grouped, JoinWindows, Joined, KStream, KTable,
     Materialized, Named, Produced, Repartitioned, SessionWindows, SlidingWindows, StreamJoined,
-    StreamsBuilder, Suppressed, TimeWindows, Windowed,
+    StreamsBuilder, Suppressed, TimeWindows, ValueTransformerWithKey, Windowed,
 };
 
 /// Seeds per topology.
@@ -98,6 +98,37 @@ fn windowed_counts(
         .map(|w, v| (windowed(&w), v))
         .to_with("out", long_out());
     b.build().unwrap()
+}
+
+/// Appends how many times it was called for the key (a call count kept in the store `calls`).
+struct CountingTransformer;
+
+impl ValueTransformerWithKey<String, String, String> for CountingTransformer {
+    fn transform(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        key: &String,
+        value: Option<&String>,
+    ) -> streams_core::Result<Option<String>> {
+        let mut calls = ctx.key_value_store::<String, i64>("calls")?;
+        let n = calls.get(key)?.unwrap_or(0) + 1;
+        calls.put(key, &n)?;
+        Ok(value.map(|v| format!("{v}#{n}")))
+    }
+}
+
+/// `key:VALUE`.
+struct KeyedUpper;
+
+impl ValueTransformerWithKey<String, String, String> for KeyedUpper {
+    fn transform(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_>,
+        key: &String,
+        value: Option<&String>,
+    ) -> streams_core::Result<Option<String>> {
+        Ok(value.map(|v| format!("{key}:{}", v.to_uppercase())))
+    }
 }
 
 fn catalogue() -> Vec<Case> {
@@ -315,6 +346,83 @@ fn catalogue() -> Vec<Case> {
             },
             inputs: &[("a", Input::Stream), ("b", Input::Stream)],
             outputs: &[("out", Output::Text)],
+        },
+        Case {
+            name: "table-filter",
+            build: || {
+                let b = StreamsBuilder::new();
+                let t = b.table::<String, String>(
+                    "t",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("t-store"),
+                );
+                t.filter_materialized(
+                    |_, v| v.starts_with('a'),
+                    Named::as_("starts-with-a"),
+                    Some(Materialized::as_("a-values")),
+                )
+                .to_stream()
+                .to_with("out-materialized", string_out());
+                t.filter_not(|_, v| v.starts_with('a'))
+                    .to_stream()
+                    .to_with("out-not", string_out());
+                t.map_values_materialized(
+                    |_, v: String| v.to_uppercase(),
+                    Named::as_("upper"),
+                    Some(Materialized::as_("upper-values").with_value_serde(s())),
+                )
+                .group_by(
+                    |_, v: &String| (v[..1].to_string(), v.clone()),
+                    Grouped::as_("by-initial").with_serdes(s(), s()),
+                )
+                .count(Materialized::as_("initial-counts"))
+                .to_stream()
+                .to_with("out-counts", long_out());
+                b.build().unwrap()
+            },
+            inputs: &[("t", Input::Table)],
+            outputs: &[
+                ("out-materialized", Output::Text),
+                ("out-not", Output::Text),
+                ("out-counts", Output::Long),
+            ],
+        },
+        Case {
+            name: "table-transform-values",
+            build: || {
+                let b = StreamsBuilder::new();
+                b.add_state_store(StoreBuilder::key_value("calls", s(), Serdes::i64()));
+                let t = b.table::<String, String>(
+                    "t",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("t-store"),
+                );
+                let counted = t.transform_values(
+                    || CountingTransformer,
+                    Named::default(),
+                    Some(Materialized::as_("counted").with_value_serde(s())),
+                    &["calls"],
+                );
+                counted.to_stream().to_with("out-counted", string_out());
+                counted
+                    .group_by(
+                        |_, v: &String| (v[..1].to_string(), v.clone()),
+                        Grouped::as_("by-initial").with_serdes(s(), s()),
+                    )
+                    .count(Materialized::as_("initial-counts"))
+                    .to_stream()
+                    .to_with("out-counts", long_out());
+                t.transform_values(|| KeyedUpper, Named::as_("keyed-upper"), None, &[])
+                    .to_stream()
+                    .to_with("out-plain", string_out());
+                b.build().unwrap()
+            },
+            inputs: &[("t", Input::Table)],
+            outputs: &[
+                ("out-counted", Output::Text),
+                ("out-counts", Output::Long),
+                ("out-plain", Output::Text),
+            ],
         },
         Case {
             name: "to-table",

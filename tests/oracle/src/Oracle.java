@@ -217,6 +217,52 @@ public final class Oracle {
                 out.put("out-filtered", S);
                 out.put("out-round-trip", S);
             }
+            case "table-filter" -> {
+                KTable<String, String> t = b.table("t", Consumed.with(S, S), Materialized.as("t-store"));
+                t.filter((k, v) -> v.startsWith("a"), Named.as("starts-with-a"),
+                        Materialized.<String, String, org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("a-values"))
+                    .toStream().to("out-materialized", Produced.with(S, S));
+                t.filterNot((k, v) -> v.startsWith("a")).toStream().to("out-not", Produced.with(S, S));
+                t.mapValues(v -> v.toUpperCase(), Named.as("upper"),
+                        Materialized.<String, String, org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("upper-values"))
+                    .groupBy((k, v) -> KeyValue.pair(v.substring(0, 1), v), Grouped.with("by-initial", S, S))
+                    .count(Materialized.as("initial-counts"))
+                    .toStream().to("out-counts", Produced.with(S, L));
+                in = List.of("t");
+                out.put("out-materialized", S);
+                out.put("out-not", S);
+                out.put("out-counts", L);
+            }
+            case "table-transform-values" -> {
+                b.addStateStore(org.apache.kafka.streams.state.Stores.keyValueStoreBuilder(
+                    org.apache.kafka.streams.state.Stores.persistentKeyValueStore("calls"), S, L));
+                KTable<String, String> t = b.table("t", Consumed.with(S, S), Materialized.as("t-store"));
+                KTable<String, String> counted = t.transformValues(() -> new org.apache.kafka.streams.kstream.ValueTransformerWithKey<String, String, String>() {
+                        org.apache.kafka.streams.state.KeyValueStore<String, Long> calls;
+                        public void init(org.apache.kafka.streams.processor.ProcessorContext c) { calls = c.getStateStore("calls"); }
+                        public String transform(String k, String v) {
+                            Long n = calls.get(k);
+                            n = n == null ? 1 : n + 1;
+                            calls.put(k, n);
+                            return v == null ? null : v + "#" + n;
+                        }
+                        public void close() {}
+                    }, Materialized.<String, String, org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("counted").withValueSerde(S), "calls");
+                counted.toStream().to("out-counted", Produced.with(S, S));
+                counted.groupBy((k, v) -> KeyValue.pair(v.substring(0, 1), v), Grouped.with("by-initial", S, S))
+                    .count(Materialized.as("initial-counts"))
+                    .toStream().to("out-counts", Produced.with(S, L));
+                t.transformValues(() -> new org.apache.kafka.streams.kstream.ValueTransformerWithKey<String, String, String>() {
+                        public void init(org.apache.kafka.streams.processor.ProcessorContext c) {}
+                        public String transform(String k, String v) { return v == null ? null : k + ":" + v.toUpperCase(); }
+                        public void close() {}
+                    }, Named.as("keyed-upper"))
+                    .toStream().to("out-plain", Produced.with(S, S));
+                in = List.of("t");
+                out.put("out-counted", S);
+                out.put("out-counts", L);
+                out.put("out-plain", S);
+            }
             case "table-groupby" -> {
                 b.table("t", Consumed.with(S, S))
                     .groupBy((k, v) -> KeyValue.pair(v, k), Grouped.with("by-value", S, S))
