@@ -18,6 +18,11 @@ pub(crate) type KeyMapper<K, V, GK> = Arc<dyn Fn(&K, &V) -> GK + Send + Sync>;
 /// A joiner for one join variant (inner, left, outer).
 pub(crate) type JoinFn<L, R, O> = Arc<dyn Fn(Option<&L>, Option<&R>) -> Option<O> + Send + Sync>;
 
+/// A joiner of a stream-side join, which also gets the stream record's key (Kafka Streams'
+/// `ValueJoinerWithKey`; the key-less joiners ignore it).
+pub(crate) type KeyedJoinFn<K, L, R, O> =
+    Arc<dyn Fn(&K, Option<&L>, Option<&R>) -> Option<O> + Send + Sync>;
+
 /// Puts every record into its side's window store, then forwards it to the join
 /// (Kafka Streams' `KStreamJoinWindow`).
 pub(crate) struct JoinWindowProcessor<K, V> {
@@ -35,7 +40,7 @@ impl<K: Data, V: Data> Processor<K, V> for JoinWindowProcessor<K, V> {
 
 /// What both sides of a stream-stream join share.
 pub(crate) struct StreamJoinSpec<K, V1, V2, VR> {
-    pub joiner: JoinFn<V1, V2, VR>,
+    pub joiner: KeyedJoinFn<K, V1, V2, VR>,
     pub left_outer: bool,
     pub right_outer: bool,
     pub windows: JoinWindows,
@@ -168,10 +173,10 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
             for raw in values(&v) {
                 let out = if left {
                     let v1 = de(ctx, &self.left_serde, raw)?;
-                    (self.joiner)(Some(&v1), None)
+                    (self.joiner)(&key, Some(&v1), None)
                 } else {
                     let v2 = de(ctx, &self.right_serde, raw)?;
-                    (self.joiner)(None, Some(&v2))
+                    (self.joiner)(&key, None, Some(&v2))
                 };
                 if let Some(out) = out {
                     ctx.forward(Record::new(key.clone(), out, ts))?;
@@ -241,13 +246,13 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, VT>
             ctx.window_store::<K, V2>(&spec.right_store)?
                 .fetch_range(&r.key, from, to)?
                 .into_iter()
-                .map(|(t, v2)| (t, (spec.joiner)(this1, Some(&v2))))
+                .map(|(t, v2)| (t, (spec.joiner)(&r.key, this1, Some(&v2))))
                 .collect()
         } else {
             ctx.window_store::<K, V1>(&spec.left_store)?
                 .fetch_range(&r.key, from, to)?
                 .into_iter()
-                .map(|(t, v1)| (t, (spec.joiner)(Some(&v1), this2)))
+                .map(|(t, v1)| (t, (spec.joiner)(&r.key, Some(&v1), this2)))
                 .collect()
         };
         let matched = !partners.is_empty();
@@ -284,7 +289,7 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, VT>
                 store.put(&k, &push_value(list, &raw))?;
                 Ok(())
             }
-            _ => match (spec.joiner)(this1, this2) {
+            _ => match (spec.joiner)(&r.key, this1, this2) {
                 Some(out) => ctx.forward(Record {
                     key: r.key,
                     value: out,
@@ -302,7 +307,7 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, VT>
 pub(crate) struct StreamLookupJoin<K, V, GK, GV, VR> {
     pub store: String,
     pub key_mapper: KeyMapper<K, V, GK>,
-    pub joiner: JoinFn<V, GV, VR>,
+    pub joiner: KeyedJoinFn<K, V, GV, VR>,
     /// The table is versioned: a record joins the value its key had at the record's time
     /// (KIP-914), not the latest.
     pub as_of: bool,
@@ -322,7 +327,7 @@ impl<K: Data, V: Data, GK: Data, GV: Data, VR: Data> StreamLookupJoin<K, V, GK, 
                 .get(&gk)?
                 .map(|v| v.value)
         };
-        match (self.joiner)(Some(&r.value), t.as_ref()) {
+        match (self.joiner)(&r.key, Some(&r.value), t.as_ref()) {
             Some(out) => ctx.forward(Record {
                 key: r.key,
                 value: out,

@@ -11,8 +11,8 @@ use crate::builder::{BuilderState, Shared};
 use crate::change::Change;
 use crate::grouped::repartition;
 use crate::join_processors::{
-    JoinFn, JoinWindowProcessor, KeyMapper, StreamJoinSide, StreamJoinSpec, StreamLookupJoin,
-    TableJoinSide, TableMaterialize,
+    JoinFn, JoinWindowProcessor, KeyMapper, KeyedJoinFn, StreamJoinSide, StreamJoinSpec,
+    StreamLookupJoin, TableJoinSide, TableMaterialize,
 };
 use crate::kstream::KStream;
 use crate::ktable::KTable;
@@ -160,6 +160,34 @@ fn outer<L: 'static, R: 'static, O: 'static>(
     Arc::new(move |l, r| (l.is_some() || r.is_some()).then(|| f(l, r)))
 }
 
+/// A key-less joiner for a stream-side join.
+fn keyless<K: 'static, L: 'static, R: 'static, O: 'static>(
+    j: JoinFn<L, R, O>,
+) -> KeyedJoinFn<K, L, R, O> {
+    Arc::new(move |_, l, r| j(l, r))
+}
+
+fn inner_with_key<K: 'static, L: 'static, R: 'static, O: 'static>(
+    f: impl Fn(&K, &L, &R) -> O + Send + Sync + 'static,
+) -> KeyedJoinFn<K, L, R, O> {
+    Arc::new(move |k, l, r| match (l, r) {
+        (Some(l), Some(r)) => Some(f(k, l, r)),
+        _ => None,
+    })
+}
+
+fn left_with_key<K: 'static, L: 'static, R: 'static, O: 'static>(
+    f: impl Fn(&K, &L, Option<&R>) -> O + Send + Sync + 'static,
+) -> KeyedJoinFn<K, L, R, O> {
+    Arc::new(move |k, l, r| l.map(|l| f(k, l, r)))
+}
+
+fn outer_with_key<K: 'static, L: 'static, R: 'static, O: 'static>(
+    f: impl Fn(&K, Option<&L>, Option<&R>) -> O + Send + Sync + 'static,
+) -> KeyedJoinFn<K, L, R, O> {
+    Arc::new(move |k, l, r| (l.is_some() || r.is_some()).then(|| f(k, l, r)))
+}
+
 /// When a stream's key changed upstream, joins read it through a repartition topic so both inputs
 /// are partitioned alike (co-partitioning).
 fn copartitioned<K: Data, V: Data>(
@@ -181,7 +209,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     fn stream_join<VO: Data, VR: Data>(
         &self,
         other: &KStream<K, VO>,
-        joiner: JoinFn<V, VO, VR>,
+        joiner: KeyedJoinFn<K, V, VO, VR>,
         (left_outer, right_outer): (bool, bool),
         windows: JoinWindows,
         joined: StreamJoined<K, V, VO>,
@@ -367,7 +395,31 @@ impl<K: Data, V: Data> KStream<K, V> {
         windows: JoinWindows,
         joined: StreamJoined<K, V, VO>,
     ) -> KStream<K, VR> {
-        self.stream_join(other, inner(joiner), (false, false), windows, joined)
+        self.stream_join(
+            other,
+            keyless(inner(joiner)),
+            (false, false),
+            windows,
+            joined,
+        )
+    }
+
+    /// [`KStream::join`] with a joiner that also gets the key (Kafka Streams'
+    /// `ValueJoinerWithKey`).
+    pub fn join_with_key<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&K, &V, &VO) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        self.stream_join(
+            other,
+            inner_with_key(joiner),
+            (false, false),
+            windows,
+            joined,
+        )
     }
 
     /// Windowed left join: like [`KStream::join`], and a record of this stream that found no
@@ -379,7 +431,18 @@ impl<K: Data, V: Data> KStream<K, V> {
         windows: JoinWindows,
         joined: StreamJoined<K, V, VO>,
     ) -> KStream<K, VR> {
-        self.stream_join(other, left(joiner), (true, false), windows, joined)
+        self.stream_join(other, keyless(left(joiner)), (true, false), windows, joined)
+    }
+
+    /// [`KStream::left_join`] with a joiner that also gets the key.
+    pub fn left_join_with_key<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&K, &V, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        self.stream_join(other, left_with_key(joiner), (true, false), windows, joined)
     }
 
     /// Windowed outer join: unmatched records of either side are emitted with `None` for the
@@ -391,13 +454,24 @@ impl<K: Data, V: Data> KStream<K, V> {
         windows: JoinWindows,
         joined: StreamJoined<K, V, VO>,
     ) -> KStream<K, VR> {
-        self.stream_join(other, outer(joiner), (true, true), windows, joined)
+        self.stream_join(other, keyless(outer(joiner)), (true, true), windows, joined)
+    }
+
+    /// [`KStream::outer_join`] with a joiner that also gets the key.
+    pub fn outer_join_with_key<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&K, Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        self.stream_join(other, outer_with_key(joiner), (true, true), windows, joined)
     }
 
     fn table_join<VT: Data, VR: Data>(
         &self,
         table: &KTable<K, VT>,
-        joiner: JoinFn<V, VT, VR>,
+        joiner: KeyedJoinFn<K, V, VT, VR>,
         left_join: bool,
         joined: Joined<K, V>,
     ) -> KStream<K, VR> {
@@ -499,7 +573,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         table: &KTable<K, VT>,
         joiner: impl Fn(&V, &VT) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
-        self.table_join(table, inner(joiner), false, Joined::default())
+        self.table_join(table, keyless(inner(joiner)), false, Joined::default())
     }
 
     /// [`KStream::join_table`] named and with serdes for its repartition (Kafka Streams' `Joined`).
@@ -509,7 +583,18 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: impl Fn(&V, &VT) -> VR + Send + Sync + 'static,
         joined: Joined<K, V>,
     ) -> KStream<K, VR> {
-        self.table_join(table, inner(joiner), false, joined)
+        self.table_join(table, keyless(inner(joiner)), false, joined)
+    }
+
+    /// [`KStream::join_table_with`] with a joiner that also gets the key (Kafka Streams'
+    /// `ValueJoinerWithKey`).
+    pub fn join_table_with_key<VT: Data, VR: Data>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&K, &V, &VT) -> VR + Send + Sync + 'static,
+        joined: Joined<K, V>,
+    ) -> KStream<K, VR> {
+        self.table_join(table, inner_with_key(joiner), false, joined)
     }
 
     /// Stream-table left join: records without a table value join with `None`.
@@ -518,7 +603,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         table: &KTable<K, VT>,
         joiner: impl Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
-        self.table_join(table, left(joiner), true, Joined::default())
+        self.table_join(table, keyless(left(joiner)), true, Joined::default())
     }
 
     /// [`KStream::left_join_table`] named and with serdes for its repartition (`Joined`).
@@ -528,14 +613,24 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: impl Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
         joined: Joined<K, V>,
     ) -> KStream<K, VR> {
-        self.table_join(table, left(joiner), true, joined)
+        self.table_join(table, keyless(left(joiner)), true, joined)
+    }
+
+    /// [`KStream::left_join_table_with`] with a joiner that also gets the key.
+    pub fn left_join_table_with_key<VT: Data, VR: Data>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&K, &V, Option<&VT>) -> VR + Send + Sync + 'static,
+        joined: Joined<K, V>,
+    ) -> KStream<K, VR> {
+        self.table_join(table, left_with_key(joiner), true, joined)
     }
 
     fn global_join<GK: Data, GV: Data, VR: Data>(
         &self,
         table: &GlobalKTable<GK, GV>,
         key_mapper: KeyMapper<K, V, GK>,
-        joiner: JoinFn<V, GV, VR>,
+        joiner: KeyedJoinFn<K, V, GV, VR>,
     ) -> KStream<K, VR> {
         let mut s = self.b.borrow_mut();
         // Kafka Streams names inner and left global-table joins alike.
@@ -575,7 +670,17 @@ impl<K: Data, V: Data> KStream<K, V> {
         key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
         joiner: impl Fn(&V, &GV) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
-        self.global_join(table, Arc::new(key_mapper), inner(joiner))
+        self.global_join(table, Arc::new(key_mapper), keyless(inner(joiner)))
+    }
+
+    /// [`KStream::join_global`] with a joiner that also gets the stream record's key.
+    pub fn join_global_with_key<GK: Data, GV: Data, VR: Data>(
+        &self,
+        table: &GlobalKTable<GK, GV>,
+        key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
+        joiner: impl Fn(&K, &V, &GV) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.global_join(table, Arc::new(key_mapper), inner_with_key(joiner))
     }
 
     /// Left join with a global table: records without a match join with `None`.
@@ -585,7 +690,17 @@ impl<K: Data, V: Data> KStream<K, V> {
         key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
         joiner: impl Fn(&V, Option<&GV>) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
-        self.global_join(table, Arc::new(key_mapper), left(joiner))
+        self.global_join(table, Arc::new(key_mapper), keyless(left(joiner)))
+    }
+
+    /// [`KStream::left_join_global`] with a joiner that also gets the stream record's key.
+    pub fn left_join_global_with_key<GK: Data, GV: Data, VR: Data>(
+        &self,
+        table: &GlobalKTable<GK, GV>,
+        key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
+        joiner: impl Fn(&K, &V, Option<&GV>) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.global_join(table, Arc::new(key_mapper), left_with_key(joiner))
     }
 }
 

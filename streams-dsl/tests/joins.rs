@@ -654,3 +654,63 @@ fn joined_names_a_stream_table_join_and_its_repartition() {
         vec![("x".to_string(), "x-X".to_string())]
     );
 }
+
+/// The key-aware joiners (Kafka Streams' `ValueJoinerWithKey`) see the key, also where one side
+/// is missing: unmatched outer-join records and left stream-table joins without a row.
+#[test]
+fn key_aware_joiners_get_the_key_where_a_side_is_missing() {
+    let b = StreamsBuilder::new();
+    let left = b.stream_with::<String, String>(&["left"], Consumed::with(s(), s()));
+    let right = b.stream_with::<String, String>(&["right"], Consumed::with(s(), s()));
+    let table = b.table::<String, String>("t", Consumed::with(s(), s()), Materialized::as_("t"));
+    left.outer_join_with_key(
+        &right,
+        |k, l: Option<&String>, r: Option<&String>| format!("{k}:{l:?}+{r:?}"),
+        JoinWindows::of_time_difference_and_grace(5, 0),
+        StreamJoined::with(s(), s(), s()),
+    )
+    .to_with("outer", streams_dsl::Produced::with(s(), s()));
+    left.left_join_with_key(
+        &right,
+        |k, l: &String, r: Option<&String>| format!("{k}:{l}+{r:?}"),
+        JoinWindows::of_time_difference_and_grace(5, 0),
+        StreamJoined::with(s(), s(), s()),
+    )
+    .to_with("left-out", streams_dsl::Produced::with(s(), s()));
+    left.left_join_table_with_key(
+        &table,
+        |k, v, t| format!("{k}:{v}+{t:?}"),
+        Joined::default(),
+    )
+    .to_with("table", streams_dsl::Produced::with(s(), s()));
+    let d = driver(b.build().unwrap());
+    let l = d.create_input_topic("left", s(), s());
+    let r = d.create_input_topic("right", s(), s());
+    l.pipe_input_with_timestamp("k".into(), "a".into(), 0)
+        .unwrap();
+    r.pipe_input_with_timestamp("j".into(), "b".into(), 1)
+        .unwrap();
+    // Past both windows: the unmatched records come out with their keys.
+    l.pipe_input_with_timestamp("z".into(), "c".into(), 100)
+        .unwrap();
+    let read = |topic: &str| -> Vec<String> {
+        d.create_output_topic(topic, s(), s())
+            .read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value)
+            .collect()
+    };
+    assert_eq!(
+        read("outer"),
+        vec![
+            "k:Some(\"a\")+None".to_string(),
+            "j:None+Some(\"b\")".to_string()
+        ]
+    );
+    assert_eq!(read("left-out"), vec!["k:a+None".to_string()]);
+    assert_eq!(
+        read("table"),
+        vec!["k:a+None".to_string(), "z:c+None".to_string()]
+    );
+}

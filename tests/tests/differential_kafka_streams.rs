@@ -730,6 +730,58 @@ fn catalogue() -> Vec<Case> {
             outputs: &[("out", Output::Long)],
         },
         Case {
+            name: "joins-with-key",
+            build: || {
+                let b = StreamsBuilder::new();
+                let left = b.stream_with::<String, String>(&["left"], Consumed::with(s(), s()));
+                let right = b.stream_with::<String, String>(&["right"], Consumed::with(s(), s()));
+                let t = b.table::<String, String>(
+                    "t",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("t-store"),
+                );
+                let g = b.global_table::<String, String>(
+                    "g",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("g-store"),
+                );
+                let w = JoinWindows::of_time_difference_and_grace(5, 2);
+                left.join_with_key(
+                    &right,
+                    |k, l: &String, r: &String| format!("{k}:{l}+{r}"),
+                    w,
+                    StreamJoined::with(s(), s(), s())
+                        .with_name("inner")
+                        .with_store_name("inner"),
+                )
+                .to_with("out-inner", Produced::with(s(), s()));
+                left.left_join_table_with_key(
+                    &t,
+                    |k, v, tv| format!("{k}:{v}+{}", or(tv)),
+                    Joined::default(),
+                )
+                .to_with("out-table", Produced::with(s(), s()));
+                left.join_global_with_key(
+                    &g,
+                    |_, v| v[..1].to_lowercase(),
+                    |k, v, gv| format!("{k}:{v}+{gv}"),
+                )
+                .to_with("out-global", Produced::with(s(), s()));
+                b.build().unwrap()
+            },
+            inputs: &[
+                ("left", Input::Stream),
+                ("right", Input::Stream),
+                ("t", Input::Table),
+                ("g", Input::Table),
+            ],
+            outputs: &[
+                ("out-inner", Output::Text),
+                ("out-table", Output::Text),
+                ("out-global", Output::Text),
+            ],
+        },
+        Case {
             name: "global-table-join",
             build: || {
                 let b = StreamsBuilder::new();

@@ -433,6 +433,21 @@ public final class Oracle {
                 in = List.of("in");
                 out.put("out", L);
             }
+            case "joins-with-key" -> {
+                KStream<String, String> left = b.stream("left", Consumed.with(S, S));
+                KStream<String, String> right = b.stream("right", Consumed.with(S, S));
+                KTable<String, String> t = b.table("t", Consumed.with(S, S), Materialized.as("t-store"));
+                GlobalKTable<String, String> g = b.globalTable("g", Consumed.with(S, S), Materialized.as("g-store"));
+                JoinWindows w = JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(5), Duration.ofMillis(2));
+                left.join(right, (k, l, r) -> k + ":" + l + "+" + r, w, StreamJoined.with(S, S, S).withName("inner").withStoreName("inner"))
+                    .to("out-inner", Produced.with(S, S));
+                left.leftJoin(t, (k, v, tv) -> k + ":" + v + "+" + or(tv)).to("out-table", Produced.with(S, S));
+                left.join(g, (k, v) -> v.substring(0, 1).toLowerCase(), (k, v, gv) -> k + ":" + v + "+" + gv).to("out-global", Produced.with(S, S));
+                in = List.of("left", "right", "t", "g");
+                out.put("out-inner", S);
+                out.put("out-table", S);
+                out.put("out-global", S);
+            }
             case "global-table-join" -> {
                 KStream<String, String> s = b.stream("in", Consumed.with(S, S));
                 GlobalKTable<String, String> g = b.globalTable("g", Consumed.with(S, S), Materialized.as("g-store"));
