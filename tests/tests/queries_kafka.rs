@@ -163,6 +163,16 @@ fn application_server_metadata_finds_the_instance_holding_a_key() {
     assert!(all
         .iter()
         .all(|m| m.state_store_names.contains("counts") && !m.active_tasks.is_empty()));
+    let ports = |v: Vec<streams_core::runtime::instance::endpoints::StreamsMetadata>| -> Vec<u16> {
+        let mut p: Vec<u16> = v.iter().map(|m| m.host_info.port).collect();
+        p.sort();
+        p
+    };
+    assert_eq!(
+        ports(one.streams_metadata_for_store("counts").unwrap()),
+        vec![7001, 7002]
+    );
+    assert!(one.streams_metadata_for_store("no-such-store").is_err());
     let by_port = |port: u16| if port == 7001 { &one } else { &two };
     for k in &keys {
         eventually(&format!("{k} is counted"), || {

@@ -331,6 +331,33 @@ impl KafkaStreams {
         Ok(self.directory.all(&|t| self.stores_of(t)))
     }
 
+    /// The instances hosting store `store`, in an active or a standby task (Kafka Streams'
+    /// `streamsMetadataForStore`); every instance for a global store. Needs
+    /// `application.server`; eventually consistent.
+    pub fn streams_metadata_for_store(&self, store: &str) -> Result<Vec<StreamsMetadata>> {
+        let global = self
+            .topology
+            .global_stores()
+            .iter()
+            .any(|s| s.name() == store);
+        if !global && !self.topology.stores().iter().any(|s| s.name() == store) {
+            return Err(StreamsError::IllegalState(format!(
+                "no store named `{store}` in the topology"
+            )));
+        }
+        Ok(self
+            .metadata_for_all_clients()?
+            .into_iter()
+            .filter(|m| {
+                global
+                    || m.state_store_names.contains(store)
+                    || m.standby_tasks
+                        .iter()
+                        .any(|t| self.stores_of(*t).iter().any(|s| s == store))
+            })
+            .collect())
+    }
+
     /// Which instance hosts `key` of store `store` (Kafka Streams' `queryMetadataForKey`): the
     /// key's partition, the instance running that task, and those with standby copies. Needs
     /// `application.server`; `active_host` is `None` while no instance has announced the task.
