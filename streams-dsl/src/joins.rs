@@ -16,7 +16,7 @@ use crate::join_processors::{
 };
 use crate::kstream::KStream;
 use crate::ktable::KTable;
-use crate::naming::Materialized;
+use crate::naming::{Materialized, Named};
 use crate::processors::{KTableSource, PassThrough};
 use crate::windows::JoinWindows;
 
@@ -745,6 +745,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         other: &KTable<K, VO>,
         joiner: JoinFn<V, VO, VR>,
         kind: TableJoinKind,
+        named: Named,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
         let (Some((this_store, this_in)), Some((other_store, other_in))) =
@@ -753,10 +754,18 @@ impl<K: Data, V: Data> KTable<K, V> {
             return KTable::new(self.b.clone(), self.node.clone(), None, None, None);
         };
         let mut s = self.b.borrow_mut();
-        // Kafka Streams' names and order, whatever the kind of join.
-        let merge = s.next_name("KTABLE-MERGE-");
-        let this_join = s.next_name("KTABLE-JOINTHIS-");
-        let other_join = s.next_name("KTABLE-JOINOTHER-");
+        // Kafka Streams' names and order, whatever the kind of join: a join named N has nodes
+        // N, N-join-this and N-join-other (each still using up its index).
+        let name = named.0;
+        let merge = s.name_or(name.clone(), "KTABLE-MERGE-");
+        let this_join = s.name_or(
+            name.as_ref().map(|n| format!("{n}-join-this")),
+            "KTABLE-JOINTHIS-",
+        );
+        let other_join = s.name_or(
+            name.as_ref().map(|n| format!("{n}-join-other")),
+            "KTABLE-JOINOTHER-",
+        );
         let (this_needs_other, other_needs_this) = kind.needs_other_side();
         let (j1, j2) = (joiner.clone(), joiner);
         let (os, ts) = (other_store.clone(), this_store.clone());
@@ -843,7 +852,31 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
-        self.table_join(other, inner(joiner), TableJoinKind::Inner, materialized)
+        self.table_join(
+            other,
+            inner(joiner),
+            TableJoinKind::Inner,
+            Named::default(),
+            materialized,
+        )
+    }
+
+    /// [`KTable::join`] with its nodes named (`named`, `<named>-join-this`,
+    /// `<named>-join-other`): Kafka Streams' `join(other, joiner, Named, Materialized)`.
+    pub fn join_named<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+        named: Named,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        self.table_join(
+            other,
+            inner(joiner),
+            TableJoinKind::Inner,
+            named,
+            materialized,
+        )
     }
 
     /// Table-table left join: a row for every key of this table, with the other's value if any.
@@ -853,7 +886,31 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
-        self.table_join(other, left(joiner), TableJoinKind::Left, materialized)
+        self.table_join(
+            other,
+            left(joiner),
+            TableJoinKind::Left,
+            Named::default(),
+            materialized,
+        )
+    }
+
+    /// [`KTable::left_join`] with its nodes named (`named`, `<named>-join-this`,
+    /// `<named>-join-other`): Kafka Streams' `leftJoin(other, joiner, Named, Materialized)`.
+    pub fn left_join_named<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+        named: Named,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        self.table_join(
+            other,
+            left(joiner),
+            TableJoinKind::Left,
+            named,
+            materialized,
+        )
     }
 
     /// Table-table outer join: a row for every key of either table.
@@ -863,7 +920,31 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
-        self.table_join(other, outer(joiner), TableJoinKind::Outer, materialized)
+        self.table_join(
+            other,
+            outer(joiner),
+            TableJoinKind::Outer,
+            Named::default(),
+            materialized,
+        )
+    }
+
+    /// [`KTable::outer_join`] with its nodes named (`named`, `<named>-join-this`,
+    /// `<named>-join-other`): Kafka Streams' `outerJoin(other, joiner, Named, Materialized)`.
+    pub fn outer_join_named<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+        named: Named,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        self.table_join(
+            other,
+            outer(joiner),
+            TableJoinKind::Outer,
+            named,
+            materialized,
+        )
     }
 }
 

@@ -207,8 +207,13 @@ impl<K: Data, V: Data> KTable<K, V> {
 
     /// The stream of updates: the new value per change, `None` for a delete.
     pub fn to_stream(&self) -> KStream<K, Option<V>> {
+        self.to_stream_named(Named::default())
+    }
+
+    /// [`KTable::to_stream`] as node `named`.
+    pub fn to_stream_named(&self, named: Named) -> KStream<K, Option<V>> {
         let mut s = self.b.borrow_mut();
-        let name = s.next_name("KTABLE-TOSTREAM-");
+        let name = s.name_or(named.0, "KTABLE-TOSTREAM-");
         let r = s
             .topology
             .add_processor::<K, Change<V>, _, _>(

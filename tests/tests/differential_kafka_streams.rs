@@ -679,6 +679,41 @@ fn catalogue() -> Vec<Case> {
             ],
         },
         Case {
+            name: "table-join-named",
+            build: || {
+                let b = StreamsBuilder::new();
+                let a = b.table::<String, String>(
+                    "a",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("a-store"),
+                );
+                let c = b.table::<String, String>(
+                    "b",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("b-store"),
+                );
+                a.left_join_named(
+                    &c,
+                    |x, y| format!("{x}+{}", or(y)),
+                    Named::as_("pair"),
+                    Materialized::as_("pairs").with_value_serde(s()),
+                )
+                .to_stream_named(Named::as_("pairs-out"))
+                .to_with("out-left", string_out());
+                a.outer_join_named(
+                    &c,
+                    |x, y| format!("{}+{}", or(x), or(y)),
+                    Named::as_("either"),
+                    Materialized::default(),
+                )
+                .to_stream()
+                .to_with("out-outer", string_out());
+                b.build().unwrap()
+            },
+            inputs: &[("a", Input::Table), ("b", Input::Table)],
+            outputs: &[("out-left", Output::Text), ("out-outer", Output::Text)],
+        },
+        Case {
             name: "table-table-join",
             build: || {
                 let b = StreamsBuilder::new();

@@ -412,6 +412,18 @@ public final class Oracle {
                 out.put("out-left", S);
                 out.put("out-table", S);
             }
+            case "table-join-named" -> {
+                KTable<String, String> a = b.table("a", Consumed.with(S, S), Materialized.as("a-store"));
+                KTable<String, String> c = b.table("b", Consumed.with(S, S), Materialized.as("b-store"));
+                a.leftJoin(c, (x, y) -> x + "+" + or(y), Named.as("pair"),
+                        Materialized.<String, String, org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("pairs").withValueSerde(S))
+                    .toStream(Named.as("pairs-out")).to("out-left", Produced.with(S, S));
+                a.outerJoin(c, (x, y) -> or(x) + "+" + or(y), Named.as("either"))
+                    .toStream().to("out-outer", Produced.with(S, S));
+                in = List.of("a", "b");
+                out.put("out-left", S);
+                out.put("out-outer", S);
+            }
             case "table-table-join" -> {
                 KTable<String, String> a = b.table("a", Consumed.with(S, S), Materialized.as("a-store"));
                 KTable<String, String> c = b.table("b", Consumed.with(S, S), Materialized.as("b-store"));
