@@ -440,6 +440,45 @@ impl<K: Data, V: Data, VO: Data, VR: Data> Processor<K, Response<VO>>
     }
 }
 
+/// The name and the foreign table's partitioner of a foreign-key join (Kafka Streams'
+/// `TableJoined`).
+pub struct TableJoined<KO> {
+    name: Option<String>,
+    other_partitioner: Option<Arc<dyn Fn(&KO) -> Option<i32> + Send + Sync>>,
+}
+
+impl<KO> Default for TableJoined<KO> {
+    fn default() -> Self {
+        TableJoined {
+            name: None,
+            other_partitioner: None,
+        }
+    }
+}
+
+impl<KO> TableJoined<KO> {
+    /// Names the join: its nodes, its subscription store (`<name>-subscription-store`) and its
+    /// topics (`<name>-subscription-registration-topic`, `<name>-subscription-response-topic`),
+    /// as Kafka Streams names them.
+    pub fn as_(name: impl Into<String>) -> Self {
+        TableJoined {
+            name: Some(name.into()),
+            other_partitioner: None,
+        }
+    }
+
+    /// How the foreign table is partitioned, when not by the default partitioner of its key
+    /// (`None` from `partitioner` falls back to it): subscriptions must reach the partition
+    /// holding their foreign key. Responses always return to the subscribing row's partition.
+    pub fn with_other_partitioner(
+        mut self,
+        partitioner: impl Fn(&KO) -> Option<i32> + Send + Sync + 'static,
+    ) -> Self {
+        self.other_partitioner = Some(Arc::new(partitioner));
+        self
+    }
+}
+
 impl<K: Data, V: Data> KTable<K, V> {
     fn fk_join<KO: Data, VO: Data, VR: Data>(
         &self,
@@ -447,6 +486,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         extractor: Arc<dyn Fn(&V) -> KO + Send + Sync>,
         joiner: JoinFn<V, VO, VR>,
         left_join: bool,
+        table_joined: TableJoined<KO>,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
         let (Some((left_store, left_in)), Some((right_store, right_in))) =
@@ -467,25 +507,54 @@ impl<K: Data, V: Data> KTable<K, V> {
         };
         // Kafka Streams' names, in its order: the internal topics and the subscription store
         // (and so its changelog) are those of the same Java topology.
+        // A named join's nodes are `<name><suffix>`, each still using up its index.
+        let name = table_joined.name;
+        let mut named = |suffix: &str, prefix: &str| {
+            s.name_or(name.as_ref().map(|n| format!("{n}{suffix}")), prefix)
+        };
         let sub_topic = format!(
             "{}-topic",
-            s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-")
+            named(
+                "-subscription-registration",
+                "KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-"
+            )
         );
-        let send = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-");
-        let sub_sink = s.next_name("KTABLE-SINK-");
-        let sub_source = s.next_name("KTABLE-SOURCE-");
-        let sub_store = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-STATE-STORE-");
-        let receive = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-");
-        let join = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-");
-        let right_change = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-");
+        let send = named(
+            "-subscription-registration-processor",
+            "KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-",
+        );
+        let sub_sink = named("-subscription-registration-sink", "KTABLE-SINK-");
+        let sub_source = named("-subscription-registration-source", "KTABLE-SOURCE-");
+        let sub_store = named(
+            "-subscription-store",
+            "KTABLE-FK-JOIN-SUBSCRIPTION-STATE-STORE-",
+        );
+        let receive = named(
+            "-subscription-receive",
+            "KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-",
+        );
+        let join = named(
+            "-subscription-join-foreign",
+            "KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-",
+        );
+        let right_change = named(
+            "-foreign-join-subscription",
+            "KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-",
+        );
         let resp_topic = format!(
             "{}-topic",
-            s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-")
+            named(
+                "-subscription-response",
+                "KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-"
+            )
         );
-        let resp_sink = s.next_name("KTABLE-SINK-");
-        let resp_source = s.next_name("KTABLE-SOURCE-");
-        let resolve = s.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR-");
-        let output = s.next_name("KTABLE-FK-JOIN-OUTPUT-");
+        let resp_sink = named("-subscription-response-sink", "KTABLE-SINK-");
+        let resp_source = named("-subscription-response-source", "KTABLE-SOURCE-");
+        let resolve = named(
+            "-subscription-response-resolver",
+            "KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR-",
+        );
+        let output = named("-result", "KTABLE-FK-JOIN-OUTPUT-");
         let result_store = s.store_name_or(
             materialized.name.clone(),
             "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-",
@@ -526,7 +595,22 @@ impl<K: Data, V: Data> KTable<K, V> {
                 },
                 &[&left_in],
             )
-            .and_then(|t| t.add_sink(&sub_sink, &sub_topic, kos.clone(), subs.clone(), &[&send]))
+            .and_then(|t| match &table_joined.other_partitioner {
+                Some(p) => {
+                    let p = p.clone();
+                    let by_foreign_key: PartitionChooser<KO, Subscription> =
+                        Arc::new(move |fk, _| p(fk));
+                    t.add_sink_with_partitioner(
+                        &sub_sink,
+                        &sub_topic,
+                        kos.clone(),
+                        subs.clone(),
+                        by_foreign_key,
+                        &[&send],
+                    )
+                }
+                None => t.add_sink(&sub_sink, &sub_topic, kos.clone(), subs.clone(), &[&send]),
+            })
             .and_then(|t| t.add_source(&sub_source, &[&sub_topic], kos.clone(), subs.clone()))
             .and_then(|t| {
                 t.add_processor::<KO, Subscription, _, _>(
@@ -660,7 +744,38 @@ impl<K: Data, V: Data> KTable<K, V> {
             (Some(l), Some(r)) => Some(joiner(l, r)),
             _ => None,
         });
-        self.fk_join(other, Arc::new(extractor), j, false, materialized)
+        self.fk_join(
+            other,
+            Arc::new(extractor),
+            j,
+            false,
+            TableJoined::default(),
+            materialized,
+        )
+    }
+
+    /// [`KTable::join_on_foreign_key`] named and with the foreign table's partitioner
+    /// (Kafka Streams' `join(other, extractor, joiner, TableJoined, Materialized)`).
+    pub fn join_on_foreign_key_with<KO: Data, VO: Data, VR: Data>(
+        &self,
+        other: &KTable<KO, VO>,
+        extractor: impl Fn(&V) -> KO + Send + Sync + 'static,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+        table_joined: TableJoined<KO>,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        let j: JoinFn<V, VO, VR> = Arc::new(move |l, r| match (l, r) {
+            (Some(l), Some(r)) => Some(joiner(l, r)),
+            _ => None,
+        });
+        self.fk_join(
+            other,
+            Arc::new(extractor),
+            j,
+            false,
+            table_joined,
+            materialized,
+        )
     }
 
     /// Foreign-key left join: every row of this table, with the foreign row's value if any.
@@ -672,6 +787,33 @@ impl<K: Data, V: Data> KTable<K, V> {
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
         let j: JoinFn<V, VO, VR> = Arc::new(move |l, r| l.map(|l| joiner(l, r)));
-        self.fk_join(other, Arc::new(extractor), j, true, materialized)
+        self.fk_join(
+            other,
+            Arc::new(extractor),
+            j,
+            true,
+            TableJoined::default(),
+            materialized,
+        )
+    }
+
+    /// [`KTable::left_join_on_foreign_key`] named and with the foreign table's partitioner.
+    pub fn left_join_on_foreign_key_with<KO: Data, VO: Data, VR: Data>(
+        &self,
+        other: &KTable<KO, VO>,
+        extractor: impl Fn(&V) -> KO + Send + Sync + 'static,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+        table_joined: TableJoined<KO>,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        let j: JoinFn<V, VO, VR> = Arc::new(move |l, r| l.map(|l| joiner(l, r)));
+        self.fk_join(
+            other,
+            Arc::new(extractor),
+            j,
+            true,
+            table_joined,
+            materialized,
+        )
     }
 }

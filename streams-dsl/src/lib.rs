@@ -61,6 +61,7 @@ pub use change::{Change, ChangeSerde};
 pub use cogroup::{
     CogroupedKStream, SessionWindowedCogroupedKStream, TimeWindowedCogroupedKStream,
 };
+pub use fk_join::TableJoined;
 pub use grouped::{KGroupedStream, KGroupedTable};
 pub use joins::{GlobalKTable, Joined, StreamJoined};
 pub use kstream::{BranchedKStream, KStream};

@@ -23,7 +23,7 @@ use streams_core::{
 use streams_dsl::{
     Branched, BufferConfig, Consumed, EmitStrategy, Grouped, JoinWindows, Joined, KStream, KTable,
     Materialized, Named, Produced, Repartitioned, SessionWindows, SlidingWindows, StreamJoined,
-    StreamsBuilder, Suppressed, TimeWindows, ValueTransformerWithKey, Windowed,
+    StreamsBuilder, Suppressed, TableJoined, TimeWindows, ValueTransformerWithKey, Windowed,
 };
 
 /// Seeds per topology.
@@ -864,6 +864,44 @@ fn catalogue() -> Vec<Case> {
                     &r,
                     fk,
                     |lv, rv| format!("{lv}+{}", or(rv)),
+                    Materialized::default(),
+                )
+                .to_stream()
+                .to_with("out-left", string_out());
+                b.build().unwrap()
+            },
+            inputs: &[("l", Input::Table), ("r", Input::Table)],
+            outputs: &[("out-inner", Output::Text), ("out-left", Output::Text)],
+        },
+        Case {
+            name: "foreign-key-join-named",
+            build: || {
+                let b = StreamsBuilder::new();
+                let l = b.table::<String, String>(
+                    "l",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("l-store"),
+                );
+                let r = b.table::<String, String>(
+                    "r",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("r-store"),
+                );
+                let fk = |v: &String| v[..1].to_lowercase();
+                l.join_on_foreign_key_with(
+                    &r,
+                    fk,
+                    |lv, rv| format!("{lv}+{rv}"),
+                    TableJoined::as_("by-initial"),
+                    Materialized::as_("joined").with_value_serde(s()),
+                )
+                .to_stream()
+                .to_with("out-inner", string_out());
+                l.left_join_on_foreign_key_with(
+                    &r,
+                    fk,
+                    |lv, rv| format!("{lv}+{}", or(rv)),
+                    TableJoined::as_("left-by-initial"),
                     Materialized::default(),
                 )
                 .to_stream()

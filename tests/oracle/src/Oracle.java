@@ -36,6 +36,7 @@ import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.TopologyTestDriver;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.TableJoined;
 import org.apache.kafka.streams.kstream.Joined;
 import org.apache.kafka.streams.state.Stores;
 import org.apache.kafka.streams.kstream.EmitStrategy;
@@ -476,6 +477,20 @@ public final class Oracle {
                     .toStream()
                     .to("out-inner", Produced.with(S, S));
                 l.leftJoin(r, v -> v.substring(0, 1).toLowerCase(), (lv, rv) -> lv + "+" + or(rv))
+                    .toStream()
+                    .to("out-left", Produced.with(S, S));
+                in = List.of("l", "r");
+                out.put("out-inner", S);
+                out.put("out-left", S);
+            }
+            case "foreign-key-join-named" -> {
+                KTable<String, String> l = b.table("l", Consumed.with(S, S), Materialized.as("l-store"));
+                KTable<String, String> r = b.table("r", Consumed.with(S, S), Materialized.as("r-store"));
+                l.join(r, v -> v.substring(0, 1).toLowerCase(), (lv, rv) -> lv + "+" + rv, TableJoined.as("by-initial"),
+                        Materialized.<String, String, org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("joined").withValueSerde(S))
+                    .toStream()
+                    .to("out-inner", Produced.with(S, S));
+                l.leftJoin(r, v -> v.substring(0, 1).toLowerCase(), (lv, rv) -> lv + "+" + or(rv), TableJoined.as("left-by-initial"))
                     .toStream()
                     .to("out-left", Produced.with(S, S));
                 in = List.of("l", "r");
