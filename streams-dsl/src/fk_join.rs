@@ -440,11 +440,14 @@ impl<K: Data, V: Data, VO: Data, VR: Data> Processor<K, Response<VO>>
     }
 }
 
+/// The partition a foreign key lives in (`None`: the default partitioner's).
+type ForeignKeyPartitioner<KO> = Arc<dyn Fn(&KO) -> Option<i32> + Send + Sync>;
+
 /// The name and the foreign table's partitioner of a foreign-key join (Kafka Streams'
 /// `TableJoined`).
 pub struct TableJoined<KO> {
     name: Option<String>,
-    other_partitioner: Option<Arc<dyn Fn(&KO) -> Option<i32> + Send + Sync>>,
+    other_partitioner: Option<ForeignKeyPartitioner<KO>>,
 }
 
 impl<KO> Default for TableJoined<KO> {
