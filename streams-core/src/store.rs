@@ -87,6 +87,11 @@ pub struct StoreBuilder {
     pub(crate) timestamped_window: bool,
     /// Topic configs of the changelog, over the runtime's defaults.
     pub(crate) changelog_configs: std::collections::BTreeMap<String, String>,
+    /// The topic of the source table this store materializes (see
+    /// [`StoreBuilder::for_source_table`]).
+    pub(crate) source_topic: Option<String>,
+    /// That topic is the changelog (`topology.optimization` reuses source topics).
+    pub(crate) source_changelog: bool,
     pub(crate) serdes: Arc<dyn Any + Send + Sync>,
     pub(crate) types: (&'static str, &'static str),
 }
@@ -118,6 +123,8 @@ impl StoreBuilder {
             caching: false,
             timestamped_window: false,
             changelog_configs: Default::default(),
+            source_topic: None,
+            source_changelog: false,
             serdes: Arc::new(StoreSerdes { key, value }),
             types: (std::any::type_name::<K>(), std::any::type_name::<V>()),
         }
@@ -159,6 +166,16 @@ impl StoreBuilder {
             key,
             value,
         )
+    }
+
+    /// Marks the store as the materialization of a source table read from `topic` (what
+    /// `StreamsBuilder::table` builds). With `topology.optimization` reusing source topics (Kafka
+    /// Streams' `reuse.ktable.source.topics`), that topic is the store's changelog: no
+    /// `-changelog` topic, no writes to one, restoration from the topic up to the committed
+    /// offset.
+    pub fn for_source_table(mut self, topic: impl Into<String>) -> Self {
+        self.source_topic = Some(topic.into());
+        self
     }
 
     /// A window store.

@@ -101,6 +101,8 @@ pub(crate) struct StoreSlot {
     /// A global store: readable from every node, written only by the global task.
     pub global: bool,
     pub changelog: Option<(String, VecChangelogSink)>,
+    /// The changelog is the source topic of the table the store materializes.
+    pub source_changelog: bool,
     /// Entries the record cache wrote to the store, waiting to be forwarded.
     pub flushed: Option<FlushQueue>,
     /// The node forwarding those entries, and how.
@@ -255,6 +257,7 @@ pub(crate) fn global_slot(
         timestamped_window: false,
         global: true,
         changelog: None,
+        source_changelog: false,
         flushed: None,
         flush_listener: None,
     }
@@ -331,9 +334,14 @@ impl StreamTask {
                                 .ok_or_else(|| {
                                     StreamsError::Topology(format!("store `{s}` is not added"))
                                 })?;
-                        let changelog = builder
-                            .logging
-                            .then(|| (changelog_topic(application_id, s), VecChangelogSink::new()));
+                        // A source table's store may read its topic as its changelog: it is
+                        // restored from it but never writes to it.
+                        let changelog = match (&builder.source_topic, builder.source_changelog) {
+                            (Some(topic), true) => Some((topic.clone(), VecChangelogSink::new())),
+                            _ => builder.logging.then(|| {
+                                (changelog_topic(application_id, s), VecChangelogSink::new())
+                            }),
+                        };
                         let flushed: Option<FlushQueue> = (builder.caching
                             && cache.is_some_and(|c| c.max() > 0))
                         .then(FlushQueue::default);
@@ -344,6 +352,7 @@ impl StreamTask {
                             transactional,
                             changelog
                                 .as_ref()
+                                .filter(|_| !builder.source_changelog)
                                 .map(|(_, sink)| (sink, &record_timestamp)),
                             cache
                                 .zip(flushed.as_ref())
@@ -358,6 +367,7 @@ impl StreamTask {
                             timestamped_window: builder.timestamped_window,
                             global: false,
                             changelog,
+                            source_changelog: builder.source_changelog,
                             flush_listener: None,
                             flushed: match builder.kind {
                                 StoreKind::KeyValue | StoreKind::TimestampedKeyValue => flushed,
@@ -787,6 +797,17 @@ impl StreamTask {
     }
 
     /// `(store, changelog topic)` for each change-logged store of this task.
+    /// The changelogs that are source topics of the task (`topology.optimization` reusing source
+    /// topics): restored up to the committed offset, positioned at the consumed one.
+    pub(crate) fn source_changelogs(&self) -> Vec<String> {
+        self.core
+            .stores
+            .iter()
+            .filter(|s| s.source_changelog)
+            .filter_map(|s| s.changelog.as_ref().map(|(t, _)| t.clone()))
+            .collect()
+    }
+
     pub fn changelogs(&self) -> Vec<(String, String)> {
         self.core
             .stores

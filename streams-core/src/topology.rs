@@ -209,6 +209,16 @@ impl Topology {
         Self::default()
     }
 
+    /// `topology.optimization` with `reuse.ktable.source.topics`: every logged store of a source
+    /// table takes the table's topic as its changelog.
+    pub(crate) fn reuse_source_topics_as_changelogs(&mut self) {
+        for s in &mut self.stores {
+            if s.logging && s.source_topic.is_some() {
+                s.source_changelog = true;
+            }
+        }
+    }
+
     fn add_node(&mut self, name: &str, parents: &[&str], kind: NodeKind) -> Result<&mut Self> {
         if name.is_empty() {
             return Err(StreamsError::Topology(

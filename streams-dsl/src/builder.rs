@@ -189,12 +189,14 @@ impl StreamsBuilder {
         );
         if let (Some(k), Some(v)) = (ks.clone(), vs.clone()) {
             let nullable: SerdeRef<Option<V>> = std::sync::Arc::new(NullableRef(v.clone()));
-            let sb = materialized.configure(match materialized.versioned_history_ms {
-                Some(history) => {
-                    StoreBuilder::versioned_key_value(store.clone(), history, k.clone(), v)
-                }
-                None => StoreBuilder::timestamped_key_value(store.clone(), k.clone(), v),
-            });
+            let sb = materialized
+                .configure(match materialized.versioned_history_ms {
+                    Some(history) => {
+                        StoreBuilder::versioned_key_value(store.clone(), history, k.clone(), v)
+                    }
+                    None => StoreBuilder::timestamped_key_value(store.clone(), k.clone(), v),
+                })
+                .for_source_table(topic);
             let versioned = materialized.versioned_history_ms.is_some();
             let st = store.clone();
             let extractor = consumed.timestamp_extractor.clone();

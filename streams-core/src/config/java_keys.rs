@@ -119,7 +119,6 @@ fn ignored_streams_key(key: &str) -> Option<&'static str> {
         | "default.dsl.store"
         | "dsl.store.suppliers.class"
         | "rocksdb.config.setter"
-        | "topology.optimization"
         | "ensure.explicit.internal.resource.naming" => {
             "not configurable here (see the README's Kafka Streams API table)"
         }

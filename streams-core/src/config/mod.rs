@@ -256,6 +256,9 @@ pub struct StreamsConfig {
     pub dead_letter_topic: Option<String>,
     /// `application.server`: where this instance answers interactive queries.
     pub application_server: Option<HostInfo>,
+    /// `topology.optimization` includes `reuse.ktable.source.topics` (or is `all`): a source
+    /// table's topic is its store's changelog.
+    pub reuse_source_topics: bool,
     /// `metrics.recording.level`.
     pub metrics_recording_level: RecordingLevel,
     /// `metrics.http.address`: where `/metrics` is served, if anywhere.
@@ -364,6 +367,7 @@ impl StreamsConfig {
             on_production_error: OnError::LogAndFail,
             dead_letter_topic: None,
             application_server: None,
+            reuse_source_topics: false,
             metrics_recording_level: RecordingLevel::Info,
             metrics_http_address: None,
             client: BTreeMap::new(),
@@ -542,6 +546,24 @@ impl StreamsConfig {
             "errors.dead.letter.queue.topic.name" => {
                 self.dead_letter_topic = Some(value.to_string()).filter(|v| !v.trim().is_empty())
             }
+            "topology.optimization" => {
+                self.reuse_source_topics = false;
+                for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    match part {
+                        "all" | "reuse.ktable.source.topics" => self.reuse_source_topics = true,
+                        "none" => {}
+                        "merge.repartition.topics" | "single.store.self.join" => tracing::warn!(
+                            optimization = part,
+                            "topology.optimization: `{part}` is not applied here (the topology keeps its repartition topics and stores)"
+                        ),
+                        other => {
+                            return Err(StreamsError::Config(format!(
+                                "`topology.optimization` = `{other}` is not one of all, none, reuse.ktable.source.topics, merge.repartition.topics, single.store.self.join"
+                            )))
+                        }
+                    }
+                }
+            }
             "application.server" => {
                 self.application_server = if value.trim().is_empty() {
                     None
@@ -652,6 +674,20 @@ impl StreamsConfig {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn topology_optimization_turns_source_topic_reuse_on() {
+        let reuse = |v: &str| {
+            StreamsConfig::from_pairs([("application.id", "a"), ("topology.optimization", v)])
+                .map(|c| c.reuse_source_topics)
+        };
+        assert!(!reuse("none").unwrap());
+        assert!(reuse("all").unwrap());
+        assert!(reuse("merge.repartition.topics, reuse.ktable.source.topics").unwrap());
+        assert!(!reuse("merge.repartition.topics").unwrap());
+        let e = reuse("everything").unwrap_err().to_string();
+        assert!(e.contains("topology.optimization"), "{e}");
+    }
 
     #[test]
     fn a_kafka_streams_properties_file_works_unchanged() {

@@ -221,7 +221,7 @@ pub fn plan_layout(
             let Some(b) = topology.stores().iter().find(|b| &b.name == store) else {
                 continue;
             };
-            if !b.logging {
+            if !b.logging || b.source_changelog {
                 continue;
             }
             let mut configs = BTreeMap::new();

@@ -291,8 +291,11 @@ impl TaskManager {
             )?)
         } else {
             if let Some(p) = &self.producer {
+                let sources = task.source_changelogs();
                 for (_, t) in task.changelogs() {
-                    p.track_changelog(&t);
+                    if !sources.contains(&t) {
+                        p.track_changelog(&t);
+                    }
                 }
             }
             None

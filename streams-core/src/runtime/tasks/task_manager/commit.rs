@@ -166,6 +166,12 @@ impl TaskManager {
     fn update_changelog_positions(&mut self) {
         let shared = self.producer.as_ref().map(|p| p.changelog_offsets());
         for t in self.tasks.values_mut() {
+            // A source topic serving as changelog: the store reflects what was consumed.
+            for ((topic, p), next) in &t.consumed {
+                if let Some(pos) = t.changelog_positions.get_mut(&(topic.clone(), *p)) {
+                    *pos = (*pos).max(*next);
+                }
+            }
             let acked = match (&t.producer, &shared) {
                 (Some(p), _) => p.changelog_offsets(),
                 (None, Some(s)) => s.clone(),

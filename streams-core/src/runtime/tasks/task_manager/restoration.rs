@@ -51,11 +51,26 @@ impl TaskManager {
             let Some(t) = self.tasks.get_mut(&id) else {
                 continue;
             };
-            // Every changelog's end first, so a task registers all its stores or none.
+            // Every changelog's end first, so a task registers all its stores or none. A source
+            // topic serving as changelog is restored up to the committed offset only: the task
+            // processes it from there.
             let mut ends = Vec::new();
+            let sources = t.task.source_changelogs();
             for (store, topic) in t.task.changelogs() {
+                let committed_end = sources.contains(&topic).then(|| {
+                    match committed
+                        .find_partition(&topic, id.partition)
+                        .map(|e| e.offset())
+                    {
+                        Some(Offset::Offset(o)) => o,
+                        _ => 0,
+                    }
+                });
                 match self.restorer.watermarks(&topic, id.partition) {
-                    Ok(w) => ends.push((store, topic, w)),
+                    Ok((low, high)) => {
+                        let high = committed_end.map_or(high, |c| c.clamp(low, high));
+                        ends.push((store, topic, (low, high)))
+                    }
                     Err(e) => {
                         let context = format!(
                             "reading the end offset of changelog `{topic}`-{}",
