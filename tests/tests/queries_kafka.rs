@@ -2,8 +2,10 @@
 //! stores (and its global stores).
 #![allow(clippy::unwrap_used)]
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use streams_core::runtime::{StandbySuspendReason, StandbyUpdateListener};
 use streams_core::KafkaStreams;
 use streams_dsl::{Consumed, Grouped, Materialized, StreamsBuilder, TimeWindows};
 use streams_tests::kafka::{create_topics, init_tracing, produce_with_timestamps};
@@ -138,6 +140,8 @@ fn application_server_metadata_finds_the_instance_holding_a_key() {
 
     let mut one = KafkaStreams::new(topology(), config(d1.path(), 7001)).unwrap();
     let mut two = KafkaStreams::new(topology(), config(d2.path(), 7002)).unwrap();
+    let standby_events = Arc::new(StandbyEvents::default());
+    one.set_standby_update_listener(standby_events.clone());
     one.start().unwrap();
     two.start().unwrap();
     one.wait_until_running(Duration::from_secs(60)).unwrap();
@@ -209,6 +213,58 @@ fn application_server_metadata_finds_the_instance_holding_a_key() {
             "{k} is not active on :{other}"
         );
     }
+    // The standby copies of `one` started following their changelogs and loaded the counts.
+    eventually("the standby copies of one report loaded batches", || {
+        standby_events.batches.lock().unwrap().iter().sum::<u64>() > 0
+    });
+    assert!(!standby_events.starts.lock().unwrap().is_empty());
     assert!(one.close(Duration::from_secs(30)));
     assert!(two.close(Duration::from_secs(30)));
+    // Closing the instance suspends every copy it held.
+    assert!(standby_events
+        .suspended
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| *r == StandbySuspendReason::Migrated));
+}
+
+/// Records what a standby update listener hears.
+#[derive(Default)]
+struct StandbyEvents {
+    starts: Mutex<Vec<String>>,
+    batches: Mutex<Vec<u64>>,
+    suspended: Mutex<Vec<StandbySuspendReason>>,
+}
+
+impl StandbyUpdateListener for StandbyEvents {
+    fn on_update_start(&self, topic: &str, partition: i32, _store: &str, _start: i64) {
+        self.starts
+            .lock()
+            .unwrap()
+            .push(format!("{topic}-{partition}"));
+    }
+    fn on_batch_loaded(
+        &self,
+        _topic: &str,
+        _partition: i32,
+        _store: &str,
+        _task: streams_core::TaskId,
+        _batch_end: i64,
+        batch_size: u64,
+        _current_end: i64,
+    ) {
+        self.batches.lock().unwrap().push(batch_size);
+    }
+    fn on_update_suspended(
+        &self,
+        _topic: &str,
+        _partition: i32,
+        _store: &str,
+        _store_offset: i64,
+        _current_end: i64,
+        reason: StandbySuspendReason,
+    ) {
+        self.suspended.lock().unwrap().push(reason);
+    }
 }

@@ -52,5 +52,7 @@ pub mod thread;
 pub use instance::endpoints;
 pub use instance::kafka_streams::KafkaStreams;
 pub use metrics::RuntimeCounters;
-pub use state::{State, StateListener, StateRestoreListener};
+pub use state::{
+    StandbySuspendReason, StandbyUpdateListener, State, StateListener, StateRestoreListener,
+};
 pub use thread::supervisor::{StreamThreadExceptionResponse, UncaughtExceptionHandler};

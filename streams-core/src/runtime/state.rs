@@ -70,6 +70,46 @@ pub trait StateRestoreListener: Send + Sync {
     fn on_restore_end(&self, topic: &str, partition: i32, store: &str, total: u64);
 }
 
+/// Why a standby copy stopped following its changelog (Kafka Streams'
+/// `StandbyUpdateListener.SuspendReason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandbySuspendReason {
+    /// The task became active on this instance.
+    Promoted,
+    /// The copy moved to another instance (or the instance closes).
+    Migrated,
+}
+
+/// Observes standby copies following their changelogs (Kafka Streams'
+/// `StandbyUpdateListener`, KIP-988), per store and changelog partition.
+pub trait StandbyUpdateListener: Send + Sync {
+    /// The copy of `store` starts following `topic`-`partition` at `start`.
+    fn on_update_start(&self, topic: &str, partition: i32, store: &str, start: i64);
+    /// A batch of `batch_size` records up to `batch_end` (inclusive) was applied to the copy of
+    /// `store` of `task`; the changelog ends at `current_end` (-1 when not known yet).
+    #[allow(clippy::too_many_arguments)]
+    fn on_batch_loaded(
+        &self,
+        topic: &str,
+        partition: i32,
+        store: &str,
+        task: crate::TaskId,
+        batch_end: i64,
+        batch_size: u64,
+        current_end: i64,
+    );
+    /// The copy stopped at `store_offset` (the next offset it would apply).
+    fn on_update_suspended(
+        &self,
+        topic: &str,
+        partition: i32,
+        store: &str,
+        store_offset: i64,
+        current_end: i64,
+        reason: StandbySuspendReason,
+    );
+}
+
 /// The instance state plus waiting on it; shared by the handle and its threads.
 pub(crate) struct StateMachine {
     inner: Mutex<State>,

@@ -22,7 +22,7 @@ use crate::runtime::metrics::server::MetricsServer;
 use crate::runtime::metrics::RuntimeCounters;
 use crate::runtime::metrics::{MetricsHandle, StreamsMetrics};
 use crate::runtime::restore::standby::{self, run_standby_thread, SharedStandbys, StandbyTasks};
-use crate::runtime::state::{State, StateListener, StateRestoreListener};
+use crate::runtime::state::{StandbyUpdateListener, State, StateListener, StateRestoreListener};
 use crate::runtime::thread::global_thread::GlobalStreamThread;
 use crate::runtime::thread::pool::ThreadPool;
 use crate::runtime::thread::supervisor::{
@@ -57,6 +57,7 @@ pub struct KafkaStreams {
     global_thread: Option<JoinHandle<()>>,
     globals: Option<GlobalStores>,
     restore_listener: Option<Arc<dyn StateRestoreListener>>,
+    standby_listener: Option<Arc<dyn StandbyUpdateListener>>,
     counters: Arc<RuntimeCounters>,
     process_id: uuid::Uuid,
     /// The lock on the application's state directory and the process id kept there, once started.
@@ -108,6 +109,7 @@ impl KafkaStreams {
             global_thread: None,
             globals: None,
             restore_listener: None,
+            standby_listener: None,
             counters: Arc::new(RuntimeCounters::default()),
             process_id: uuid::Uuid::new_v4(),
             identity: None,
@@ -124,6 +126,12 @@ impl KafkaStreams {
     /// Observes restoration progress. Set it before `start`.
     pub fn set_restore_listener(&mut self, listener: Arc<dyn StateRestoreListener>) {
         self.restore_listener = Some(listener);
+    }
+
+    /// Observes the standby copies (`num.standby.replicas`) following their changelogs (Kafka
+    /// Streams' `setStandbyUpdateListener`). Set before [`KafkaStreams::start`].
+    pub fn set_standby_update_listener(&mut self, listener: Arc<dyn StandbyUpdateListener>) {
+        self.standby_listener = Some(listener);
     }
 
     /// The current state.
@@ -229,7 +237,10 @@ impl KafkaStreams {
             standbys: self.standbys.clone(),
         });
         if self.config.num_standby_replicas > 0 {
-            *standby::lock(&self.standbys) = Some(StandbyTasks::new(env.clone())?);
+            *standby::lock(&self.standbys) = Some(StandbyTasks::new(
+                env.clone(),
+                self.standby_listener.clone(),
+            )?);
             let (env2, standbys, shutdown) = (
                 env.clone(),
                 self.standbys.clone(),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use state_stores::{OffsetCheckpoint, StoreError, TaskDirLock};
 
@@ -25,6 +25,7 @@ use crate::runtime::clients::manual_assignment::ManualAssignment;
 use crate::runtime::env::{StandbyHandover, ThreadEnv};
 use crate::runtime::restore::changelog_reader::{changelog_record, RestoreBatch};
 use crate::runtime::restore::group_view::GroupView;
+use crate::runtime::state::{StandbySuspendReason, StandbyUpdateListener};
 use crate::runtime::stores::task_dir::{open_task_state, OpenedTask, CHECKPOINT_FILE};
 use crate::task::{StreamTask, TaskId};
 use crate::Result;
@@ -99,10 +100,17 @@ pub(crate) struct StandbyTasks {
     /// Follows the copies' changelog partitions, given to the consumer once per poll.
     assignment: ManualAssignment,
     last_checkpoint: Instant,
+    listener: Option<Arc<dyn StandbyUpdateListener>>,
+    /// With a listener: each followed partition's end offset, refreshed every
+    /// [`CHECKPOINT_INTERVAL`].
+    ends: HashMap<(String, i32), i64>,
 }
 
 impl StandbyTasks {
-    pub fn new(env: Arc<ThreadEnv>) -> Result<Self> {
+    pub fn new(
+        env: Arc<ThreadEnv>,
+        listener: Option<Arc<dyn StandbyUpdateListener>>,
+    ) -> Result<Self> {
         let client_id = format!(
             "{}-{}-StandbyThread-consumer",
             env.config.application_id, env.process_id
@@ -116,7 +124,37 @@ impl StandbyTasks {
             active: BTreeSet::new(),
             assignment: ManualAssignment::default(),
             last_checkpoint: Instant::now(),
+            listener,
+            ends: HashMap::new(),
         })
+    }
+
+    /// The changelog's end as last looked up (-1 when not known yet).
+    fn current_end(&self, topic: &str, partition: i32) -> i64 {
+        self.ends
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .unwrap_or(-1)
+    }
+
+    /// Looks the end offsets of the followed partitions up again (for the listener only).
+    fn refresh_ends(&mut self) {
+        if self.listener.is_none() {
+            return;
+        }
+        let followed: Vec<(String, i32)> = self
+            .tasks
+            .values()
+            .flat_map(|t| t.positions.keys().cloned())
+            .collect();
+        for (topic, p) in followed {
+            if let Ok((_, high)) =
+                self.consumer
+                    .fetch_watermarks(&topic, p, Duration::from_millis(200))
+            {
+                self.ends.insert((topic, p), high);
+            }
+        }
     }
 
     /// The standby tasks held now.
@@ -130,7 +168,7 @@ impl StandbyTasks {
         self.active.insert(id);
         if let Some(t) = self.tasks.remove(&id) {
             tracing::info!(task = %id, "standby task handed over to an active task");
-            self.close_task(id, t);
+            self.close_task(id, t, StandbySuspendReason::Promoted);
         }
     }
 
@@ -150,7 +188,7 @@ impl StandbyTasks {
         for id in gone {
             if let Some(t) = self.tasks.remove(&id) {
                 tracing::info!(task = %id, "closing standby task");
-                self.close_task(id, t);
+                self.close_task(id, t, StandbySuspendReason::Migrated);
             }
         }
         for id in desired {
@@ -162,6 +200,11 @@ impl StandbyTasks {
                     tracing::info!(task = %id, from = ?t.positions, "standby task opened");
                     for ((topic, p), pos) in &t.positions {
                         self.assignment.start(topic, *p, *pos);
+                        if let (Some(l), Some(store)) =
+                            (&self.listener, t.stores.get(&(topic.clone(), *p)))
+                        {
+                            l.on_update_start(topic, *p, store, *pos);
+                        }
                     }
                     self.tasks.insert(*id, t);
                 }
@@ -198,9 +241,12 @@ impl StandbyTasks {
         }))
     }
 
-    fn close_task(&mut self, id: TaskId, mut t: StandbyTask) {
-        for (topic, p) in t.positions.keys() {
+    fn close_task(&mut self, id: TaskId, mut t: StandbyTask, reason: StandbySuspendReason) {
+        for ((topic, p), pos) in &t.positions {
             self.assignment.stop(topic, *p);
+            if let (Some(l), Some(store)) = (&self.listener, t.stores.get(&(topic.clone(), *p))) {
+                l.on_update_suspended(topic, *p, store, *pos, self.current_end(topic, *p), reason);
+            }
         }
         if let Err(e) = write_checkpoint(&mut t) {
             tracing::warn!(task = %id, error = %e, "writing the standby checkpoint failed");
@@ -267,12 +313,18 @@ impl StandbyTasks {
             let Some(store) = t.stores.get(&key) else {
                 continue;
             };
+            let batch_size = records.len() as u64;
             t.task.restore_up_to(store, records, last + 1)?;
+            if let Some(l) = &self.listener {
+                let end = self.ends.get(&key).copied().unwrap_or(-1);
+                l.on_batch_loaded(&key.0, key.1, store, t.task.id(), last, batch_size, end);
+            }
             t.positions.insert(key, last + 1);
             t.dirty = true;
         }
         if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
             self.last_checkpoint = Instant::now();
+            self.refresh_ends();
             for (id, t) in self.tasks.iter_mut().filter(|(_, t)| t.dirty) {
                 if let Err(e) = write_checkpoint(t) {
                     tracing::warn!(task = %id, error = %e, "writing the standby checkpoint failed");
@@ -285,7 +337,7 @@ impl StandbyTasks {
     fn close_all(&mut self) {
         let tasks = std::mem::take(&mut self.tasks);
         for (id, t) in tasks {
-            self.close_task(id, t);
+            self.close_task(id, t, StandbySuspendReason::Migrated);
         }
     }
 
