@@ -439,7 +439,7 @@ mod tests {
             Arc::new(KafkaProducers),
             Arc::new(RuntimeCounters::default()),
         ));
-        let mut copies = StandbyTasks::new(env).expect("standby consumer");
+        let mut copies = StandbyTasks::new(env, None).expect("standby consumer");
         let id = TaskId {
             subtopology: 0,
             partition: 0,
