@@ -225,8 +225,7 @@ fn application_server_metadata_finds_the_instance_holding_a_key() {
         .suspended
         .lock()
         .unwrap()
-        .iter()
-        .any(|r| *r == StandbySuspendReason::Migrated));
+        .contains(&StandbySuspendReason::Migrated));
 }
 
 /// Records what a standby update listener hears.
