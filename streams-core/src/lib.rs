@@ -11,6 +11,7 @@ mod describe_order;
 mod error;
 mod fixed_key;
 mod global;
+pub mod iq;
 mod processor;
 mod query;
 mod record;

@@ -4,7 +4,8 @@
 use crate::record::Data;
 use crate::store::{
     AnyStore, KeyValueStoreHandle, StoreSerdes, TimestampedKeyValueStoreHandle,
-    TimestampedWindowStoreHandle, ValueAndTimestamp, WindowStoreHandle,
+    TimestampedWindowStoreHandle, ValueAndTimestamp, VersionedKeyValueStoreHandle, VersionedRecord,
+    WindowStoreHandle,
 };
 use crate::task::StoreSlot;
 use crate::{Result, StreamsError};
@@ -51,6 +52,30 @@ pub(crate) fn kv_get<K: Data, V: Data>(
             value,
             timestamp: -1,
         }))
+    }
+}
+
+/// The latest value of `key` in a versioned store, or the one it had at `as_of`.
+pub(crate) fn versioned_get<K: Data, V: Data>(
+    slot: &mut StoreSlot,
+    key: &K,
+    as_of: Option<i64>,
+) -> Result<Option<VersionedRecord<V>>> {
+    let serdes = serdes::<K, V>(&slot.serdes, &slot.name, slot.types)?;
+    let AnyStore::KeyValue(s) = &mut slot.store else {
+        return Err(kind_error(&slot.name, "versioned key-value"));
+    };
+    let Some(store) = s.as_versioned_mut() else {
+        return Err(kind_error(&slot.name, "versioned key-value"));
+    };
+    let h = VersionedKeyValueStoreHandle {
+        store,
+        name: &slot.name,
+        serdes,
+    };
+    match as_of {
+        Some(t) => h.get_as_of(key, t),
+        None => h.get(key),
     }
 }
 

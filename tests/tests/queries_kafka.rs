@@ -5,6 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use streams_core::iq::{
+    FailureReason, KeyQuery, Position, PositionBound, RangeQuery, StateQueryRequest, WindowKeyQuery,
+};
 use streams_core::runtime::{StandbySuspendReason, StandbyUpdateListener};
 use streams_core::KafkaStreams;
 use streams_dsl::{Consumed, Grouped, Materialized, StreamsBuilder, TimeWindows};
@@ -102,6 +105,109 @@ fn a_running_instance_answers_key_range_and_window_queries() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no store named `no-such-store`"), "{err}");
+
+    // Interactive queries v2: one answer per partition of the 3, positioned at the last input
+    // offset each processed.
+    let counts = streams
+        .query(
+            StateQueryRequest::in_store("counts")
+                .with_query(RangeQuery::<String, i64>::with_no_bounds())
+                .require_active(),
+        )
+        .unwrap();
+    assert_eq!(counts.partition_results().len(), 3);
+    let mut rows: Vec<(String, i64)> = counts
+        .partition_results()
+        .values()
+        .flat_map(|r| r.result().cloned().unwrap_or_default())
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![("a".into(), 10), ("b".into(), 10), ("c".into(), 10)]
+    );
+    // A partition that processed records is positioned at its last one; one that got no key
+    // has an empty position.
+    for (p, r) in counts.partition_results() {
+        let rows = r.result().map_or(0, Vec::len);
+        let at = r.position().offset(input, *p);
+        assert_eq!(
+            rows > 0,
+            at.is_some(),
+            "partition {p}: {rows} rows at {at:?}"
+        );
+    }
+    // Pinned to one partition; and a bound past what that partition processed.
+    let (p, at) = counts
+        .partition_results()
+        .iter()
+        .find_map(|(p, r)| r.position().offset(input, *p).map(|o| (*p, o)))
+        .unwrap();
+    let key_query = || KeyQuery::<String, i64>::with_key("a".to_string());
+    let pinned = streams
+        .query(
+            StateQueryRequest::in_store("counts")
+                .with_query(key_query())
+                .with_partitions([p]),
+        )
+        .unwrap();
+    assert_eq!(pinned.partition_results().len(), 1);
+    assert!(pinned.only_partition_result().unwrap().is_success());
+    let ahead = streams
+        .query(
+            StateQueryRequest::in_store("counts")
+                .with_query(key_query())
+                .with_partitions([p, 7])
+                .with_position_bound(PositionBound::At(Position::empty().with_component(
+                    input,
+                    p,
+                    at + 1,
+                ))),
+        )
+        .unwrap();
+    let reason = |q: i32| {
+        ahead.partition_results()[&q]
+            .failure_reason()
+            .map(|(r, _)| r)
+    };
+    assert_eq!(reason(p), Some(FailureReason::NotUpToBound));
+    assert_eq!(reason(7), Some(FailureReason::NotPresent));
+    let windows = streams
+        .query(StateQueryRequest::in_store("per-second").with_query(
+            WindowKeyQuery::<String, i64>::with_key_and_window_start_range(
+                "a".to_string(),
+                0,
+                i64::MAX,
+            ),
+        ))
+        .unwrap();
+    let found: Vec<(i64, i64)> = windows
+        .partition_results()
+        .values()
+        .flat_map(|r| r.result().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(found, vec![(10_000, 5), (11_000, 5)]);
+    let global = streams
+        .query(
+            StateQueryRequest::in_store("names")
+                .with_query(KeyQuery::<String, String>::with_key("a".to_string())),
+        )
+        .unwrap();
+    assert_eq!(
+        global.global_result().and_then(|r| r.result().cloned()),
+        Some(Some("Alpha".to_string()))
+    );
+    // A query of types the store does not hold fails for that partition, not the call.
+    let wrong = streams
+        .query(
+            StateQueryRequest::in_store("counts")
+                .with_query(KeyQuery::<String, String>::with_key("a".to_string())),
+        )
+        .unwrap();
+    assert!(wrong
+        .partition_results()
+        .values()
+        .all(|r| r.failure_reason().map(|(r, _)| r) == Some(FailureReason::StoreException)));
     assert!(streams.close(Duration::from_secs(30)));
 }
 
@@ -213,6 +319,40 @@ fn application_server_metadata_finds_the_instance_holding_a_key() {
             "{k} is not active on :{other}"
         );
     }
+    // Interactive queries v2 on `one`: requiring active copies, the partitions it holds as
+    // standby answer NotActive; allowing stale reads, every partition answers.
+    eventually(
+        "one answers for all 4 partitions, 2 of them from standby copies",
+        || {
+            let active_only = one
+                .query(
+                    StateQueryRequest::in_store("counts")
+                        .with_query(RangeQuery::<String, i64>::with_no_bounds())
+                        .require_active(),
+                )
+                .unwrap();
+            let not_active = active_only
+                .partition_results()
+                .values()
+                .filter(|r| r.failure_reason().map(|(r, _)| r) == Some(FailureReason::NotActive))
+                .count();
+            let stale = one
+                .query(
+                    StateQueryRequest::in_store("counts")
+                        .with_query(RangeQuery::<String, i64>::with_no_bounds()),
+                )
+                .unwrap();
+            let rows: usize = stale
+                .partition_results()
+                .values()
+                .map(|r| r.result().map_or(0, Vec::len))
+                .sum();
+            active_only.partition_results().len() == 4
+                && not_active == 2
+                && stale.partition_results().values().all(|r| r.is_success())
+                && rows == keys.len()
+        },
+    );
     // The standby copies of `one` started following their changelogs and loaded the counts.
     eventually("the standby copies of one report loaded batches", || {
         standby_events.batches.lock().unwrap().iter().sum::<u64>() > 0

@@ -470,6 +470,59 @@ impl KafkaStreams {
         Ok(())
     }
 
+    /// Interactive query v2 (Kafka Streams' `query(StateQueryRequest)`): runs the request's
+    /// query on every local copy of its store (active, and standby unless the request requires
+    /// active copies), per partition; a global store answers once. See [`crate::iq`].
+    pub fn query<Q: crate::iq::StateQuery>(
+        &self,
+        request: crate::iq::StateQueryRequest<Q>,
+    ) -> Result<crate::iq::StateQueryResult<Q::Output>> {
+        let name = request.store().to_string();
+        let answers = crate::iq::Answers::new(&request);
+        if let Some(g) = &self.globals {
+            if let Some((b, h)) = g.handles(false).into_iter().find(|(b, _)| b.name() == name) {
+                return Ok(answers.global(&mut crate::task::global_slot(&b, h)));
+            }
+        }
+        if !self.topology.stores().iter().any(|s| s.name() == name) {
+            return Err(StreamsError::IllegalState(format!(
+                "no store named `{name}` in the topology (name stores with Materialized::as_ to query them)"
+            )));
+        }
+        let mut answers = answers;
+        let managers = self
+            .pool
+            .as_ref()
+            .map(|p| p.task_managers())
+            .unwrap_or_default();
+        for tm in &managers {
+            let mut tm = tm.lock().map_err(|_| {
+                StreamsError::IllegalState(format!(
+                    "store `{name}` is not queried: a stream thread panicked while processing, so its stores may hold half-applied writes"
+                ))
+            })?;
+            tm.with_positioned_stores(&name, &mut |partition, position, slot| {
+                answers.answer(crate::iq::LocalCopy {
+                    partition,
+                    active: true,
+                    position,
+                    slot,
+                })
+            })?;
+        }
+        if let Some(copies) = standby::lock(&self.standbys).as_mut() {
+            copies.with_positioned_stores(&name, &mut |partition, position, slot| {
+                answers.answer(crate::iq::LocalCopy {
+                    partition,
+                    active: false,
+                    position,
+                    slot,
+                })
+            })?;
+        }
+        Ok(answers.finish())
+    }
+
     /// Interactive query: the value of `key` in the key-value store `store`, if a task of this
     /// instance (or the global store) holds it. Keys of other instances' partitions are `None`.
     pub fn query_key_value<K: Data, V: Data>(&self, store: &str, key: &K) -> Result<Option<V>> {

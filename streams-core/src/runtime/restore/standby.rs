@@ -157,6 +157,30 @@ impl StandbyTasks {
         }
     }
 
+    /// Runs `f` on the store `name` of every copy that has it, with the task's partition and
+    /// the copy's position (the next changelog offset it would apply, per changelog partition).
+    pub(crate) fn with_positioned_stores(
+        &mut self,
+        name: &str,
+        f: &mut dyn FnMut(i32, crate::iq::Position, &mut crate::task::StoreSlot),
+    ) -> Result<()> {
+        for (id, t) in self.tasks.iter_mut() {
+            if t.task.store_names().iter().any(|s| s == name) {
+                let position = t
+                    .positions
+                    .iter()
+                    .fold(crate::iq::Position::empty(), |p, ((topic, part), o)| {
+                        p.with_component(topic.clone(), *part, *o)
+                    });
+                t.task.with_store(name, |slot| {
+                    f(id.partition, position, slot);
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// The standby tasks held now.
     pub fn task_ids(&self) -> BTreeSet<TaskId> {
         self.tasks.keys().copied().collect()

@@ -306,6 +306,7 @@ impl TaskManager {
             inputs,
             queue: PartitionGroup::default(),
             consumed: BTreeMap::new(),
+            processed: BTreeMap::new(),
             changelog_positions,
             restore_registered: false,
             initialized: false,

@@ -73,6 +73,30 @@ impl TaskManager {
     }
 
     /// Runs `f` on the store `name` of every running task that has it; returns how many did.
+    /// Runs `f` on the store `name` of every running task that has it, with the task's
+    /// partition and its position (the last offset processed per input partition).
+    pub(crate) fn with_positioned_stores(
+        &mut self,
+        name: &str,
+        f: &mut dyn FnMut(i32, crate::iq::Position, &mut crate::task::StoreSlot),
+    ) -> Result<()> {
+        for (id, t) in self.tasks.iter_mut().filter(|(_, t)| t.initialized) {
+            if t.task.store_names().iter().any(|s| s == name) {
+                let position = t
+                    .processed
+                    .iter()
+                    .fold(crate::iq::Position::empty(), |p, ((topic, part), o)| {
+                        p.with_component(topic.clone(), *part, *o)
+                    });
+                t.task.with_store(name, |slot| {
+                    f(id.partition, position, slot);
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn with_stores(
         &mut self,
         name: &str,
@@ -171,6 +195,8 @@ impl TaskManager {
                 }
                 t.consumed
                     .insert((r.topic.to_string(), r.partition), r.offset + 1);
+                t.processed
+                    .insert((r.topic.to_string(), r.partition), r.offset);
                 n += 1;
                 done += 1;
                 if t.queue.is_empty_for(&r.topic, r.partition) && !t.ready(idle_ms, lag) {
