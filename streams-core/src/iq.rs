@@ -63,6 +63,27 @@ impl Position {
     }
 }
 
+/// How far one local copy of a store is behind its changelog (Kafka Streams' `LagInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LagInfo {
+    /// The next changelog offset the copy would apply (for a running active copy: the end).
+    pub current_offset_position: i64,
+    /// The changelog's end offset.
+    pub end_offset_position: i64,
+    /// `end - current`, at least 0.
+    pub offset_lag: i64,
+}
+
+impl LagInfo {
+    pub(crate) fn new(current: i64, end: i64) -> Self {
+        LagInfo {
+            current_offset_position: current,
+            end_offset_position: end,
+            offset_lag: (end - current).max(0),
+        }
+    }
+}
+
 /// How current an answer must be.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum PositionBound {

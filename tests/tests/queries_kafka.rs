@@ -353,6 +353,16 @@ fn application_server_metadata_finds_the_instance_holding_a_key() {
                 && rows == keys.len()
         },
     );
+    // Store lags: `one` holds all 4 partitions of `counts` (2 active, 2 standby copies), all
+    // caught up with changelogs that hold the counts.
+    eventually("one reports 4 caught-up partitions of counts", || {
+        let lags = one.all_local_store_partition_lags().unwrap();
+        lags.get("counts").is_some_and(|c| {
+            c.len() == 4
+                && c.values().all(|l| l.offset_lag == 0)
+                && c.values().map(|l| l.end_offset_position).sum::<i64>() > 0
+        })
+    });
     // The standby copies of `one` started following their changelogs and loaded the counts.
     eventually("the standby copies of one report loaded batches", || {
         standby_events.batches.lock().unwrap().iter().sum::<u64>() > 0

@@ -1,5 +1,6 @@
 //! [`KafkaStreams`]: runs a [`Topology`] against a Kafka cluster with `num.stream.threads` threads.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -521,6 +522,67 @@ impl KafkaStreams {
             })?;
         }
         Ok(answers.finish())
+    }
+
+    /// How far every local copy of every store is behind its changelog, per store and
+    /// partition (Kafka Streams' `allLocalStorePartitionLags`): running active tasks are caught
+    /// up, restoring ones report what they still have to apply, standby copies their distance
+    /// to the changelog's end (looked up now, one request per changelog partition).
+    pub fn all_local_store_partition_lags(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<i32, crate::iq::LagInfo>>> {
+        let managers = self
+            .pool
+            .as_ref()
+            .map(|p| p.task_managers())
+            .unwrap_or_default();
+        let mut active = Vec::new();
+        for tm in &managers {
+            let tm = tm.lock().map_err(|_| {
+                StreamsError::IllegalState(
+                    "store lags are not read: a stream thread panicked while processing".into(),
+                )
+            })?;
+            active.extend(tm.changelog_lags());
+        }
+        let standby = standby::lock(&self.standbys)
+            .as_ref()
+            .map(|s| s.changelog_positions())
+            .unwrap_or_default();
+        if active.is_empty() && standby.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let client_id = format!("{}-{}-lags", self.config.application_id, self.process_id);
+        let consumer = crate::runtime::clients::config::unjoined_consumer(
+            &self.config,
+            crate::runtime::clients::config::ClientKind::RestoreConsumer,
+            &client_id,
+            &[],
+        )?;
+        let end = |topic: &str, p: i32| -> Result<i64> {
+            use rdkafka::consumer::Consumer;
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .map(|(_, high)| high)
+                .map_err(|e| StreamsError::kafka(format!("reading the end of `{topic}`-{p}"), e))
+        };
+        let mut out: BTreeMap<String, BTreeMap<i32, crate::iq::LagInfo>> = BTreeMap::new();
+        for (store, topic, p, lag) in active {
+            let e = end(&topic, p)?;
+            let info = match lag {
+                None => crate::iq::LagInfo::new(e, e),
+                Some(remaining) => crate::iq::LagInfo::new(e - remaining, e),
+            };
+            out.entry(store).or_default().insert(p, info);
+        }
+        for (store, topic, p, position) in standby {
+            let e = end(&topic, p)?;
+            out.entry(store)
+                .or_default()
+                .entry(p)
+                .or_insert(crate::iq::LagInfo::new(position, e));
+        }
+        Ok(out)
     }
 
     /// Interactive query: the value of `key` in the key-value store `store`, if a task of this

@@ -181,6 +181,42 @@ impl StandbyTasks {
         Ok(())
     }
 
+    /// Per store of every copy: (store, changelog topic, partition, next offset to apply). Past
+    /// the last record the consumer's own position counts: under exactly-once it has also
+    /// stepped over the transaction markers, which hold no records to apply.
+    pub(crate) fn changelog_positions(&self) -> Vec<(String, String, i32, i64)> {
+        let consumed: HashMap<(String, i32), i64> = self
+            .consumer
+            .position()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        rdkafka::Offset::Offset(o) => {
+                            Some(((e.topic().to_string(), e.partition()), o))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.tasks
+            .values()
+            .flat_map(|t| {
+                t.positions.iter().filter_map(|((topic, p), pos)| {
+                    let key = (topic.clone(), *p);
+                    let at = match consumed.get(&key) {
+                        Some(c) if !self.assignment.is_pending_for(topic, *p) => (*pos).max(*c),
+                        _ => *pos,
+                    };
+                    t.stores
+                        .get(&key)
+                        .map(|store| (store.clone(), topic.clone(), *p, at))
+                })
+            })
+            .collect()
+    }
+
     /// The standby tasks held now.
     pub fn task_ids(&self) -> BTreeSet<TaskId> {
         self.tasks.keys().copied().collect()

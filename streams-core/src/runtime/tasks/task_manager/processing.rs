@@ -97,6 +97,30 @@ impl TaskManager {
         Ok(())
     }
 
+    /// Per store of every task: (store, changelog topic, partition, lag known here). A running
+    /// task is caught up (`None`: the caller uses the changelog's end); a restoring one reports
+    /// how many records it still has to apply.
+    pub(crate) fn changelog_lags(&self) -> Vec<(String, String, i32, Option<i64>)> {
+        let remaining: std::collections::HashMap<(TaskId, String), i64> = self
+            .restorer
+            .remaining()
+            .into_iter()
+            .map(|(t, store, r)| ((t, store), r))
+            .collect();
+        let mut out = Vec::new();
+        for (id, t) in &self.tasks {
+            for (store, topic) in t.task.changelogs() {
+                let lag = if t.initialized {
+                    None
+                } else {
+                    Some(remaining.get(&(*id, store.clone())).copied().unwrap_or(0))
+                };
+                out.push((store, topic, id.partition, lag));
+            }
+        }
+        out
+    }
+
     pub(crate) fn with_stores(
         &mut self,
         name: &str,
