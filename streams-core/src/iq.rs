@@ -43,6 +43,15 @@ impl Position {
         self
     }
 
+    /// A position of (topic, partition) -> offset pairs.
+    pub(crate) fn of<'a>(offsets: impl IntoIterator<Item = (&'a (String, i32), &'a i64)>) -> Self {
+        offsets
+            .into_iter()
+            .fold(Position::empty(), |p, ((topic, part), o)| {
+                p.with_component(topic.clone(), *part, *o)
+            })
+    }
+
     /// The offset for `topic`-`partition`, if the position has one.
     pub fn offset(&self, topic: &str, partition: i32) -> Option<i64> {
         self.0.get(topic).and_then(|p| p.get(&partition)).copied()
@@ -545,15 +554,17 @@ impl<'q, Q: StateQuery> Answers<'q, Q> {
     }
 
     fn run(&self, copy: LocalCopy<'_>) -> QueryResult<Q::Output> {
-        let mut target = QueryTarget { slot: copy.slot };
-        match self.request.query.run(&mut target) {
+        self.execute(copy.slot, copy.position)
+    }
+
+    /// Runs the query on `slot`; a store error fails this answer only.
+    fn execute(&self, slot: &mut StoreSlot, position: Position) -> QueryResult<Q::Output> {
+        match self.request.query.run(&mut QueryTarget { slot }) {
             Ok(r) => QueryResult {
                 result: Ok(r),
-                position: copy.position,
+                position,
             },
-            Err(e) => {
-                QueryResult::failure(FailureReason::StoreException, e.to_string(), copy.position)
-            }
+            Err(e) => QueryResult::failure(FailureReason::StoreException, e.to_string(), position),
         }
     }
 
@@ -581,21 +592,9 @@ impl<'q, Q: StateQuery> Answers<'q, Q> {
 
     /// The result of a global store's query.
     pub fn global(self, slot: &mut StoreSlot) -> StateQueryResult<Q::Output> {
-        let mut target = QueryTarget { slot };
-        let result = match self.request.query.run(&mut target) {
-            Ok(r) => QueryResult {
-                result: Ok(r),
-                position: Position::empty(),
-            },
-            Err(e) => QueryResult::failure(
-                FailureReason::StoreException,
-                e.to_string(),
-                Position::empty(),
-            ),
-        };
         StateQueryResult {
             partitions: BTreeMap::new(),
-            global: Some(result),
+            global: Some(self.execute(slot, Position::empty())),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use streams_core::store::SessionWindow;
-use streams_core::{Data, Processor, ProcessorContext, Record, Result, ValueAndTimestamp};
+use streams_core::{Data, Headers, Processor, ProcessorContext, Record, Result, ValueAndTimestamp};
 
 use crate::change::Change;
 use crate::final_results::FinalResults;
@@ -362,7 +362,11 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for SessionWindowAggregate<K, V
         // A session closes once stream time passes its end by the gap and the grace: until then
         // a record may still extend it (Kafka Streams since KAFKA-12718).
         let close = self.observed - self.windows.grace_ms - self.windows.gap_ms;
-        let headers = r.headers.clone();
+        // Final results carry the headers of the record that closed their windows.
+        let headers = match self.final_results {
+            Some(_) => r.headers.clone(),
+            None => Headers::new(),
+        };
         let (merged, found) = ctx.session_store::<K, VA>(&self.store)?.merge_candidates(
             &r.key,
             ts,

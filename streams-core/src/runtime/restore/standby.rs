@@ -166,12 +166,7 @@ impl StandbyTasks {
     ) -> Result<()> {
         for (id, t) in self.tasks.iter_mut() {
             if t.task.store_names().iter().any(|s| s == name) {
-                let position = t
-                    .positions
-                    .iter()
-                    .fold(crate::iq::Position::empty(), |p, ((topic, part), o)| {
-                        p.with_component(topic.clone(), *part, *o)
-                    });
+                let position = crate::iq::Position::of(&t.positions);
                 t.task.with_store(name, |slot| {
                     f(id.partition, position, slot);
                     Ok(())

@@ -82,12 +82,7 @@ impl TaskManager {
     ) -> Result<()> {
         for (id, t) in self.tasks.iter_mut().filter(|(_, t)| t.initialized) {
             if t.task.store_names().iter().any(|s| s == name) {
-                let position = t
-                    .processed
-                    .iter()
-                    .fold(crate::iq::Position::empty(), |p, ((topic, part), o)| {
-                        p.with_component(topic.clone(), *part, *o)
-                    });
+                let position = crate::iq::Position::of(&t.processed);
                 t.task.with_store(name, |slot| {
                     f(id.partition, position, slot);
                     Ok(())
