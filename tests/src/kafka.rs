@@ -23,11 +23,16 @@ pub struct ReadRecord {
     pub key: Option<Vec<u8>>,
     /// Value bytes.
     pub value: Option<Vec<u8>>,
-    /// Timestamp.
+    /// Timestamp (broker time: [`event_time`] of the test's own times).
     pub timestamp: i64,
 }
 
 impl ReadRecord {
+    /// The timestamp as a test time, the inverse of [`event_time`].
+    pub fn event_timestamp(&self) -> i64 {
+        self.timestamp - event_epoch()
+    }
+
     /// The key as UTF-8 (lossy).
     pub fn key_str(&self) -> String {
         String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
@@ -88,7 +93,30 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<&str>, Option<&s
     );
 }
 
-/// Produces `(key, value, timestamp)` string records, waiting for all acks.
+/// Time zero of the tests' event times: the hour boundary one to two hours before this process
+/// first asked. Tests write small times (a window at 0..10 s reads well), but a broker deletes
+/// records older than `retention.ms` (7 days unless the topic says otherwise; a windowed
+/// changelog keeps a day past its store) at its retention check, 30 s after it starts and then
+/// every 5 minutes: inputs and changelogs stamped in 1970 vanished in the middle of tests. An
+/// hour boundary keeps every window of up to an hour aligned as it would be at 0.
+pub fn event_epoch() -> i64 {
+    static EPOCH: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(|| {
+        const HOUR_MS: i64 = 3_600_000;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        (now / HOUR_MS - 1) * HOUR_MS
+    })
+}
+
+/// A test's event time `t` (milliseconds after [`event_epoch`]) as a record timestamp.
+pub fn event_time(t: i64) -> i64 {
+    event_epoch() + t
+}
+
+/// Produces `(key, value, timestamp)` string records, waiting for all acks. Timestamps are test
+/// times, stamped as [`event_time`]; `None` leaves the producer's wall clock.
 pub fn produce_with_timestamps(
     bootstrap: &str,
     topic: &str,
@@ -108,7 +136,7 @@ pub fn produce_with_timestamps(
             r = r.payload(*v);
         }
         if let Some(ts) = ts {
-            r = r.timestamp(*ts);
+            r = r.timestamp(event_time(*ts));
         }
         loop {
             match p.send(r) {

@@ -14,7 +14,9 @@ use streams_core::{KafkaStreams, Topology};
 use streams_dsl::{
     Consumed, EmitStrategy, Grouped, Materialized, Produced, StreamsBuilder, TimeWindows, Windowed,
 };
-use streams_tests::kafka::{create_topics, init_tracing, produce_with_timestamps, TopicReader};
+use streams_tests::kafka::{
+    create_topics, event_epoch, init_tracing, produce_with_timestamps, TopicReader,
+};
 use streams_tests::wordcount::test_config;
 use streams_tests::TestBroker;
 
@@ -22,7 +24,8 @@ fn s() -> SerdeRef<String> {
     Serdes::string()
 }
 
-/// Per key and 10 ms window, the count once the window closed, as `key@start` -> count. The
+/// Per key and 10 ms window, the count once the window closed, as `key@start` -> count (start as
+/// a test time, after [`event_epoch`]). The
 /// store keeps windows for 1 s, far past their close, so a repeated emission would find them.
 fn final_counts(input: &str, output: &str) -> Topology {
     let b = StreamsBuilder::new();
@@ -34,7 +37,7 @@ fn final_counts(input: &str, output: &str) -> Topology {
         .to_stream()
         .map(|w: Windowed<String>, n: Option<i64>| {
             (
-                format!("{}@{}", w.key, w.window.start),
+                format!("{}@{}", w.key, w.window.start - event_epoch()),
                 n.unwrap_or(-1).to_string(),
             )
         })

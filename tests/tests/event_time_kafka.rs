@@ -9,7 +9,9 @@ use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::timestamp::timestamp_from_record;
 use streams_core::KafkaStreams;
 use streams_dsl::{Consumed, Grouped, Materialized, Produced, StreamsBuilder, TimeWindows};
-use streams_tests::kafka::{create_topics, init_tracing, long, produce, TopicReader};
+use streams_tests::kafka::{
+    create_topics, event_epoch, event_time, init_tracing, long, produce, TopicReader,
+};
 use streams_tests::wordcount::test_config;
 use streams_tests::TestBroker;
 
@@ -24,13 +26,16 @@ fn windows_follow_the_event_time_a_source_extracts() {
     let b = broker.bootstrap_servers();
     let (input, output) = ("event-time-in", "event-time-out");
     create_topics(b, &[(input, 2), (output, 2)]);
-    // Produced now (record timestamps of today); the values carry the event time.
-    let records: Vec<(Option<&str>, Option<&str>)> = vec![
-        (Some("k"), Some("1000|a")),
-        (Some("k"), Some("9999|b")),
-        (Some("k"), Some("25000|c")),
-        (Some("j"), Some("12000|d")),
-    ];
+    // Produced now (record timestamps of this moment); the values carry the event time.
+    let values: Vec<(&str, String)> = [("k", 1000, "a"), ("k", 9999, "b"), ("k", 25000, "c")]
+        .into_iter()
+        .chain([("j", 12000, "d")])
+        .map(|(k, t, v)| (k, format!("{}|{v}", event_time(t))))
+        .collect();
+    let records: Vec<(Option<&str>, Option<&str>)> = values
+        .iter()
+        .map(|(k, v)| (Some(*k), Some(v.as_str())))
+        .collect();
     produce(b, input, &records);
 
     let extractor = timestamp_from_record(s(), s(), |_: &String, v: &String, record_ts, _| {
@@ -49,7 +54,7 @@ fn windows_follow_the_event_time_a_source_extracts() {
         .windowed_by(TimeWindows::of_size_and_grace(10_000, 60_000))
         .count(Materialized::as_("event-time-counts"))
         .to_stream()
-        .map(|w, n| (format!("{}@{}", w.key, w.window.start), n))
+        .map(|w, n| (format!("{}@{}", w.key, w.window.start - event_epoch()), n))
         .to_with(output, Produced::with(s(), Serdes::nullable(Serdes::i64())));
     let dir = tempfile::tempdir().unwrap();
     let mut streams = KafkaStreams::new(
@@ -78,9 +83,16 @@ fn windows_follow_the_event_time_a_source_extracts() {
         reader
             .records
             .iter()
-            .map(|r| (r.key_str(), r.value.as_deref().map(long), r.timestamp))
+            .map(|r| (
+                r.key_str(),
+                r.value.as_deref().map(long),
+                r.event_timestamp()
+            ))
             .collect::<Vec<_>>()
     );
     // Every update carries the event time, not the time the record was produced.
-    assert!(reader.records.iter().all(|r| r.timestamp < 30_000));
+    assert!(reader
+        .records
+        .iter()
+        .all(|r| (0..30_000).contains(&r.event_timestamp())));
 }

@@ -30,8 +30,8 @@ fn click_attribution_runs_exactly_once() {
     create_topics(b, &[(imps, 2), (clicks, 2), (out, 2)]);
     let min = 60_000i64;
     let n = 100;
-    // Impression i at 1000 + i seconds (librdkafka reads a 0 timestamp as "now"); every third is
-    // clicked 2 minutes later, every fifth (not clicked in time) 6 minutes later.
+    // Impression i at 1000 + i seconds; every third is clicked 2 minutes later, every fifth (not
+    // clicked in time) 6 minutes later.
     let base = 1_000_000i64;
     let imp: Vec<(String, String, i64)> = (0..n)
         .map(|i| {

@@ -11,7 +11,7 @@ use streams_core::iq::{
 use streams_core::runtime::{StandbySuspendReason, StandbyUpdateListener};
 use streams_core::KafkaStreams;
 use streams_dsl::{Consumed, Grouped, Materialized, StreamsBuilder, TimeWindows};
-use streams_tests::kafka::{create_topics, init_tracing, produce_with_timestamps};
+use streams_tests::kafka::{create_topics, event_time, init_tracing, produce_with_timestamps};
 use streams_tests::wordcount::test_config;
 use streams_tests::TestBroker;
 
@@ -92,7 +92,7 @@ fn a_running_instance_answers_key_range_and_window_queries() {
         streams
             .query_window::<String, i64>("per-second", &"a".to_string(), 0, i64::MAX)
             .unwrap(),
-        vec![(10_000, 5), (11_000, 5)]
+        vec![(event_time(10_000), 5), (event_time(11_000), 5)]
     );
     assert_eq!(
         streams
@@ -186,7 +186,10 @@ fn a_running_instance_answers_key_range_and_window_queries() {
         .values()
         .flat_map(|r| r.result().cloned().unwrap_or_default())
         .collect();
-    assert_eq!(found, vec![(10_000, 5), (11_000, 5)]);
+    assert_eq!(
+        found,
+        vec![(event_time(10_000), 5), (event_time(11_000), 5)]
+    );
     let global = streams
         .query(
             StateQueryRequest::in_store("names")

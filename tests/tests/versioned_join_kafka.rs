@@ -86,7 +86,11 @@ fn a_buffered_record_joins_a_late_table_update_across_a_restart() {
         .iter()
         .map(|r| {
             let v = r.value.as_deref().map(String::from_utf8_lossy);
-            (r.key_str(), v.unwrap_or_default().into_owned(), r.timestamp)
+            (
+                r.key_str(),
+                v.unwrap_or_default().into_owned(),
+                r.event_timestamp(),
+            )
         })
         .collect();
     // y waits for its own grace period: only x is joined, with the value k had at 50.
