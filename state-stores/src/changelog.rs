@@ -128,6 +128,9 @@ impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
     fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         (**self).write_batch(entries)
     }
+    fn take_evicted(&mut self) -> Vec<Vec<u8>> {
+        (**self).take_evicted()
+    }
     fn as_versioned(&self) -> Option<&crate::VersionedKeyValueStore> {
         (**self).as_versioned()
     }
@@ -199,6 +202,14 @@ impl<S: KeyValueStore> ChangeLoggingKeyValueStore<S> {
         self.sink.log(record);
         Ok(())
     }
+    /// Entries the inner store evicted are gone from it: the changelog says so, or a restore
+    /// would bring them back (Kafka Streams logs an LRU map's evictions the same way).
+    fn log_evictions(&mut self) -> Result<()> {
+        for key in self.inner.take_evicted() {
+            self.log(&key, None)?;
+        }
+        Ok(())
+    }
 }
 
 impl<S: KeyValueStore> StateStore for ChangeLoggingKeyValueStore<S> {
@@ -231,12 +242,14 @@ impl<S: KeyValueStore> KeyValueStore for ChangeLoggingKeyValueStore<S> {
     }
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.inner.put(key, value)?;
-        self.log(key, Some(value))
+        self.log(key, Some(value))?;
+        self.log_evictions()
     }
     fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         let existing = self.inner.put_if_absent(key, value)?;
         if existing.is_none() {
             self.log(key, Some(value))?;
+            self.log_evictions()?;
         }
         Ok(existing)
     }

@@ -70,6 +70,11 @@ pub trait KeyValueStore: StateStore {
     fn flush_cache(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Keys the store dropped on its own since the last call (an LRU map evicting its least
+    /// recently used entry); a changelogging layer records them as deletes.
+    fn take_evicted(&mut self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
     /// The versioned store this is or wraps, for lookups as of a time (`None` for others).
     fn as_versioned(&self) -> Option<&crate::VersionedKeyValueStore> {
         None

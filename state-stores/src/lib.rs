@@ -3,10 +3,13 @@
 //! This crate knows nothing of Kafka. It offers byte-level stores that the runtime layers serdes,
 //! caching and changelogging on top of:
 //!
-//! * [`KeyValueStore`]: in memory ([`InMemoryKeyValueStore`]) and on RocksDB ([`RocksDbKeyValueStore`]);
+//! * [`KeyValueStore`]: in memory ([`InMemoryKeyValueStore`], [`LruMapStore`]) and on RocksDB
+//!   ([`RocksDbKeyValueStore`]);
 //! * [`TimestampedKeyValueStore`]: a value plus the timestamp of the record that wrote it;
 //! * [`VersionedKeyValueStore`]: every value a key had, for lookups as of a time;
 //! * [`WindowStore`] and [`SessionStore`]: time-segmented stores with retention, in memory and on RocksDB;
+//! * store suppliers ([`KeyValueBytesStoreSupplier`] and its window and session twins): an
+//!   application's own store implementation;
 //! * [`ChangelogSink`]: observes every write so the runtime can send it to a changelog topic;
 //! * [`OffsetCheckpoint`] and [`TaskDirLock`]: what a task directory needs to restart safely.
 //!
@@ -25,10 +28,12 @@ mod checkpoint;
 mod error;
 mod key_value;
 mod lock;
+mod lru;
 mod memory;
 mod rocks;
 mod segments;
 mod session;
+mod supplier;
 mod timestamped;
 mod transaction;
 mod versioned;
@@ -50,11 +55,15 @@ pub use checkpoint::OffsetCheckpoint;
 pub use error::{Result, StoreError};
 pub use key_value::{KeyValueStore, KvIter, StateStore};
 pub use lock::TaskDirLock;
+pub use lru::LruMapStore;
 pub use memory::InMemoryKeyValueStore;
 pub use rocks::{RocksDbConfigSetter, RocksDbKeyValueStore, RocksDbResources};
 pub use segments::{InMemorySegments, RocksDbSegments, SegmentStorage};
 pub use session::{
     KeyedSession, MergeCandidates, SegmentedSessionStore, SessionStore, SessionWindow,
+};
+pub use supplier::{
+    KeyValueBytesStoreSupplier, SessionBytesStoreSupplier, WindowBytesStoreSupplier,
 };
 pub use timestamped::{TimestampedKeyValueStore, ValueAndTimestamp};
 pub use versioned::{VersionedKeyValueStore, VersionedRecord, PUT_IS_LATEST, PUT_NOT_PUT};

@@ -4,12 +4,9 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use state_stores::{
-    InMemoryKeyValueStore, KeyValueStore, KvIter, RocksDbKeyValueStore, RocksDbResources,
-    StateStore, StoreError,
-};
+use state_stores::{KeyValueStore, KvIter, RocksDbResources, StateStore, StoreError};
 
-use crate::store::{StoreBuilder, StoreKind};
+use crate::store::{open_key_value, StoreBuilder, StoreKind};
 use crate::topology::Topology;
 use crate::{Result, StreamsError};
 
@@ -112,18 +109,15 @@ impl GlobalStores {
         let mut stores = Vec::new();
         for b in topology.global_stores() {
             let store: Box<dyn KeyValueStore> = match b.kind() {
-                StoreKind::KeyValue | StoreKind::TimestampedKeyValue if b.persistent() => {
+                StoreKind::KeyValue | StoreKind::TimestampedKeyValue => {
                     let path = dir.join("rocksdb").join(b.name());
-                    if path.exists() {
+                    if b.persistent() && path.exists() {
                         std::fs::remove_dir_all(&path).map_err(|source| StreamsError::Io {
                             path: path.clone(),
                             source,
                         })?;
                     }
-                    Box::new(RocksDbKeyValueStore::open(b.name(), &path, resources)?)
-                }
-                StoreKind::KeyValue | StoreKind::TimestampedKeyValue => {
-                    Box::new(InMemoryKeyValueStore::new(b.name()))
+                    open_key_value(b, &path, resources, false)?
                 }
                 other => {
                     return Err(StreamsError::Topology(format!(
@@ -175,7 +169,9 @@ mod tests {
 
     #[test]
     fn a_store_a_panic_interrupted_is_not_read_again() {
-        let inner: Shared = Arc::new(Mutex::new(Box::new(InMemoryKeyValueStore::new("g"))));
+        let inner: Shared = Arc::new(Mutex::new(Box::new(
+            state_stores::InMemoryKeyValueStore::new("g"),
+        )));
         let mut writer = SharedKeyValueStore {
             name: "g".into(),
             inner: inner.clone(),

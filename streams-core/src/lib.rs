@@ -18,6 +18,7 @@ mod record;
 pub mod runtime;
 pub mod serdes;
 pub mod store;
+pub mod stores;
 mod task;
 mod test_driver;
 pub mod timestamp;
@@ -35,6 +36,7 @@ pub use runtime::{
     KafkaStreams, RuntimeCounters, State, StateRestoreListener, StreamThreadExceptionResponse,
 };
 pub use store::{StoreBuilder, StoreKind, ValueAndTimestamp};
+pub use stores::{StoreSupplier, Stores, SupplierShape};
 pub use task::TaskId;
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
 pub use topology::{PartitionChooser, Subtopology, TopicChooser, Topology};

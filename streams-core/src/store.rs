@@ -9,13 +9,15 @@ pub use state_stores::SessionWindow;
 use state_stores::{
     CacheBudget, CachingKeyValueStore, ChangeLoggingKeyValueStore, ChangeLoggingSessionStore,
     ChangeLoggingWindowStore, ChangelogRecord, FlushQueue, InMemoryKeyValueStore, InMemorySegments,
-    KeyValueStore, RecordTimestamp, RocksDbKeyValueStore, RocksDbResources, RocksDbSegments,
-    SegmentedSessionStore, SegmentedWindowStore, SessionStore, VecChangelogSink,
-    VersionedKeyValueStore, WindowStore, WindowStoreConfig,
+    KeyValueBytesStoreSupplier, KeyValueStore, LruMapStore, RecordTimestamp, RocksDbKeyValueStore,
+    RocksDbResources, RocksDbSegments, SegmentedSessionStore, SegmentedWindowStore,
+    SessionBytesStoreSupplier, SessionStore, VecChangelogSink, VersionedKeyValueStore,
+    WindowBytesStoreSupplier, WindowStore, WindowStoreConfig,
 };
 
 use crate::record::Data;
 use crate::serdes::SerdeRef;
+use crate::stores::{StoreSupplier, SupplierShape};
 use crate::{Result, StreamsError};
 
 /// What kind of store a builder makes.
@@ -75,12 +77,39 @@ pub struct StoreSerdes<K, V> {
     pub value: SerdeRef<V>,
 }
 
+/// Where a store keeps its bytes.
+#[derive(Clone)]
+pub(crate) enum Backing {
+    /// RocksDB (the default), transactional under exactly-once.
+    RocksDb,
+    /// Memory, rebuilt from the changelog on every start.
+    InMemory,
+    /// Memory, at most this many entries (Kafka Streams' `Stores.lruMap`).
+    LruMap(usize),
+    /// The application's key-value stores.
+    KeyValue(Arc<dyn KeyValueBytesStoreSupplier>),
+    /// The application's window stores.
+    Window(Arc<dyn WindowBytesStoreSupplier>),
+    /// The application's session stores.
+    Session(Arc<dyn SessionBytesStoreSupplier>),
+}
+
+impl Backing {
+    /// Whether stores on this backing may live on disk.
+    pub(crate) fn persistent(&self) -> bool {
+        !matches!(self, Backing::InMemory | Backing::LruMap(_))
+    }
+}
+
 /// Declares a state store: its kind, serdes, and whether it is persistent, change-logged and cached.
 #[derive(Clone)]
 pub struct StoreBuilder {
     pub(crate) name: String,
     pub(crate) kind: StoreKind,
-    pub(crate) persistent: bool,
+    pub(crate) backing: Backing,
+    /// Why this builder cannot make its store (a supplier of another shape), reported when the
+    /// store is added to a topology.
+    pub(crate) invalid: Option<String>,
     pub(crate) logging: bool,
     pub(crate) caching: bool,
     /// Window store values carry the timestamp of the record that wrote them.
@@ -101,7 +130,7 @@ impl std::fmt::Debug for StoreBuilder {
         f.debug_struct("StoreBuilder")
             .field("name", &self.name)
             .field("kind", &self.kind)
-            .field("persistent", &self.persistent)
+            .field("persistent", &self.persistent())
             .field("logging", &self.logging)
             .field("caching", &self.caching)
             .finish()
@@ -118,7 +147,8 @@ impl StoreBuilder {
         StoreBuilder {
             name: name.into(),
             kind,
-            persistent: true,
+            backing: Backing::RocksDb,
+            invalid: None,
             logging: true,
             caching: false,
             timestamped_window: false,
@@ -225,7 +255,64 @@ impl StoreBuilder {
 
     /// Keep the store in memory instead of RocksDB (still restored from its changelog).
     pub fn in_memory(mut self) -> Self {
-        self.persistent = false;
+        self.backing = Backing::InMemory;
+        self
+    }
+
+    /// Keeps the store's bytes where `supplier` says (Kafka Streams' `Stores.*StoreBuilder(supplier,
+    /// ...)` and `Materialized.as(supplier)`). A window or session store takes the supplier's
+    /// retention; its window size must be the store's. A supplier of another shape (a window
+    /// supplier for a key-value store) makes adding the store to a topology fail.
+    pub fn with_supplier(mut self, supplier: StoreSupplier) -> Self {
+        let shape = supplier.shape();
+        match (&mut self.kind, shape) {
+            (StoreKind::KeyValue | StoreKind::TimestampedKeyValue, SupplierShape::KeyValue) => {}
+            (
+                StoreKind::Window {
+                    retention_ms,
+                    window_size_ms,
+                    retain_duplicates,
+                },
+                SupplierShape::Window {
+                    retention_ms: r,
+                    window_size_ms: size,
+                    retain_duplicates: dups,
+                },
+            ) => {
+                if size != *window_size_ms {
+                    self.invalid = Some(format!(
+                        "the supplier's window size ({size} ms) must be the windows' size ({} ms)",
+                        *window_size_ms
+                    ));
+                } else if size <= 0 || r < size {
+                    self.invalid = Some(format!(
+                        "the supplier's retention ({r} ms) must be at least its window size ({size} ms), which must be positive"
+                    ));
+                }
+                *retention_ms = r;
+                *retain_duplicates = dups;
+            }
+            (StoreKind::Session { retention_ms }, SupplierShape::Session { retention_ms: r }) => {
+                if r < 0 {
+                    self.invalid = Some(format!("the supplier's retention ({r} ms) is negative"));
+                }
+                *retention_ms = r;
+            }
+            (StoreKind::VersionedKeyValue { .. }, _) => {
+                self.invalid = Some(
+                    "versioned stores take no supplier here; use `StoreBuilder::versioned_key_value` \
+                     (`Materialized::as_versioned`)"
+                        .into(),
+                );
+            }
+            (kind, shape) => {
+                let (kind, shape) = (kind_words(kind), shape.words());
+                self.invalid = Some(format!(
+                    "a {kind} store cannot use a supplier of {shape} stores; pass a {kind} supplier"
+                ));
+            }
+        }
+        self.backing = supplier.backing;
         self
     }
 
@@ -267,9 +354,31 @@ impl StoreBuilder {
         self.logging
     }
 
-    /// Whether it lives on disk.
+    /// Fails when the builder's supplier cannot make its store.
+    pub(crate) fn check_supplier(&self) -> Result<()> {
+        match &self.invalid {
+            Some(why) => Err(StreamsError::Topology(format!(
+                "store `{}`: {why}",
+                self.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether it may live on disk (an application's supplier counts as persistent: the runtime
+    /// distrusts and wipes its directory as it would RocksDB's).
     pub fn persistent(&self) -> bool {
-        self.persistent
+        self.backing.persistent()
+    }
+}
+
+/// What a store kind is called in messages.
+fn kind_words(kind: &StoreKind) -> &'static str {
+    match kind {
+        StoreKind::KeyValue | StoreKind::TimestampedKeyValue => "key-value",
+        StoreKind::VersionedKeyValue { .. } => "versioned key-value",
+        StoreKind::Window { .. } => "window",
+        StoreKind::Session { .. } => "session",
     }
 }
 
@@ -344,15 +453,7 @@ pub(crate) fn build_store(
     let path = task_dir.join("rocksdb").join(&name);
     let store = match builder.kind {
         StoreKind::KeyValue | StoreKind::TimestampedKeyValue => {
-            let inner: Box<dyn KeyValueStore> = if builder.persistent && transactional {
-                Box::new(RocksDbKeyValueStore::open_transactional(
-                    &name, &path, resources,
-                )?)
-            } else if builder.persistent {
-                Box::new(RocksDbKeyValueStore::open(&name, &path, resources)?)
-            } else {
-                Box::new(InMemoryKeyValueStore::new(&name))
-            };
+            let inner = open_key_value(builder, &path, resources, transactional)?;
             let logged: Box<dyn KeyValueStore> = match changelog {
                 Some((sink, ts)) => {
                     let logging =
@@ -375,15 +476,7 @@ pub(crate) fn build_store(
         StoreKind::VersionedKeyValue {
             history_retention_ms,
         } => {
-            let inner: Box<dyn KeyValueStore> = if builder.persistent && transactional {
-                Box::new(RocksDbKeyValueStore::open_transactional(
-                    &name, &path, resources,
-                )?)
-            } else if builder.persistent {
-                Box::new(RocksDbKeyValueStore::open(&name, &path, resources)?)
-            } else {
-                Box::new(InMemoryKeyValueStore::new(&name))
-            };
+            let inner = open_key_value(builder, &path, resources, transactional)?;
             let (sink, record_timestamp) = match changelog {
                 Some((sink, ts)) => (
                     Some(Box::new(sink.clone()) as Box<dyn state_stores::ChangelogSink>),
@@ -404,18 +497,18 @@ pub(crate) fn build_store(
             retain_duplicates,
         } => {
             let cfg = WindowStoreConfig::new(retention_ms, window_size_ms, retain_duplicates);
-            let inner: Box<dyn WindowStore> = if builder.persistent {
-                Box::new(SegmentedWindowStore::new(
-                    &name,
-                    open_segments(&name, &path, resources, transactional)?,
-                    cfg,
-                )?)
-            } else {
-                Box::new(SegmentedWindowStore::new(
+            let inner: Box<dyn WindowStore> = match &builder.backing {
+                Backing::Window(supplier) => supplier.get(&path)?,
+                Backing::InMemory => Box::new(SegmentedWindowStore::new(
                     &name,
                     InMemorySegments::new(&name),
                     cfg,
-                )?)
+                )?),
+                _ => Box::new(SegmentedWindowStore::new(
+                    &name,
+                    open_segments(&name, &path, resources, transactional)?,
+                    cfg,
+                )?),
             };
             AnyStore::Window(match changelog {
                 Some((sink, ts)) => {
@@ -431,18 +524,18 @@ pub(crate) fn build_store(
             })
         }
         StoreKind::Session { retention_ms } => {
-            let inner: Box<dyn SessionStore> = if builder.persistent {
-                Box::new(SegmentedSessionStore::new(
-                    &name,
-                    open_segments(&name, &path, resources, transactional)?,
-                    retention_ms,
-                )?)
-            } else {
-                Box::new(SegmentedSessionStore::new(
+            let inner: Box<dyn SessionStore> = match &builder.backing {
+                Backing::Session(supplier) => supplier.get(&path)?,
+                Backing::InMemory => Box::new(SegmentedSessionStore::new(
                     &name,
                     InMemorySegments::new(&name),
                     retention_ms,
-                )?)
+                )?),
+                _ => Box::new(SegmentedSessionStore::new(
+                    &name,
+                    open_segments(&name, &path, resources, transactional)?,
+                    retention_ms,
+                )?),
             };
             AnyStore::Session(match changelog {
                 Some((sink, ts)) => Box::new(ChangeLoggingSessionStore::new(
@@ -455,6 +548,31 @@ pub(crate) fn build_store(
         }
     };
     Ok(store)
+}
+
+/// The byte store under a key-value store's layers, at `path`: RocksDB (transactional under
+/// exactly-once), memory, an LRU map, or the application's supplier.
+pub(crate) fn open_key_value(
+    builder: &StoreBuilder,
+    path: &Path,
+    resources: &RocksDbResources,
+    transactional: bool,
+) -> Result<Box<dyn KeyValueStore>> {
+    let name = &builder.name;
+    Ok(match &builder.backing {
+        Backing::RocksDb if transactional => Box::new(RocksDbKeyValueStore::open_transactional(
+            name, path, resources,
+        )?),
+        Backing::RocksDb => Box::new(RocksDbKeyValueStore::open(name, path, resources)?),
+        Backing::InMemory => Box::new(InMemoryKeyValueStore::new(name)),
+        Backing::LruMap(max_entries) => Box::new(LruMapStore::new(name, *max_entries)),
+        Backing::KeyValue(supplier) => supplier.get(path)?,
+        Backing::Window(_) | Backing::Session(_) => {
+            return Err(StreamsError::Topology(format!(
+            "store `{name}` is a key-value store but its supplier makes window or session stores"
+        )))
+        }
+    })
 }
 
 fn open_segments(

@@ -462,6 +462,7 @@ impl Topology {
                 store.name
             )));
         }
+        store.check_supplier()?;
         let name = store.name.clone();
         self.stores.push(store);
         for p in processors {
@@ -528,6 +529,7 @@ impl Topology {
                 "a store named `{name}` already exists"
             )));
         }
+        store.check_supplier()?;
         if !matches!(
             store.kind,
             crate::StoreKind::KeyValue | crate::StoreKind::TimestampedKeyValue

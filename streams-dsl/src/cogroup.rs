@@ -280,7 +280,7 @@ impl<K: Data, VOut: Data> TimeWindowedCogroupedKStream<K, VOut> {
             WindowSpec::Time(w) => Aggregation::Time(w),
             WindowSpec::Sliding(w) => Aggregation::Sliding(w),
         };
-        let retention = materialized.retention_ms.unwrap_or(default_retention);
+        let retention = materialized.retention().unwrap_or(default_retention);
         let built = self
             .cogrouped
             .build::<Windowed<K>>(Arc::new(init), &materialized, how, |store, ks, vs| {
@@ -327,7 +327,7 @@ impl<K: Data, VOut: Data> SessionWindowedCogroupedKStream<K, VOut> {
         let b = self.cogrouped.b.clone();
         let w = self.windows;
         let default_retention = w.gap_ms + w.grace_ms;
-        let retention = materialized.retention_ms.unwrap_or(default_retention);
+        let retention = materialized.retention().unwrap_or(default_retention);
         let how = Aggregation::Session(w, Arc::new(merger));
         let built = self
             .cogrouped

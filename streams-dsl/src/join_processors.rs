@@ -136,14 +136,23 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
     /// the window on the other side plus grace), oldest first, and forgets them. As Kafka
     /// Streams, it looks only once stream time passes the tracked minimum time by the window
     /// after and the grace, and the scan leaves that minimum at the last record it visited.
-    fn emit_expired(&self, ctx: &mut ProcessorContext<'_>, now: i64) -> Result<()> {
+    fn emit_expired(&self, ctx: &mut ProcessorContext<'_>, now: i64, left: bool) -> Result<()> {
         let Some(outer) = &self.outer_store else {
             return Ok(());
         };
         let task = ctx.task_id();
         let min_time = self.min_times().get(&task).copied().unwrap_or(i64::MAX);
-        let after_and_grace = self.windows.after_ms + self.windows.grace_ms;
-        if min_time.saturating_add(after_and_grace) >= now {
+        // The window after a record of the processing side (the left's after is the right's
+        // before).
+        let after = if left {
+            self.windows.after_ms
+        } else {
+            self.windows.before_ms
+        };
+        let after_and_grace = after + self.windows.grace_ms;
+        // No minimum known (a fresh tracker, as after a restart, or an empty scan): Kafka's sum
+        // overflows and it scans, which finds what a previous run left waiting.
+        if min_time != i64::MAX && min_time + after_and_grace >= now {
             return Ok(());
         }
         // Collected first: forwarding needs the context the store handle borrows.
@@ -154,19 +163,30 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
         let mut done = Vec::new();
         // The scan leaves the minimum time at the last record it visited (none: nothing waits).
         let mut last_visited = i64::MAX;
+        // Per side (left, right): a record of it was still in its window, so every later one
+        // is too. Once both are, the scan stops there, as Kafka Streams' does.
+        let mut open = [false, false];
         for (k, v) in all {
             if k.len() < 9 {
                 continue;
             }
             let ts = unflip(&k);
             last_visited = ts;
+            if open == [true, true] {
+                break;
+            }
             let left = k[8] == 1;
+            let side = usize::from(!left);
+            if open[side] {
+                continue;
+            }
             let look = if left {
                 self.windows.after_ms
             } else {
                 self.windows.before_ms
             };
             if ts + look + self.windows.grace_ms >= now {
+                open[side] = true;
                 continue;
             }
             let key = de(ctx, &self.key_serde, &k[9..])?;
@@ -214,7 +234,7 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, VT>
         // Stream time across both inputs (they share the task).
         let now = ctx.stream_time_ms();
         if ts == now {
-            spec.emit_expired(ctx, now)?;
+            spec.emit_expired(ctx, now, self.left)?;
         }
         let (before, after, this_outer) = if self.left {
             (

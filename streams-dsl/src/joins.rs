@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use streams_core::serdes::{NullableRef, SerdeRef, Serdes};
-use streams_core::{Data, StoreBuilder, StreamsError};
+use streams_core::{Data, StoreBuilder, StoreSupplier, StreamsError, SupplierShape};
 
 use crate::buffered_join::BufferedTableJoin;
 use crate::builder::{BuilderState, Shared};
@@ -99,6 +99,10 @@ pub struct StreamJoined<K, V, VO> {
     pub(crate) other: Option<SerdeRef<VO>>,
     pub(crate) name: Option<String>,
     pub(crate) store_name: Option<String>,
+    pub(crate) this_supplier: Option<StoreSupplier>,
+    pub(crate) other_supplier: Option<StoreSupplier>,
+    pub(crate) logging: bool,
+    pub(crate) changelog_configs: Vec<(String, String)>,
 }
 
 impl<K, V, VO> Default for StreamJoined<K, V, VO> {
@@ -109,6 +113,10 @@ impl<K, V, VO> Default for StreamJoined<K, V, VO> {
             other: None,
             name: None,
             store_name: None,
+            this_supplier: None,
+            other_supplier: None,
+            logging: true,
+            changelog_configs: Vec::new(),
         }
     }
 }
@@ -136,6 +144,74 @@ impl<K, V, VO> StreamJoined<K, V, VO> {
     pub fn with_store_name(mut self, name: impl Into<String>) -> Self {
         self.store_name = Some(name.into());
         self
+    }
+    /// The window store of this stream's records comes from `supplier` (Kafka Streams'
+    /// `withThisStoreSupplier`), named after it: a window supplier that retains duplicates, with
+    /// the join's size (before + after) and a retention of size plus grace. An outer or left
+    /// join's shared store is then `<supplier name>-left-shared-join-store` (`-outer-` for an
+    /// outer join), in memory when the supplier's stores are.
+    pub fn with_this_store_supplier(mut self, supplier: StoreSupplier) -> Self {
+        self.this_supplier = Some(supplier);
+        self
+    }
+    /// The other stream's window store comes from `supplier` (`withOtherStoreSupplier`).
+    pub fn with_other_store_supplier(mut self, supplier: StoreSupplier) -> Self {
+        self.other_supplier = Some(supplier);
+        self
+    }
+    /// No changelog topics for the join's own stores (those from suppliers keep theirs).
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = false;
+        self
+    }
+    /// Changelogs of the join's own stores created with these topic configs.
+    pub fn with_logging_enabled(
+        mut self,
+        configs: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        self.logging = true;
+        self.changelog_configs
+            .extend(configs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+    /// Applies the logging options to one of the join's own stores.
+    fn logged(&self, sb: StoreBuilder) -> StoreBuilder {
+        if !self.logging {
+            sb.with_logging_disabled()
+        } else if self.changelog_configs.is_empty() {
+            sb
+        } else {
+            sb.with_logging_enabled(self.changelog_configs.clone())
+        }
+    }
+}
+
+/// Why `supplier` cannot hold one side of a join over `windows` (Kafka Streams' checks).
+fn join_supplier_misfit(supplier: &StoreSupplier, windows: &JoinWindows) -> Option<String> {
+    let size = windows.before_ms + windows.after_ms;
+    let name = supplier.name();
+    match supplier.shape() {
+        SupplierShape::Window {
+            retain_duplicates: false,
+            ..
+        } => Some(format!(
+            "store supplier `{name}` must retain duplicates (a join keeps every record of a key)"
+        )),
+        SupplierShape::Window {
+            retention_ms,
+            window_size_ms,
+            ..
+        } if retention_ms != size + windows.grace_ms || window_size_ms != size => Some(format!(
+            "store supplier `{name}` has window size {window_size_ms} ms and retention \
+             {retention_ms} ms; the join windows need size {size} ms (before + after) and \
+             retention {} ms (size + grace)",
+            size + windows.grace_ms
+        )),
+        SupplierShape::Window { .. } => None,
+        other => Some(format!(
+            "store supplier `{name}` makes {} stores; a join needs a window store supplier",
+            other.words()
+        )),
     }
 }
 
@@ -217,9 +293,15 @@ impl<K: Data, V: Data> KStream<K, V> {
         let mut s = self.b.borrow_mut();
         let name = joined.name.clone();
         let what = format!("join `{}`", name.as_deref().unwrap_or("stream-stream"));
-        let ks = s.key_serde(joined.key.or_else(|| self.key_serde.clone()), &what);
-        let vs = s.value_serde(joined.value.or_else(|| self.value_serde.clone()), &what);
-        let os = s.value_serde(joined.other.or_else(|| other.value_serde.clone()), &what);
+        let ks = s.key_serde(joined.key.clone().or_else(|| self.key_serde.clone()), &what);
+        let vs = s.value_serde(
+            joined.value.clone().or_else(|| self.value_serde.clone()),
+            &what,
+        );
+        let os = s.value_serde(
+            joined.other.clone().or_else(|| other.value_serde.clone()),
+            &what,
+        );
         let (Some(ks), Some(vs), Some(os)) = (ks, vs, os) else {
             let merge = s.next_name("KSTREAM-MERGE-");
             drop(s);
@@ -267,17 +349,38 @@ impl<K: Data, V: Data> KStream<K, V> {
         let other_join = suffixed(other_suffix).unwrap_or_else(|| other_generated.clone());
         let merge = s.name_or(suffixed("-merge"), "KSTREAM-MERGE-");
         let store_base = joined.store_name.clone();
-        let (this_store, other_store) = match &store_base {
-            Some(b) => (
-                format!("{b}{this_suffix}-store"),
-                format!("{b}{other_suffix}-store"),
-            ),
-            None => (
-                format!("{this_generated}-store"),
-                format!("{other_generated}-store"),
-            ),
+        let own_store = |suffix: &str, generated: &str| match &store_base {
+            Some(b) => format!("{b}{suffix}-store"),
+            None => format!("{generated}-store"),
         };
-        let outer_store = left_outer.then(|| match &store_base {
+        let this_store = joined.this_supplier.as_ref().map_or_else(
+            || own_store(this_suffix, &this_generated),
+            |p| p.name().to_string(),
+        );
+        let other_store = joined.other_supplier.as_ref().map_or_else(
+            || own_store(other_suffix, &other_generated),
+            |p| p.name().to_string(),
+        );
+        for supplier in [&joined.this_supplier, &joined.other_supplier]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(why) = join_supplier_misfit(supplier, &windows) {
+                s.fail(format!("{what}: {why}"));
+            }
+        }
+        if this_store == other_store {
+            s.fail(format!(
+                "{what}: both store suppliers are named `{this_store}`; each side needs its own store"
+            ));
+        }
+        let shared_base = joined
+            .this_supplier
+            .as_ref()
+            .map(|p| p.name().to_string())
+            .filter(|n| !n.is_empty())
+            .or_else(|| store_base.clone());
+        let outer_store = left_outer.then(|| match &shared_base {
             Some(b) if right_outer => format!("{b}-outer-shared-join-store"),
             Some(b) => format!("{b}-left-shared-join-store"),
             None => {
@@ -285,8 +388,46 @@ impl<K: Data, V: Data> KStream<K, V> {
                 format!("KSTREAM-OUTERSHARED-{index}-store")
             }
         });
+        let outer_in_memory = joined
+            .this_supplier
+            .as_ref()
+            .is_some_and(|p| !p.persistent());
         let retention = windows.before_ms + windows.after_ms + windows.grace_ms;
         let size = windows.before_ms + windows.after_ms;
+        let side_store = |supplier: &Option<StoreSupplier>, b: StoreBuilder| match supplier {
+            Some(p) => b.with_supplier(p.clone()),
+            None => joined.logged(b),
+        };
+        let this_builder = side_store(
+            &joined.this_supplier,
+            StoreBuilder::window(
+                this_store.clone(),
+                retention,
+                size,
+                true,
+                ks.clone(),
+                vs.clone(),
+            ),
+        );
+        let other_builder = side_store(
+            &joined.other_supplier,
+            StoreBuilder::window(
+                other_store.clone(),
+                retention,
+                size,
+                true,
+                ks.clone(),
+                os.clone(),
+            ),
+        );
+        let outer_builder = outer_store.as_ref().map(|o| {
+            let b = StoreBuilder::key_value(
+                o.clone(),
+                Arc::new(streams_core::serdes::BytesSerde) as SerdeRef<Vec<u8>>,
+                Arc::new(streams_core::serdes::BytesSerde) as SerdeRef<Vec<u8>>,
+            );
+            joined.logged(if outer_in_memory { b.in_memory() } else { b })
+        });
         let spec = Arc::new(StreamJoinSpec {
             joiner,
             left_outer,
@@ -350,34 +491,10 @@ impl<K: Data, V: Data> KStream<K, V> {
                     &[&this_join, &other_join],
                 )
             })
-            .and_then(|t| {
-                t.add_state_store(
-                    StoreBuilder::window(this_store.clone(), retention, size, true, ks.clone(), vs),
-                    &[&this_win, &other_join],
-                )
-            })
-            .and_then(|t| {
-                t.add_state_store(
-                    StoreBuilder::window(
-                        other_store.clone(),
-                        retention,
-                        size,
-                        true,
-                        ks.clone(),
-                        os,
-                    ),
-                    &[&other_win, &this_join],
-                )
-            })
-            .and_then(|t| match &outer_store {
-                Some(o) => t.add_state_store(
-                    StoreBuilder::key_value(
-                        o.clone(),
-                        Arc::new(streams_core::serdes::BytesSerde) as SerdeRef<Vec<u8>>,
-                        Arc::new(streams_core::serdes::BytesSerde) as SerdeRef<Vec<u8>>,
-                    ),
-                    &[&this_join, &other_join],
-                ),
+            .and_then(|t| t.add_state_store(this_builder, &[&this_win, &other_join]))
+            .and_then(|t| t.add_state_store(other_builder, &[&other_win, &this_join]))
+            .and_then(|t| match outer_builder {
+                Some(o) => t.add_state_store(o, &[&this_join, &other_join]),
                 None => Ok(t),
             })
             .map(|_| ());

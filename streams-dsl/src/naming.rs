@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use streams_core::serdes::SerdeRef;
 use streams_core::timestamp::TimestampExtractor;
-use streams_core::PartitionChooser;
+use streams_core::{PartitionChooser, StoreSupplier, SupplierShape};
 
 /// A name for the processor an operation creates (stable names keep rolling upgrades safe).
 #[derive(Debug, Clone, Default)]
@@ -340,6 +340,8 @@ pub struct Materialized<K, V> {
     pub(crate) changelog_configs: Vec<(String, String)>,
     /// A versioned store keeping this much history (KIP-889).
     pub(crate) versioned_history_ms: Option<i64>,
+    /// Where the store keeps its bytes, when not the default RocksDB.
+    pub(crate) supplier: Option<StoreSupplier>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
@@ -354,6 +356,7 @@ impl<K, V> Default for Materialized<K, V> {
             retention_ms: None,
             changelog_configs: Vec::new(),
             versioned_history_ms: None,
+            supplier: None,
         }
     }
 }
@@ -378,6 +381,27 @@ impl<K, V> Materialized<K, V> {
             name: Some(name.into()),
             caching: false,
             versioned_history_ms: Some(history_retention_ms),
+            ..Default::default()
+        }
+    }
+    /// A store made by `supplier` and named after it (Kafka Streams'
+    /// `Materialized.as(KeyValueBytesStoreSupplier)` and its window and session twins):
+    /// `Stores::in_memory_key_value_store`, `Stores::lru_map`, `Stores::persistent_window_store`,
+    /// ..., or the application's own (`StoreSupplier::key_value`). A windowed aggregation takes
+    /// the supplier's retention, and its windows must have the supplier's size. Change-logged and
+    /// cached unless said otherwise.
+    ///
+    /// ```
+    /// use streams_core::Stores;
+    /// use streams_dsl::Materialized;
+    ///
+    /// let recent: Materialized<String, i64> =
+    ///     Materialized::as_supplier(Stores::lru_map("recent-counts", 1_000));
+    /// ```
+    pub fn as_supplier(supplier: StoreSupplier) -> Self {
+        Materialized {
+            name: Some(supplier.name().to_string()),
+            supplier: Some(supplier),
             ..Default::default()
         }
     }
@@ -426,12 +450,24 @@ impl<K, V> Materialized<K, V> {
         self.retention_ms = Some(retention_ms);
         self
     }
-    /// Applies the store options (in memory, logging) to `sb`.
+    /// The retention given with [`Materialized::with_retention`], else a window or session
+    /// supplier's.
+    pub(crate) fn retention(&self) -> Option<i64> {
+        self.retention_ms
+            .or_else(|| match self.supplier.as_ref()?.shape() {
+                SupplierShape::Window { retention_ms, .. }
+                | SupplierShape::Session { retention_ms } => Some(retention_ms),
+                SupplierShape::KeyValue => None,
+            })
+    }
+    /// Applies the store options (supplier or in memory, logging) to `sb`.
     pub(crate) fn configure(
         &self,
         mut sb: streams_core::StoreBuilder,
     ) -> streams_core::StoreBuilder {
-        if self.in_memory {
+        if let Some(supplier) = &self.supplier {
+            sb = sb.with_supplier(supplier.clone());
+        } else if self.in_memory {
             sb = sb.in_memory();
         }
         if !self.logging {

@@ -79,7 +79,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                 s.fail(format!("windowed aggregation `{store}`: {e}"));
             }
         }
-        let retention = m.retention_ms.unwrap_or(default_retention);
+        let retention = m.retention().unwrap_or(default_retention);
         if retention < default_retention {
             s.fail(format!(
                 "windowed aggregation `{store}`: retention {retention} ms is shorter than window \
@@ -224,7 +224,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         };
         let w = self.windows;
         let default_retention = w.gap_ms + w.grace_ms;
-        let retention = m.retention_ms.unwrap_or(default_retention);
+        let retention = m.retention().unwrap_or(default_retention);
         if retention < default_retention {
             s.fail(format!(
                 "session aggregation `{store}`: retention {retention} ms is shorter than gap plus \

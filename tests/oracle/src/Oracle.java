@@ -353,6 +353,27 @@ public final class Oracle {
                 in = List.of("in");
                 out.put("out", L);
             }
+            case "store-suppliers" -> {
+                var grouped = b.stream("in", Consumed.with(S, S)).groupByKey(Grouped.with(S, S));
+                grouped.count(Materialized.<String, Long>as(Stores.lruMap("lru-counts", 3)))
+                    .toStream()
+                    .to("out-lru", Produced.with(S, L));
+                grouped.windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(10), Duration.ofMillis(5)))
+                    .count(Materialized.<String, Long>as(Stores.inMemoryWindowStore(
+                        "memory-windows", Duration.ofMillis(40), Duration.ofMillis(10), false)))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out-windows", Produced.with(S, L));
+                grouped.windowedBy(SessionWindows.ofInactivityGapAndGrace(Duration.ofMillis(5), Duration.ofMillis(3)))
+                    .count(Materialized.<String, Long>as(Stores.inMemorySessionStore("memory-sessions", Duration.ofMillis(30))))
+                    .toStream()
+                    .map((w, v) -> KeyValue.pair(windowed(w), v))
+                    .to("out-sessions", Produced.with(S, L));
+                in = List.of("in");
+                out.put("out-lru", L);
+                out.put("out-windows", L);
+                out.put("out-sessions", L);
+            }
             case "suppress-window" -> {
                 b.stream("in", Consumed.with(S, S))
                     .groupByKey(Grouped.with(S, S))
@@ -377,6 +398,23 @@ public final class Oracle {
                     .to("out-outer", Produced.with(S, S));
                 in = List.of("left", "right");
                 out.put("out-inner", S);
+                out.put("out-left", S);
+                out.put("out-outer", S);
+            }
+            case "stream-join-suppliers" -> {
+                KStream<String, String> left = b.stream("left", Consumed.with(S, S));
+                KStream<String, String> right = b.stream("right", Consumed.with(S, S));
+                JoinWindows w = JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(5), Duration.ofMillis(3));
+                left.leftJoin(right, (l, r) -> l + "+" + or(r), w, StreamJoined.with(S, S, S)
+                        .withThisStoreSupplier(Stores.inMemoryWindowStore("left-side", Duration.ofMillis(13), Duration.ofMillis(10), true))
+                        .withOtherStoreSupplier(Stores.persistentWindowStore("right-side", Duration.ofMillis(13), Duration.ofMillis(10), true))
+                        .withLoggingDisabled())
+                    .to("out-left", Produced.with(S, S));
+                left.outerJoin(right, (l, r) -> or(l) + "+" + or(r), w, StreamJoined.with(S, S, S)
+                        .withThisStoreSupplier(Stores.persistentWindowStore("outer-this", Duration.ofMillis(13), Duration.ofMillis(10), true))
+                        .withLoggingEnabled(Map.of("min.insync.replicas", "1")))
+                    .to("out-outer", Produced.with(S, S));
+                in = List.of("left", "right");
                 out.put("out-left", S);
                 out.put("out-outer", S);
             }
