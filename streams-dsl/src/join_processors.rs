@@ -52,10 +52,30 @@ pub(crate) struct StreamJoinSpec<K, V1, V2, VR> {
     pub key_serde: SerdeRef<K>,
     pub left_serde: SerdeRef<V1>,
     pub right_serde: SerdeRef<V2>,
-    /// Per task, both sides: the time below which the outer store holds nothing that could be
-    /// due (Kafka Streams' `TimeTracker.minTime`, in memory only). It gates the scan of the
-    /// store, and so decides when unmatched records come out, not just how fast.
-    pub min_time: Mutex<HashMap<TaskId, i64>>,
+    /// Per task, both sides: when to scan the outer store and where to start.
+    pub min_time: Mutex<HashMap<TaskId, ScanTracker>>,
+}
+
+/// When a join's outer store is scanned for records whose window closed, and from where.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScanTracker {
+    /// Kafka Streams' `TimeTracker.minTime` (in memory only): the scan waits until stream time
+    /// passes it by the window after and the grace. It decides when unmatched records come
+    /// out, not just how fast.
+    min_time: i64,
+    /// No record older than this waits: the last scan emitted every record whose window had
+    /// closed, and a record is stored only while its window is open. The scan seeks here, past
+    /// the deleted entries (on RocksDB, tombstones every scan would otherwise step over).
+    waiting_from: i64,
+}
+
+impl Default for ScanTracker {
+    fn default() -> Self {
+        ScanTracker {
+            min_time: i64::MAX,
+            waiting_from: i64::MIN,
+        }
+    }
 }
 
 fn flip(ts: i64) -> [u8; 8] {
@@ -115,7 +135,7 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
         Ok(k)
     }
 
-    fn min_times(&self) -> MutexGuard<'_, HashMap<TaskId, i64>> {
+    fn min_times(&self) -> MutexGuard<'_, HashMap<TaskId, ScanTracker>> {
         // Only ever holds plain numbers: a panic elsewhere cannot leave one half written.
         self.min_time.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -123,8 +143,8 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
     /// A record of `task` at `ts` waits in the outer store.
     fn waiting_since(&self, task: TaskId, ts: i64) {
         let mut m = self.min_times();
-        let t = m.entry(task).or_insert(i64::MAX);
-        *t = (*t).min(ts);
+        let t = m.entry(task).or_default();
+        t.min_time = t.min_time.min(ts);
     }
 
     /// The task closed: its tracker goes (a new one starts from scratch, as after a restart).
@@ -132,48 +152,36 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
         self.min_times().remove(&task);
     }
 
-    /// Emits the unmatched records whose join window closed (stream time past their time plus
-    /// the window on the other side plus grace), oldest first, and forgets them. As Kafka
-    /// Streams, it looks only once stream time passes the tracked minimum time by the window
-    /// after and the grace, and the scan leaves that minimum at the last record it visited.
-    fn emit_expired(&self, ctx: &mut ProcessorContext<'_>, now: i64, left: bool) -> Result<()> {
-        let Some(outer) = &self.outer_store else {
-            return Ok(());
-        };
-        let task = ctx.task_id();
-        let min_time = self.min_times().get(&task).copied().unwrap_or(i64::MAX);
-        // The window after a record of the processing side (the left's after is the right's
-        // before).
-        let after = if left {
-            self.windows.after_ms
-        } else {
-            self.windows.before_ms
-        };
-        let after_and_grace = after + self.windows.grace_ms;
-        // No minimum known (a fresh tracker, as after a restart, or an empty scan): Kafka's sum
-        // overflows and it scans, which finds what a previous run left waiting.
-        if min_time != i64::MAX && min_time + after_and_grace >= now {
-            return Ok(());
-        }
-        // Collected first: forwarding needs the context the store handle borrows.
-        let all = ctx
-            .key_value_store::<Vec<u8>, Vec<u8>>(outer)?
-            .all()?
-            .collect::<Result<Vec<_>>>()?;
-        let mut done = Vec::new();
-        // The scan leaves the minimum time at the last record it visited (none: nothing waits).
-        let mut last_visited = i64::MAX;
-        // Per side (left, right): a record of it was still in its window, so every later one
-        // is too. Once both are, the scan stops there, as Kafka Streams' does.
+    /// The waiting records whose window closed by `now`, oldest first, and the minimum time the
+    /// scan leaves behind, as Kafka's scan over the same store would: it visits records in time
+    /// order, skips a side once one of its records is still in its window (every later one is
+    /// too), and stops at the record after both sides were found open, leaving the minimum there;
+    /// a scan that does not stop leaves it at the last record. Only what the scan emits is read
+    /// (collected, since forwarding needs the context the store handle borrows): a join whose
+    /// store holds one side stops at that side's first open record and takes the last record's
+    /// time from the store's end, so the cost follows the records emitted, not those waiting.
+    #[allow(clippy::type_complexity)]
+    fn scan_expired(
+        &self,
+        ctx: &mut ProcessorContext<'_>,
+        outer: &str,
+        now: i64,
+        waiting_from: i64,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, i64)> {
+        let store = ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?;
+        let one_sided = !(self.left_outer && self.right_outer);
+        let mut expired = Vec::new();
+        // Per side (left, right): a record of it was still in its window.
         let mut open = [false, false];
-        for (k, v) in all {
+        let from = flip(waiting_from).to_vec();
+        for entry in store.range(Some(&from), None)? {
+            let (k, v) = entry?;
             if k.len() < 9 {
                 continue;
             }
             let ts = unflip(&k);
-            last_visited = ts;
             if open == [true, true] {
-                break;
+                return Ok((expired, ts));
             }
             let left = k[8] == 1;
             let side = usize::from(!left);
@@ -187,8 +195,58 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
             };
             if ts + look + self.windows.grace_ms >= now {
                 open[side] = true;
+                if one_sided {
+                    break;
+                }
                 continue;
             }
+            expired.push((k, v));
+        }
+        // Kafka's scan ran to the end: the minimum is the last record's time (none: nothing
+        // waits).
+        let last = match store.reverse_all()?.next() {
+            Some(entry) => {
+                let (k, _) = entry?;
+                if k.len() < 9 {
+                    i64::MAX
+                } else {
+                    unflip(&k)
+                }
+            }
+            None => i64::MAX,
+        };
+        Ok((expired, last))
+    }
+
+    /// Emits the unmatched records whose join window closed (stream time past their time plus
+    /// the window on the other side plus grace), oldest first, and forgets them. As Kafka
+    /// Streams, it looks only once stream time passes the tracked minimum time by the window
+    /// after and the grace, and the scan leaves that minimum at the last record it visited.
+    fn emit_expired(&self, ctx: &mut ProcessorContext<'_>, now: i64, left: bool) -> Result<()> {
+        let Some(outer) = &self.outer_store else {
+            return Ok(());
+        };
+        let task = ctx.task_id();
+        let tracker = self.min_times().get(&task).copied().unwrap_or_default();
+        let min_time = tracker.min_time;
+        // The window after a record of the processing side (the left's after is the right's
+        // before).
+        let after = if left {
+            self.windows.after_ms
+        } else {
+            self.windows.before_ms
+        };
+        let after_and_grace = after + self.windows.grace_ms;
+        // No minimum known (a fresh tracker, as after a restart, or an empty scan): Kafka's sum
+        // overflows and it scans, which finds what a previous run left waiting.
+        if min_time != i64::MAX && min_time + after_and_grace >= now {
+            return Ok(());
+        }
+        let (expired, last_visited) = self.scan_expired(ctx, outer, now, tracker.waiting_from)?;
+        let mut done = Vec::with_capacity(expired.len());
+        for (k, v) in expired {
+            let ts = unflip(&k);
+            let left = k[8] == 1;
             let key = de(ctx, &self.key_serde, &k[9..])?;
             for raw in values(&v) {
                 let out = if left {
@@ -204,7 +262,15 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
             }
             done.push(k);
         }
-        self.min_times().insert(task, last_visited);
+        // Every record due by `now` is emitted: what still waits is open for its side.
+        let longest = self.windows.after_ms.max(self.windows.before_ms);
+        self.min_times().insert(
+            task,
+            ScanTracker {
+                min_time: last_visited,
+                waiting_from: now.saturating_sub(longest.saturating_add(self.windows.grace_ms)),
+            },
+        );
         let mut store = ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?;
         for k in done {
             store.delete(&k)?;

@@ -12,7 +12,11 @@
 //!    consume of the same topic;
 //! 5. **KIP-447 scale**: 1 instance x 2 threads over 16, 64 and 200 partitions, exactly_once_v2 vs
 //!    legacy exactly_once: transactional producers and records/s;
-//! 6. **store API vs raw RocksDB**: 1M puts and gets, in process.
+//! 6. **store API vs raw RocksDB**: 1M puts and gets, in process;
+//! 7. **outer join expiry**: a stream-stream outer join with 1k, 10k and 100k unmatched records
+//!    waiting, in process (TopologyTestDriver, RocksDB stores): microseconds per input record
+//!    while each record's arrival expires the oldest waiting one (`BENCH_ONLY=outer-join` runs
+//!    only this).
 //!
 //! It prints a table with every ratio against its baseline from the same run, and writes
 //! `benchmarks/results/results.csv` and `benchmarks/results/throughput.svg`. `BENCH_SCALE`
@@ -729,6 +733,55 @@ fn store_vs_raw() -> (f64, f64) {
     (api, raw)
 }
 
+/// Microseconds per input record of a stream-stream outer join holding `pending` unmatched
+/// records: every record has a key of its own and comes 1 ms after the previous one, left and
+/// right in turn, with a join window of `pending` ms before and after and no grace, so each
+/// arrival closes the window of the oldest waiting records. Kafka's scan of the waiting records
+/// stops once both sides are in their windows: the cost should not grow with `pending`.
+fn outer_join_cost(pending: usize) -> f64 {
+    use streams_core::TopologyTestDriver;
+    use streams_dsl::{Consumed, JoinWindows, StreamJoined};
+    let s = Serdes::string;
+    let b = StreamsBuilder::new();
+    let left = b.stream_with::<String, String>(&["left"], Consumed::with(s(), s()));
+    let right = b.stream_with::<String, String>(&["right"], Consumed::with(s(), s()));
+    left.outer_join(
+        &right,
+        |l: Option<&String>, r: Option<&String>| format!("{l:?}+{r:?}"),
+        JoinWindows::of_time_difference_with_no_grace(pending as i64),
+        StreamJoined::with(s(), s(), s()),
+    )
+    .to_with("out", Produced::with(s(), s()));
+    let driver = TopologyTestDriver::new(
+        b.build().unwrap(),
+        StreamsConfig::new("bench-outer-join").unwrap(),
+    )
+    .unwrap();
+    let (l, r) = (
+        driver.create_input_topic("left", s(), s()),
+        driver.create_input_topic("right", s(), s()),
+    );
+    let out = driver.create_output_topic("out", s(), s());
+    let feed = |from: usize, to: usize| {
+        for i in from..to {
+            let input = if i % 2 == 0 { &l } else { &r };
+            input
+                .pipe_input_with_timestamp(format!("k{i}"), "v".into(), i as i64)
+                .unwrap();
+        }
+    };
+    // Fill: `pending` records wait (the first expire as the window slides past them).
+    feed(0, 2 * pending);
+    let _ = out.read_key_values_to_list().unwrap();
+    let measured = 20_000;
+    let t = Instant::now();
+    feed(2 * pending, 2 * pending + measured);
+    let micros = t.elapsed().as_secs_f64() * 1e6 / measured as f64;
+    let emitted = out.read_key_values_to_list().unwrap().len();
+    assert!(emitted > 0, "the outer join emitted no expired records");
+    micros
+}
+
 struct Row {
     scenario: String,
     out: Out,
@@ -783,7 +836,17 @@ fn main() {
         return;
     }
     let wall = Instant::now();
-    // No Kafka in this one: run it before the broker and its background work start.
+    // No Kafka in these: run them before the broker and its background work start.
+    let join_cost: Vec<(usize, f64)> = [1_000, 10_000, 100_000]
+        .into_iter()
+        .map(|n| (n, outer_join_cost(n)))
+        .collect();
+    if std::env::var("BENCH_ONLY").is_ok_and(|o| o.starts_with("outer-join")) {
+        for (n, us) in &join_cost {
+            println!("outer join, {n} waiting: {us:.1} us per record");
+        }
+        return;
+    }
     let (api, raw) = store_vs_raw();
     let broker = TestBroker::start();
     let b = broker.bootstrap_servers().to_string();
@@ -933,6 +996,13 @@ fn main() {
         "store API {api:.0} ops/s vs raw RocksDB {raw:.0} ops/s (1M puts + 1M gets)"
     );
     let _ = writeln!(table, "raw changelog consume {raw_consume:.0} records/s");
+    for (n, us) in &join_cost {
+        let _ = writeln!(
+            table,
+            "outer join, {n} records waiting: {us:.1} us per input record"
+        );
+        let _ = writeln!(csv, "outer-join-{n}-waiting,,,{:.1},,,,,", 1e6 / us);
+    }
     let target = |name: &str, got: f64, want: f64| {
         format!(
             "{name:<44} {got:>6.2}  (target {} {want}) {}\n",
@@ -945,6 +1015,13 @@ fn main() {
         )
     };
     let store_rss = find("store").get("rss_mib");
+    let cost = |n: usize| {
+        join_cost
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map_or(f64::NAN, |c| c.1)
+    };
+    let join_ratio = cost(100_000) / cost(1_000);
     table.push_str("\nratios (same run):\n");
     table.push_str(&target(
         "word count EOS v2 / pipe baseline",
@@ -963,6 +1040,12 @@ fn main() {
         0.9,
     ));
     table.push_str(&target("store API / raw RocksDB", api / raw, 0.8));
+    let _ = writeln!(
+        table,
+        "{:<44} {join_ratio:>6.2}  (target <= 1.5) {}",
+        "outer join cost, 100k / 1k waiting",
+        if join_ratio <= 1.5 { "met" } else { "MISSED" }
+    );
     table.push_str(&target(
         "restore / raw consume",
         restore_rate / raw_consume,
