@@ -198,6 +198,11 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
                 if one_sided {
                     break;
                 }
+                // Kafka's iterator yields each value of a key's list on its own: a second value
+                // of the record that opened both sides is where its scan stops.
+                if open == [true, true] && values(&v).len() > 1 {
+                    return Ok((expired, ts));
+                }
                 continue;
             }
             expired.push((k, v));

@@ -30,15 +30,8 @@ use streams_dsl::{
 const SEEDS: u64 = 100;
 
 /// Seeds that still differ from Kafka Streams, per topology, and why. They must keep differing
-/// (a fix shows up as a failure here, and the entry goes).
-///
-/// stream-stream-join: in seed 85 the outer join emits one unmatched record a record later than
-/// Kafka Streams 4.4. The scan of unmatched records follows Kafka's `TimeTracker` (the minimum
-/// time left at the record where both sides were found open, the side's own window after), which
-/// made seed 6 and the store-supplier joins agree; a hand trace of seed 85 through Kafka's code
-/// predicts this project's output, so what differs is not understood yet. The joined records and
-/// their values agree.
-const KNOWN_DIFFERENCES: &[(&str, &[u64])] = &[("stream-stream-join", &[85])];
+/// (a fix shows up as a failure here, and the entry goes). None at present.
+const KNOWN_DIFFERENCES: &[(&str, &[u64])] = &[];
 
 fn s() -> SerdeRef<String> {
     Serdes::string()
