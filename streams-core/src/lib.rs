@@ -15,6 +15,7 @@ pub mod iq;
 mod processor;
 mod query;
 mod record;
+mod repartition_merge;
 pub mod runtime;
 pub mod serdes;
 pub mod store;

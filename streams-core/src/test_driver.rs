@@ -137,8 +137,9 @@ pub struct TopologyTestDriver {
 
 impl TopologyTestDriver {
     /// Validates `topology`, opens every task's stores and initializes the processors.
-    pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self> {
+    pub fn new(mut topology: Topology, config: StreamsConfig) -> Result<Self> {
         topology.validate()?;
+        topology.optimize(&config)?;
         let state_dir = tempfile::Builder::new()
             .prefix("topology-test-driver-")
             .tempdir()

@@ -195,6 +195,12 @@ pub struct Topology {
     pub(crate) internal_topics: BTreeSet<String>,
     /// Internal topics whose partition count is given rather than derived.
     pub(crate) internal_topic_partitions: BTreeMap<String, i32>,
+    /// Processors that change keys, and those that change values only (for repartition
+    /// merging).
+    pub(crate) key_changing: BTreeSet<String>,
+    pub(crate) value_changing: BTreeSet<String>,
+    /// Sources of repartitions that `merge.repartition.topics` may merge, in the order added.
+    pub(crate) mergeable_repartitions: Vec<String>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -207,6 +213,20 @@ impl Topology {
     /// An empty topology.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Applies the `topology.optimization` of `config` (Kafka Streams applies it in
+    /// `StreamsBuilder.build(props)`): source tables' topics as their changelogs, repartitions
+    /// merged. `KafkaStreams` and the `TopologyTestDriver` call it; calling it again changes
+    /// nothing.
+    pub fn optimize(&mut self, config: &crate::StreamsConfig) -> Result<()> {
+        if config.reuse_source_topics {
+            self.reuse_source_topics_as_changelogs();
+        }
+        if config.merge_repartition_topics {
+            self.merge_repartition_topics()?;
+        }
+        Ok(())
     }
 
     /// `topology.optimization` with `reuse.ktable.source.topics`: every logged store of a source

@@ -258,4 +258,15 @@ impl StreamsBuilder {
         s.topology.validate()?;
         Ok(s.topology.clone())
     }
+
+    /// [`StreamsBuilder::build`] with the `topology.optimization` of `config` applied (Kafka
+    /// Streams' `build(props)`), so that `describe()` shows the topology that will run:
+    /// `merge.repartition.topics` shares one repartition topic among the groupings and joins
+    /// below a key change, `reuse.ktable.source.topics` makes source tables' topics their
+    /// changelogs. `KafkaStreams` applies the same to a topology built without it.
+    pub fn build_with(&self, config: &streams_core::StreamsConfig) -> Result<Topology> {
+        let mut t = self.build()?;
+        t.optimize(config)?;
+        Ok(t)
+    }
 }

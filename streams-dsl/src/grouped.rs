@@ -23,7 +23,10 @@ pub(crate) fn repartition<K: Data, V: Data>(
     key: SerdeRef<K>,
     value: SerdeRef<V>,
 ) -> String {
-    repartition_with(s, parent, base, key, value, None, None)
+    let source = repartition_with(s, parent, base, key, value, None, None);
+    // A grouping's or a join's repartition: `merge.repartition.topics` may share its topic.
+    s.topology.mark_mergeable_repartition(&source);
+    source
 }
 
 /// [`repartition`] with a partitioner for the sink and a fixed partition count for the topic.

@@ -65,6 +65,17 @@ impl<K: Data, V: Data> KStream<K, V> {
             .add_processor::<K, V, P, F>(&name, supplier, &[&self.node])
             .map(|_| ());
         s.record(r);
+        // What `merge.repartition.topics` needs to know, by operation (Kafka Streams' key- and
+        // value-changing graph nodes).
+        match prefix {
+            "KSTREAM-MAP-" | "KSTREAM-FLATMAP-" | "KSTREAM-KEY-SELECT-" => {
+                s.topology.mark_key_changing(&name);
+            }
+            "KSTREAM-MAPVALUES-" | "KSTREAM-FLATMAPVALUES-" | "KSTREAM-PROCESSVALUES-" => {
+                s.topology.mark_value_changing(&name);
+            }
+            _ => {}
+        }
         drop(s);
         KStream::new(self.b.clone(), name, key_serde, value_serde, repartition)
     }

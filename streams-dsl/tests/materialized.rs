@@ -147,3 +147,78 @@ fn key_value_stores_write_in_bulk_and_read_backwards() {
         ]
     );
 }
+
+#[test]
+fn merge_repartition_topics_shares_one_topic_below_a_key_change() {
+    let build = || {
+        let b = StreamsBuilder::new();
+        let keyed = b
+            .stream_with::<String, String>(&["in"], Consumed::with(s(), s()))
+            .select_key(|_, v: &String| v[..1].to_string());
+        keyed
+            .group_by_key(Grouped::as_("first").with_serdes(s(), s()))
+            .count(Materialized::as_("counts"))
+            .to_stream()
+            .to_with(
+                "counts-out",
+                streams_dsl::Produced::with(s(), Serdes::nullable(Serdes::i64())),
+            );
+        keyed
+            .filter(|_, v| v.len() > 1)
+            .group_by_key(Grouped::as_("second").with_serdes(s(), s()))
+            .reduce(|a, v| format!("{a}|{v}"), Materialized::as_("joined"))
+            .to_stream()
+            .to_with(
+                "joined-out",
+                streams_dsl::Produced::with(s(), Serdes::nullable(s())),
+            );
+        b
+    };
+    let repartitions = |t: &streams_core::Topology| -> Vec<String> {
+        let layout = plan_layout(t, "app", &|_| Some(1), &|_| Vec::new()).unwrap();
+        let mut names: Vec<String> = layout
+            .internal_topics
+            .iter()
+            .map(|t| t.name.clone())
+            .filter(|n| n.ends_with("-repartition"))
+            .collect();
+        names.sort();
+        names
+    };
+    let plain = build().build().unwrap();
+    assert_eq!(
+        repartitions(&plain),
+        vec!["app-first-repartition", "app-second-repartition"]
+    );
+    let mut config = StreamsConfig::new("app").unwrap();
+    config
+        .set("topology.optimization", "merge.repartition.topics")
+        .unwrap();
+    let merged = build().build_with(&config).unwrap();
+    assert_eq!(repartitions(&merged), vec!["app-first-repartition"]);
+    // The filter now reads the shared repartition: both aggregations see every record once.
+    let d = TopologyTestDriver::new(merged, config).unwrap();
+    let input = d.create_input_topic("in", s(), s());
+    for v in ["apple", "a", "avocado", "berry"] {
+        input.pipe_input("k".into(), v.into()).unwrap();
+    }
+    let counts = d.create_output_topic("counts-out", s(), Serdes::i64());
+    let joined = d.create_output_topic("joined-out", s(), s());
+    assert_eq!(
+        counts.read_key_values_to_list().unwrap(),
+        vec![
+            ("a".to_string(), 1),
+            ("a".to_string(), 2),
+            ("a".to_string(), 3),
+            ("b".to_string(), 1)
+        ]
+    );
+    assert_eq!(
+        joined.read_key_values_to_list().unwrap(),
+        vec![
+            ("a".to_string(), "apple".to_string()),
+            ("a".to_string(), "apple|avocado".to_string()),
+            ("b".to_string(), "berry".to_string())
+        ]
+    );
+}

@@ -189,6 +189,55 @@ fn catalogue() -> Vec<Case> {
             outputs: &[("out", Output::Long)],
         },
         Case {
+            name: "merge-repartitions",
+            build: || {
+                let b = StreamsBuilder::new();
+                let s_in = b.stream_with::<String, String>(&["in"], Consumed::with(s(), s()));
+                let keyed = s_in.select_key(|_, v| v[..1].to_string());
+                keyed
+                    .group_by_key(Grouped::as_("by-initial").with_serdes(s(), s()))
+                    .count(Materialized::as_("initial-counts"))
+                    .to_stream()
+                    .to_with("out-counts", long_out());
+                keyed
+                    .filter(|_, v| v.len() > 5)
+                    .group_by_key(Grouped::with(s(), s()))
+                    .reduce(|a, v| format!("{a}|{v}"), Materialized::as_("long-values"))
+                    .to_stream()
+                    .to_with("out-long", string_out());
+                keyed
+                    .map_values(|v: String| v.to_uppercase())
+                    .group_by_key(Grouped::with(s(), s()))
+                    .count(Materialized::default())
+                    .to_stream()
+                    .to_with("out-upper", long_out());
+                let other = b.stream_with::<String, String>(&["other"], Consumed::with(s(), s()));
+                keyed
+                    .join(
+                        &other,
+                        |l, r| format!("{l}+{r}"),
+                        JoinWindows::of_time_difference_and_grace(5, 2),
+                        StreamJoined::with(s(), s(), s()),
+                    )
+                    .to_with("out-join", Produced::with(s(), s()));
+                s_in.group_by_with(|_, v: &String| v.clone(), Grouped::with(s(), s()))
+                    .count(Materialized::default())
+                    .to_stream()
+                    .to_with("out-values", long_out());
+                let mut config = StreamsConfig::new("oracle-merge").unwrap();
+                config.set("topology.optimization", "all").unwrap();
+                b.build_with(&config).unwrap()
+            },
+            inputs: &[("in", Input::Stream), ("other", Input::Stream)],
+            outputs: &[
+                ("out-counts", Output::Long),
+                ("out-join", Output::Text),
+                ("out-long", Output::Text),
+                ("out-upper", Output::Long),
+                ("out-values", Output::Long),
+            ],
+        },
+        Case {
             name: "reduce-aggregate",
             build: || {
                 let b = StreamsBuilder::new();

@@ -259,6 +259,9 @@ pub struct StreamsConfig {
     /// `topology.optimization` includes `reuse.ktable.source.topics` (or is `all`): a source
     /// table's topic is its store's changelog.
     pub reuse_source_topics: bool,
+    /// `topology.optimization` includes `merge.repartition.topics` (or is `all`): the
+    /// repartitions below one key-changing operation share one topic.
+    pub merge_repartition_topics: bool,
     /// `metrics.recording.level`.
     pub metrics_recording_level: RecordingLevel,
     /// `metrics.http.address`: where `/metrics` is served, if anywhere.
@@ -368,6 +371,7 @@ impl StreamsConfig {
             dead_letter_topic: None,
             application_server: None,
             reuse_source_topics: false,
+            merge_repartition_topics: false,
             metrics_recording_level: RecordingLevel::Info,
             metrics_http_address: None,
             client: BTreeMap::new(),
@@ -548,13 +552,19 @@ impl StreamsConfig {
             }
             "topology.optimization" => {
                 self.reuse_source_topics = false;
+                self.merge_repartition_topics = false;
                 for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                     match part {
-                        "all" | "reuse.ktable.source.topics" => self.reuse_source_topics = true,
+                        "all" => {
+                            self.reuse_source_topics = true;
+                            self.merge_repartition_topics = true;
+                        }
+                        "reuse.ktable.source.topics" => self.reuse_source_topics = true,
+                        "merge.repartition.topics" => self.merge_repartition_topics = true,
                         "none" => {}
-                        "merge.repartition.topics" | "single.store.self.join" => tracing::warn!(
+                        "single.store.self.join" => tracing::warn!(
                             optimization = part,
-                            "topology.optimization: `{part}` is not applied here (the topology keeps its repartition topics and stores)"
+                            "topology.optimization: `{part}` is not applied here (a self-join keeps its two stores)"
                         ),
                         other => {
                             return Err(StreamsError::Config(format!(

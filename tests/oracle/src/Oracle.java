@@ -78,6 +78,7 @@ public final class Oracle {
 
     private static Case build(String name) {
         StreamsBuilder b = new StreamsBuilder();
+        Properties props = new Properties();
         Map<String, Serde<?>> out = new TreeMap<>();
         List<String> in;
         switch (name) {
@@ -112,6 +113,37 @@ public final class Oracle {
                     .to("out", Produced.with(S, L));
                 in = List.of("in");
                 out.put("out", L);
+            }
+            case "merge-repartitions" -> {
+                props.put(StreamsConfig.TOPOLOGY_OPTIMIZATION_CONFIG, StreamsConfig.OPTIMIZE);
+                KStream<String, String> s = b.stream("in", Consumed.with(S, S));
+                KStream<String, String> keyed = s.selectKey((k, v) -> v.substring(0, 1));
+                keyed.groupByKey(Grouped.with("by-initial", S, S))
+                    .count(Materialized.as("initial-counts"))
+                    .toStream()
+                    .to("out-counts", Produced.with(S, L));
+                keyed.filter((k, v) -> v.length() > 5)
+                    .groupByKey(Grouped.with(S, S))
+                    .reduce((a, v) -> a + "|" + v, Materialized.as("long-values"))
+                    .toStream()
+                    .to("out-long", Produced.with(S, S));
+                keyed.mapValues(v -> v.toUpperCase())
+                    .groupByKey(Grouped.with(S, S))
+                    .count()
+                    .toStream()
+                    .to("out-upper", Produced.with(S, L));
+                KStream<String, String> other = b.stream("other", Consumed.with(S, S));
+                keyed.join(other, (l, r) -> l + "+" + r,
+                        JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(5), Duration.ofMillis(2)),
+                        StreamJoined.with(S, S, S))
+                    .to("out-join", Produced.with(S, S));
+                s.groupBy((k, v) -> v, Grouped.with(S, S)).count().toStream().to("out-values", Produced.with(S, L));
+                in = List.of("in", "other");
+                out.put("out-counts", L);
+                out.put("out-long", S);
+                out.put("out-upper", L);
+                out.put("out-join", S);
+                out.put("out-values", L);
             }
             case "reduce-aggregate" -> {
                 var grouped = b.stream("in", Consumed.with(S, S)).groupByKey(Grouped.with(S, S));
@@ -537,7 +569,7 @@ public final class Oracle {
             }
             default -> throw new IllegalArgumentException("no topology named " + name + " in the catalogue");
         }
-        return new Case(b.build(), in, out);
+        return new Case(b.build(props), in, out);
     }
 
     private static String show(Object o) {

@@ -86,9 +86,7 @@ impl KafkaStreams {
     /// Validates the topology and config; nothing connects to Kafka until [`KafkaStreams::start`].
     pub fn new(mut topology: Topology, config: StreamsConfig) -> Result<Self> {
         topology.validate()?;
-        if config.reuse_source_topics {
-            topology.reuse_source_topics_as_changelogs();
-        }
+        topology.optimize(&config)?;
         if config.bootstrap_servers.is_none() {
             return Err(StreamsError::Config(
                 "`bootstrap.servers` is not set; give the host:port list of the Kafka cluster"
