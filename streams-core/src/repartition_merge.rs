@@ -8,8 +8,10 @@
 //! repartition takes the first repartition's topic and is named after it
 //! (`<topic>-filter`, `<topic>-sink`, `<topic>-source`); the nodes that were between the key
 //! change and each old repartition now read from the merged source, and what read each old
-//! repartition reads from its former upstream. A merge node on the way is not followed (Kafka
-//! Streams also merges through some merges): those repartitions stay as they are.
+//! repartition reads from its former upstream. Below a merge of streams one of which changed
+//! keys, the merge takes the key change's place. (Kafka Streams hands a key change's
+//! repartitions to a merge only when all of them are below it; here each repartition goes to the
+//! nearest of the two.)
 
 use std::collections::BTreeMap;
 
@@ -94,8 +96,10 @@ impl Topology {
         })
     }
 
-    /// The key-changing node a repartition at `filter` may move up to, and the node just below
-    /// it on the way (the filter itself when it hangs right under the key change).
+    /// The node a repartition at `filter` may move up to, and the node just below it on the way
+    /// (the filter itself when it hangs right there): the nearest key-changing node above, or a
+    /// merge of streams one of which changed keys (Kafka Streams moves the repartition below the
+    /// merge then).
     fn key_change_above(&self, filter: &str) -> Option<(String, String)> {
         let mut below = filter.to_string();
         let mut at = self.node(filter)?.parents.first()?.clone();
@@ -107,12 +111,30 @@ impl Topology {
                 return None;
             }
             let node = self.node(&at)?;
-            let [parent] = node.parents.as_slice() else {
-                return None;
-            };
-            below = at;
-            at = parent.clone();
+            match node.parents.as_slice() {
+                [parent] => {
+                    below = at;
+                    at = parent.clone();
+                }
+                [] => return None,
+                merged => {
+                    let keyed = merged.iter().any(|p| self.changes_keys_at_or_above(p));
+                    return keyed.then_some((at, below));
+                }
+            }
         }
+    }
+
+    /// Whether `node` or a node above it changes keys, with no value change in between.
+    fn changes_keys_at_or_above(&self, node: &str) -> bool {
+        if self.key_changing.contains(node) {
+            return true;
+        }
+        if self.value_changing.contains(node) {
+            return false;
+        }
+        self.node(node)
+            .is_some_and(|n| n.parents.iter().any(|p| self.changes_keys_at_or_above(p)))
     }
 
     fn node(&self, name: &str) -> Option<&NodeDef> {

@@ -224,6 +224,12 @@ fn catalogue() -> Vec<Case> {
                     .count(Materialized::default())
                     .to_stream()
                     .to_with("out-values", long_out());
+                s_in.flat_map(|k: String, v: String| vec![(v.clone(), k.clone()), (k, v)])
+                    .merge(&s_in.select_key(|_, v: &String| v[1..].to_string()))
+                    .group_by_key(Grouped::with(s(), s()))
+                    .count(Materialized::default())
+                    .to_stream()
+                    .to_with("out-merged", long_out());
                 let mut config = StreamsConfig::new("oracle-merge").unwrap();
                 config.set("topology.optimization", "all").unwrap();
                 b.build_with(&config).unwrap()
@@ -233,6 +239,7 @@ fn catalogue() -> Vec<Case> {
                 ("out-counts", Output::Long),
                 ("out-join", Output::Text),
                 ("out-long", Output::Text),
+                ("out-merged", Output::Long),
                 ("out-upper", Output::Long),
                 ("out-values", Output::Long),
             ],

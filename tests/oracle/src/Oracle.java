@@ -138,7 +138,14 @@ public final class Oracle {
                         StreamJoined.with(S, S, S))
                     .to("out-join", Produced.with(S, S));
                 s.groupBy((k, v) -> v, Grouped.with(S, S)).count().toStream().to("out-values", Produced.with(S, L));
+                s.flatMap((k, v) -> List.of(KeyValue.pair(v, k), KeyValue.pair(k, v)))
+                    .merge(s.selectKey((k, v) -> v.substring(1)))
+                    .groupByKey(Grouped.with(S, S))
+                    .count()
+                    .toStream()
+                    .to("out-merged", Produced.with(S, L));
                 in = List.of("in", "other");
+                out.put("out-merged", L);
                 out.put("out-counts", L);
                 out.put("out-long", S);
                 out.put("out-upper", L);
