@@ -194,12 +194,12 @@ impl Stores {
         window_size_ms: i64,
         retain_duplicates: bool,
     ) -> StoreSupplier {
-        let shape = SupplierShape::Window {
-            retention_ms,
-            window_size_ms,
-            retain_duplicates,
-        };
-        StoreSupplier::built_in(name, shape, Backing::InMemory)
+        let persistent =
+            Self::persistent_window_store(name, retention_ms, window_size_ms, retain_duplicates);
+        StoreSupplier {
+            backing: Backing::InMemory,
+            ..persistent
+        }
     }
 
     /// RocksDB session stores.

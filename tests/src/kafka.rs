@@ -46,6 +46,15 @@ fn base(bootstrap: &str) -> ClientConfig {
     c
 }
 
+/// The names of every topic the cluster has.
+pub fn topic_names(bootstrap: &str) -> Vec<String> {
+    let c: BaseConsumer = base(bootstrap).create().expect("metadata client");
+    let md = c
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("topic metadata");
+    md.topics().iter().map(|t| t.name().to_string()).collect()
+}
+
 /// Creates topics (name, partitions), waiting until metadata shows them.
 pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
     let admin: AdminClient<DefaultClientContext> = base(bootstrap).create().expect("admin client");

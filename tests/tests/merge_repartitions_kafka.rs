@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::{KafkaStreams, Topology};
 use streams_dsl::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
-use streams_tests::kafka::{create_topics, init_tracing, long, produce, ReadRecord, TopicReader};
+use streams_tests::kafka::{
+    create_topics, init_tracing, long, produce, topic_names, ReadRecord, TopicReader,
+};
 use streams_tests::wordcount::test_config;
 use streams_tests::TestBroker;
 
@@ -38,15 +38,6 @@ fn topology(app: &str) -> Topology {
         .to_stream()
         .to_with(&format!("{app}-long"), long_out());
     b.build().unwrap()
-}
-
-fn topics(b: &str) -> Vec<String> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b)
-        .create()
-        .unwrap();
-    let md = c.fetch_metadata(None, Duration::from_secs(10)).unwrap();
-    md.topics().iter().map(|t| t.name().to_string()).collect()
 }
 
 /// The latest count per key, and whether every key's counts went up by one.
@@ -107,7 +98,7 @@ fn two_aggregations_share_one_repartition_topic() {
     assert!(long_done, "long words: {long_latest:?}");
     assert!(all_steps && long_steps, "each count once, in order");
 
-    let internal: Vec<String> = topics(b)
+    let internal: Vec<String> = topic_names(b)
         .into_iter()
         .filter(|t| t.starts_with(app) && t.ends_with("-repartition"))
         .collect();

@@ -4,23 +4,12 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use streams_core::runtime::reset::{reset_application, ResetOptions, ResetTo};
 use streams_core::KafkaStreams;
 use streams_examples::word_count_topology;
-use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
+use streams_tests::kafka::{create_topics, init_tracing, produce, topic_names, TopicReader};
 use streams_tests::wordcount::{await_counts, expected_counts, test_config};
 use streams_tests::TestBroker;
-
-fn topic_names(b: &str) -> Vec<String> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b)
-        .create()
-        .unwrap();
-    let md = c.fetch_metadata(None, Duration::from_secs(10)).unwrap();
-    md.topics().iter().map(|t| t.name().to_string()).collect()
-}
 
 #[test]
 fn reset_reprocesses_from_scratch_and_refuses_while_running() {

@@ -6,12 +6,10 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use streams_core::serdes::{SerdeRef, Serdes};
 use streams_core::{KafkaStreams, Topology};
 use streams_dsl::{Consumed, Joined, Materialized, Produced, StreamsBuilder};
-use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
+use streams_tests::kafka::{create_topics, init_tracing, produce, topic_names, TopicReader};
 use streams_tests::wordcount::test_config;
 use streams_tests::TestBroker;
 
@@ -51,15 +49,6 @@ fn run(b: &str, app: &str, guarantee: &str, reader: &mut TopicReader, expected: 
     assert!(streams.close(Duration::from_secs(30)));
 }
 
-fn topics(b: &str) -> Vec<String> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b)
-        .create()
-        .unwrap();
-    let md = c.fetch_metadata(None, Duration::from_secs(10)).unwrap();
-    md.topics().iter().map(|t| t.name().to_string()).collect()
-}
-
 fn restores_from_the_source_topic(guarantee: &str) {
     init_tracing();
     let broker = TestBroker::start();
@@ -94,9 +83,9 @@ fn restores_from_the_source_topic(guarantee: &str) {
     let mut reader = TopicReader::new(b, &out, true);
     run(b, &app, guarantee, &mut reader, 10);
     assert!(
-        !topics(b).iter().any(|t| t.ends_with("-changelog")),
+        !topic_names(b).iter().any(|t| t.ends_with("-changelog")),
         "no changelog topic: {:?}",
-        topics(b)
+        topic_names(b)
     );
 
     // Restarted on an empty state directory: the table comes back from its source topic.

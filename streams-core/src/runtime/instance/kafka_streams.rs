@@ -447,24 +447,31 @@ impl KafkaStreams {
                 .iter()
                 .any(|s| s.name() == name)
         {
-            return Err(StreamsError::IllegalState(format!(
-                "no store named `{name}` in the topology (name stores with Materialized::as_ to query them)"
-            )));
+            return Err(unknown_store(name));
         }
+        self.for_each_task_manager(name, &mut |tm| tm.with_stores(name, f).map(|_| ()))
+    }
+
+    /// Runs `f` on the task manager of every stream thread, locked in turn. A thread that
+    /// panicked while holding its tasks may have left a write to store `store` half applied:
+    /// that fails the query rather than answering from such state.
+    fn for_each_task_manager(
+        &self,
+        store: &str,
+        f: &mut dyn FnMut(&mut crate::runtime::tasks::task_manager::TaskManager) -> Result<()>,
+    ) -> Result<()> {
         let managers = self
             .pool
             .as_ref()
             .map(|p| p.task_managers())
             .unwrap_or_default();
         for tm in &managers {
-            // A thread that panicked while holding its tasks may have left a store write half
-            // applied: answer with an error rather than with that state.
             let mut tm = tm.lock().map_err(|_| {
                 StreamsError::IllegalState(format!(
-                    "store `{name}` is not queried: a stream thread panicked while processing, so its stores may hold half-applied writes"
+                    "store `{store}` is not queried: a stream thread panicked while processing, so its stores may hold half-applied writes"
                 ))
             })?;
-            tm.with_stores(name, f)?;
+            f(&mut tm)?;
         }
         Ok(())
     }
@@ -484,22 +491,10 @@ impl KafkaStreams {
             }
         }
         if !self.topology.stores().iter().any(|s| s.name() == name) {
-            return Err(StreamsError::IllegalState(format!(
-                "no store named `{name}` in the topology (name stores with Materialized::as_ to query them)"
-            )));
+            return Err(unknown_store(&name));
         }
         let mut answers = answers;
-        let managers = self
-            .pool
-            .as_ref()
-            .map(|p| p.task_managers())
-            .unwrap_or_default();
-        for tm in &managers {
-            let mut tm = tm.lock().map_err(|_| {
-                StreamsError::IllegalState(format!(
-                    "store `{name}` is not queried: a stream thread panicked while processing, so its stores may hold half-applied writes"
-                ))
-            })?;
+        self.for_each_task_manager(&name, &mut |tm| {
             tm.with_positioned_stores(&name, &mut |partition, position, slot| {
                 answers.answer(crate::iq::LocalCopy {
                     partition,
@@ -507,8 +502,8 @@ impl KafkaStreams {
                     position,
                     slot,
                 })
-            })?;
-        }
+            })
+        })?;
         if let Some(copies) = standby::lock(&self.standbys).as_mut() {
             copies.with_positioned_stores(&name, &mut |partition, position, slot| {
                 answers.answer(crate::iq::LocalCopy {
@@ -815,4 +810,11 @@ impl Drop for KafkaStreams {
             self.close(Duration::from_secs(60));
         }
     }
+}
+
+/// The error for a query of a store the topology does not have.
+fn unknown_store(name: &str) -> StreamsError {
+    StreamsError::IllegalState(format!(
+        "no store named `{name}` in the topology (name stores with Materialized::as_ to query them)"
+    ))
 }
