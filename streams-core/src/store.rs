@@ -365,6 +365,18 @@ impl StoreBuilder {
         }
     }
 
+    /// Whether it builds a versioned key-value store.
+    pub fn is_versioned(&self) -> bool {
+        matches!(self.kind, StoreKind::VersionedKeyValue { .. })
+    }
+
+    /// Marks the builder as unusable: adding it to a topology fails, naming the store and
+    /// `why`. A DSL reports an option that cannot apply to the store it builds this way.
+    pub fn invalid_because(mut self, why: impl Into<String>) -> Self {
+        self.invalid.get_or_insert(why.into());
+        self
+    }
+
     /// Whether it may live on disk (an application's supplier counts as persistent: the runtime
     /// distrusts and wipes its directory as it would RocksDB's).
     pub fn persistent(&self) -> bool {

@@ -476,6 +476,15 @@ impl<K: Data, V: Data> TestOutputTopic<K, V> {
         Ok(out)
     }
 
+    /// Every unread value, oldest first.
+    pub fn read_values_to_list(&self) -> Result<Vec<V>> {
+        Ok(self
+            .read_records_to_list()?
+            .into_iter()
+            .map(|r| r.value)
+            .collect())
+    }
+
     /// Every unread key/value pair, oldest first.
     pub fn read_key_values_to_list(&self) -> Result<Vec<(K, V)>> {
         Ok(self

@@ -221,6 +221,7 @@ impl StreamsBuilder {
         drop(s);
         let mut t = KTable::new(self.state.clone(), table_node, ks, vs, Some(store));
         t.versioned = materialized.versioned_history_ms;
+        t.versioned_upstream = t.versioned.is_some();
         t
     }
 

@@ -8,6 +8,32 @@ pub struct Change<V> {
     pub new: Option<V>,
     /// The value before it.
     pub old: Option<V>,
+    /// The update is the key's latest version. Only a versioned table (KIP-889) sees an update
+    /// that is not: one older than the key's latest, which changes its history, not its
+    /// current value. Table-table joins and `group_by` below a versioned table skip those, as
+    /// Kafka Streams does (KIP-914); `to_stream` still shows them.
+    pub is_latest: bool,
+}
+
+impl<V> Change<V> {
+    /// The latest version of a key: `new` replacing `old`.
+    pub fn new(new: Option<V>, old: Option<V>) -> Self {
+        Change {
+            new,
+            old,
+            is_latest: true,
+        }
+    }
+
+    /// A change derived from this one (a filter's, a mapping's, a join's), keeping whether it
+    /// is the latest version.
+    pub fn derive<W>(&self, new: Option<W>, old: Option<W>) -> Change<W> {
+        Change {
+            new,
+            old,
+            is_latest: self.is_latest,
+        }
+    }
 }
 
 /// Serializes a [`Change`] for a repartition topic as Kafka Streams' `ChangedSerializer` does (so a
@@ -66,31 +92,39 @@ impl<V: 'static> ChangeSerde<V> {
             type_name: "Change",
         })?;
         let (&flag, body) = data.split_last().ok_or_else(|| bad("empty"))?;
-        match flag {
-            OLD_ONLY => Ok(Change {
-                new: None,
-                old: Some(inner(body)?),
-            }),
-            NEW_ONLY => Ok(Change {
-                new: Some(inner(body)?),
-                old: None,
-            }),
-            NEW_AND_OLD => {
+        // Flags 3 to 5 are 0 to 2 with an is-latest byte before the flag (Kafka Streams reads
+        // them; versions that wrote them marked versioned-table changes that way).
+        let (shape, body, is_latest) = match flag {
+            OLD_ONLY..=NEW_AND_OLD => (flag, body, true),
+            3..=5 => match body.split_last() {
+                Some((&1, body)) => (flag - 3, body, true),
+                Some((&0, body)) => (flag - 3, body, false),
+                _ => return Err(bad("bad is-latest byte")),
+            },
+            f => {
+                return Err(bad(&format!(
+                    "unknown flag {f} (Kafka Streams writes 0 to 5)"
+                )))
+            }
+        };
+        let (new, old) = match shape {
+            OLD_ONLY => (None, Some(inner(body)?)),
+            NEW_ONLY => (Some(inner(body)?), None),
+            _ => {
                 let (len, rest) = take_varint(body).ok_or_else(|| bad("bad length"))?;
                 let len = usize::try_from(len).map_err(|_| bad("negative length"))?;
                 if len > rest.len() {
                     return Err(bad("truncated new value"));
                 }
                 let (new, old) = rest.split_at(len);
-                Ok(Change {
-                    new: Some(inner(new)?),
-                    old: Some(inner(old)?),
-                })
+                (Some(inner(new)?), Some(inner(old)?))
             }
-            f => Err(bad(&format!(
-                "unknown flag {f} (3 to 5 mark versioned-table changes, not supported)"
-            ))),
-        }
+        };
+        Ok(Change {
+            new,
+            old,
+            is_latest,
+        })
     }
 }
 
@@ -153,34 +187,30 @@ mod tests {
     fn round_trip_every_shape() {
         let s = ChangeSerde::<String>(Arc::new(StringSerde));
         for c in [
-            Change {
-                new: Some("n".to_string()),
-                old: Some("old".to_string()),
-            },
-            Change {
-                new: None,
-                old: Some("o".to_string()),
-            },
-            Change {
-                new: Some(String::new()),
-                old: None,
-            },
-            Change {
-                new: Some("x".repeat(200)),
-                old: Some(String::new()),
-            },
+            Change::new(Some("n".to_string()), Some("old".to_string())),
+            Change::new(None, Some("o".to_string())),
+            Change::new(Some(String::new()), None),
+            Change::new(Some("x".repeat(200)), Some(String::new())),
         ] {
             let b = s.serialize(&c).unwrap();
             assert_eq!(s.deserialize(b.as_deref()).unwrap(), c);
         }
-        assert!(s
-            .serialize(&Change {
-                new: None,
-                old: None
-            })
-            .is_err());
+        assert!(s.serialize(&Change::new(None, None)).is_err());
         assert!(s.deserialize(Some(&[9, 9, 2])).is_err());
         assert!(s.deserialize(Some(&[3])).is_err());
+        assert!(s.deserialize(Some(&[b'o', 7, 3])).is_err());
+        assert!(s.deserialize(Some(&[6])).is_err());
+        // The is-latest forms Kafka Streams reads: the flag byte before 3 to 5.
+        let not_latest = s.deserialize(Some(&[b'n', 0, 4])).unwrap();
+        assert_eq!(
+            (not_latest.new.as_deref(), not_latest.is_latest),
+            (Some("n"), false)
+        );
+        let both = s.deserialize(Some(&[4, b'a', b'b', b'c', 1, 5])).unwrap();
+        assert_eq!(
+            both,
+            Change::new(Some("ab".to_string()), Some("c".to_string()))
+        );
     }
 
     // Bytes as Kafka Streams 4.4's ChangedSerializer writes them (String values; checked against
@@ -188,28 +218,16 @@ mod tests {
     #[test]
     fn layout_is_kafka_streams_changed_serializer() {
         let s = ChangeSerde::<String>(Arc::new(StringSerde));
-        let both = Change {
-            new: Some("ab".to_string()),
-            old: Some("c".to_string()),
-        };
+        let both = Change::new(Some("ab".to_string()), Some("c".to_string()));
         assert_eq!(
             s.serialize(&both).unwrap().unwrap(),
             vec![4, b'a', b'b', b'c', 2]
         );
-        let new = Change {
-            new: Some("ab".to_string()),
-            old: None,
-        };
+        let new = Change::new(Some("ab".to_string()), None);
         assert_eq!(s.serialize(&new).unwrap().unwrap(), vec![b'a', b'b', 1]);
-        let old = Change {
-            new: None,
-            old: Some("c".to_string()),
-        };
+        let old = Change::new(None, Some("c".to_string()));
         assert_eq!(s.serialize(&old).unwrap().unwrap(), vec![b'c', 0]);
-        let long = Change {
-            new: Some("x".repeat(200)),
-            old: Some(String::new()),
-        };
+        let long = Change::new(Some("x".repeat(200)), Some(String::new()));
         let b = s.serialize(&long).unwrap().unwrap();
         assert_eq!(
             (&b[..2], b[b.len() - 1], b.len()),

@@ -106,10 +106,7 @@ impl FinalResults {
         for (key, w, agg) in closed {
             ctx.forward(Record {
                 key: Windowed::new(key, w.start, w.end),
-                value: Change {
-                    new: Some(agg),
-                    old: None::<VA>,
-                },
+                value: Change::new(Some(agg), None::<VA>),
                 timestamp: w.end,
                 headers: headers.clone(),
             })?;
@@ -138,10 +135,7 @@ impl FinalResults {
         for (key, start, agg) in closed {
             ctx.forward(Record {
                 key: Windowed::new(key, start, start + size),
-                value: Change {
-                    new: Some(agg.value),
-                    old: None::<VA>,
-                },
+                value: Change::new(Some(agg.value), None::<VA>),
                 timestamp: agg.timestamp,
                 headers: headers.clone(),
             })?;

@@ -226,6 +226,9 @@ pub(crate) struct SubscriptionSend<K, V, KO> {
     value_serde: SerdeRef<V>,
     fk_serde: SerdeRef<KO>,
     left_join: bool,
+    /// The left table is versioned: its out-of-order updates subscribe to nothing (dropped, as
+    /// in Kafka Streams).
+    versioned: bool,
 }
 
 impl<K: Data, V: Data, KO: Data> SubscriptionSend<K, V, KO> {
@@ -254,6 +257,10 @@ impl<K: Data, V: Data, KO: Data> SubscriptionSend<K, V, KO> {
 
 impl<K: Data, V: Data, KO: Data> Processor<K, Change<V>> for SubscriptionSend<K, V, KO> {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
+        if self.versioned && !r.value.is_latest {
+            ctx.record_dropped();
+            return Ok(());
+        }
         let primary = ser(ctx, &self.key_serde, &r.key)?;
         let hash = hash_of(ctx, &self.value_serde, r.value.new.as_ref())?;
         let ts = r.timestamp;
@@ -377,11 +384,17 @@ impl<KO: Data, VO: Data> Processor<KO, Subscription> for SubscriptionJoin<KO, VO
 pub(crate) struct RightChange<KO, VO> {
     subscriptions: String,
     fk_serde: SerdeRef<KO>,
+    /// The right table is versioned: its out-of-order updates reach no subscriber (dropped).
+    versioned: bool,
     _t: PhantomData<fn(VO)>,
 }
 
 impl<KO: Data, VO: Data> Processor<KO, Change<VO>> for RightChange<KO, VO> {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<KO, Change<VO>>) -> Result<()> {
+        if self.versioned && !r.value.is_latest {
+            ctx.record_dropped();
+            return Ok(());
+        }
         let p = prefix(&ser(ctx, &self.fk_serde, &r.key)?);
         let subs = ctx
             .timestamped_key_value_store::<Vec<u8>, Subscription>(&self.subscriptions)?
@@ -433,7 +446,7 @@ impl<K: Data, V: Data, VO: Data, VR: Data> Processor<K, Response<VO>>
         let new = (self.joiner)(left.as_ref().map(|l| &l.value), r.value.value.as_ref());
         ctx.forward(Record {
             key: r.key,
-            value: Change { new, old: None },
+            value: Change::new(new, None),
             timestamp: r.timestamp,
             headers: r.headers,
         })
@@ -497,6 +510,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         else {
             return KTable::new(self.b.clone(), self.node.clone(), None, None, None);
         };
+        let (left_versioned, right_versioned) = (self.versioned_upstream, other.versioned_upstream);
         let mut s = self.b.borrow_mut();
         let what = "foreign-key join";
         let (Some(ks), Some(vs), Some(kos), Some(vos)) = (
@@ -595,6 +609,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                     value_serde: v1.clone(),
                     fk_serde: ko1.clone(),
                     left_join,
+                    versioned: left_versioned,
                 },
                 &[&left_in],
             )
@@ -642,6 +657,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                     move || RightChange::<KO, VO> {
                         subscriptions: ss2.clone(),
                         fk_serde: ko3.clone(),
+                        versioned: right_versioned,
                         _t: PhantomData,
                     },
                     &[&right_in],

@@ -447,6 +447,9 @@ pub(crate) struct TableJoinSide<K, V1, V2, VR, VT> {
     /// An update of this side yields a result only while the other side has a row (both sides
     /// of an inner join, the right side of a left join).
     pub needs_other: bool,
+    /// This side is a versioned table: its out-of-order updates (not the key's latest) join
+    /// nothing and count as dropped, as in Kafka Streams (KIP-914).
+    pub versioned: bool,
     pub _t: PhantomData<fn(K, VT)>,
 }
 
@@ -454,6 +457,11 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, Change<VT>>
     for TableJoinSide<K, V1, V2, VR, VT>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<VT>>) -> Result<()> {
+        let is_latest = r.value.is_latest;
+        if self.versioned && !is_latest {
+            ctx.record_dropped();
+            return Ok(());
+        }
         let c: &dyn std::any::Any = &r.value;
         let (had_new, had_old) = (r.value.new.is_some(), r.value.old.is_some());
         let (new, old, other_ts) = if self.left {
@@ -491,7 +499,11 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, Change<VT>>
         }
         ctx.forward(Record {
             key: r.key,
-            value: Change { new, old },
+            value: Change {
+                new,
+                old,
+                is_latest,
+            },
             timestamp: other_ts.map_or(r.timestamp, |t| t.max(r.timestamp)),
             headers: r.headers,
         })
@@ -506,11 +518,15 @@ pub(crate) struct TableMaterialize<K, V> {
 
 impl<K: Data, V: Data> Processor<K, Change<V>> for TableMaterialize<K, V> {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
-        let mut store = ctx.timestamped_key_value_store::<K, V>(&self.store)?;
-        match &r.value.new {
-            Some(v) => store.put(&r.key, v, r.timestamp)?,
-            None => {
-                store.delete(&r.key)?;
+        // The store mirrors the latest values: an out-of-order update of a versioned table
+        // upstream passes by (the join below skips it) without changing it.
+        if r.value.is_latest {
+            let mut store = ctx.timestamped_key_value_store::<K, V>(&self.store)?;
+            match &r.value.new {
+                Some(v) => store.put(&r.key, v, r.timestamp)?,
+                None => {
+                    store.delete(&r.key)?;
+                }
             }
         }
         ctx.forward(r)

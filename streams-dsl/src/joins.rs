@@ -886,6 +886,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         let (this_needs_other, other_needs_this) = kind.needs_other_side();
         let (j1, j2) = (joiner.clone(), joiner);
         let (os, ts) = (other_store.clone(), this_store.clone());
+        let (this_versioned, other_versioned) = (self.versioned_upstream, other.versioned_upstream);
         let mut r = s
             .topology
             .add_processor::<K, Change<V>, _, _>(
@@ -895,6 +896,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                     joiner: j1.clone(),
                     left: true,
                     needs_other: this_needs_other,
+                    versioned: this_versioned,
                     _t: PhantomData,
                 },
                 &[&this_in],
@@ -907,6 +909,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                         joiner: j2.clone(),
                         left: false,
                         needs_other: other_needs_this,
+                        versioned: other_versioned,
                         _t: PhantomData,
                     },
                     &[&other_in],

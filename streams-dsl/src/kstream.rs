@@ -567,26 +567,31 @@ impl<K: Data, V: Data> KStream<K, Option<V>> {
                 .unwrap_or_else(|| Arc::new(NullableRef(vs.clone())));
             parent = repartition(&mut s, &parent, &name, ks.clone(), nullable);
         }
-        let sb = materialized
-            .configure(StoreBuilder::timestamped_key_value(
-                store.clone(),
-                ks.clone(),
-                vs.clone(),
-            ))
-            .with_caching(materialized.caching);
+        let versioned = materialized.versioned_history_ms;
+        let sb = materialized.configure(match versioned {
+            Some(history) => {
+                StoreBuilder::versioned_key_value(store.clone(), history, ks.clone(), vs.clone())
+            }
+            // A versioned store has no record cache (as in Kafka Streams).
+            None => StoreBuilder::timestamped_key_value(store.clone(), ks.clone(), vs.clone())
+                .with_caching(materialized.caching),
+        });
         let st = store.clone();
         let r = s
             .topology
             .add_processor(
                 &name,
-                move || KTableSource::<K, V>::new(st.clone()),
+                move || KTableSource::<K, V>::new(st.clone()).versioned(versioned.is_some()),
                 &[&parent],
             )
             .and_then(|t| t.add_state_store(sb, &[&name]))
             .map(|_| ());
         s.record(r);
         drop(s);
-        KTable::new(self.b.clone(), name, Some(ks), Some(vs), Some(store))
+        let mut t = KTable::new(self.b.clone(), name, Some(ks), Some(vs), Some(store));
+        t.versioned = versioned;
+        t.versioned_upstream = versioned.is_some();
+        t
     }
 }
 

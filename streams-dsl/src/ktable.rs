@@ -29,6 +29,10 @@ pub struct KTable<K, V> {
     /// The history retention of its store, when versioned (a source table materialized with
     /// `Materialized::as_versioned`).
     pub(crate) versioned: Option<i64>,
+    /// Its changes come from a versioned table, directly or through operations that keep no
+    /// store of their own (Kafka Streams' "versioned semantics"): some are out-of-order
+    /// updates ([`Change::is_latest`] false), which joins and `group_by` skip.
+    pub(crate) versioned_upstream: bool,
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
@@ -47,6 +51,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             store,
             windowing: None,
             versioned: None,
+            versioned_upstream: false,
         }
     }
 
@@ -102,6 +107,8 @@ impl<K: Data, V: Data> KTable<K, V> {
             store,
         );
         t.windowing = self.windowing.clone();
+        // A store of its own (never versioned here) ends the versioned semantics.
+        t.versioned_upstream = self.versioned_upstream && materialized.is_none();
         t
     }
 
@@ -150,6 +157,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         named: Named,
         materialized: Option<Materialized<K, V>>,
     ) -> KTable<K, V> {
+        let versioned = self.versioned_upstream;
         self.child_with(
             "KTABLE-FILTER-",
             named,
@@ -160,6 +168,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                     f: f.clone(),
                     negate,
                     store: store.clone(),
+                    versioned,
                 }
             },
         )
@@ -241,6 +250,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         let mut s = self.b.borrow_mut();
         let name = s.name_or(grouped.name.clone(), "KTABLE-SELECT-");
         let key_serde = s.find_key_serde(grouped.key.clone());
+        let versioned = self.versioned_upstream;
         let r = s
             .topology
             .add_processor::<K, Change<V>, _, _>(
@@ -248,6 +258,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                 move || TableSelect {
                     select: f.clone(),
                     key_serde: key_serde.clone(),
+                    versioned,
                 },
                 &[&self.node],
             )
@@ -268,6 +279,13 @@ impl<K: Data, V: Data> KTable<K, V> {
     pub fn suppress(&self, suppressed: Suppressed) -> KTable<K, V> {
         let mut s = self.b.borrow_mut();
         let name = s.name_or(suppressed.name.clone(), "KTABLE-SUPPRESS-");
+        if self.versioned_upstream {
+            // As Kafka Streams: a buffer of latest values cannot hold a history.
+            s.fail(format!(
+                "suppress `{name}`: suppress is only supported for non-versioned tables (a table \
+                 filtered or mapped from a versioned one without a store of its own is versioned too)"
+            ));
+        }
         let store = match &suppressed.name {
             Some(n) => format!("{n}-store"),
             None => s.next_name("KTABLE-SUPPRESS-STATE-STORE-"),

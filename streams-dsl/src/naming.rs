@@ -465,6 +465,13 @@ impl<K, V> Materialized<K, V> {
         &self,
         mut sb: streams_core::StoreBuilder,
     ) -> streams_core::StoreBuilder {
+        if self.versioned_history_ms.is_some() && !sb.is_versioned() {
+            // Kafka Streams also versions derived tables; here only a source table's store is.
+            sb = sb.invalid_because(
+                "Materialized::as_versioned applies to source tables (StreamsBuilder::table) only; \
+                 materialize this table with Materialized::as_",
+            );
+        }
         if let Some(supplier) = &self.supplier {
             sb = sb.with_supplier(supplier.clone());
         } else if self.in_memory {

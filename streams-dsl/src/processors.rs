@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use streams_core::serdes::SerdeRef;
-use streams_core::store::{StoreRef, PUT_NOT_PUT};
+use streams_core::store::{StoreRef, PUT_IS_LATEST, PUT_NOT_PUT};
 use streams_core::{Data, Processor, ProcessorContext, Record, Result};
 
 use crate::change::Change;
@@ -212,10 +212,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for StreamAggregate<K, V, VA> {
                 let timestamp = new.as_ref().or(old.as_ref()).map_or(0, |v| v.timestamp);
                 ctx.forward(Record::new(
                     key,
-                    Change {
-                        new: new.map(|v| v.value),
-                        old: old.map(|v| v.value),
-                    },
+                    Change::new(new.map(|v| v.value), old.map(|v| v.value)),
                     timestamp,
                 ))
             })?;
@@ -256,10 +253,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V> for StreamAggregate<K, V, VA> {
         if self.cached {
             return Ok(());
         }
-        let change = Change {
-            new: Some(new),
-            old: old.map(|o| o.value),
-        };
+        let change = Change::new(Some(new), old.map(|o| o.value));
         ctx.forward(Record {
             key: r.key,
             value: change,
@@ -312,13 +306,18 @@ impl<K: Data, V: Data> Processor<K, Option<V>> for KTableSource<K, V> {
             // latest value as the old one.
             let mut store = ctx.versioned_key_value_store::<K, V>(&self.store)?;
             let old = store.get(&r.key)?.map(|o| o.value);
-            if store.put(&r.key, r.value.as_ref(), r.timestamp)? == PUT_NOT_PUT {
+            let put = store.put(&r.key, r.value.as_ref(), r.timestamp)?;
+            if put == PUT_NOT_PUT {
                 ctx.record_dropped();
                 return Ok(());
             }
             return ctx.forward(Record {
                 key: r.key,
-                value: Change { new: r.value, old },
+                value: Change {
+                    new: r.value,
+                    old,
+                    is_latest: put == PUT_IS_LATEST,
+                },
                 timestamp: r.timestamp,
                 headers: r.headers,
             });
@@ -332,10 +331,7 @@ impl<K: Data, V: Data> Processor<K, Option<V>> for KTableSource<K, V> {
             }
             None => store.delete(&r.key)?,
         };
-        let change = Change {
-            new: r.value,
-            old: old.map(|o| o.value),
-        };
+        let change = Change::new(r.value, old.map(|o| o.value));
         ctx.forward(Record {
             key: r.key,
             value: change,
@@ -351,17 +347,19 @@ pub(crate) struct TableFilter<F> {
     pub f: Arc<F>,
     pub negate: bool,
     pub store: Option<String>,
+    /// The table is versioned: as in Kafka Streams, a change both of whose sides are filtered
+    /// out is still forwarded (downstream sees a delete).
+    pub versioned: bool,
 }
 impl<K: Data, V: Data, F: Fn(&K, &V) -> bool + Send + Sync> Processor<K, Change<V>>
     for TableFilter<F>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
         let keep = |v: Option<V>| v.filter(|v| (self.f)(&r.key, v) != self.negate);
-        let change = Change {
-            new: keep(r.value.new.clone()),
-            old: keep(r.value.old.clone()),
-        };
-        forward_table_change(ctx, self.store.as_deref(), r, change, true)
+        let change = r
+            .value
+            .derive(keep(r.value.new.clone()), keep(r.value.old.clone()));
+        forward_table_change(ctx, self.store.as_deref(), r, change, !self.versioned)
     }
 }
 
@@ -374,10 +372,10 @@ impl<K: Data, V: Data, V2: Data, F: Fn(&K, V) -> V2 + Send + Sync> Processor<K, 
     for TableMapValues<F>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
-        let change = Change {
-            new: r.value.new.clone().map(|v| (self.f)(&r.key, v)),
-            old: r.value.old.clone().map(|v| (self.f)(&r.key, v)),
-        };
+        let change = r.value.derive(
+            r.value.new.clone().map(|v| (self.f)(&r.key, v)),
+            r.value.old.clone().map(|v| (self.f)(&r.key, v)),
+        );
         forward_table_change(ctx, self.store.as_deref(), r, change, false)
     }
 }
@@ -394,6 +392,8 @@ pub(crate) fn forward_table_change<K: Data, V: Data, V2: Data>(
     drop_empty: bool,
 ) -> Result<()> {
     if let Some(store) = store {
+        // Its own store is not versioned: whatever it holds now is the latest value.
+        change.is_latest = true;
         let mut st = ctx.timestamped_key_value_store::<K, V2>(store)?;
         change.old = st.get(&r.key)?.map(|o| o.value);
         if !(drop_empty && change.new.is_none() && change.old.is_none()) {
@@ -436,11 +436,17 @@ pub(crate) struct TableSelect<F, K2> {
     pub select: Arc<F>,
     /// Compares grouping keys by their bytes (keys need not implement `PartialEq`).
     pub key_serde: Option<SerdeRef<K2>>,
+    /// The table is versioned: an out-of-order update (not the key's latest) changes no
+    /// aggregate, as in Kafka Streams' `KTableRepartitionMap`.
+    pub versioned: bool,
 }
 impl<K: Data, V: Data, K2: Data, V2: Data, F: Fn(&K, &V) -> (K2, V2) + Send + Sync>
     Processor<K, Change<V>> for TableSelect<F, K2>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
+        if self.versioned && !r.value.is_latest {
+            return Ok(());
+        }
         let old = r.value.old.as_ref().map(|v| (self.select)(&r.key, v));
         let new = r.value.new.as_ref().map(|v| (self.select)(&r.key, v));
         let same_key = match (&old, &new, &self.key_serde) {
@@ -454,10 +460,7 @@ impl<K: Data, V: Data, K2: Data, V2: Data, F: Fn(&K, &V) -> (K2, V2) + Send + Sy
             if let (Some((k, vo)), Some((_, vn))) = (old, new) {
                 return ctx.forward(Record {
                     key: k,
-                    value: Change {
-                        new: Some(vn),
-                        old: Some(vo),
-                    },
+                    value: Change::new(Some(vn), Some(vo)),
                     timestamp: r.timestamp,
                     headers: r.headers,
                 });
@@ -467,10 +470,7 @@ impl<K: Data, V: Data, K2: Data, V2: Data, F: Fn(&K, &V) -> (K2, V2) + Send + Sy
         if let Some((k, v)) = old {
             ctx.forward(Record {
                 key: k,
-                value: Change {
-                    new: None,
-                    old: Some(v),
-                },
+                value: Change::new(None, Some(v)),
                 timestamp: r.timestamp,
                 headers: r.headers.clone(),
             })?;
@@ -478,10 +478,7 @@ impl<K: Data, V: Data, K2: Data, V2: Data, F: Fn(&K, &V) -> (K2, V2) + Send + Sy
         if let Some((k, v)) = new {
             ctx.forward(Record {
                 key: k,
-                value: Change {
-                    new: Some(v),
-                    old: None,
-                },
+                value: Change::new(Some(v), None),
                 timestamp: r.timestamp,
                 headers: r.headers,
             })?;
@@ -534,10 +531,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, Change<V>> for TableAggregate<K, V
                 store.delete(&r.key)?;
             }
         }
-        let change = Change {
-            new: agg,
-            old: old.map(|o| o.value),
-        };
+        let change = Change::new(agg, old.map(|o| o.value));
         ctx.forward(Record {
             key: r.key,
             value: change,

@@ -148,10 +148,7 @@ impl<V: 'static> Serde<BufferedChange<V>> for BufferedChangeSerde<V> {
             due: time(&d[..8]),
             timestamp: time(&d[8..16]),
             change: if d.len() == 16 {
-                Change {
-                    new: None,
-                    old: None,
-                }
+                Change::new(None, None)
             } else {
                 self.0.deserialize(Some(&d[16..]))?
             },
@@ -291,13 +288,13 @@ impl<K: Data, V: Data> Processor<K, Change<V>> for KTableSuppress<K, V> {
                 None => (self.due)(&r.key, r.timestamp),
             },
             timestamp: r.timestamp,
-            change: Change {
-                new: r.value.new,
-                old: match prior {
+            change: Change::new(
+                r.value.new,
+                match prior {
                     Some(p) => p.value.change.old,
                     None => r.value.old,
                 },
-            },
+            ),
         };
         ctx.key_value_store::<K, BufferedChange<V>>(&self.store)?
             .put(&r.key, &value)?;

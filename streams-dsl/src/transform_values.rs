@@ -57,7 +57,8 @@ impl<K: Data, V: Data, VR: Data, T: ValueTransformerWithKey<K, V, VR>> Processor
                 .transformer
                 .transform(ctx, &r.key, r.value.old.as_ref())?,
         };
-        forward_table_change(ctx, self.store.as_deref(), r, Change { new, old }, false)
+        let change = r.value.derive(new, old);
+        forward_table_change(ctx, self.store.as_deref(), r, change, false)
     }
 
     fn close(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {

@@ -94,10 +94,7 @@ fn write_window<K: Data, V: Data, VA: Data>(
     }
     ctx.forward(Record {
         key: Windowed::new(r.key.clone(), start, end),
-        value: Change {
-            new: Some(new),
-            old,
-        },
+        value: Change::new(Some(new), old),
         timestamp: ts,
         headers: r.headers.clone(),
     })
@@ -412,10 +409,7 @@ impl<K: Data, V: Data, VA: Data> SessionWindowAggregate<K, V, VA> {
                 }
                 ctx.forward(Record {
                     key: Windowed::new(r.key.clone(), w.start, w.end),
-                    value: Change {
-                        new: None,
-                        old: Some(v),
-                    },
+                    value: Change::new(None, Some(v)),
                     timestamp: w.end,
                     headers: r.headers.clone(),
                 })?;
@@ -432,10 +426,7 @@ impl<K: Data, V: Data, VA: Data> SessionWindowAggregate<K, V, VA> {
         }
         ctx.forward(Record {
             key: Windowed::new(r.key, merged.start, merged.end),
-            value: Change {
-                new: Some(new),
-                old: None,
-            },
+            value: Change::new(Some(new), None),
             timestamp: merged.end,
             headers: r.headers,
         })

@@ -394,7 +394,7 @@ fn stream_global_table_join_maps_keys_and_sees_later_updates() {
     );
     let left = d.create_output_topic("out-left", s(), s());
     assert_eq!(
-        left.read_values_to_list_for_test(),
+        left.read_values_to_list().unwrap(),
         vec!["c1:tea@Ada", "c2:milk@null", "c2:jam@Bob", "c1:cake@null"]
     );
     assert_eq!(
@@ -402,20 +402,6 @@ fn stream_global_table_join_maps_keys_and_sees_later_updates() {
             .unwrap(),
         Some("Bob".into())
     );
-}
-
-trait ReadValues {
-    fn read_values_to_list_for_test(&self) -> Vec<String>;
-}
-
-impl ReadValues for streams_core::TestOutputTopic<String, String> {
-    fn read_values_to_list_for_test(&self) -> Vec<String> {
-        self.read_key_values_to_list()
-            .unwrap()
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect()
-    }
 }
 
 #[test]

@@ -815,6 +815,55 @@ fn catalogue() -> Vec<Case> {
             ],
         },
         Case {
+            name: "versioned-table-semantics",
+            build: || {
+                let b = StreamsBuilder::new();
+                let t = b.table::<String, String>(
+                    "t",
+                    Consumed::with(s(), s()),
+                    Materialized::as_versioned("t-versions", 20),
+                );
+                let u = b.table::<String, String>(
+                    "u",
+                    Consumed::with(s(), s()),
+                    Materialized::as_("u-store"),
+                );
+                t.filter_not(|_, v| v.starts_with('a'))
+                    .to_stream()
+                    .to_with("out-filter", string_out());
+                t.join(&u, |x, y| format!("{x}+{y}"), Materialized::default())
+                    .to_stream()
+                    .to_with("out-join", string_out());
+                u.left_join(&t, |x, y| format!("{x}+{}", or(y)), Materialized::default())
+                    .to_stream()
+                    .to_with("out-left", string_out());
+                t.group_by(
+                    |_, v| (v[..1].to_string(), v.clone()),
+                    Grouped::as_("by-initial").with_serdes(s(), s()),
+                )
+                .count(Materialized::as_("initial-counts"))
+                .to_stream()
+                .to_with("out-count", long_out());
+                let fk = |v: &String| v[..1].to_lowercase();
+                t.join_on_foreign_key(&u, fk, |x, y| format!("{x}+{y}"), Materialized::default())
+                    .to_stream()
+                    .to_with("out-fk-left", string_out());
+                u.join_on_foreign_key(&t, fk, |x, y| format!("{x}+{y}"), Materialized::default())
+                    .to_stream()
+                    .to_with("out-fk-right", string_out());
+                b.build().unwrap()
+            },
+            inputs: &[("t", Input::Table), ("u", Input::Table)],
+            outputs: &[
+                ("out-filter", Output::Text),
+                ("out-join", Output::Text),
+                ("out-left", Output::Text),
+                ("out-count", Output::Long),
+                ("out-fk-left", Output::Text),
+                ("out-fk-right", Output::Text),
+            ],
+        },
+        Case {
             name: "table-join-named",
             build: || {
                 let b = StreamsBuilder::new();

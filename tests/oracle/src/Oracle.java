@@ -490,6 +490,29 @@ public final class Oracle {
                 out.put("out-left", S);
                 out.put("out-table", S);
             }
+            case "versioned-table-semantics" -> {
+                // Out-of-order updates of a versioned table (KIP-914): shown by toStream and a
+                // filter, skipped by table-table joins (either side), foreign-key joins and groupBy.
+                KTable<String, String> t = b.table("t", Consumed.with(S, S),
+                    Materialized.<String, String>as(Stores.persistentVersionedKeyValueStore("t-versions", Duration.ofMillis(20)))
+                        .withKeySerde(S).withValueSerde(S));
+                KTable<String, String> u = b.table("u", Consumed.with(S, S), Materialized.as("u-store"));
+                t.filterNot((k, v) -> v.startsWith("a")).toStream().to("out-filter", Produced.with(S, S));
+                t.join(u, (x, y) -> x + "+" + y).toStream().to("out-join", Produced.with(S, S));
+                u.leftJoin(t, (x, y) -> x + "+" + or(y)).toStream().to("out-left", Produced.with(S, S));
+                t.groupBy((k, v) -> KeyValue.pair(v.substring(0, 1), v), Grouped.with("by-initial", S, S))
+                    .count(Materialized.as("initial-counts"))
+                    .toStream().to("out-count", Produced.with(S, L));
+                t.join(u, v -> v.substring(0, 1).toLowerCase(), (x, y) -> x + "+" + y)
+                    .toStream().to("out-fk-left", Produced.with(S, S));
+                u.join(t, v -> v.substring(0, 1).toLowerCase(), (x, y) -> x + "+" + y)
+                    .toStream().to("out-fk-right", Produced.with(S, S));
+                in = List.of("t", "u");
+                for (String o : List.of("out-filter", "out-join", "out-left", "out-fk-left", "out-fk-right")) {
+                    out.put(o, S);
+                }
+                out.put("out-count", L);
+            }
             case "table-join-named" -> {
                 KTable<String, String> a = b.table("a", Consumed.with(S, S), Materialized.as("a-store"));
                 KTable<String, String> c = b.table("b", Consumed.with(S, S), Materialized.as("b-store"));
