@@ -7,6 +7,7 @@ use streams_core::{Data, Result, StoreBuilder, StreamsConfig, StreamsError, Topo
 use crate::kstream::KStream;
 use crate::ktable::KTable;
 use crate::naming::{Consumed, Materialized};
+use crate::old_values::{LazySource, OldValues};
 use crate::processors::KTableSource;
 
 pub(crate) struct BuilderState {
@@ -167,8 +168,10 @@ impl StreamsBuilder {
         KStream::new(self.state.clone(), name, ks, vs, false)
     }
 
-    /// A table over `topic`: each record upserts its key; a null value deletes it. The table is
-    /// materialized in a store (named by `materialized`, or `<topic>-STATE-STORE-<n>`).
+    /// A table over `topic`: each record upserts its key; a null value deletes it. As in Kafka
+    /// Streams, the table is kept in a store when `materialized` names one (then it is
+    /// queryable), or once an operation needs it (a join, `group_by`, `suppress`; the store is
+    /// then `<topic>-STATE-STORE-<n>`).
     pub fn table<K: Data, V: Data>(
         &self,
         topic: &str,
@@ -187,6 +190,7 @@ impl StreamsBuilder {
             consumed.value.or(materialized.value.clone()),
             &format!("table `{topic}`"),
         );
+        let mut old_values = OldValues::Kept;
         if let (Some(k), Some(v)) = (ks.clone(), vs.clone()) {
             let nullable: SerdeRef<Option<V>> = std::sync::Arc::new(NullableRef(v.clone()));
             let sb = materialized
@@ -198,7 +202,8 @@ impl StreamsBuilder {
                 })
                 .for_source_table(topic);
             let versioned = materialized.versioned_history_ms.is_some();
-            let st = store.clone();
+            let lazy = LazySource::new(table_node.clone(), sb);
+            let l = lazy.clone();
             let extractor = consumed.timestamp_extractor.clone();
             let r = s
                 .topology
@@ -210,16 +215,32 @@ impl StreamsBuilder {
                 .and_then(|t| {
                     t.add_processor(
                         &table_node,
-                        move || KTableSource::<K, V>::new(st.clone()).versioned(versioned),
+                        move || {
+                            KTableSource::<K, V>::new(l.store.clone())
+                                .versioned(versioned)
+                                .lazy(l.clone())
+                        },
                         &[&source],
                     )
                 })
-                .and_then(|t| t.add_state_store(sb, &[&table_node]))
                 .map(|_| ());
             s.record(r);
+            // A named store is queryable: kept from the start.
+            if materialized.name.is_some() {
+                lazy.materialize(&mut s);
+            }
+            old_values = OldValues::Source(lazy);
         }
         drop(s);
-        let mut t = KTable::new(self.state.clone(), table_node, ks, vs, Some(store));
+        let named = materialized.name.is_some();
+        let mut t = KTable::new(
+            self.state.clone(),
+            table_node,
+            ks,
+            vs,
+            named.then_some(store),
+        );
+        t.old_values = old_values;
         t.versioned = materialized.versioned_history_ms;
         t.versioned_upstream = t.versioned.is_some();
         t

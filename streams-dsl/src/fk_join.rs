@@ -512,6 +512,10 @@ impl<K: Data, V: Data> KTable<K, V> {
         };
         let (left_versioned, right_versioned) = (self.versioned_upstream, other.versioned_upstream);
         let mut s = self.b.borrow_mut();
+        // As Kafka Streams: both sides send old values (a left row's old foreign key is
+        // unsubscribed).
+        self.old_values.enable(&mut s, true);
+        other.old_values.enable(&mut s, true);
         let what = "foreign-key join";
         let (Some(ks), Some(vs), Some(kos), Some(vos)) = (
             s.key_serde(self.key_serde.clone(), what),

@@ -17,6 +17,7 @@ use crate::join_processors::{
 use crate::kstream::KStream;
 use crate::ktable::KTable;
 use crate::naming::{Materialized, Named};
+use crate::old_values::OldValues;
 use crate::processors::{KTableSource, PassThrough};
 use crate::windows::JoinWindows;
 
@@ -36,6 +37,15 @@ impl TableJoinKind {
             TableJoinKind::Inner => (true, true),
             TableJoinKind::Left => (false, true),
             TableJoinKind::Outer => (false, false),
+        }
+    }
+
+    /// Whether this table, and the other, keeps its rows without a partner (left and outer).
+    fn outer_sides(self) -> (bool, bool) {
+        match self {
+            TableJoinKind::Inner => (false, false),
+            TableJoinKind::Left => (true, false),
+            TableJoinKind::Outer => (true, true),
         }
     }
 }
@@ -830,6 +840,11 @@ impl<K: Data, V: Data> KTable<K, V> {
             return Some((s.clone(), self.node.clone()));
         }
         let mut s = self.b.borrow_mut();
+        // A source table keeps the store it had put aside (as Kafka Streams' value getter does).
+        if let OldValues::Source(source) = &self.old_values {
+            source.materialize(&mut s);
+            return Some((source.store.clone(), source.node.clone()));
+        }
         let node = s.next_name("KTABLE-MATERIALIZE-");
         let store = s.next_name("KTABLE-MATERIALIZE-STATE-STORE-");
         let what = format!("materializing table `{}` for a join", self.node);
@@ -871,6 +886,15 @@ impl<K: Data, V: Data> KTable<K, V> {
             return KTable::new(self.b.clone(), self.node.clone(), None, None, None);
         };
         let mut s = self.b.borrow_mut();
+        // As Kafka Streams: an outer side's old values are needed (its deletes must retract
+        // the results it had).
+        let (this_outer, other_outer) = kind.outer_sides();
+        if this_outer {
+            self.old_values.enable(&mut s, true);
+        }
+        if other_outer {
+            other.old_values.enable(&mut s, true);
+        }
         // Kafka Streams' names and order, whatever the kind of join: a join named N has nodes
         // N, N-join-this and N-join-other (each still using up its index).
         let name = named.0;

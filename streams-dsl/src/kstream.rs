@@ -12,6 +12,7 @@ use crate::ktable::KTable;
 use crate::naming::{
     BranchChain, Branched, Grouped, Materialized, Named, Printed, Produced, Repartitioned,
 };
+use crate::old_values::{LazySource, OldValues};
 use crate::processors::{
     Branch, Filter, FlatMap, FlatMapValues, KTableSource, Map, MapValues, PassThrough, Peek,
     Predicate, Print, SelectKey,
@@ -542,9 +543,10 @@ impl<K: Data, V: Data> KStream<K, V> {
 
 impl<K: Data, V: Data> KStream<K, Option<V>> {
     /// The stream as a table (Kafka Streams' `toTable`): each record upserts its key and `None`
-    /// deletes it. A stream of plain values converts with `.map_values(Some)` first. The table is
-    /// kept in the store `materialized` names (`KSTREAM-TOTABLE-STATE-STORE-<n>` if unnamed); a
-    /// stream whose key changed is repartitioned first.
+    /// deletes it. A stream of plain values converts with `.map_values(Some)` first. As in Kafka
+    /// Streams, the table is kept in the store `materialized` names, or, unnamed, in
+    /// `KSTREAM-TOTABLE-STATE-STORE-<n>` once an operation needs it (a join, `group_by`,
+    /// `suppress`); a stream whose key changed is repartitioned first.
     pub fn to_table(&self, named: Named, materialized: Materialized<K, V>) -> KTable<K, V> {
         let mut s = self.b.borrow_mut();
         let name = s.name_or(named.0, "KSTREAM-TOTABLE-");
@@ -576,19 +578,35 @@ impl<K: Data, V: Data> KStream<K, Option<V>> {
             None => StoreBuilder::timestamped_key_value(store.clone(), ks.clone(), vs.clone())
                 .with_caching(materialized.caching),
         });
-        let st = store.clone();
+        let lazy = LazySource::new(name.clone(), sb);
+        let l = lazy.clone();
         let r = s
             .topology
             .add_processor(
                 &name,
-                move || KTableSource::<K, V>::new(st.clone()).versioned(versioned.is_some()),
+                move || {
+                    KTableSource::<K, V>::new(l.store.clone())
+                        .versioned(versioned.is_some())
+                        .lazy(l.clone())
+                },
                 &[&parent],
             )
-            .and_then(|t| t.add_state_store(sb, &[&name]))
             .map(|_| ());
         s.record(r);
+        // A named store is queryable: kept from the start (else once something needs it).
+        let named = materialized.name.is_some();
+        if named {
+            lazy.materialize(&mut s);
+        }
         drop(s);
-        let mut t = KTable::new(self.b.clone(), name, Some(ks), Some(vs), Some(store));
+        let mut t = KTable::new(
+            self.b.clone(),
+            name,
+            Some(ks),
+            Some(vs),
+            named.then_some(store),
+        );
+        t.old_values = OldValues::Source(lazy);
         t.versioned = versioned;
         t.versioned_upstream = versioned.is_some();
         t

@@ -1,4 +1,5 @@
 use std::marker::PhantomData;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use streams_core::serdes::{NullableRef, SerdeRef};
@@ -10,6 +11,7 @@ use crate::change::ChangeSerde;
 use crate::grouped::KGroupedTable;
 use crate::kstream::KStream;
 use crate::naming::{Grouped, Materialized, Named};
+use crate::old_values::OldValues;
 use crate::processors::{TableFilter, TableMapValues, TableSelect, ToStream};
 use crate::suppress::{
     BufferedChange, BufferedChangeSerde, DueTime, KTableSuppress, SuppressKind, Suppressed,
@@ -33,6 +35,8 @@ pub struct KTable<K, V> {
     /// store of their own (Kafka Streams' "versioned semantics"): some are out-of-order
     /// updates ([`Change::is_latest`] false), which joins and `group_by` skip.
     pub(crate) versioned_upstream: bool,
+    /// Whether its changes carry old values, and how to turn them on.
+    pub(crate) old_values: OldValues,
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
@@ -52,19 +56,23 @@ impl<K: Data, V: Data> KTable<K, V> {
             windowing: None,
             versioned: None,
             versioned_upstream: false,
+            old_values: OldValues::Kept,
         }
     }
 
     /// Adds a table operation as node `named` (else `<prefix><n>`). With a named
     /// `materialized` its result is kept in that store, which `supplier` gets; as Kafka Streams,
-    /// an unnamed one uses up a store index and keeps nothing.
+    /// an unnamed one uses up a store index and keeps nothing. `supplier` also gets the
+    /// operation's old-values switch, on at once when `ask_old_values` (a filter) and this table
+    /// has them without a new store.
     pub(crate) fn child_with<V2: Data, P, F>(
         &self,
         prefix: &str,
         named: Named,
         materialized: Option<&Materialized<K, V2>>,
         value_serde: Option<SerdeRef<V2>>,
-        supplier: impl FnOnce(Option<String>) -> F,
+        ask_old_values: bool,
+        supplier: impl FnOnce(Option<String>, Arc<AtomicBool>) -> F,
     ) -> KTable<K, V2>
     where
         P: streams_core::Processor<K, Change<V>> + 'static,
@@ -82,9 +90,16 @@ impl<K: Data, V: Data> KTable<K, V> {
             }
         }
         let name = s.name_or(named.0, prefix);
+        let (old_values, send_old) = self
+            .old_values
+            .child(&mut s, store.is_some(), ask_old_values);
         let mut r = s
             .topology
-            .add_processor::<K, Change<V>, P, F>(&name, supplier(store.clone()), &[&self.node])
+            .add_processor::<K, Change<V>, P, F>(
+                &name,
+                supplier(store.clone(), send_old),
+                &[&self.node],
+            )
             .map(|_| ());
         if let (Some(m), Some(st)) = (materialized, &store) {
             let what = format!("table `{name}` materialized as `{st}`");
@@ -107,6 +122,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             store,
         );
         t.windowing = self.windowing.clone();
+        t.old_values = old_values;
         // A store of its own (never versioned here) ends the versioned semantics.
         t.versioned_upstream = self.versioned_upstream && materialized.is_none();
         t
@@ -163,12 +179,14 @@ impl<K: Data, V: Data> KTable<K, V> {
             named,
             materialized.as_ref(),
             self.value_serde.clone(),
-            |store| {
+            true,
+            |store, send_old| {
                 move || TableFilter {
                     f: f.clone(),
                     negate,
                     store: store.clone(),
                     versioned,
+                    send_old: send_old.clone(),
                 }
             },
         )
@@ -205,7 +223,8 @@ impl<K: Data, V: Data> KTable<K, V> {
             named,
             materialized.as_ref(),
             None,
-            |store| {
+            false,
+            |store, _| {
                 move || TableMapValues {
                     f: f.clone(),
                     store: store.clone(),
@@ -248,6 +267,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     ) -> KGroupedTable<K2, V2> {
         let f = Arc::new(f);
         let mut s = self.b.borrow_mut();
+        // The aggregation subtracts the value each update replaces.
+        self.old_values.enable(&mut s, true);
         let name = s.name_or(grouped.name.clone(), "KTABLE-SELECT-");
         let key_serde = s.find_key_serde(grouped.key.clone());
         let versioned = self.versioned_upstream;
@@ -278,6 +299,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// final result per window once stream time passes its end plus grace.
     pub fn suppress(&self, suppressed: Suppressed) -> KTable<K, V> {
         let mut s = self.b.borrow_mut();
+        // The buffer keeps the value its first update replaced.
+        self.old_values.enable(&mut s, true);
         let name = s.name_or(suppressed.name.clone(), "KTABLE-SUPPRESS-");
         if self.versioned_upstream {
             // As Kafka Streams: a buffer of latest values cannot hold a history.

@@ -49,6 +49,7 @@ mod joins;
 mod kstream;
 mod ktable;
 mod naming;
+mod old_values;
 mod processors;
 mod suppress;
 mod transform_values;

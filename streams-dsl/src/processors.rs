@@ -2,10 +2,13 @@
 //! supplier can make an instance per task.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use streams_core::serdes::SerdeRef;
 use streams_core::store::{StoreRef, PUT_IS_LATEST, PUT_NOT_PUT};
+
+use crate::old_values::LazySource;
 use streams_core::{Data, Processor, ProcessorContext, Record, Result};
 
 use crate::change::Change;
@@ -270,6 +273,10 @@ pub(crate) struct KTableSource<K, V> {
     store_ref: Option<StoreRef<K, V>>,
     /// The store is versioned (KIP-889).
     versioned: bool,
+    /// A store kept only if something needed it (read in `init`, once the topology is built).
+    lazy: Option<Arc<LazySource>>,
+    /// No store: updates are forwarded without the value they replace.
+    stateless: bool,
 }
 impl<K, V> KTableSource<K, V> {
     pub fn new(store: String) -> Self {
@@ -277,7 +284,15 @@ impl<K, V> KTableSource<K, V> {
             store,
             store_ref: None,
             versioned: false,
+            lazy: None,
+            stateless: false,
         }
+    }
+
+    /// Keeps its store only if `source` was materialized.
+    pub fn lazy(mut self, source: Arc<LazySource>) -> Self {
+        self.lazy = Some(source);
+        self
     }
 
     /// Writes into a versioned store instead.
@@ -288,11 +303,22 @@ impl<K, V> KTableSource<K, V> {
 }
 impl<K: Data, V: Data> Processor<K, Option<V>> for KTableSource<K, V> {
     fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
-        self.store_ref = Some(ctx.store_ref(&self.store)?);
+        self.stateless = self.lazy.as_ref().is_some_and(|l| !l.is_materialized());
+        if !self.stateless {
+            self.store_ref = Some(ctx.store_ref(&self.store)?);
+        }
         Ok(())
     }
 
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Option<V>>) -> Result<()> {
+        if self.stateless {
+            return ctx.forward(Record {
+                key: r.key,
+                value: Change::new(r.value, None),
+                timestamp: r.timestamp,
+                headers: r.headers,
+            });
+        }
         let Some(store_ref) = &self.store_ref else {
             return Err(streams_core::StreamsError::processing(
                 ctx.node_name().to_string(),
@@ -350,16 +376,24 @@ pub(crate) struct TableFilter<F> {
     /// The table is versioned: as in Kafka Streams, a change both of whose sides are filtered
     /// out is still forwarded (downstream sees a delete).
     pub versioned: bool,
+    /// Its old-values switch (see `old_values`): off, the filter cannot tell a row that never
+    /// passed from one that stops passing, and forwards a delete for every row filtered out.
+    pub send_old: Arc<AtomicBool>,
 }
 impl<K: Data, V: Data, F: Fn(&K, &V) -> bool + Send + Sync> Processor<K, Change<V>>
     for TableFilter<F>
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record<K, Change<V>>) -> Result<()> {
         let keep = |v: Option<V>| v.filter(|v| (self.f)(&r.key, v) != self.negate);
-        let change = r
-            .value
-            .derive(keep(r.value.new.clone()), keep(r.value.old.clone()));
-        forward_table_change(ctx, self.store.as_deref(), r, change, !self.versioned)
+        let send_old = self.send_old.load(Ordering::Relaxed);
+        let old = if send_old {
+            keep(r.value.old.clone())
+        } else {
+            None
+        };
+        let change = r.value.derive(keep(r.value.new.clone()), old);
+        let drop_empty = !self.versioned && send_old;
+        forward_table_change(ctx, self.store.as_deref(), r, change, drop_empty)
     }
 }
 

@@ -87,7 +87,8 @@ impl<K: Data, V: Data> KTable<K, V> {
             named,
             materialized.as_ref(),
             None,
-            |store| {
+            false,
+            |store, _| {
                 move || TableTransformValues {
                     transformer: supplier(),
                     store: store.clone(),

@@ -503,6 +503,59 @@ fn catalogue() -> Vec<Case> {
             ],
         },
         Case {
+            name: "unmaterialized-tables",
+            build: || {
+                let b = StreamsBuilder::new();
+                let t = b.table::<String, String>(
+                    "t",
+                    Consumed::with(s(), s()),
+                    Materialized::default(),
+                );
+                t.filter(|_, v| v.starts_with('a'))
+                    .to_stream()
+                    .to_with("out-filter", string_out());
+                t.map_values(|v: String| v.to_uppercase())
+                    .filter_not(|_, v| v.starts_with('B'))
+                    .to_stream()
+                    .to_with("out-mapped", string_out());
+                let input = b.stream_with::<String, Option<String>>(
+                    &["in"],
+                    Consumed::with(s(), Serdes::nullable(s())),
+                );
+                let latest = input.to_table(Named::default(), Materialized::default());
+                latest
+                    .filter(|_, v| v.contains('e'))
+                    .to_stream()
+                    .to_with("out-latest", string_out());
+                b.stream_with::<String, String>(&["s"], Consumed::with(s(), s()))
+                    .join_table(&latest, |x, y| format!("{x}+{y}"))
+                    .to_with("out-stream-join", Produced::with(s(), s()));
+                input
+                    .to_table(Named::as_("other-table"), Materialized::default())
+                    .filter(|_, v| !v.starts_with('x'))
+                    .group_by(
+                        |_, v| (v[..1].to_string(), v.clone()),
+                        Grouped::with(s(), s()),
+                    )
+                    .count(Materialized::default())
+                    .to_stream()
+                    .to_with("out-count", long_out());
+                b.build().unwrap()
+            },
+            inputs: &[
+                ("t", Input::Table),
+                ("in", Input::Table),
+                ("s", Input::Stream),
+            ],
+            outputs: &[
+                ("out-filter", Output::Text),
+                ("out-mapped", Output::Text),
+                ("out-latest", Output::Text),
+                ("out-stream-join", Output::Text),
+                ("out-count", Output::Long),
+            ],
+        },
+        Case {
             name: "table-groupby",
             build: || {
                 let b = StreamsBuilder::new();

@@ -51,16 +51,18 @@ fn counts(n: usize) -> BTreeMap<String, i64> {
     m
 }
 
-/// Whether `instance`'s standby copies of the count tasks have checkpointed the changelog's end.
-fn standbys_caught_up(b: &str, app: &str, state: &Path, standbys: &[TaskId]) -> bool {
+/// Per standby copy of a count task: its checkpointed changelog offset (-1 if none) and the
+/// changelog's end.
+fn standby_positions(b: &str, app: &str, state: &Path, standbys: &[TaskId]) -> Vec<(i64, i64)> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", b)
         .create()
         .unwrap();
-    let count_tasks: Vec<&TaskId> = standbys.iter().filter(|t| t.subtopology == 1).collect();
-    !count_tasks.is_empty()
-        && count_tasks.iter().all(|t| {
-            let topic = &format!("{app}-counts-changelog");
+    let topic = &format!("{app}-counts-changelog");
+    standbys
+        .iter()
+        .filter(|t| t.subtopology == 1)
+        .map(|t| {
             let (_, high) = c
                 .fetch_watermarks(topic, t.partition, Duration::from_secs(10))
                 .unwrap();
@@ -71,9 +73,16 @@ fn standbys_caught_up(b: &str, app: &str, state: &Path, standbys: &[TaskId]) -> 
                 .flatten()
                 .and_then(|o| o.get(&(topic.to_string(), t.partition)).copied())
                 .unwrap_or(-1);
-            // The last record is a commit marker the copy's position may stop before.
-            at + 1 >= high
+            (at, high)
         })
+        .collect()
+}
+
+/// Whether `instance`'s standby copies of the count tasks have checkpointed the changelog's end.
+fn standbys_caught_up(b: &str, app: &str, state: &Path, standbys: &[TaskId]) -> bool {
+    let positions = standby_positions(b, app, state, standbys);
+    // The last record is a commit marker the copy's position may stop before.
+    !positions.is_empty() && positions.iter().all(|(at, high)| at + 1 >= *high)
 }
 
 /// Two instances; A stops; returns (records B restored, ms until B's output resumed).
@@ -93,6 +102,7 @@ fn failover(replicas: u32) -> (u64, u128) {
     bb.wait_until_running(Duration::from_secs(60)).unwrap();
 
     produce_lines(b, &app, &lines(0, RECORDS));
+    let mut sent = RECORDS;
     let mut reader = TopicReader::new(b, &output, true);
     await_counts(&mut reader, &counts(RECORDS), Duration::from_secs(120));
     if replicas > 0 {
@@ -106,6 +116,52 @@ fn failover(replicas: u32) -> (u64, u128) {
             std::thread::sleep(Duration::from_millis(200));
         }
         assert!(a.standby_tasks().iter().any(|t| t.subtopology == 1));
+        // Paused (KIP-834), B's copies stop following the changelog while A's count tasks write
+        // to it; resumed, B processes its share and its copies catch up again.
+        let standbys = bb.standby_tasks();
+        bb.pause();
+        std::thread::sleep(Duration::from_millis(500));
+        let at_pause: Vec<i64> = standby_positions(b, &app, db.path(), &standbys)
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        // Keyed, so every input partition (A's too) gets some: keyless records may all go to one.
+        let keyed: Vec<(String, String)> = lines(sent, sent + WORDS)
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| (format!("k{i}"), l))
+            .collect();
+        let recs: Vec<(Option<&str>, Option<&str>)> = keyed
+            .iter()
+            .map(|(k, l)| (Some(k.as_str()), Some(l.as_str())))
+            .collect();
+        produce(b, &format!("{app}-in"), &recs);
+        sent += WORDS;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while standbys_caught_up(b, &app, db.path(), &standbys) {
+            assert!(Instant::now() < deadline, "A's count tasks wrote nothing");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Longer than a following copy takes to checkpoint what it read.
+        std::thread::sleep(Duration::from_secs(5));
+        let later: Vec<i64> = standby_positions(b, &app, db.path(), &standbys)
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(
+            later, at_pause,
+            "a paused instance's copies followed the changelog"
+        );
+        bb.resume();
+        await_counts(&mut reader, &counts(sent), Duration::from_secs(120));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !standbys_caught_up(b, &app, db.path(), &bb.standby_tasks()) {
+            assert!(
+                Instant::now() < deadline,
+                "B's standby copies did not catch up after resume"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     } else {
         assert!(bb.standby_tasks().is_empty());
     }
@@ -117,13 +173,9 @@ fn failover(replicas: u32) -> (u64, u128) {
     let stopped = Instant::now();
     assert!(a.close(Duration::from_secs(30)));
     // Every word once more: B must run all the count tasks to produce every new count.
-    let more = lines(RECORDS, RECORDS + WORDS);
+    let more = lines(sent, sent + WORDS);
     produce_lines(b, &app, &more);
-    await_counts(
-        &mut reader,
-        &counts(RECORDS + WORDS),
-        Duration::from_secs(120),
-    );
+    await_counts(&mut reader, &counts(sent + WORDS), Duration::from_secs(120));
     let resumed_ms = stopped.elapsed().as_millis();
     let restored = bb
         .counters()

@@ -257,6 +257,28 @@ public final class Oracle {
                 out.put("out-filtered", S);
                 out.put("out-round-trip", S);
             }
+            case "unmaterialized-tables" -> {
+                // Tables without a named store keep none until something needs one (a join,
+                // groupBy); until then a filter has no old values and forwards a delete for
+                // every row it filters out.
+                KTable<String, String> t = b.table("t", Consumed.with(S, S));
+                t.filter((k, v) -> v.startsWith("a")).toStream().to("out-filter", Produced.with(S, S));
+                t.mapValues(v -> v.toUpperCase()).filterNot((k, v) -> v.startsWith("B"))
+                    .toStream().to("out-mapped", Produced.with(S, S));
+                KStream<String, String> input = b.stream("in", Consumed.with(S, S));
+                KTable<String, String> latest = input.toTable();
+                latest.filter((k, v) -> v.contains("e")).toStream().to("out-latest", Produced.with(S, S));
+                b.stream("s", Consumed.with(S, S)).join(latest, (x, y) -> x + "+" + y)
+                    .to("out-stream-join", Produced.with(S, S));
+                KTable<String, String> other = input.toTable(Named.as("other-table"));
+                other.filter((k, v) -> !v.startsWith("x")).groupBy((k, v) -> KeyValue.pair(v.substring(0, 1), v), Grouped.with(S, S))
+                    .count().toStream().to("out-count", Produced.with(S, L));
+                in = List.of("t", "in", "s");
+                for (String o : List.of("out-filter", "out-mapped", "out-latest", "out-stream-join")) {
+                    out.put(o, S);
+                }
+                out.put("out-count", L);
+            }
             case "table-filter" -> {
                 KTable<String, String> t = b.table("t", Consumed.with(S, S), Materialized.as("t-store"));
                 t.filter((k, v) -> v.startsWith("a"), Named.as("starts-with-a"),

@@ -240,16 +240,18 @@ impl KafkaStreams {
                 env.clone(),
                 self.standby_listener.clone(),
             )?);
-            let (env2, standbys, shutdown) = (
+            let (env2, standbys, shutdown, supervisor) = (
                 env.clone(),
                 self.standbys.clone(),
                 self.supervisor.shutdown.clone(),
+                self.supervisor.clone(),
             );
             let name = format!("{}-StandbyThread", self.config.application_id);
+            let paused = move || supervisor.paused.load(Ordering::SeqCst);
             self.standby_thread = Some(
                 std::thread::Builder::new()
                     .name(name.clone())
-                    .spawn(move || run_standby_thread(env2, standbys, shutdown))
+                    .spawn(move || run_standby_thread(env2, standbys, shutdown, paused))
                     .map_err(|e| StreamsError::Io {
                         path: name.into(),
                         source: e,
@@ -707,8 +709,8 @@ impl KafkaStreams {
     }
 
     /// Stops processing without leaving the group (Kafka Streams' `pause`): the threads keep
-    /// their tasks and membership but process, punctuate and fetch nothing until [`resume`].
-    /// Standby replicas keep following their changelogs.
+    /// their tasks and membership but process, punctuate and fetch nothing until [`resume`];
+    /// standby replicas stop following their changelogs too.
     ///
     /// [`resume`]: KafkaStreams::resume
     pub fn pause(&self) {

@@ -414,11 +414,13 @@ fn write_checkpoint(t: &mut StandbyTask) -> Result<()> {
     Ok(())
 }
 
-/// The standby thread: keeps this instance's standby tasks in line with the group and up to date.
+/// The standby thread: keeps this instance's standby tasks in line with the group and up to date
+/// (their changelogs unread while `paused()`, as Kafka Streams' `pause` skips standby tasks).
 pub(crate) fn run_standby_thread(
     env: Arc<ThreadEnv>,
     standbys: SharedStandbys,
     shutdown: Arc<AtomicBool>,
+    paused: impl Fn() -> bool,
 ) {
     let me = env.process_id.to_string();
     let replicas = env.config.num_standby_replicas;
@@ -456,6 +458,10 @@ pub(crate) fn run_standby_thread(
                 }
                 Err(e) => tracing::debug!(error = %e, "describing the group failed"),
             }
+        }
+        if paused() {
+            std::thread::sleep(POLL_SLICE);
+            continue;
         }
         let read = match lock(&standbys).as_mut() {
             Some(s) => s.poll(POLL_SLICE),
