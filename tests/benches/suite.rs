@@ -5,7 +5,11 @@
 //! 1. **pipe**: plain rdkafka consume -> produce of the word-count input, 2 threads (the ceiling);
 //! 2. **word count** under at_least_once, exactly_once_v2 at commit.interval.ms 100 and 1000, and
 //!    legacy exactly_once: input lines/s on a backlog, then end-to-end latency (record timestamp
-//!    -> output visible to a read_committed consumer) of paced input, p50/p99, and peak RSS;
+//!    -> output visible to a read_committed consumer) of paced input, p50/p99, and peak RSS; again
+//!    with 4 threads on the 16 partitions, and by **Kafka Streams itself** (the Java peer,
+//!    `tests/oracle/src/BenchPeer.java`, when a JDK and Maven are there) under at_least_once and
+//!    exactly_once_v2;
+//!    and a **stream-stream join** of two 100k-record backlogs, here and by the Java peer;
 //! 3. **store**: a count per key over 1M distinct keys (RocksDB-heavy), with the defaults and
 //!    again with a 256 KiB partition fetch (`store-lean`, the memory-lean setting);
 //! 4. **restore**: restoring that 1M-entry changelog into an empty state dir, against a raw
@@ -19,7 +23,7 @@
 //!    only this).
 //!
 //! It prints a table with every ratio against its baseline from the same run, and writes
-//! `benchmarks/results/results.csv` and `benchmarks/results/throughput.svg`. `BENCH_SCALE`
+//! `benchmarks/results/results.csv`, `throughput.svg` and `latency.svg`. `BENCH_SCALE`
 //! (default 1) multiplies the record counts of the throughput runs (400k lines, 200k records per
 //! scale run); the store and restore scenarios always use 1M keys. `BENCH_ONLY=<prefix>` runs only
 //! the scenarios whose name starts with it (e.g. `wc:exactly_once_v2:100`) and prints their rows;
@@ -44,15 +48,23 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use streams_core::serdes::Serdes;
 use streams_core::{KafkaStreams, Processor, ProcessorContext, Record, StreamsConfig};
-use streams_dsl::{Grouped, Materialized, Produced, StreamsBuilder};
+use streams_dsl::{
+    Consumed, Grouped, JoinWindows, Materialized, Produced, StreamJoined, StreamsBuilder,
+};
 use streams_examples::word_count_topology;
 use streams_tests::kafka::{create_topics, produce};
 use streams_tests::TestBroker;
 
 const CHILD: &str = "BENCH_CHILD";
+/// The Java peer's classpath (`tests/oracle/build.sh`), from the parent to the scenarios.
+const JAVA_CP: &str = "BENCH_JAVA_CP";
+/// The parent's copy of it, once built.
+static JAVA_CLASSPATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 const BOOTSTRAP: &str = "BENCH_BOOTSTRAP";
 const LINES: &str = "bench-lines";
 const KEYS: &str = "bench-keys";
+const JOIN_LEFT: &str = "bench-join-left";
+const JOIN_RIGHT: &str = "bench-join-right";
 const SCALE_PARTITIONS: [i32; 3] = [16, 64, 200];
 
 fn scale() -> f64 {
@@ -82,7 +94,12 @@ fn now_ms() -> i64 {
 }
 
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    vm_hwm_mib("/proc/self/status")
+}
+
+/// The peak resident set (`VmHWM`) in a `/proc/<pid>/status` file, in MiB.
+fn vm_hwm_mib(status_file: &str) -> f64 {
+    let status = std::fs::read_to_string(status_file).unwrap_or_default();
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
@@ -272,18 +289,190 @@ fn topic_records(b: &str, topic: &str) -> usize {
         .sum()
 }
 
-fn word_count(b: &str, guarantee: &str, commit_ms: &str, app: &str) -> Out {
+/// Who runs a word count scenario: this project, or Kafka Streams itself (the Java peer).
+#[derive(Clone, Copy, PartialEq)]
+enum Engine {
+    Ours,
+    KafkaStreams,
+}
+
+/// A scenario's application, of either engine.
+enum RunningApp {
+    Ours(Box<KafkaStreams>, tempfile::TempDir),
+    Java(JavaPeer),
+}
+
+impl RunningApp {
+    /// Starts `topology` here, or the Java peer's `mode` on `topics`, and waits until it runs.
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        engine: Engine,
+        b: &str,
+        app: &str,
+        guarantee: &str,
+        commit_ms: &str,
+        threads: &str,
+        topology: impl FnOnce() -> streams_core::Topology,
+        mode: &str,
+        topics: &[&str],
+    ) -> RunningApp {
+        match engine {
+            Engine::Ours => {
+                let (config, state) = config(
+                    b,
+                    app,
+                    guarantee,
+                    commit_ms,
+                    &[("num.stream.threads", threads)],
+                );
+                let mut streams = KafkaStreams::new(topology(), config).unwrap();
+                streams.start().unwrap();
+                streams
+                    .wait_until_running(Duration::from_secs(120))
+                    .unwrap();
+                RunningApp::Ours(Box::new(streams), state)
+            }
+            Engine::KafkaStreams => RunningApp::Java(JavaPeer::start(
+                mode, b, app, guarantee, commit_ms, threads, topics,
+            )),
+        }
+    }
+
+    /// Stops it; returns its transactional producers (NaN for the peer) and peak RSS.
+    fn stop(self) -> (f64, f64) {
+        match self {
+            RunningApp::Ours(mut streams, _state) => {
+                let producers = streams
+                    .counters()
+                    .transactional_producers_created
+                    .load(Ordering::SeqCst);
+                streams.close(Duration::from_secs(60));
+                (producers as f64, peak_rss_mib())
+            }
+            RunningApp::Java(peer) => {
+                let rss = peer.peak_rss_mib();
+                peer.close();
+                (f64::NAN, rss)
+            }
+        }
+    }
+}
+
+/// Kafka Streams running `tests/oracle/src/BenchPeer.java` in a JVM of its own (default JVM
+/// settings, as a user would start it). Killed if dropped before it closed: no JVM outlives the
+/// suite.
+struct JavaPeer {
+    child: std::process::Child,
+    _state: tempfile::TempDir,
+}
+
+impl JavaPeer {
+    fn start(
+        mode: &str,
+        b: &str,
+        app: &str,
+        guarantee: &str,
+        commit_ms: &str,
+        threads: &str,
+        topics: &[&str],
+    ) -> JavaPeer {
+        use std::io::BufRead;
+        let cp = std::env::var(JAVA_CP).expect("the parent passes the Java peer's classpath");
+        let state = tempfile::tempdir().unwrap();
+        let state_dir = state.path().to_str().unwrap().to_string();
+        let mut child = Command::new("java")
+            .args([
+                "-cp",
+                &cp,
+                "BenchPeer",
+                mode,
+                b,
+                app,
+                &state_dir,
+                guarantee,
+                commit_ms,
+                threads,
+            ])
+            .args(topics)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("java on the PATH");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let peer = JavaPeer {
+            child,
+            _state: state,
+        };
+        loop {
+            match rx.recv_timeout(Duration::from_secs(120)).as_deref() {
+                Ok("RUNNING") => return peer,
+                Ok("ERROR") | Err(_) => panic!("{app}: the Kafka Streams peer did not start"),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The JVM's peak resident set (its own, not this process's).
+    fn peak_rss_mib(&self) -> f64 {
+        vm_hwm_mib(&format!("/proc/{}/status", self.child.id()))
+    }
+
+    fn close(mut self) {
+        use std::io::Write;
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = writeln!(stdin, "stop");
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for JavaPeer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn word_count(
+    b: &str,
+    guarantee: &str,
+    commit_ms: &str,
+    app: &str,
+    threads: &str,
+    engine: Engine,
+) -> Out {
     // The backlog: the generated lines plus the paced lines of earlier scenarios.
     let n = topic_records(b, LINES);
     let output = format!("{app}-out");
     create_topics(b, &[(&output, 16)]);
-    let (config, _state) = config(b, app, guarantee, commit_ms, &[]);
-    let mut streams =
-        KafkaStreams::new(word_count_topology(LINES, &output).unwrap(), config).unwrap();
-    streams.start().unwrap();
-    streams
-        .wait_until_running(Duration::from_secs(120))
-        .unwrap();
+    let running = RunningApp::start(
+        engine,
+        b,
+        app,
+        guarantee,
+        commit_ms,
+        threads,
+        || word_count_topology(LINES, &output).unwrap(),
+        "word-count",
+        &[LINES, &output],
+    );
     // Backlog: done when the latest counts add up to every word of the input.
     let started = Instant::now();
     let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
@@ -372,16 +561,14 @@ fn word_count(b: &str, guarantee: &str, commit_ms: &str, app: &str) -> Out {
             .map(|(ts, l)| format!("{ts} {l}\n"))
             .collect();
         let _ = std::fs::write(format!("{dir}/{app}.latency.txt"), text);
-        let _ = std::fs::write(
-            format!("{dir}/{app}.metrics.txt"),
-            streams.metrics().0.render(),
-        );
+        if let RunningApp::Ours(streams, _) = &running {
+            let _ = std::fs::write(
+                format!("{dir}/{app}.metrics.txt"),
+                streams.metrics().0.render(),
+            );
+        }
     }
-    let producers = streams
-        .counters()
-        .transactional_producers_created
-        .load(Ordering::SeqCst);
-    streams.close(Duration::from_secs(60));
+    let (producers, rss) = running.stop();
     latencies.sort_unstable();
     Out::from([
         ("records", n as f64),
@@ -394,8 +581,8 @@ fn word_count(b: &str, guarantee: &str, commit_ms: &str, app: &str) -> Out {
             "input_ack_max_ms",
             acks.last().map_or(f64::NAN, |a| *a as f64),
         ),
-        ("txn_producers", producers as f64),
-        ("rss_mib", peak_rss_mib()),
+        ("txn_producers", producers),
+        ("rss_mib", rss),
     ])
 }
 
@@ -560,6 +747,82 @@ impl Processor<String, String> for Upper {
     }
 }
 
+/// Records per side of the join scenario (times `BENCH_SCALE`).
+fn join_records() -> usize {
+    (100_000.0 * scale()) as usize
+}
+
+/// Writes `(key, value, timestamp)` records to `topic`.
+fn produce_timed(b: &str, topic: &str, records: impl Iterator<Item = (String, String, i64)>) {
+    let p: BaseProducer = client(b).set("linger.ms", "5").create().unwrap();
+    for (k, v, ts) in records {
+        let mut r: BaseRecord<'_, str, str> = BaseRecord::to(topic)
+            .key(k.as_str())
+            .payload(v.as_str())
+            .timestamp(ts);
+        while let Err((_, back)) = p.send(r) {
+            r = back;
+            p.poll(Duration::from_millis(1));
+        }
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// The stream-stream join: both sides' backlogs (`join_records()` each, record i of either side
+/// keyed `k<i mod 20000>` at time base + i ms) joined within 100 ms, so each left record meets
+/// exactly its right twin; done when every pair is out. The grace (300 s, longer than the input's
+/// 100 s of event time) admits every record however far out of time order a task takes it while
+/// catching up: with none, both engines (ours and Kafka Streams) dropped about 14% of the pairs
+/// as late (86k of 100k each), and a run could not tell when it was done.
+fn stream_join(b: &str, guarantee: &str, app: &str, engine: Engine) -> Out {
+    let n = join_records();
+    let output = format!("{app}-out");
+    create_topics(b, &[(&output, 16)]);
+    let topology = || {
+        let builder = StreamsBuilder::new();
+        let s = Serdes::string;
+        let left = builder.stream_with::<String, String>(&[JOIN_LEFT], Consumed::with(s(), s()));
+        let right = builder.stream_with::<String, String>(&[JOIN_RIGHT], Consumed::with(s(), s()));
+        left.join(
+            &right,
+            |l, r| format!("{l}+{r}"),
+            JoinWindows::of_time_difference_and_grace(100, 300_000),
+            StreamJoined::with(s(), s(), s()),
+        )
+        .to_with(&output, Produced::with(s(), s()));
+        builder.build().unwrap()
+    };
+    let running = RunningApp::start(
+        engine,
+        b,
+        app,
+        guarantee,
+        "100",
+        "2",
+        topology,
+        "join",
+        &[JOIN_LEFT, JOIN_RIGHT, &output],
+    );
+    let started = Instant::now();
+    let seen = Cell::new(0usize);
+    let ok = read_until(
+        b,
+        &output,
+        Duration::from_secs(300),
+        |_, _| seen.set(seen.get() + 1),
+        || seen.get() >= n,
+    );
+    let secs = started.elapsed().as_secs_f64();
+    assert!(ok, "{app}: {} of {n} joined pairs", seen.get());
+    let (producers, rss) = running.stop();
+    Out::from([
+        ("records", (2 * n) as f64),
+        ("seconds", secs),
+        ("txn_producers", producers),
+        ("rss_mib", rss),
+    ])
+}
+
 fn kip447(b: &str, guarantee: &str, partitions: i32) -> Out {
     let n = scale_records();
     let (input, output) = (
@@ -612,7 +875,11 @@ fn run_child(scenario: &str) {
     let b = std::env::var(BOOTSTRAP).unwrap();
     let out = match scenario.split(':').collect::<Vec<_>>().as_slice() {
         ["pipe"] => pipe(&b),
-        ["wc", g, ms, app] => word_count(&b, g, ms, app),
+        ["wc", g, ms, app] => word_count(&b, g, ms, app, "2", Engine::Ours),
+        ["wc", g, ms, app, threads] => word_count(&b, g, ms, app, threads, Engine::Ours),
+        ["wc-java", g, ms, app] => word_count(&b, g, ms, app, "2", Engine::KafkaStreams),
+        ["join", g, app] => stream_join(&b, g, app, Engine::Ours),
+        ["join-java", g, app] => stream_join(&b, g, app, Engine::KafkaStreams),
         ["store"] => store(&b, false),
         ["store-lean"] => store(&b, true),
         ["restore"] => restore(&b),
@@ -649,12 +916,15 @@ fn spawn(b: &str, scenario: &str) -> Out {
     let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
     let mut argv: Vec<String> = wrap.split_whitespace().map(str::to_string).collect();
     argv.push(std::env::current_exe().unwrap().display().to_string());
-    let out = Command::new(&argv[0])
+    let mut child = Command::new(&argv[0]);
+    child
         .args(&argv[1..])
         .env(CHILD, scenario)
-        .env(BOOTSTRAP, b)
-        .output()
-        .unwrap();
+        .env(BOOTSTRAP, b);
+    if let Some(cp) = JAVA_CLASSPATH.get() {
+        child.env(JAVA_CP, cp);
+    }
+    let out = child.output().unwrap();
     if let Some(mut perf) = perf {
         let _ = Command::new("kill")
             .args(["-INT", &perf.id().to_string()])
@@ -802,29 +1072,77 @@ impl Row {
     }
 }
 
-fn svg_bars(title: &str, bars: &[(String, f64)]) -> String {
-    let max = bars.iter().map(|(_, v)| *v).fold(1.0, f64::max);
-    let (w, bar_h, left) = (760.0, 26.0, 230.0);
-    let h = 50.0 + bar_h * bars.len() as f64;
+/// Horizontal bars, one group per label with a bar per series (`series`: name and colour); the
+/// label column is as wide as the longest label, so none is cut off.
+fn svg_bars(title: &str, series: &[(&str, &str)], groups: &[(String, Vec<f64>)]) -> String {
+    let max = groups
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(1.0, f64::max);
+    let longest = groups
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    // About 7.2 px per character at 13 px sans-serif.
+    let left = 20.0 + longest as f64 * 7.2;
+    let (bar_w, bar_h, gap) = (460.0, 18.0, 10.0);
+    let w = left + bar_w + 110.0;
+    let group_h = bar_h * series.len() as f64 + gap;
+    let legend = if series.len() > 1 { 20.0 } else { 0.0 };
+    let h = 50.0 + legend + group_h * groups.len() as f64;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"13\">\n<text x=\"10\" y=\"22\" font-size=\"15\">{title}</text>\n"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" font-family=\"sans-serif\" font-size=\"13\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"22\" font-size=\"15\">{title}</text>\n"
     );
-    for (i, (label, v)) in bars.iter().enumerate() {
-        let y = 36.0 + i as f64 * bar_h;
-        let len = (w - left - 90.0) * v / max;
+    if series.len() > 1 {
+        for (i, (name, colour)) in series.iter().enumerate() {
+            let x = left + i as f64 * 120.0;
+            let _ = writeln!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"32\" width=\"12\" height=\"12\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"43\">{name}</text>",
+                x + 16.0
+            );
+        }
+    }
+    for (g, (label, values)) in groups.iter().enumerate() {
+        let y0 = 36.0 + legend + g as f64 * group_h;
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label}</text><rect x=\"{left}\" y=\"{}\" width=\"{len:.1}\" height=\"{}\" fill=\"#4a7bd0\"/><text x=\"{:.1}\" y=\"{}\">{v:.0}</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{label}</text>",
             left - 8.0,
-            y + 17.0,
-            y + 4.0,
-            bar_h - 8.0,
-            left + len + 6.0,
-            y + 17.0
+            y0 + bar_h * series.len() as f64 / 2.0 + 4.0
         );
+        for (i, (v, (_, colour))) in values.iter().zip(series).enumerate() {
+            let y = y0 + i as f64 * bar_h;
+            let len = if v.is_finite() { bar_w * v / max } else { 0.0 };
+            let _ = writeln!(
+                s,
+                "<rect x=\"{left:.1}\" y=\"{:.1}\" width=\"{len:.1}\" height=\"{:.1}\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\">{v:.0}</text>",
+                y + 2.0,
+                bar_h - 4.0,
+                left + len + 6.0,
+                y + bar_h - 5.0
+            );
+        }
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// The chart label of a word count row: `wc:<guarantee>:<ms>:<app>[:<threads>]`, or
+/// `wc-java:...` for the Kafka Streams peer.
+fn word_count_label(scenario: &str) -> String {
+    let parts: Vec<&str> = scenario.split(':').collect();
+    let who = if parts[0] == "wc-java" {
+        "Kafka Streams"
+    } else {
+        "word count"
+    };
+    let threads = parts
+        .get(4)
+        .map_or(String::new(), |t| format!(", {t} threads"));
+    format!("{who} {} @{} ms{threads}", parts[1], parts[2])
 }
 
 fn main() {
@@ -850,6 +1168,22 @@ fn main() {
         return;
     }
     let (api, raw) = store_vs_raw();
+    // The Java peer: Kafka Streams itself, on the same broker and input (needs a JDK and Maven,
+    // as the test suite does; without them its rows say so).
+    let java = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/oracle/build.sh"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match java {
+        Some(cp) => {
+            let _ = JAVA_CLASSPATH.set(cp);
+        }
+        None => eprintln!(
+            "  no Kafka Streams peer: tests/oracle/build.sh failed (needs java 17+ and mvn)"
+        ),
+    }
     let broker = TestBroker::start();
     let b = broker.bootstrap_servers().to_string();
     eprintln!("benchmark suite on {b} (BENCH_SCALE={})", scale());
@@ -872,6 +1206,22 @@ fn main() {
             .collect::<Vec<_>>(),
     );
     drop((text, ks));
+    create_topics(&b, &[(JOIN_LEFT, 16), (JOIN_RIGHT, 16)]);
+    // Recent times: the broker's retention would delete records stamped long ago.
+    let base = now_ms() - 2 * join_records() as i64;
+    for (topic, side) in [(JOIN_LEFT, "l"), (JOIN_RIGHT, "r")] {
+        produce_timed(
+            &b,
+            topic,
+            (0..join_records()).map(|i| {
+                (
+                    format!("k{}", i % 20_000),
+                    format!("{side}{i}"),
+                    base + i as i64,
+                )
+            }),
+        );
+    }
     for p in SCALE_PARTITIONS {
         let input = format!("scale-in-{p}");
         create_topics(&b, &[(&input, p)]);
@@ -910,6 +1260,17 @@ fn main() {
     run("wc:exactly_once_v2:100:bench-wc-v2-100");
     run("wc:exactly_once_v2:1000:bench-wc-v2-1000");
     run("wc:exactly_once:100:bench-wc-legacy");
+    run("wc:exactly_once_v2:100:bench-wc-v2-4threads:4");
+    if JAVA_CLASSPATH.get().is_some() {
+        run("wc-java:at_least_once:100:bench-wcj-alos");
+        run("wc-java:exactly_once_v2:100:bench-wcj-v2-100");
+    }
+    run("join:at_least_once:bench-join-alos");
+    run("join:exactly_once_v2:bench-join-v2");
+    if JAVA_CLASSPATH.get().is_some() {
+        run("join-java:at_least_once:bench-joinj-alos");
+        run("join-java:exactly_once_v2:bench-joinj-v2");
+    }
     run("store");
     run("store-lean");
     run("restore");
@@ -925,7 +1286,8 @@ fn main() {
         return;
     }
 
-    let find = |s: &str| rows.iter().find(|r| r.scenario.starts_with(s)).unwrap();
+    let try_find = |s: &str| rows.iter().find(|r| r.scenario.starts_with(s));
+    let find = |s: &str| try_find(s).unwrap();
     let pipe_rate = find("pipe").rate();
     let alos = find("wc:at_least_once").rate();
     let v2 = find("wc:exactly_once_v2:100").rate();
@@ -936,7 +1298,7 @@ fn main() {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "{:<42} {:>9} {:>8} {:>11} {:>11} {:>8} {:>8} {:>8} {:>6} {:>9}",
+        "{:<48} {:>9} {:>8} {:>11} {:>11} {:>8} {:>8} {:>8} {:>6} {:>9}",
         "scenario",
         "records",
         "seconds",
@@ -954,7 +1316,7 @@ fn main() {
     for r in &rows {
         let _ = writeln!(
             table,
-            "{:<42} {:>9.0} {:>8.2} {:>11.0} {:>11.0} {:>8.0} {:>8.0} {:>8.0} {:>6.0} {:>9.2}",
+            "{:<48} {:>9.0} {:>8.2} {:>11.0} {:>11.0} {:>8.0} {:>8.0} {:>8.0} {:>6.0} {:>9.2}",
             r.scenario,
             r.get("records"),
             r.get("seconds"),
@@ -1030,15 +1392,89 @@ fn main() {
         v2 / pipe_rate,
         0.7,
     ));
-    let _ = writeln!(
-        table,
-        "{:<44} {:>6.2}  (informational: Kafka records moved per second; word count moves ~11 per line)",
+    // Word count moves ~11 Kafka records per line (the line, 5 repartition writes and reads,
+    // changelog and output), the pipe 2: per record moved is the like-for-like comparison.
+    table.push_str(&target(
         "  the same, per Kafka record moved",
-        find("wc:exactly_once_v2:100").kafka_rate() / find("pipe").kafka_rate()
-    );
+        find("wc:exactly_once_v2:100").kafka_rate() / find("pipe").kafka_rate(),
+        0.9,
+    ));
     table.push_str(&target(
         "EOS v2 / ALOS at commit.interval.ms 100",
         v2 / alos,
+        0.95,
+    ));
+    let v2_4 = find("wc:exactly_once_v2:100:bench-wc-v2-4threads");
+    let _ = writeln!(
+        table,
+        "{:<44} {:>6.2}  (informational: 4 threads on 16 partitions against 2, 2 cores)",
+        "  EOS v2 word count, 4 threads / 2 threads",
+        v2_4.rate() / v2
+    );
+    match (
+        try_find("wc-java:exactly_once_v2"),
+        try_find("wc-java:at_least_once"),
+    ) {
+        (Some(jv2), Some(jalos)) => {
+            table.push_str(&target(
+                "word count EOS v2 / Kafka Streams EOS v2",
+                v2 / jv2.rate(),
+                1.5,
+            ));
+            let v2_row = find("wc:exactly_once_v2:100");
+            let _ = writeln!(
+                table,
+                "{:<44} {:>6.2}  (informational)\n{:<44} {:>6.2}  (informational: theirs / ours)\n{:<44} {:>6.2}  (informational: theirs / ours, JVM defaults)",
+                "  word count ALOS / Kafka Streams ALOS",
+                alos / jalos.rate(),
+                "  p99 latency EOS v2, Kafka Streams / ours",
+                jv2.get("p99_ms") / v2_row.get("p99_ms"),
+                "  peak RSS EOS v2, Kafka Streams / ours",
+                jv2.get("rss_mib") / v2_row.get("rss_mib"),
+            );
+        }
+        _ => table.push_str(
+            "word count EOS v2 / Kafka Streams EOS v2     not run (no JDK/Maven for tests/oracle/build.sh)\n",
+        ),
+    }
+    if let (Some(ours), Some(theirs)) = (
+        try_find("join:exactly_once_v2"),
+        try_find("join-java:exactly_once_v2"),
+    ) {
+        let alos = (
+            try_find("join:at_least_once"),
+            try_find("join-java:at_least_once"),
+        );
+        let _ = writeln!(
+            table,
+            "{:<44} {:>6.2}  (informational)\n{:<44} {:>6.2}  (informational)\n{:<44} {:>6.2}  (informational: theirs / ours, JVM defaults)",
+            "stream-stream join EOS v2 / Kafka Streams",
+            ours.rate() / theirs.rate(),
+            "  the same under ALOS",
+            match alos {
+                (Some(o), Some(t)) => o.rate() / t.rate(),
+                _ => f64::NAN,
+            },
+            "  peak RSS EOS v2 join, Kafka Streams / ours",
+            theirs.get("rss_mib") / ours.get("rss_mib"),
+        );
+    }
+    // KIP-447: one producer per thread must not lose to one per task, and must not slow down
+    // with the partition count.
+    for p in SCALE_PARTITIONS {
+        let (v2p, legacy) = (
+            find(&format!("scale:exactly_once_v2:{p}")),
+            find(&format!("scale:exactly_once:{p}")),
+        );
+        table.push_str(&target(
+            &format!("KIP-447 EOS v2 / legacy, {p} partitions"),
+            v2p.rate() / legacy.rate(),
+            1.0,
+        ));
+    }
+    table.push_str(&target(
+        "  EOS v2 at 200 partitions / at 64",
+        find("scale:exactly_once_v2:200").rate() / find("scale:exactly_once_v2:64").rate(),
         0.9,
     ));
     table.push_str(&target("store API / raw RocksDB", api / raw, 0.8));
@@ -1077,24 +1513,50 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("results.csv"), csv).unwrap();
     std::fs::write(dir.join("summary.txt"), &table).unwrap();
-    let mut bars: Vec<(String, f64)> = vec![("pipe baseline (lines/s)".into(), pipe_rate)];
-    for r in rows.iter().filter(|r| r.scenario.starts_with("wc:")) {
+    let blue = [("records/s", "#4a7bd0")];
+    let mut bars: Vec<(String, Vec<f64>)> =
+        vec![("pipe baseline (lines/s)".into(), vec![pipe_rate])];
+    for r in rows.iter().filter(|r| r.scenario.starts_with("wc")) {
+        bars.push((word_count_label(&r.scenario), vec![r.rate()]));
+    }
+    for r in rows.iter().filter(|r| r.scenario.starts_with("join")) {
         let parts: Vec<&str> = r.scenario.split(':').collect();
-        bars.push((
-            format!("word count {} @{} ms", parts[1], parts[2]),
-            r.rate(),
-        ));
+        let who = if parts[0] == "join-java" {
+            "Kafka Streams join"
+        } else {
+            "stream-stream join"
+        };
+        bars.push((format!("{who} {}", parts[1]), vec![r.rate()]));
     }
     for r in rows.iter().filter(|r| r.scenario.starts_with("scale:")) {
         let parts: Vec<&str> = r.scenario.split(':').collect();
         bars.push((
             format!("pipe {} x{} partitions", parts[1], parts[2]),
-            r.rate(),
+            vec![r.rate()],
         ));
     }
     std::fs::write(
         dir.join("throughput.svg"),
-        svg_bars("records/s (input records), one run, 2 cores", &bars),
+        svg_bars("records/s (input records), one run, 2 cores", &blue, &bars),
+    )
+    .unwrap();
+    let latency: Vec<(String, Vec<f64>)> = rows
+        .iter()
+        .filter(|r| r.scenario.starts_with("wc"))
+        .map(|r| {
+            (
+                word_count_label(&r.scenario),
+                vec![r.get("p50_ms"), r.get("p99_ms")],
+            )
+        })
+        .collect();
+    std::fs::write(
+        dir.join("latency.svg"),
+        svg_bars(
+            "end-to-end latency of paced input, ms (record time -> committed output)",
+            &[("p50", "#9bb8e8"), ("p99", "#2a4f96")],
+            &latency,
+        ),
     )
     .unwrap();
     println!("wrote {}", dir.display());
