@@ -6,19 +6,16 @@
 //   java -cp "$(tests/oracle/build.sh)" BenchPeer join BOOTSTRAP APP STATE_DIR GUARANTEE COMMIT_MS THREADS LEFT RIGHT OUTPUT
 //
 // Prints RUNNING once the instance runs; reading "stop" on stdin closes it (CLOSED, exit 0).
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.Properties;
 
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.streams.CloseOptions;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
-import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.JoinWindows;
@@ -62,28 +59,7 @@ public final class BenchPeer {
                 .to(args[7], Produced.with(s, Serdes.Long()));
         }
 
-        KafkaStreams streams = new KafkaStreams(b.build(), p);
-        streams.setStateListener((now, before) -> {
-            if (now == KafkaStreams.State.RUNNING) {
-                System.out.println("RUNNING");
-            } else if (now == KafkaStreams.State.ERROR) {
-                System.out.println("ERROR");
-            }
-            System.out.flush();
-        });
-        streams.setUncaughtExceptionHandler(e -> {
-            e.printStackTrace();
-            return StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
-        });
-        streams.start();
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        String line;
-        while ((line = in.readLine()) != null && !line.equals("stop")) {
-            // wait
-        }
-        boolean closed = streams.close(Duration.ofSeconds(60));
-        System.out.println(closed ? "CLOSED" : "CLOSE TIMED OUT");
-        System.out.flush();
-        System.exit(closed ? 0 : 1);
+        StdinControlled.run(new KafkaStreams(b.build(), p),
+            CloseOptions.timeout(Duration.ofSeconds(60)));
     }
 }

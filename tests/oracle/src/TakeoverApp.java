@@ -11,9 +11,6 @@
 //
 // Prints RUNNING once the application runs and CLOSED once it has left the group.
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -29,7 +26,6 @@ import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
-import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
@@ -104,30 +100,8 @@ public final class TakeoverApp {
         Topology topology = build(args[4], Arrays.copyOfRange(args, 5, args.length));
         Files.writeString(Path.of(args[3]), topology.describe().toString());
 
-        KafkaStreams streams = new KafkaStreams(topology, p);
-        streams.setStateListener((now, before) -> {
-            if (now == KafkaStreams.State.RUNNING) {
-                System.out.println("RUNNING");
-            } else if (now == KafkaStreams.State.ERROR) {
-                System.out.println("ERROR");
-            }
-            System.out.flush();
-        });
-        streams.setUncaughtExceptionHandler(e -> {
-            e.printStackTrace();
-            return StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
-        });
-        streams.start();
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        String line;
-        while ((line = in.readLine()) != null && !line.equals("stop")) {
-            // wait
-        }
-        boolean closed = streams.close(CloseOptions
+        StdinControlled.run(new KafkaStreams(topology, p), CloseOptions
             .groupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP)
             .withTimeout(Duration.ofSeconds(60)));
-        System.out.println(closed ? "CLOSED" : "CLOSE TIMED OUT");
-        System.out.flush();
-        System.exit(closed ? 0 : 1);
     }
 }
