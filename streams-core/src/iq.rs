@@ -44,11 +44,13 @@ impl Position {
     }
 
     /// A position of (topic, partition) -> offset pairs.
-    pub(crate) fn of<'a>(offsets: impl IntoIterator<Item = (&'a (String, i32), &'a i64)>) -> Self {
+    pub(crate) fn of<'a, T: AsRef<str> + 'a>(
+        offsets: impl IntoIterator<Item = (&'a (T, i32), &'a i64)>,
+    ) -> Self {
         offsets
             .into_iter()
             .fold(Position::empty(), |p, ((topic, part), o)| {
-                p.with_component(topic.clone(), *part, *o)
+                p.with_component(topic.as_ref().to_string(), *part, *o)
             })
     }
 

@@ -62,8 +62,9 @@ impl std::str::FromStr for TaskId {
 /// A record a task wants written to Kafka: a sink output or a changelog entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProducedRecord {
-    /// Destination topic (internal topics already carry the application-id prefix).
-    pub topic: String,
+    /// Destination topic (internal topics already carry the application-id prefix); shared
+    /// with the sink or store that wrote it, so a record costs no topic allocation.
+    pub topic: Arc<str>,
     /// Fixed partition (changelogs), or `None` to let the partitioner hash the key.
     pub partition: Option<i32>,
     /// Key bytes.
@@ -100,7 +101,7 @@ pub(crate) struct StoreSlot {
     pub timestamped_window: bool,
     /// A global store: readable from every node, written only by the global task.
     pub global: bool,
-    pub changelog: Option<(String, VecChangelogSink)>,
+    pub changelog: Option<(Arc<str>, VecChangelogSink)>,
     /// The changelog is the source topic of the table the store materializes.
     pub source_changelog: bool,
     /// Entries the record cache wrote to the store, waiting to be forwarded.
@@ -142,7 +143,7 @@ pub(crate) struct TaskCore {
 
 struct SinkProcessor {
     node: String,
-    topic: String,
+    topic: Arc<str>,
     serializer: Arc<dyn RecordSerializer>,
     partitioner: Option<Arc<dyn RecordPartitioner>>,
     topic_chooser: Option<Arc<dyn RecordTopicChooser>>,
@@ -155,7 +156,9 @@ impl ErasedProcessor for SinkProcessor {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, mut record: DynRecord) -> Result<()> {
         let mut headers = std::mem::take(&mut record.headers);
         let topic = match &self.topic_chooser {
-            Some(c) => c.topic(&record).unwrap_or_else(|| self.topic.clone()),
+            Some(c) => c
+                .topic(&record)
+                .map_or_else(|| self.topic.clone(), Arc::from),
             None => self.topic.clone(),
         };
         let (key, value) = match self.serializer.serialize(&topic, &mut headers, &record) {
@@ -337,9 +340,14 @@ impl StreamTask {
                         // A source table's store may read its topic as its changelog: it is
                         // restored from it but never writes to it.
                         let changelog = match (&builder.source_topic, builder.source_changelog) {
-                            (Some(topic), true) => Some((topic.clone(), VecChangelogSink::new())),
+                            (Some(topic), true) => {
+                                Some((topic.as_str().into(), VecChangelogSink::new()))
+                            }
                             _ => builder.logging.then(|| {
-                                (changelog_topic(application_id, s), VecChangelogSink::new())
+                                (
+                                    changelog_topic(application_id, s).into(),
+                                    VecChangelogSink::new(),
+                                )
                             }),
                         };
                         let flushed: Option<FlushQueue> = (builder.caching
@@ -413,7 +421,7 @@ impl StreamTask {
                     topic_chooser,
                 } => Some(Box::new(SinkProcessor {
                     node: def.name.clone(),
-                    topic: runtime_topic(topology, application_id, topic),
+                    topic: runtime_topic(topology, application_id, topic).into(),
                     serializer: serializer.clone(),
                     partitioner: partitioner.clone(),
                     topic_chooser: topic_chooser.clone(),
@@ -804,7 +812,7 @@ impl StreamTask {
             .stores
             .iter()
             .filter(|s| s.source_changelog)
-            .filter_map(|s| s.changelog.as_ref().map(|(t, _)| t.clone()))
+            .filter_map(|s| s.changelog.as_ref().map(|(t, _)| t.to_string()))
             .collect()
     }
 
@@ -815,7 +823,7 @@ impl StreamTask {
             .filter_map(|s| {
                 s.changelog
                     .as_ref()
-                    .map(|(t, _)| (s.name.clone(), t.clone()))
+                    .map(|(t, _)| (s.name.clone(), t.to_string()))
             })
             .collect()
     }
@@ -847,7 +855,7 @@ impl StreamTask {
         let mut out = Vec::new();
         for s in self.core.stores.iter_mut().filter(|s| !s.global) {
             if let Some((topic, _)) = &s.changelog {
-                let topic = topic.clone();
+                let topic = topic.to_string();
                 let store = s.store.as_state_store();
                 out.push(RecordedOffset {
                     store: s.name.clone(),
@@ -867,7 +875,7 @@ impl StreamTask {
             let offset = s
                 .changelog
                 .as_ref()
-                .and_then(|(topic, _)| positions.get(topic.as_str()).copied());
+                .and_then(|(topic, _)| positions.get(&**topic).copied());
             s.store.as_state_store().commit(offset)?;
         }
         Ok(())

@@ -91,7 +91,7 @@ impl DriverInner {
             // round again; changelog topics are read by no task.
             if self.tasks.iter().any(|t| t.reads_topic(&r.topic)) {
                 queue.push_back((
-                    r.topic.clone(),
+                    r.topic.to_string(),
                     r.key.clone(),
                     r.value.clone(),
                     r.timestamp,
@@ -99,7 +99,7 @@ impl DriverInner {
                 ));
             }
             self.outputs
-                .entry(r.topic.clone())
+                .entry(r.topic.to_string())
                 .or_default()
                 .push_back(r);
         }

@@ -32,10 +32,10 @@ pub(crate) struct ActiveTask {
     pub inputs: BTreeSet<(String, i32)>,
     pub queue: PartitionGroup,
     /// Next offset to commit per input partition, for records processed since the last commit.
-    pub consumed: BTreeMap<(String, i32), i64>,
+    pub consumed: BTreeMap<(Arc<str>, i32), i64>,
     /// The offset of the last record processed per input partition (interactive queries'
     /// position of the task's stores).
-    pub processed: BTreeMap<(String, i32), i64>,
+    pub processed: BTreeMap<(Arc<str>, i32), i64>,
     /// Next changelog offset reflected by the stores, per changelog partition.
     pub changelog_positions: BTreeMap<(String, i32), i64>,
     /// `None` until the committed input offsets are known to be stable (exactly-once) and the

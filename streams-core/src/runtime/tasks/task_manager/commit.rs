@@ -168,7 +168,7 @@ impl TaskManager {
         for t in self.tasks.values_mut() {
             // A source topic serving as changelog: the store reflects what was consumed.
             for ((topic, p), next) in &t.consumed {
-                if let Some(pos) = t.changelog_positions.get_mut(&(topic.clone(), *p)) {
+                if let Some(pos) = t.changelog_positions.get_mut(&(topic.to_string(), *p)) {
                     *pos = (*pos).max(*next);
                 }
             }

@@ -201,7 +201,7 @@ impl TaskManager {
                                     Some(r.offset.to_string().into_bytes()),
                                 );
                             out.push(crate::task::ProducedRecord {
-                                topic: topic.clone(),
+                                topic: topic.as_str().into(),
                                 partition: None,
                                 key: r.key.clone(),
                                 value: r.value.clone(),
@@ -212,10 +212,10 @@ impl TaskManager {
                     }
                     send_all(&mut self.producer, t, out)?;
                 }
+                // Keyed by the interned topic: no allocation per record.
                 t.consumed
-                    .insert((r.topic.to_string(), r.partition), r.offset + 1);
-                t.processed
-                    .insert((r.topic.to_string(), r.partition), r.offset);
+                    .insert((r.topic.clone(), r.partition), r.offset + 1);
+                t.processed.insert((r.topic.clone(), r.partition), r.offset);
                 n += 1;
                 done += 1;
                 if t.queue.is_empty_for(&r.topic, r.partition) && !t.ready(idle_ms, lag) {

@@ -172,7 +172,7 @@ impl RecordProducer for FakeProducer {
         self.txn_open |= self.transactional;
         let value = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
         self.clients.record(Call::Send {
-            topic: record.topic.clone(),
+            topic: record.topic.to_string(),
             value: value.into_owned(),
         });
         Ok(())
