@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, DBCompressionType, IteratorMode, MultiThreaded, Options, ReadOptions,
-    WriteBatch, WriteBufferManager,
+    BlockBasedOptions, Cache, DBCompressionType, FlushOptions, IteratorMode, MultiThreaded,
+    Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions,
 };
 
 use crate::key_value::prefix_upper_bound;
@@ -15,6 +15,41 @@ use crate::{KeyValueStore, KvIter, Result, StateStore, StoreError};
 pub(crate) type RocksDb = rocksdb::DBWithThreadMode<MultiThreaded>;
 
 const DEFAULT_CF: &str = rocksdb::DEFAULT_COLUMN_FAMILY_NAME;
+
+/// The options of a plain (non-transactional) store's writes: without RocksDB's write-ahead log,
+/// as Kafka Streams writes. The changelog topic already holds every write, so the log would only
+/// write each one a second time (and the old `flush_wal(true)` at every commit fsynced it). What a
+/// crash takes from the memtables is restored from the changelog: [`StateStore::flush`] writes
+/// the memtables to disk before the task's checkpoint file names the changelog offset the store
+/// reflects, so the file never vouches for writes a crash can lose. Transactional stores keep
+/// the log for their commit batches (see `transaction::Overlay::commit`).
+pub(crate) fn unlogged() -> &'static WriteOptions {
+    static UNLOGGED: std::sync::LazyLock<WriteOptions> = std::sync::LazyLock::new(|| {
+        let mut o = WriteOptions::default();
+        o.disable_wal(true);
+        o
+    });
+    &UNLOGGED
+}
+
+/// Writes the memtables of the column families `cfs` (those that exist) of `db` to disk.
+pub(crate) fn persist<'a>(
+    db: &RocksDb,
+    store: &str,
+    cfs: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    let mut names: Vec<&str> = cfs.into_iter().collect();
+    names.sort_unstable();
+    names.dedup();
+    let handles: Vec<_> = names.into_iter().filter_map(|n| db.cf_handle(n)).collect();
+    let refs: Vec<_> = handles.iter().collect();
+    db.flush_cfs_opt(&refs, &FlushOptions::default())
+        .map_err(|source| StoreError::RocksDb {
+            store: store.to_string(),
+            action: "flushing",
+            source,
+        })
+}
 
 /// A hook to tune the options of every RocksDB store the runtime opens (like Kafka Streams'
 /// `RocksDBConfigSetter`). It runs after the defaults are set, so it can override any of them.
@@ -299,9 +334,13 @@ impl StateStore for RocksDbKeyValueStore {
     }
 
     fn flush(&mut self) -> Result<()> {
-        // The WAL is on, so syncing it makes every write so far survive a crash without the cost
-        // of flushing memtables at every commit.
-        self.db()?.flush_wal(true).map_err(self.err("flushing"))
+        let db = self.db()?;
+        if self.overlay.is_some() {
+            // Commit batches are logged: syncing the log makes them durable.
+            return db.flush_wal(true).map_err(self.err("flushing"));
+        }
+        // Plain writes skip the write-ahead log: only memtables on disk survive a crash.
+        persist(db, &self.name, [DEFAULT_CF, self.cf.as_str()])
     }
 
     fn close(&mut self) -> Result<()> {
@@ -363,10 +402,13 @@ impl KeyValueStore for RocksDbKeyValueStore {
             return Ok(());
         }
         if self.cf == DEFAULT_CF {
-            return db.put(key, value).map_err(self.err("writing"));
+            return db
+                .put_opt(key, value, unlogged())
+                .map_err(self.err("writing"));
         }
         let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
-        db.put_cf(&cf, key, value).map_err(self.err("writing"))
+        db.put_cf_opt(&cf, key, value, unlogged())
+            .map_err(self.err("writing"))
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -378,7 +420,8 @@ impl KeyValueStore for RocksDbKeyValueStore {
                 return Ok(old);
             }
             let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
-            db.delete_cf(&cf, key).map_err(self.err("deleting"))?;
+            db.delete_cf_opt(&cf, key, unlogged())
+                .map_err(self.err("deleting"))?;
         }
         Ok(old)
     }
@@ -436,6 +479,7 @@ impl KeyValueStore for RocksDbKeyValueStore {
                 None => batch.delete_cf(&cf, k),
             }
         }
-        db.write(batch).map_err(self.err("writing a batch"))
+        db.write_opt(batch, unlogged())
+            .map_err(self.err("writing a batch"))
     }
 }

@@ -249,13 +249,24 @@ impl SegmentStorage for RocksDbSegments {
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.db()?
-            .flush_wal(true)
-            .map_err(|source| StoreError::RocksDb {
+        let db = self.db()?;
+        if self.overlay.is_some() {
+            // Commit batches are logged: syncing the log makes them durable.
+            return db.flush_wal(true).map_err(|source| StoreError::RocksDb {
                 store: self.name.clone(),
                 action: "flushing",
                 source,
-            })
+            });
+        }
+        // Plain writes skip the write-ahead log: only memtables on disk survive a crash.
+        let segments: Vec<String> = self
+            .segments
+            .keys()
+            .map(|id| format!("{SEGMENT_CF_PREFIX}{id}"))
+            .collect();
+        let cfs = std::iter::once(rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
+            .chain(segments.iter().map(String::as_str));
+        crate::rocks::persist(db, &self.name, cfs)
     }
 
     fn close(&mut self) -> Result<()> {

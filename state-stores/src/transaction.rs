@@ -172,6 +172,10 @@ impl Overlay {
                 })?;
             batch.put_cf(&handle, CHANGELOG_OFFSET_KEY, offset.to_be_bytes());
         }
+        // Logged, unlike a plain store's writes: the log is what lets a store killed after this
+        // commit open exactly as it left it (restoring only the changelog written since) rather
+        // than as its last memtable flush did. Not synced: a process crash keeps what the kernel
+        // holds, and a machine crash recovers a prefix of whole batches, each with its offset.
         db.write(batch).map_err(err("committing a transaction"))?;
         let dropped = std::mem::take(&mut self.dropped_cfs);
         self.clear();
@@ -249,6 +253,8 @@ pub(crate) fn recorded_offset(db: &RocksDb, store: &str) -> Result<Option<i64>> 
 /// so an offset recorded earlier would no longer describe its contents.
 pub(crate) fn forget_offset(db: &RocksDb, store: &str) -> Result<()> {
     if let Some(handle) = db.cf_handle(OFFSETS_CF) {
+        // Logged, unlike data writes: once the store writes without transactions, no crash may
+        // bring the old offset back.
         db.delete_cf(&handle, CHANGELOG_OFFSET_KEY)
             .map_err(|source| StoreError::RocksDb {
                 store: store.to_string(),

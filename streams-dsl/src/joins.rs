@@ -16,7 +16,7 @@ use crate::join_processors::{
 };
 use crate::kstream::KStream;
 use crate::ktable::KTable;
-use crate::naming::{Materialized, Named};
+use crate::naming::{ChangelogOptions, Materialized, Named};
 use crate::old_values::OldValues;
 use crate::processors::{KTableSource, PassThrough};
 use crate::windows::JoinWindows;
@@ -111,8 +111,7 @@ pub struct StreamJoined<K, V, VO> {
     pub(crate) store_name: Option<String>,
     pub(crate) this_supplier: Option<StoreSupplier>,
     pub(crate) other_supplier: Option<StoreSupplier>,
-    pub(crate) logging: bool,
-    pub(crate) changelog_configs: Vec<(String, String)>,
+    pub(crate) logging: ChangelogOptions,
 }
 
 impl<K, V, VO> Default for StreamJoined<K, V, VO> {
@@ -125,8 +124,7 @@ impl<K, V, VO> Default for StreamJoined<K, V, VO> {
             store_name: None,
             this_supplier: None,
             other_supplier: None,
-            logging: true,
-            changelog_configs: Vec::new(),
+            logging: ChangelogOptions::default(),
         }
     }
 }
@@ -171,7 +169,7 @@ impl<K, V, VO> StreamJoined<K, V, VO> {
     }
     /// No changelog topics for the join's own stores (those from suppliers keep theirs).
     pub fn with_logging_disabled(mut self) -> Self {
-        self.logging = false;
+        self.logging.disable();
         self
     }
     /// Changelogs of the join's own stores created with these topic configs.
@@ -179,20 +177,12 @@ impl<K, V, VO> StreamJoined<K, V, VO> {
         mut self,
         configs: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> Self {
-        self.logging = true;
-        self.changelog_configs
-            .extend(configs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self.logging.enable(configs);
         self
     }
     /// Applies the logging options to one of the join's own stores.
     fn logged(&self, sb: StoreBuilder) -> StoreBuilder {
-        if !self.logging {
-            sb.with_logging_disabled()
-        } else if self.changelog_configs.is_empty() {
-            sb
-        } else {
-            sb.with_logging_enabled(self.changelog_configs.clone())
-        }
+        self.logging.apply(sb)
     }
 }
 

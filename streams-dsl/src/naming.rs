@@ -327,6 +327,49 @@ impl<K, V> Grouped<K, V> {
     }
 }
 
+/// Whether a store keeps a changelog topic, and the topic configs it is created with (the
+/// logging options of `Materialized` and `StreamJoined`).
+#[derive(Debug, Clone)]
+pub(crate) struct ChangelogOptions {
+    enabled: bool,
+    topic_configs: Vec<(String, String)>,
+}
+
+impl Default for ChangelogOptions {
+    fn default() -> Self {
+        ChangelogOptions {
+            enabled: true,
+            topic_configs: Vec::new(),
+        }
+    }
+}
+
+impl ChangelogOptions {
+    pub(crate) fn disable(&mut self) {
+        self.enabled = false;
+    }
+
+    pub(crate) fn enable(
+        &mut self,
+        configs: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) {
+        self.enabled = true;
+        self.topic_configs
+            .extend(configs.into_iter().map(|(k, v)| (k.into(), v.into())));
+    }
+
+    /// `sb` with these options (its own when they are the defaults).
+    pub(crate) fn apply(&self, sb: streams_core::StoreBuilder) -> streams_core::StoreBuilder {
+        if !self.enabled {
+            sb.with_logging_disabled()
+        } else if self.topic_configs.is_empty() {
+            sb
+        } else {
+            sb.with_logging_enabled(self.topic_configs.clone())
+        }
+    }
+}
+
 /// How a table is stored: store name (its changelog is `<application.id>-<name>-changelog`),
 /// serdes, and store options.
 pub struct Materialized<K, V> {
@@ -334,10 +377,9 @@ pub struct Materialized<K, V> {
     pub(crate) key: Option<SerdeRef<K>>,
     pub(crate) value: Option<SerdeRef<V>>,
     pub(crate) in_memory: bool,
-    pub(crate) logging: bool,
+    pub(crate) logging: ChangelogOptions,
     pub(crate) caching: bool,
     pub(crate) retention_ms: Option<i64>,
-    pub(crate) changelog_configs: Vec<(String, String)>,
     /// A versioned store keeping this much history (KIP-889).
     pub(crate) versioned_history_ms: Option<i64>,
     /// Where the store keeps its bytes, when not the default RocksDB.
@@ -351,10 +393,9 @@ impl<K, V> Default for Materialized<K, V> {
             key: None,
             value: None,
             in_memory: false,
-            logging: true,
+            logging: ChangelogOptions::default(),
             caching: true,
             retention_ms: None,
-            changelog_configs: Vec::new(),
             versioned_history_ms: None,
             supplier: None,
         }
@@ -430,7 +471,7 @@ impl<K, V> Materialized<K, V> {
     }
     /// Disables the changelog topic.
     pub fn with_logging_disabled(mut self) -> Self {
-        self.logging = false;
+        self.logging.disable();
         self
     }
     /// Keeps the changelog, created with these topic configs (Kafka Streams'
@@ -439,9 +480,7 @@ impl<K, V> Materialized<K, V> {
         mut self,
         configs: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> Self {
-        self.logging = true;
-        self.changelog_configs
-            .extend(configs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self.logging.enable(configs);
         self
     }
     /// How long a windowed or session store keeps windows (Kafka Streams' `withRetention`); at
@@ -477,12 +516,7 @@ impl<K, V> Materialized<K, V> {
         } else if self.in_memory {
             sb = sb.in_memory();
         }
-        if !self.logging {
-            sb = sb.with_logging_disabled();
-        } else if !self.changelog_configs.is_empty() {
-            sb = sb.with_logging_enabled(self.changelog_configs.clone());
-        }
-        sb
+        self.logging.apply(sb)
     }
     /// Takes the store out of the record cache: every update goes to the changelog and
     /// downstream at once (the cache is on by default, as in Kafka Streams).

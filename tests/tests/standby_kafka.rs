@@ -7,9 +7,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use state_stores::OffsetCheckpoint;
 use streams_core::{KafkaStreams, StreamsConfig, TaskId};
 use streams_examples::word_count_topology;
 use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
@@ -51,36 +48,26 @@ fn counts(n: usize) -> BTreeMap<String, i64> {
     m
 }
 
-/// Per standby copy of a count task: its checkpointed changelog offset (-1 if none) and the
-/// changelog's end.
-fn standby_positions(b: &str, app: &str, state: &Path, standbys: &[TaskId]) -> Vec<(i64, i64)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b)
-        .create()
-        .unwrap();
-    let topic = &format!("{app}-counts-changelog");
+/// Per standby copy of a count task: the next changelog offset it would apply and the
+/// changelog's end, as `all_local_store_partition_lags` reports them.
+fn standby_positions(streams: &KafkaStreams, standbys: &[TaskId]) -> Vec<(i64, i64)> {
+    let lags = streams.all_local_store_partition_lags().unwrap();
     standbys
         .iter()
         .filter(|t| t.subtopology == 1)
         .map(|t| {
-            let (_, high) = c
-                .fetch_watermarks(topic, t.partition, Duration::from_secs(10))
-                .unwrap();
-            let cp = OffsetCheckpoint::new(state.join(app).join(t.to_string()).join(".checkpoint"));
-            let at = cp
-                .read()
-                .ok()
-                .flatten()
-                .and_then(|o| o.get(&(topic.to_string(), t.partition)).copied())
-                .unwrap_or(-1);
-            (at, high)
+            let lag = lags
+                .values()
+                .find_map(|partitions| partitions.get(&t.partition))
+                .unwrap_or_else(|| panic!("no lag for standby {t}: {lags:?}"));
+            (lag.current_offset_position, lag.end_offset_position)
         })
         .collect()
 }
 
-/// Whether `instance`'s standby copies of the count tasks have checkpointed the changelog's end.
-fn standbys_caught_up(b: &str, app: &str, state: &Path, standbys: &[TaskId]) -> bool {
-    let positions = standby_positions(b, app, state, standbys);
+/// Whether `instance`'s standby copies of the count tasks have read the changelog's end.
+fn standbys_caught_up(streams: &KafkaStreams, standbys: &[TaskId]) -> bool {
+    let positions = standby_positions(streams, standbys);
     // The last record is a commit marker the copy's position may stop before.
     !positions.is_empty() && positions.iter().all(|(at, high)| at + 1 >= *high)
 }
@@ -107,7 +94,7 @@ fn failover(replicas: u32) -> (u64, u128) {
     await_counts(&mut reader, &counts(RECORDS), Duration::from_secs(120));
     if replicas > 0 {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !standbys_caught_up(b, &app, db.path(), &bb.standby_tasks()) {
+        while !standbys_caught_up(&bb, &bb.standby_tasks()) {
             assert!(
                 Instant::now() < deadline,
                 "B's standby copies did not catch up: {:?}",
@@ -121,7 +108,7 @@ fn failover(replicas: u32) -> (u64, u128) {
         let standbys = bb.standby_tasks();
         bb.pause();
         std::thread::sleep(Duration::from_millis(500));
-        let at_pause: Vec<i64> = standby_positions(b, &app, db.path(), &standbys)
+        let at_pause: Vec<i64> = standby_positions(&bb, &standbys)
             .iter()
             .map(|p| p.0)
             .collect();
@@ -138,13 +125,13 @@ fn failover(replicas: u32) -> (u64, u128) {
         produce(b, &format!("{app}-in"), &recs);
         sent += WORDS;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while standbys_caught_up(b, &app, db.path(), &standbys) {
+        while standbys_caught_up(&bb, &standbys) {
             assert!(Instant::now() < deadline, "A's count tasks wrote nothing");
             std::thread::sleep(Duration::from_millis(200));
         }
-        // Longer than a following copy takes to checkpoint what it read.
+        // Longer than a following copy takes to read what A wrote.
         std::thread::sleep(Duration::from_secs(5));
-        let later: Vec<i64> = standby_positions(b, &app, db.path(), &standbys)
+        let later: Vec<i64> = standby_positions(&bb, &standbys)
             .iter()
             .map(|p| p.0)
             .collect();
@@ -155,7 +142,7 @@ fn failover(replicas: u32) -> (u64, u128) {
         bb.resume();
         await_counts(&mut reader, &counts(sent), Duration::from_secs(120));
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !standbys_caught_up(b, &app, db.path(), &bb.standby_tasks()) {
+        while !standbys_caught_up(&bb, &bb.standby_tasks()) {
             assert!(
                 Instant::now() < deadline,
                 "B's standby copies did not catch up after resume"

@@ -27,12 +27,13 @@ use crate::runtime::restore::changelog_reader::{changelog_record, RestoreBatch};
 use crate::runtime::restore::group_view::GroupView;
 use crate::runtime::state::{StandbySuspendReason, StandbyUpdateListener};
 use crate::runtime::stores::task_dir::{open_task_state, OpenedTask, CHECKPOINT_FILE};
+use crate::runtime::tasks::active_task::CHECKPOINT_DELTA;
 use crate::task::{StreamTask, TaskId};
 use crate::Result;
 
 /// How often the group is described to find this instance's standby tasks.
 const VIEW_INTERVAL: Duration = Duration::from_secs(2);
-/// How often a copy's checkpoint is written while it follows its changelog.
+/// How often a copy checks whether its checkpoint is due while it follows its changelog.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 /// The longest the standby thread holds the shared lock while reading changelogs.
 const POLL_SLICE: Duration = Duration::from_millis(100);
@@ -85,7 +86,8 @@ struct StandbyTask {
     stores: HashMap<(String, i32), String>,
     /// Next changelog offset to apply, per changelog partition.
     positions: BTreeMap<(String, i32), i64>,
-    dirty: bool,
+    /// The sum of `positions` when the checkpoint file was last written (or read).
+    checkpointed: i64,
     // Dropped last: the directory stays locked until the stores are closed.
     _lock: TaskDirLock,
 }
@@ -290,8 +292,8 @@ impl StandbyTasks {
             task,
             dir,
             stores,
+            checkpointed: positions.values().sum(),
             positions,
-            dirty: false,
             _lock: lock,
         }))
     }
@@ -375,12 +377,15 @@ impl StandbyTasks {
                 l.on_batch_loaded(&key.0, key.1, store, t.task.id(), last, batch_size, end);
             }
             t.positions.insert(key, last + 1);
-            t.dirty = true;
         }
         if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
             self.last_checkpoint = Instant::now();
             self.refresh_ends();
-            for (id, t) in self.tasks.iter_mut().filter(|(_, t)| t.dirty) {
+            // As an active task's: after CHECKPOINT_DELTA records, each checkpoint flushing the
+            // stores' memtables.
+            for (id, t) in self.tasks.iter_mut().filter(|(_, t)| {
+                t.positions.values().sum::<i64>() - t.checkpointed > CHECKPOINT_DELTA
+            }) {
                 if let Err(e) = write_checkpoint(t) {
                     tracing::warn!(task = %id, error = %e, "writing the standby checkpoint failed");
                 }
@@ -410,7 +415,7 @@ impl StandbyTasks {
 fn write_checkpoint(t: &mut StandbyTask) -> Result<()> {
     t.task.flush()?;
     OffsetCheckpoint::new(t.dir.join(CHECKPOINT_FILE)).write(&t.positions)?;
-    t.dirty = false;
+    t.checkpointed = t.positions.values().sum();
     Ok(())
 }
 

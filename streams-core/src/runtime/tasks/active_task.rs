@@ -25,6 +25,13 @@ const LAG_WAIT_CAP: Duration = Duration::from_secs(2);
 
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
+/// How many changelog records a task's stores may run ahead of its checkpoint file before a
+/// commit flushes them and writes it again (Kafka Streams' `OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT`).
+/// Stores write without RocksDB's log, so a checkpoint costs a memtable flush per store: at every
+/// commit (100 ms apart, say) that would be a stream of tiny files. A crash replays at most this
+/// many records more; closing a task always checkpoints.
+pub(crate) const CHECKPOINT_DELTA: i64 = 10_000;
+
 /// An active task with what the thread tracks for it.
 pub(crate) struct ActiveTask {
     pub task: StreamTask,
@@ -38,6 +45,8 @@ pub(crate) struct ActiveTask {
     pub processed: BTreeMap<(Arc<str>, i32), i64>,
     /// Next changelog offset reflected by the stores, per changelog partition.
     pub changelog_positions: BTreeMap<(String, i32), i64>,
+    /// The sum of `changelog_positions` when the checkpoint file was last written (or read).
+    pub checkpointed: i64,
     /// `None` until the committed input offsets are known to be stable (exactly-once) and the
     /// changelogs are registered for restoration.
     pub restore_registered: bool,
@@ -54,6 +63,11 @@ pub(crate) struct ActiveTask {
 }
 
 impl ActiveTask {
+    /// Whether the stores are far enough ahead of the checkpoint file to write it again.
+    pub fn checkpoint_due(&self) -> bool {
+        self.changelog_positions.values().sum::<i64>() - self.checkpointed > CHECKPOINT_DELTA
+    }
+
     /// Whether the task finished restoring and initialized its processors.
     pub fn is_running(&self) -> bool {
         self.initialized
@@ -130,9 +144,10 @@ pub(crate) fn send_all(
 }
 
 /// Records the changelog offsets the task's stores reflect.
-pub(crate) fn write_checkpoint(t: &ActiveTask) -> Result<()> {
+pub(crate) fn write_checkpoint(t: &mut ActiveTask) -> Result<()> {
     let cp = OffsetCheckpoint::new(t.dir.join(CHECKPOINT_FILE));
     cp.write(&t.changelog_positions)?;
+    t.checkpointed = t.changelog_positions.values().sum();
     Ok(())
 }
 

@@ -307,6 +307,7 @@ impl TaskManager {
             queue: PartitionGroup::default(),
             consumed: BTreeMap::new(),
             processed: BTreeMap::new(),
+            checkpointed: changelog_positions.values().sum(),
             changelog_positions,
             restore_registered: false,
             initialized: false,
@@ -387,13 +388,15 @@ impl TaskManager {
             );
         }
         self.restorer.unregister_task(id);
-        if let Err(e) = t.task.close() {
+        // Closing flushes the stores: a checkpoint may only follow a close that succeeded.
+        let closed = t.task.close();
+        if let Err(e) = &closed {
             tracing::warn!(task = %id, error = %e, "closing the task failed");
         }
         // Anything produced while closing cannot be committed any more.
         let _ = t.task.drain_output();
-        if clean && t.restore_registered && !self.restorer.is_restoring_task(id) {
-            if let Err(e) = write_checkpoint(&t) {
+        if clean && closed.is_ok() && t.restore_registered && !self.restorer.is_restoring_task(id) {
+            if let Err(e) = write_checkpoint(&mut t) {
                 tracing::warn!(task = %id, error = %e, "writing the checkpoint failed");
             }
         }

@@ -16,6 +16,7 @@ use crate::runtime::clients::seam::GroupConsumer;
 use crate::runtime::commit::error::{classify, CollectorError};
 use crate::runtime::commit::producer::{ProducerSupplier, RecordProducer};
 use crate::runtime::metrics::{RuntimeCounters, StreamsMetrics};
+use crate::runtime::tasks::active_task::CHECKPOINT_DELTA;
 use crate::runtime::test_env::pass_through_env;
 use crate::task::ProducedRecord;
 use crate::StreamsError;
@@ -375,7 +376,8 @@ fn at_least_once_flushes_outputs_before_committing_offsets_then_checkpoints() {
         count(&calls, |c| matches!(c, Call::CommitTransaction(_))),
         0
     );
-    assert!(f.checkpoint_of("0_0").exists() && f.checkpoint_of("0_1").exists());
+    // No changelog moved: a checkpoint would vouch for nothing new (and cost a store flush).
+    assert!(!f.checkpoint_of("0_0").exists() && !f.checkpoint_of("0_1").exists());
     assert_eq!(
         f.counters
             .commits
@@ -386,6 +388,39 @@ fn at_least_once_flushes_outputs_before_committing_offsets_then_checkpoints() {
     // Nothing new processed: the next commit asks nothing of Kafka.
     f.tm.commit(&f.consumer).expect("empty commit");
     assert_eq!(f.clients.calls().len(), calls.len());
+    f.tm.close_all(&f.consumer, true).expect("clean close");
+    assert!(
+        f.checkpoint_of("0_0").exists() && f.checkpoint_of("0_1").exists(),
+        "a clean close checkpoints"
+    );
+}
+
+#[test]
+fn at_least_once_checkpoints_once_the_changelogs_moved_past_the_delta() {
+    let mut f = Fixture::new("at_least_once");
+    f.assign_and_start();
+    let key = ("app-store-changelog".to_string(), 0);
+    let t = f.tm.tasks.values_mut().next().expect("task 0_0");
+    t.changelog_positions.insert(key.clone(), CHECKPOINT_DELTA);
+    f.process_four();
+    f.tm.commit(&f.consumer).expect("commit");
+    assert!(
+        !f.checkpoint_of("0_0").exists(),
+        "{CHECKPOINT_DELTA} records are not past the delta"
+    );
+    let t = f.tm.tasks.values_mut().next().expect("task 0_0");
+    t.changelog_positions
+        .insert(key.clone(), CHECKPOINT_DELTA + 1);
+    f.input(0, 3, "e");
+    f.tm.process(&|_, _| false).expect("processing");
+    f.tm.commit(&f.consumer).expect("commit");
+    let written = state_stores::OffsetCheckpoint::new(f.checkpoint_of("0_0"))
+        .read()
+        .expect("readable")
+        .expect("the checkpoint");
+    assert_eq!(written.get(&key), Some(&(CHECKPOINT_DELTA + 1)));
+    // Written again only after another CHECKPOINT_DELTA records.
+    assert!(!f.tm.tasks.values().next().expect("a task").checkpoint_due());
 }
 
 #[test]
