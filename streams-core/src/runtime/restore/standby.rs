@@ -27,7 +27,7 @@ use crate::runtime::restore::changelog_reader::{changelog_record, RestoreBatch};
 use crate::runtime::restore::group_view::GroupView;
 use crate::runtime::state::{StandbySuspendReason, StandbyUpdateListener};
 use crate::runtime::stores::task_dir::{open_task_state, OpenedTask, CHECKPOINT_FILE};
-use crate::runtime::tasks::active_task::CHECKPOINT_DELTA;
+use crate::runtime::tasks::active_task::checkpoint_due;
 use crate::task::{StreamTask, TaskId};
 use crate::Result;
 
@@ -381,11 +381,13 @@ impl StandbyTasks {
         if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
             self.last_checkpoint = Instant::now();
             self.refresh_ends();
-            // As an active task's: after CHECKPOINT_DELTA records, each checkpoint flushing the
+            // As an active task's: after `CHECKPOINT_DELTA` records, each checkpoint flushing the
             // stores' memtables.
-            for (id, t) in self.tasks.iter_mut().filter(|(_, t)| {
-                t.positions.values().sum::<i64>() - t.checkpointed > CHECKPOINT_DELTA
-            }) {
+            for (id, t) in self
+                .tasks
+                .iter_mut()
+                .filter(|(_, t)| checkpoint_due(t.positions.values(), t.checkpointed))
+            {
                 if let Err(e) = write_checkpoint(t) {
                     tracing::warn!(task = %id, error = %e, "writing the standby checkpoint failed");
                 }

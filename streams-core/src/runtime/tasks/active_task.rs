@@ -32,6 +32,15 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// many records more; closing a task always checkpoints.
 pub(crate) const CHECKPOINT_DELTA: i64 = 10_000;
 
+/// Whether stores at changelog `positions` are more than [`CHECKPOINT_DELTA`] records ahead of
+/// a checkpoint written when the positions summed to `checkpointed`.
+pub(crate) fn checkpoint_due<'a>(
+    positions: impl IntoIterator<Item = &'a i64>,
+    checkpointed: i64,
+) -> bool {
+    positions.into_iter().sum::<i64>() - checkpointed > CHECKPOINT_DELTA
+}
+
 /// An active task with what the thread tracks for it.
 pub(crate) struct ActiveTask {
     pub task: StreamTask,
@@ -65,7 +74,7 @@ pub(crate) struct ActiveTask {
 impl ActiveTask {
     /// Whether the stores are far enough ahead of the checkpoint file to write it again.
     pub fn checkpoint_due(&self) -> bool {
-        self.changelog_positions.values().sum::<i64>() - self.checkpointed > CHECKPOINT_DELTA
+        checkpoint_due(self.changelog_positions.values(), self.checkpointed)
     }
 
     /// Whether the task finished restoring and initialized its processors.
