@@ -30,6 +30,9 @@ pub(crate) trait GroupConsumer {
     /// The member's group metadata (generation, member id), which exactly_once_v2 sends with
     /// the offsets into a transaction; `None` before the consumer joined.
     fn group_metadata(&self) -> Option<ConsumerGroupMetadata>;
+    /// Whether the group took the assignment away (session expired, unknown member, illegal
+    /// generation) before this thread served the lost-partitions callback.
+    fn assignment_lost(&self) -> bool;
 }
 
 impl<C: ConsumerContext> GroupConsumer for BaseConsumer<C> {
@@ -55,5 +58,9 @@ impl<C: ConsumerContext> GroupConsumer for BaseConsumer<C> {
 
     fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
         Consumer::group_metadata(self)
+    }
+
+    fn assignment_lost(&self) -> bool {
+        Consumer::assignment_lost(self)
     }
 }

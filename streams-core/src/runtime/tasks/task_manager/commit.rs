@@ -1,6 +1,9 @@
 //! Commits under each processing guarantee: outputs flushed or the transaction committed with
 //! the consumed offsets, then checkpoints (at_least_once) or transactional stores; the
-//! max.poll.interval guard that gives tasks up instead of committing for a member that left.
+//! max.poll.interval and lost-assignment guards that give tasks up instead of committing for a
+//! member that left.
+
+use rdkafka::consumer::ConsumerGroupMetadata;
 
 use super::*;
 
@@ -13,6 +16,44 @@ impl TaskManager {
             e.set_offset(Offset::Offset(*o))
                 .map_err(|e| CollectorError::Fatal(kafka("building the offsets to commit", e)))?;
             e.set_metadata(t.task.commit_metadata(topic, *p));
+        }
+        Ok(())
+    }
+
+    /// The member's group metadata for a transactional offset commit, refused once the group
+    /// took the assignment away.
+    fn member_metadata(
+        consumer: &dyn GroupConsumer,
+    ) -> Result<Arc<ConsumerGroupMetadata>, CollectorError> {
+        let group = consumer.group_metadata().map(Arc::new).ok_or_else(|| {
+            CollectorError::Fatal(StreamsError::IllegalState(
+                "the consumer has no group metadata".into(),
+            ))
+        })?;
+        // Checked after the metadata is taken: librdkafka resets the member id and marks the
+        // assignment lost in one step of its group thread, which also serves the metadata. So
+        // either the metadata predates the reset (the broker fences its stale member id and
+        // generation) or the loss is visible here.
+        Self::still_member(consumer)?;
+        Ok(group)
+    }
+
+    /// Refuses to commit for an assignment the group took away. librdkafka learns of it on its
+    /// own thread (a heartbeat answered UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION, as after a
+    /// session timeout) and resets the member id to "" or the generation to -1, while this
+    /// thread may still be processing: the lost-partitions callback waits for the next poll.
+    /// KIP-447 fencing relies on the member id and generation the offsets carry; without them
+    /// the broker can accept the commit (a generation of -1 into a group that every expired
+    /// session left empty, for one), committing this thread's outputs and offsets after the
+    /// tasks' new owner read the old offsets: the records would be processed and committed
+    /// twice. Kafka Streams does not meet this: its rebalance callbacks run inside `poll`.
+    fn still_member(consumer: &dyn GroupConsumer) -> Result<(), CollectorError> {
+        if consumer.assignment_lost() {
+            return Err(CollectorError::Fenced(StreamsError::IllegalState(
+                "the group took this member's assignment away (session expired or fenced); \
+                 its tasks may have migrated, so nothing of them is committed"
+                    .into(),
+            )));
         }
         Ok(())
     }
@@ -73,6 +114,7 @@ impl TaskManager {
                     Self::offsets_of(t, &mut tpl)?;
                 }
                 if tpl.count() > 0 {
+                    Self::still_member(consumer)?;
                     consumer
                         .commit_offsets(&tpl)
                         .map_err(|e| classify("committing consumer offsets", e))?;
@@ -94,11 +136,7 @@ impl TaskManager {
                 for t in self.tasks.values() {
                     Self::offsets_of(t, &mut tpl)?;
                 }
-                let group = consumer.group_metadata().map(Arc::new).ok_or_else(|| {
-                    CollectorError::Fatal(StreamsError::IllegalState(
-                        "the consumer has no group metadata".into(),
-                    ))
-                })?;
+                let group = Self::member_metadata(consumer)?;
                 if let Some(p) = &mut self.producer {
                     tracing::debug!(offsets = ?tpl, "committing transaction");
                     p.commit_transaction(&tpl, &group)?;
@@ -106,11 +144,7 @@ impl TaskManager {
                 self.update_changelog_positions();
             }
             ProcessingGuarantee::ExactlyOnceLegacy => {
-                let group = consumer.group_metadata().map(Arc::new).ok_or_else(|| {
-                    CollectorError::Fatal(StreamsError::IllegalState(
-                        "the consumer has no group metadata".into(),
-                    ))
-                })?;
+                let group = Self::member_metadata(consumer)?;
                 for t in self.tasks.values_mut() {
                     let mut tpl = TopicPartitionList::new();
                     Self::offsets_of(t, &mut tpl)?;

@@ -49,6 +49,7 @@ struct Script {
     send: Option<fn() -> CollectorError>,
     commit_transaction: Option<fn() -> CollectorError>,
     commit_offsets: Option<RDKafkaErrorCode>,
+    assignment_lost: bool,
 }
 
 #[derive(Clone, Default)]
@@ -150,6 +151,10 @@ impl GroupConsumer for FakeConsumer {
 
     fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
         Consumer::group_metadata(&self.metadata_source)
+    }
+
+    fn assignment_lost(&self) -> bool {
+        self.clients.script().assignment_lost
     }
 }
 
@@ -620,4 +625,26 @@ fn a_send_refused_as_fenced_gives_the_tasks_up_rather_than_failing_the_thread() 
         f.tm.process(&|_, _| false)
             .expect_err("the send is refused");
     assert!(matches!(err, CollectorError::Fenced(_)), "{err:?}");
+}
+
+#[test]
+fn a_lost_assignment_commits_nothing_under_any_guarantee() {
+    for guarantee in ["at_least_once", "exactly_once_v2", "exactly_once"] {
+        let mut f = Fixture::new(guarantee);
+        f.assign_and_start();
+        f.process_four();
+        // librdkafka's group thread reset the membership; the lost callback has not run yet.
+        f.clients.script().assignment_lost = true;
+        let err = f.tm.commit(&f.consumer).expect_err("the guard trips");
+        assert!(matches!(err, CollectorError::Fenced(_)), "{guarantee}");
+        let calls = f.clients.calls();
+        assert_eq!(
+            count(&calls, |c| matches!(
+                c,
+                Call::CommitOffsets(_) | Call::CommitTransaction(_)
+            )),
+            0,
+            "{guarantee}: no offsets committed: {calls:?}"
+        );
+    }
 }
