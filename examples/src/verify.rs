@@ -960,6 +960,18 @@ fn close_child(c: &mut Child) {
     let _ = c.wait();
 }
 
+/// Extra worker settings from `VERIFY_WORKER_CONFIG` (`key=value,key=value`), so a verifier run
+/// or a fault test can be repeated with another setting (e.g. `group.membership=streams`)
+/// without a rebuild.
+fn worker_config_from_env() -> Vec<(String, String)> {
+    std::env::var("VERIFY_WORKER_CONFIG")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
 /// Default options for a quick local run.
 pub fn default_options(bootstrap: &str, guarantee: &str, state_dir: &Path) -> VerifyOptions {
     VerifyOptions {
@@ -984,7 +996,7 @@ pub fn default_options(bootstrap: &str, guarantee: &str, state_dir: &Path) -> Ve
         bounce_to: None,
         static_membership: false,
         kills_after_counted_keys: None,
-        worker_config: Vec::new(),
+        worker_config: worker_config_from_env(),
     }
 }
 

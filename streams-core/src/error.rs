@@ -118,6 +118,25 @@ pub enum StreamsError {
         #[source]
         source: std::io::Error,
     },
+    /// A Kafka transaction call failed (librdkafka's classification is in `reason`).
+    #[error("transaction failed while {context}: {reason}")]
+    Transaction {
+        /// What the runtime was doing.
+        context: String,
+        /// librdkafka's error and code.
+        reason: String,
+    },
+    /// The group membership (JoinGroup, heartbeats, offset commits) failed.
+    #[error("group membership failed while {context}: {reason}")]
+    Group {
+        /// What the member was doing.
+        context: String,
+        /// The broker's error or the network failure.
+        reason: String,
+        /// The member is no longer in the generation it acted for (unknown member, illegal
+        /// generation, fenced instance): its partitions may be someone else's.
+        fenced: bool,
+    },
     /// The application is not in a state that allows the call.
     #[error("illegal state: {0}")]
     IllegalState(String),

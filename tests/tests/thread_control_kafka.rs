@@ -165,3 +165,56 @@ fn threads_are_added_and_removed_and_processing_pauses_and_resumes() {
     streams.clean_up().unwrap();
     assert!(!app_dir.exists());
 }
+
+#[test]
+fn shutdown_application_stops_every_instance_through_the_group() {
+    init_tracing();
+    let broker = TestBroker::start();
+    let b = broker.bootstrap_servers();
+    let (input, output) = ("control-shutdown-in", "control-shutdown-out");
+    create_topics(b, &[(input, 2), (output, 2)]);
+    let failed = Arc::new(AtomicBool::new(false));
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut instances: Vec<KafkaStreams> = dirs
+        .iter()
+        .map(|dir| {
+            let mut c = test_config("control-shutdown", b, "at_least_once", 1, dir.path());
+            // The request travels through the runtime's own group membership.
+            c.set("group.membership", "streams").unwrap();
+            let mut s = KafkaStreams::new(pipe(input, output, failed.clone()), c).unwrap();
+            s.set_uncaught_exception_handler(|_| {
+                StreamThreadExceptionResponse::ShutdownApplication
+            });
+            s.start().unwrap();
+            s
+        })
+        .collect();
+    for s in &instances {
+        s.wait_until_running(Duration::from_secs(60)).unwrap();
+    }
+    // Whichever instance reads `boom` fails; its handler asks for the whole application.
+    let mut recs = records("k", 10);
+    recs.push(("x".into(), "boom".into()));
+    send(b, input, &recs);
+    for s in &instances {
+        let state = s.wait_for_state(Duration::from_secs(90), |st| st == State::Error);
+        assert_eq!(state, State::Error, "{:?}", s.last_error());
+    }
+    assert!(failed.load(Ordering::SeqCst), "the fault happened");
+    let errors: Vec<String> = instances
+        .iter()
+        .map(|s| s.last_error().map(|e| e.to_string()).unwrap_or_default())
+        .collect();
+    // One instance failed with the processing error, the other was told to stop.
+    assert!(
+        errors.iter().any(|e| e.contains("transient failure")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("SHUTDOWN_APPLICATION")),
+        "{errors:?}"
+    );
+    for s in &mut instances {
+        s.close(Duration::from_secs(30));
+    }
+}

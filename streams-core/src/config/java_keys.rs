@@ -102,8 +102,9 @@ fn ignored_streams_key(key: &str) -> Option<&'static str> {
         | "rack.aware.assignment.tags"
         | "rack.aware.assignment.traffic_cost"
         | "rack.aware.assignment.non_overlap_cost" => {
-            "tasks are assigned by the consumer group's assignor, not Kafka Streams' \
-             high-availability assignor"
+            "tasks are placed by the runtime's own sticky, state-aware assignor (see \
+             `group.membership`), which has no warm-up replicas, probing rebalances or rack \
+             awareness yet"
         }
         "buffered.records.per.partition"
         | "poll.ms"

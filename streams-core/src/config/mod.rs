@@ -13,6 +13,18 @@ pub use values::{HostInfo, RecordingLevel};
 use crate::timestamp::{timestamp_extractor_by_name, FailOnInvalidTimestamp, TimestampExtractor};
 use crate::{Result, StreamsError};
 
+/// Who holds a stream thread's place in the application's consumer group (`group.membership`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupMembership {
+    /// The default: the runtime joins itself and assigns tasks: sticky, placed where their
+    /// state is, cooperative (only moving tasks pause). Needs the classic protocol on a
+    /// plaintext connection; otherwise librdkafka's membership is used.
+    Streams,
+    /// librdkafka's consumer joins with its eager `range` assignor, and every rebalance revokes
+    /// every task. Kept for comparison and for what the runtime's member does not speak yet.
+    Librdkafka,
+}
+
 /// How records are processed across failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessingGuarantee {
@@ -136,6 +148,10 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "version an instance is rolling-upgraded from, during the first bounce",
     ),
     (
+        "group.membership",
+        "`streams` (default: the runtime joins the group itself: sticky, state-aware, cooperative task assignment, SHUTDOWN_APPLICATION to every instance) or `librdkafka` (librdkafka's consumer joins, eager `range` assignment)",
+    ),
+    (
         "default.key.serde",
         "serde for keys where none is given: string | bytes | long | integer | double",
     ),
@@ -224,6 +240,8 @@ pub struct StreamsConfig {
     pub num_standby_replicas: u32,
     /// `upgrade.from`.
     pub upgrade_from: Option<String>,
+    /// `group.membership`: who holds the stream threads' group membership.
+    pub group_membership: GroupMembership,
     /// `group.instance.id`: static membership. Thread `n` of the instance joins as `<id>-<n>`, so a
     /// restart within the session timeout takes its partitions back without a rebalance.
     pub group_instance_id: Option<String>,
@@ -319,6 +337,7 @@ impl fmt::Debug for StreamsConfig {
             .field("replication_factor", &self.replication_factor)
             .field("num_standby_replicas", &self.num_standby_replicas)
             .field("upgrade_from", &self.upgrade_from)
+            .field("group_membership", &self.group_membership)
             .field("cache_max_bytes", &self.cache_max_bytes)
             .field(
                 "transactional_state_stores",
@@ -356,6 +375,7 @@ impl StreamsConfig {
             replication_factor: -1,
             num_standby_replicas: 0,
             upgrade_from: None,
+            group_membership: GroupMembership::Streams,
             group_instance_id: None,
             default_key_serde: None,
             default_value_serde: None,
@@ -494,6 +514,17 @@ impl StreamsConfig {
                 self.num_standby_replicas = parse(key, value, "a non-negative number")?
             }
             "upgrade.from" => self.upgrade_from = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "group.membership" => {
+                self.group_membership = match value.trim() {
+                    "streams" => GroupMembership::Streams,
+                    "librdkafka" => GroupMembership::Librdkafka,
+                    other => {
+                        return Err(StreamsError::Config(format!(
+                    "`group.membership` is `{other}`; use `streams` (the default) or `librdkafka`"
+                )))
+                    }
+                }
+            }
             "group.instance.id" => {
                 self.group_instance_id = Some(value.to_string()).filter(|v| !v.is_empty())
             }

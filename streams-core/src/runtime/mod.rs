@@ -17,6 +17,9 @@
 //! - [`env`](mod@env): what every thread of an instance shares.
 //! - [`commit`]: producers, transactions and what a failed commit means for the thread.
 //! - [`internal_topics`]: names, partition counts and creation of changelog and repartition topics.
+//! - [`assignment`]: which thread runs which task, decided by the group's leader.
+//! - [`group`]: the consumer group membership the runtime speaks itself (JoinGroup, SyncGroup,
+//!   heartbeats, offsets) and the transactional group metadata built from it.
 //! - [`clients`]: building librdkafka clients, retry rules, and the seam the task manager reaches
 //!   Kafka through.
 //! - [`metrics`]: sensors and the `/metrics` endpoint. [`state`]: lifecycle states and listeners.
@@ -34,9 +37,11 @@
 //! exactly_once_v2 it sends the offsets with the group's metadata into the transaction and
 //! commits it, so outputs, changelog writes and offsets land together or not at all.
 
+pub mod assignment;
 pub mod clients;
 pub mod commit;
 pub mod env;
+pub mod group;
 pub mod instance;
 pub mod internal_topics;
 pub mod metrics;
@@ -55,4 +60,5 @@ pub use metrics::RuntimeCounters;
 pub use state::{
     StandbySuspendReason, StandbyUpdateListener, State, StateListener, StateRestoreListener,
 };
+pub use thread::close_options::{CloseOptions, GroupMembershipOperation};
 pub use thread::supervisor::{StreamThreadExceptionResponse, UncaughtExceptionHandler};

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::TopicPartitionList;
+
+use crate::runtime::group::GenerationMetadata;
 
 /// The part of a group member's consumer that tasks are committed and paused through.
 pub(crate) trait GroupConsumer {
@@ -29,7 +29,7 @@ pub(crate) trait GroupConsumer {
     fn commit_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()>;
     /// The member's group metadata (generation, member id), which exactly_once_v2 sends with
     /// the offsets into a transaction; `None` before the consumer joined.
-    fn group_metadata(&self) -> Option<ConsumerGroupMetadata>;
+    fn group_metadata(&self) -> Option<GenerationMetadata>;
     /// Whether the group took the assignment away (session expired, unknown member, illegal
     /// generation) before this thread served the lost-partitions callback.
     fn assignment_lost(&self) -> bool;
@@ -56,8 +56,8 @@ impl<C: ConsumerContext> GroupConsumer for BaseConsumer<C> {
         Consumer::commit(self, offsets, CommitMode::Sync)
     }
 
-    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
-        Consumer::group_metadata(self)
+    fn group_metadata(&self) -> Option<GenerationMetadata> {
+        GenerationMetadata::of_consumer(self.client())
     }
 
     fn assignment_lost(&self) -> bool {

@@ -3,6 +3,7 @@
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use crate::runtime::group::TxnOffsetsError;
 use crate::StreamsError;
 
 /// Why a commit (or send) failed, which decides what the thread does next.
@@ -36,17 +37,10 @@ pub(crate) fn kafka(context: impl Into<String>, source: KafkaError) -> StreamsEr
     StreamsError::kafka(context.into(), source)
 }
 
-/// Sorts a client error into what the thread does next (for producer and consumer calls alike).
-pub(crate) fn classify(context: &str, e: KafkaError) -> CollectorError {
-    // A transactional call still failing after its retries (the cluster unreachable for longer
-    // than they last) leaves the transaction's fate open: abort it and start over, as for an
-    // abortable error, rather than fail the thread.
-    let (fatal, abortable) = match &e {
-        KafkaError::Transaction(t) => (t.is_fatal(), t.txn_requires_abort() || t.is_retriable()),
-        _ => (false, false),
-    };
-    let fenced_code = matches!(
-        e.rdkafka_error_code(),
+/// Error codes that mean this producer or member is no longer the owner of its tasks.
+fn is_fenced_code(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(
+        code,
         Some(
             RDKafkaErrorCode::ProducerFenced
                 | RDKafkaErrorCode::InvalidProducerEpoch
@@ -56,9 +50,36 @@ pub(crate) fn classify(context: &str, e: KafkaError) -> CollectorError {
                 | RDKafkaErrorCode::UnknownMemberId
                 | RDKafkaErrorCode::RebalanceInProgress
         )
-    );
+    )
+}
+
+/// Sorts a client error into what the thread does next (for producer and consumer calls alike).
+pub(crate) fn classify(context: &str, e: KafkaError) -> CollectorError {
+    // A transactional call still failing after its retries (the cluster unreachable for longer
+    // than they last) leaves the transaction's fate open: abort it and start over, as for an
+    // abortable error, rather than fail the thread.
+    let (fatal, abortable) = match &e {
+        KafkaError::Transaction(t) => (t.is_fatal(), t.txn_requires_abort() || t.is_retriable()),
+        _ => (false, false),
+    };
+    let fenced_code = is_fenced_code(e.rdkafka_error_code());
     let err = kafka(context, e);
-    if fatal || fenced_code {
+    sort(err, fatal || fenced_code, abortable)
+}
+
+/// [`classify`] for `send_offsets_to_transaction`, by the same rule.
+pub(crate) fn classify_txn_offsets(context: &str, e: TxnOffsetsError) -> CollectorError {
+    let fenced = e.fatal || is_fenced_code(Some(e.code));
+    let abortable = e.requires_abort || e.retriable;
+    let err = StreamsError::Transaction {
+        context: context.to_string(),
+        reason: e.to_string(),
+    };
+    sort(err, fenced, abortable)
+}
+
+fn sort(err: StreamsError, fenced: bool, abortable: bool) -> CollectorError {
+    if fenced {
         CollectorError::Fenced(err)
     } else if abortable {
         CollectorError::Aborted(err)

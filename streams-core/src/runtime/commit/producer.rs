@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::TopicPartitionList;
 
 use crate::config::StreamsConfig;
 use crate::runtime::commit::error::CollectorError;
 use crate::runtime::commit::stream_producer::StreamProducer;
+use crate::runtime::group::GenerationMetadata;
 use crate::runtime::metrics::StreamsMetrics;
 use crate::task::ProducedRecord;
 use crate::Result;
@@ -34,7 +34,7 @@ pub(crate) trait RecordProducer: Send {
     fn commit_transaction(
         &mut self,
         offsets: &TopicPartitionList,
-        group: &Arc<ConsumerGroupMetadata>,
+        group: &Arc<GenerationMetadata>,
     ) -> Result<(), CollectorError>;
     /// Aborts the open transaction, if any, dropping records not yet sent.
     fn abort_transaction(&mut self);

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{
@@ -19,8 +18,9 @@ use crate::config::StreamsConfig;
 use crate::runtime::clients::config::{
     client_config, creation_error, global_error, log_line, ClientKind,
 };
-use crate::runtime::commit::error::{classify, kafka, CollectorError};
+use crate::runtime::commit::error::{classify, classify_txn_offsets, kafka, CollectorError};
 use crate::runtime::commit::producer::RecordProducer;
+use crate::runtime::group::{send_offsets_to_transaction, GenerationMetadata, TxnOffsetsError};
 use crate::runtime::metrics::{self, Sensor, StreamsMetrics};
 use crate::task::ProducedRecord;
 use crate::{Result, StreamsError};
@@ -236,15 +236,16 @@ impl StreamProducer {
     fn send_offsets(
         &self,
         offsets: &TopicPartitionList,
-        group: &Arc<ConsumerGroupMetadata>,
+        group: &Arc<GenerationMetadata>,
     ) -> Result<(), CollectorError> {
         let (producer, offsets, group) = (self.producer.clone(), offsets.clone(), group.clone());
         let (done, result) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("send-offsets".into())
             .spawn(move || {
-                let r =
-                    retry(|| producer.send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT));
+                let r = retry_offsets(|| {
+                    send_offsets_to_transaction(producer.client(), &offsets, &group, TXN_TIMEOUT)
+                });
                 let _ = done.send(r);
             })
             .map_err(|e| {
@@ -253,7 +254,7 @@ impl StreamProducer {
                 )))
             })?;
         match result.recv_timeout(self.txn_timeout) {
-            Ok(r) => r.map_err(|e| classify("sending offsets to the transaction", e)),
+            Ok(r) => r.map_err(|e| classify_txn_offsets("sending offsets to the transaction", e)),
             Err(_) => Err(CollectorError::Fenced(StreamsError::IllegalState(format!(
                 "librdkafka did not add the offsets to the transaction within transaction.timeout.ms ({:?}; librdkafka #5456/#5511 after a group coordinator failure): the producer is replaced",
                 self.txn_timeout
@@ -338,7 +339,7 @@ impl RecordProducer for StreamProducer {
     fn commit_transaction(
         &mut self,
         offsets: &TopicPartitionList,
-        group: &Arc<ConsumerGroupMetadata>,
+        group: &Arc<GenerationMetadata>,
     ) -> Result<(), CollectorError> {
         if offsets.count() == 0 && !self.txn_open {
             return Ok(());
@@ -446,6 +447,23 @@ fn retry(
             Err(KafkaError::Transaction(t)) if t.is_retriable() && attempts < 5 => {
                 attempts += 1;
                 tracing::debug!(error = %t, attempts, "retrying a transactional call");
+                std::thread::sleep(Duration::from_millis(100 * attempts));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// [`retry`] for the offsets call, which reports librdkafka's error object in its own type.
+fn retry_offsets(
+    mut f: impl FnMut() -> std::result::Result<(), TxnOffsetsError>,
+) -> std::result::Result<(), TxnOffsetsError> {
+    let mut attempts = 0;
+    loop {
+        match f() {
+            Err(e) if e.retriable && attempts < 5 => {
+                attempts += 1;
+                tracing::debug!(error = %e, attempts, "retrying sending offsets to the transaction");
                 std::thread::sleep(Duration::from_millis(100 * attempts));
             }
             r => return r,

@@ -24,6 +24,7 @@ use crate::runtime::metrics::RuntimeCounters;
 use crate::runtime::metrics::{MetricsHandle, StreamsMetrics};
 use crate::runtime::restore::standby::{self, run_standby_thread, SharedStandbys, StandbyTasks};
 use crate::runtime::state::{StandbyUpdateListener, State, StateListener, StateRestoreListener};
+use crate::runtime::thread::close_options::{CloseOptions, GroupMembershipOperation};
 use crate::runtime::thread::global_thread::GlobalStreamThread;
 use crate::runtime::thread::pool::ThreadPool;
 use crate::runtime::thread::supervisor::{
@@ -767,8 +768,23 @@ impl KafkaStreams {
     }
 
     /// Stops the threads: each commits, closes its tasks (writing checkpoints) and leaves the
-    /// group. Returns whether all threads stopped within `timeout`.
+    /// group (static members stay until their session times out). Returns whether all threads
+    /// stopped within `timeout`.
     pub fn close(&mut self, timeout: Duration) -> bool {
+        self.close_with(CloseOptions::default().timeout(timeout))
+    }
+
+    /// [`Self::close`] with Kafka Streams' `CloseOptions`: leave the group (static members
+    /// too) or stay in it. Under `group.membership=librdkafka` the consumer decides (dynamic
+    /// members leave, static ones stay) and the operation is logged as not applied.
+    pub fn close_with(&mut self, options: CloseOptions) -> bool {
+        if options.operation != GroupMembershipOperation::Default
+            && self.config.group_membership == crate::config::GroupMembership::Librdkafka
+        {
+            tracing::warn!(operation = ?options.operation, "close: librdkafka's consumer decides whether its member leaves; the operation is not applied");
+        }
+        self.supervisor.set_close_options(options);
+        let timeout = options.timeout;
         let pending = self.supervisor.machine.transition(State::PendingShutdown);
         self.supervisor.shutdown.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + timeout;

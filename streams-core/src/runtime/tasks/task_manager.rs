@@ -172,6 +172,15 @@ impl TaskManager {
         self.tasks.keys().copied().collect()
     }
 
+    /// Per task, the sum of its stores' changelog positions: how far its state has come, for
+    /// the assignor (Kafka Streams' task offset sums).
+    pub fn active_offset_sums(&self) -> BTreeMap<TaskId, i64> {
+        self.tasks
+            .iter()
+            .map(|(id, t)| (*id, t.changelog_positions.values().sum()))
+            .collect()
+    }
+
     /// Whether any task is still restoring.
     pub fn is_restoring(&self) -> bool {
         self.tasks.values().any(|t| !t.is_running())

@@ -7,23 +7,32 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 
+use crate::runtime::assignment::streams_assignor::StreamsAssignor;
 use crate::runtime::clients::config::{
     client_config, creation_error, global_error, log_line, ClientKind,
 };
+use crate::runtime::clients::seam::GroupConsumer;
 use crate::runtime::commit::error::CollectorError;
 use crate::runtime::env::ThreadEnv;
 use crate::runtime::metrics::{self, Sensor, StreamsMetrics};
 use crate::runtime::tasks::task_manager::TaskManager;
 use crate::runtime::thread::group_protocol::GroupProtocol;
-use crate::runtime::thread::supervisor::{Supervisor, ThreadState};
+use crate::runtime::thread::membership::{own_membership, ThreadMembership};
+use crate::runtime::thread::supervisor::{StreamThreadExceptionResponse, Supervisor, ThreadState};
 use crate::{Result, StreamsError};
 
 /// How long one restore step may run before the thread polls its consumer again.
 const RESTORE_STEP: Duration = Duration::from_millis(200);
+/// How long a failed thread waits for the group to pass its `SHUTDOWN_APPLICATION` on: one
+/// rebalance, which waits for every member to join again (members heartbeat every few seconds).
+const SHUTDOWN_SIGNAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a closing thread waits for a rebalance under way before its final commit (well
+/// within the close timeouts applications give).
+const CLOSE_COMMIT_WAIT: Duration = Duration::from_secs(10);
 /// Records taken from the consumer per loop iteration before processing them.
 const MAX_POLL_RECORDS: usize = 1000;
 
@@ -76,7 +85,7 @@ impl ConsumerContext for ThreadContext {
                     .entered();
                 self.supervisor
                     .set_thread_state(self.index, ThreadState::Rebalancing);
-                let lost = consumer.assignment_lost();
+                let lost = Consumer::assignment_lost(consumer);
                 self.lock().on_revoke(consumer, tpl, lost);
             }
             Rebalance::Assign(_) => {}
@@ -113,6 +122,16 @@ pub(crate) struct StreamThread {
     instance_id: String,
     poll: Arc<Sensor>,
     poll_records: Arc<Sensor>,
+    /// The consumer's settings and the assignor, when the runtime holds the membership itself
+    /// (taken by `run`, which joins).
+    own_membership: Option<(ClientConfig, StreamsAssignor)>,
+    /// The consumer's `client.id`, which the member sends too (the group view reads the
+    /// process id from it).
+    consumer_client_id: String,
+    /// `group.instance.id` is set (static membership).
+    static_member: bool,
+    /// Where the thread publishes its running tasks' changelog offset sums for its assignor.
+    live_offsets: Option<Arc<Mutex<std::collections::BTreeMap<crate::TaskId, i64>>>>,
 }
 
 impl StreamThread {
@@ -169,9 +188,10 @@ impl StreamThread {
             ("queued.max.messages.kbytes", "16384"),
             ("queued.min.messages", "10000"),
         ];
-        // Range keeps partition p of every co-partitioned topic on one member: on the client in
-        // the classic protocol, on the broker under KIP-848 (whose session and heartbeat timing
-        // are the broker's too).
+        // When librdkafka holds the membership, range keeps partition p of every co-partitioned
+        // topic on one member: on the client in the classic protocol, on the broker under
+        // KIP-848 (whose session and heartbeat timing are the broker's too). The runtime's own
+        // membership assigns tasks, which are co-partitioned by construction.
         match group_protocol {
             GroupProtocol::Classic => {
                 required.push(("partition.assignment.strategy", "range"));
@@ -182,16 +202,38 @@ impl StreamThread {
         if let Some(id) = &static_id {
             required.push(("group.instance.id", id.as_str()));
         }
-        let consumer: BaseConsumer<ThreadContext> =
-            client_config(&env.config, ClientKind::Consumer, &defaults, &required)?
-                .create_with_context(ThreadContext {
-                    tasks: tasks.clone(),
-                    supervisor: supervisor.clone(),
-                    index,
-                    end_offsets: Arc::default(),
-                    read_committed: isolation == "read_committed",
-                })
-                .map_err(|e| creation_error("consumer", e))?;
+        let consumer_config =
+            client_config(&env.config, ClientKind::Consumer, &defaults, &required)?;
+        let own_membership = own_membership(
+            env.config.group_membership,
+            group_protocol,
+            &consumer_config,
+        )
+        .then(|| {
+            let assignor = StreamsAssignor::new(
+                Arc::new(env.layout.clone()),
+                env.process_id.to_string(),
+                env.config.app_state_dir(),
+                supervisor.shutdown_requested.clone(),
+                env.topology
+                    .subtopologies()
+                    .into_iter()
+                    .filter(|s| !s.stores.is_empty())
+                    .map(|s| s.id)
+                    .collect(),
+            );
+            (consumer_config.clone(), assignor)
+        });
+        let live_offsets = own_membership.as_ref().map(|(_, a)| a.live_offsets());
+        let consumer: BaseConsumer<ThreadContext> = consumer_config
+            .create_with_context(ThreadContext {
+                tasks: tasks.clone(),
+                supervisor: supervisor.clone(),
+                index,
+                end_offsets: Arc::default(),
+                read_committed: isolation == "read_committed",
+            })
+            .map_err(|e| creation_error("consumer", e))?;
         let instance_id = format!("{}-{}", env.config.application_id, env.process_id);
         let thread_id = format!("{instance_id}-{name}");
         let poll = env.metrics.sensor(metrics::THREAD_POLL, &[&thread_id]);
@@ -211,7 +253,40 @@ impl StreamThread {
             shutdown,
             subscription: env.layout.subscription.clone(),
             client_id: env.process_id.to_string()[..8].to_string(),
+            own_membership,
+            consumer_client_id: client_id,
+            static_member: static_id.is_some(),
+            live_offsets,
         })
+    }
+
+    /// Joins the group: the runtime's own member, or librdkafka's subscription.
+    fn join(&mut self) -> Result<Option<ThreadMembership>> {
+        match self.own_membership.take() {
+            Some((config, assignor)) => {
+                ThreadMembership::start(&config, &self.consumer_client_id, assignor).map(Some)
+            }
+            None => self.subscribe().map(|()| None),
+        }
+    }
+
+    /// Publishes the running tasks' changelog offset sums to the thread's assignor.
+    fn publish_offsets(&self, tm: &TaskManager) {
+        if let Some(live) = &self.live_offsets {
+            *live.lock().unwrap_or_else(|p| p.into_inner()) = tm.active_offset_sums();
+        }
+    }
+
+    /// Runs `f` with the consumer seam of the thread's membership.
+    fn with_seam<R>(
+        &self,
+        membership: Option<&ThreadMembership>,
+        f: impl FnOnce(&dyn GroupConsumer) -> R,
+    ) -> R {
+        match membership {
+            Some(m) => f(&m.seam(&self.consumer)),
+            None => f(&self.consumer),
+        }
     }
 
     fn subscribe(&self) -> Result<()> {
@@ -226,7 +301,7 @@ impl StreamThread {
     }
 
     /// Runs until shutdown is requested or the thread fails.
-    pub fn run(self) {
+    pub fn run(mut self) {
         let span =
             tracing::info_span!("stream_thread", client = %self.client_id, thread = %self.name);
         let _g = span.enter();
@@ -234,32 +309,80 @@ impl StreamThread {
             .add_gauge(metrics::ALIVE_THREADS, &[&self.instance_id], 1.0);
         self.supervisor
             .set_thread_state(self.index, ThreadState::Rebalancing);
-        let result = self.subscribe().and_then(|()| self.run_loop());
+        let (membership, result) = match self.join() {
+            Ok(m) => {
+                let r = self.run_loop(m.as_ref());
+                (m, r)
+            }
+            Err(e) => (None, Err(e)),
+        };
         let failed = result.is_err();
         // Close tasks before the consumer goes away (dropping it revokes with nothing left to do).
-        let close = self.lock().close_all(&self.consumer, !failed);
+        // A clean close commits: after the rebalance under way, if any, within its bound.
+        let hold = membership
+            .as_ref()
+            .filter(|_| !failed)
+            .and_then(|m| m.hold_for_close(&self.consumer, &mut self.lock(), CLOSE_COMMIT_WAIT));
+        let close = self.with_seam(membership.as_ref(), |seam| {
+            self.lock().close_all(seam, !failed)
+        });
+        drop(hold);
         if let Err(e) = &close {
             tracing::warn!(error = %e.error(), "final commit failed");
         }
-        match result {
-            Ok(()) => self
+        // The handler is asked while the member is still in the group: SHUTDOWN_APPLICATION
+        // goes to the other instances through it.
+        let response = result.as_ref().err().map(|e| {
+            tracing::error!(error = %e, "stream thread failed");
+            self.supervisor.decide(e)
+        });
+        let mut group_told = false;
+        if response == Some(StreamThreadExceptionResponse::ShutdownApplication) {
+            self.supervisor
+                .shutdown_requested
+                .store(true, Ordering::SeqCst);
+            if let Some(m) = &membership {
+                group_told = m.signal_shutdown(SHUTDOWN_SIGNAL_TIMEOUT);
+            }
+        }
+        // By default a dynamic member leaves so the group rebalances at once, and a static one
+        // keeps its place for the session timeout, as Kafka Streams' threads do; close options
+        // may say otherwise.
+        if let Some(m) = membership {
+            m.member
+                .close(self.supervisor.leaves_group_on_close(self.static_member));
+        }
+        match (result, response) {
+            (Err(e), Some(response)) => self
+                .supervisor
+                .thread_failed_as(self.index, e, response, group_told),
+            _ => self
                 .supervisor
                 .set_thread_state(self.index, ThreadState::Dead),
-            Err(e) => {
-                tracing::error!(error = %e, "stream thread failed");
-                self.supervisor.thread_failed(self.index, e);
-            }
         }
         drop(self.consumer);
         self.metrics
             .add_gauge(metrics::ALIVE_THREADS, &[&self.instance_id], -1.0);
     }
 
-    fn run_loop(&self) -> Result<()> {
+    fn run_loop(&self, membership: Option<&ThreadMembership>) -> Result<()> {
         // `shutdown` stops this thread alone (removal); the supervisor's, the whole instance.
         while !self.shutdown.load(Ordering::SeqCst)
             && !self.supervisor.shutdown.load(Ordering::SeqCst)
         {
+            if let Some(m) = membership {
+                let mut tm = self.lock();
+                let served = m.serve(&self.consumer, &mut tm)?;
+                if served.shutdown {
+                    self.supervisor.shutdown_by_group();
+                    break;
+                }
+                if served.changed {
+                    self.supervisor
+                        .set_thread_state(self.index, ThreadState::Rebalancing);
+                    self.publish_offsets(&tm);
+                }
+            }
             let pause = self.supervisor.paused.load(Ordering::SeqCst);
             {
                 let mut tm = self.lock();
@@ -296,7 +419,7 @@ impl StreamThread {
                     tm.buffer(m);
                 }
                 drop(polled);
-                self.step(&mut tm)
+                self.step(&mut tm, membership)
             };
             match step {
                 Ok(()) => {}
@@ -305,10 +428,17 @@ impl StreamThread {
                     self.supervisor
                         .set_thread_state(self.index, ThreadState::Rebalancing);
                     let mut tm = self.lock();
-                    tm.lose_all(&self.consumer)?;
+                    self.with_seam(membership, |seam| tm.lose_all(seam))?;
                     drop(tm);
-                    self.consumer.unsubscribe();
-                    self.subscribe()?;
+                    match membership {
+                        Some(m) => {
+                            m.take_up_again(&self.consumer, "tasks lost after a failed commit")?
+                        }
+                        None => {
+                            self.consumer.unsubscribe();
+                            self.subscribe()?;
+                        }
+                    }
                 }
                 Err(CollectorError::Fatal(e)) => return Err(e),
             }
@@ -316,7 +446,11 @@ impl StreamThread {
         Ok(())
     }
 
-    fn step(&self, tm: &mut TaskManager) -> Result<(), CollectorError> {
+    fn step(
+        &self,
+        tm: &mut TaskManager,
+        membership: Option<&ThreadMembership>,
+    ) -> Result<(), CollectorError> {
         if let Some(e) = tm.pending_error.take() {
             return Err(e);
         }
@@ -354,7 +488,19 @@ impl StreamThread {
         tm.process(&lag)?;
         tm.punctuate()?;
         if tm.commit_due() || tm.uncommitted_over_limit() {
-            tm.commit(&self.consumer)?;
+            match membership {
+                // As Kafka Streams: no commit while the group rebalances (the generation may
+                // change under it) or before the thread served the last one; the hold keeps
+                // the member from starting a join until the commit is done.
+                Some(m) => match m.member.hold(Duration::ZERO) {
+                    Some(_hold) => {
+                        tm.commit(&m.seam(&self.consumer))?;
+                        self.publish_offsets(tm);
+                    }
+                    None => tracing::debug!("commit put off: the group is rebalancing"),
+                },
+                None => tm.commit(&self.consumer)?,
+            }
         }
         if tm.assigned && !tm.is_restoring() {
             self.supervisor

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::runtime::state::{State, StateMachine};
+use crate::runtime::thread::close_options::CloseOptions;
 use crate::StreamsError;
 
 /// Lifecycle of one stream thread.
@@ -24,9 +25,10 @@ pub enum StreamThreadExceptionResponse {
     ReplaceThread,
     /// Stop this instance (the default).
     ShutdownClient,
-    /// Stop every instance of the application. Kafka Streams signals the others through its
-    /// group assignor, which this runtime does not have: only this instance stops, with an
-    /// error saying so.
+    /// Stop every instance of the application: the failed thread's group member asks the
+    /// group's leader, whose assignment tells every member to stop (as Kafka Streams' assignor
+    /// does). Under `group.membership=librdkafka` only this instance stops, with an error
+    /// saying so.
     ShutdownApplication,
 }
 
@@ -46,6 +48,10 @@ pub(crate) struct Supervisor {
     pub paused: AtomicBool,
     handler: Mutex<Option<UncaughtExceptionHandler>>,
     replacer: Mutex<Option<Replacer>>,
+    /// This instance asks every instance to stop (its threads' subscriptions say so).
+    pub shutdown_requested: Arc<AtomicBool>,
+    /// How `KafkaStreams::close_with` asked the threads to stop.
+    close_options: Mutex<CloseOptions>,
 }
 
 impl Supervisor {
@@ -58,7 +64,21 @@ impl Supervisor {
             paused: AtomicBool::new(false),
             handler: Mutex::new(None),
             replacer: Mutex::new(None),
+            shutdown_requested: Arc::default(),
+            close_options: Mutex::new(CloseOptions::default()),
         }
+    }
+
+    pub fn set_close_options(&self, options: CloseOptions) {
+        *self.close_options.lock().unwrap_or_else(|p| p.into_inner()) = options;
+    }
+
+    /// Whether a closing thread's member leaves the group.
+    pub fn leaves_group_on_close(&self, static_member: bool) -> bool {
+        self.close_options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .leaves(static_member)
     }
 
     pub fn set_handler(&self, handler: UncaughtExceptionHandler) {
@@ -117,12 +137,29 @@ impl Supervisor {
     /// (`index` >= 1) may be replaced; otherwise the whole instance shuts down (Kafka Streams'
     /// default, `SHUTDOWN_CLIENT`). The global thread (`index` 0) is never replaced.
     pub fn thread_failed(&self, index: usize, error: StreamsError) {
+        let response = self.decide(&error);
+        self.thread_failed_as(index, error, response, false);
+    }
+
+    /// What the uncaught-exception handler answers to `error` (`SHUTDOWN_CLIENT` without one).
+    pub fn decide(&self, error: &StreamsError) -> StreamThreadExceptionResponse {
         let handler = self
             .handler
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let response = handler.map_or(StreamThreadExceptionResponse::ShutdownClient, |h| h(&error));
+        handler.map_or(StreamThreadExceptionResponse::ShutdownClient, |h| h(error))
+    }
+
+    /// [`Self::thread_failed`] with the handler's `response` already known; `group_told` says
+    /// whether a `SHUTDOWN_APPLICATION` reached every instance through the group.
+    pub fn thread_failed_as(
+        &self,
+        index: usize,
+        error: StreamsError,
+        response: StreamThreadExceptionResponse,
+        group_told: bool,
+    ) {
         let mut error = error;
         if response == StreamThreadExceptionResponse::ReplaceThread
             && index > 0
@@ -142,10 +179,14 @@ impl Supervisor {
                 ))
                 }
             }
+        } else if response == StreamThreadExceptionResponse::ShutdownApplication && group_told {
+            tracing::error!(
+                "SHUTDOWN_APPLICATION: every instance of the application was told to stop"
+            );
         } else if response == StreamThreadExceptionResponse::ShutdownApplication {
             tracing::error!(
-                "SHUTDOWN_APPLICATION asked: this runtime cannot signal the other instances \
-                 (Kafka Streams does it through its group assignor); shutting down this one"
+                "SHUTDOWN_APPLICATION asked, but the other instances could not be told (librdkafka \
+                 holds the group membership, or no rebalance completed in time); shutting down this one"
             );
         }
         {
@@ -162,6 +203,24 @@ impl Supervisor {
             t.clone()
         };
         self.recompute(&all);
+    }
+
+    /// Another instance's `SHUTDOWN_APPLICATION` reached this one through the group: every
+    /// thread stops and the instance ends in `ERROR`, as in Kafka Streams.
+    pub fn shutdown_by_group(&self) {
+        // The instance that asked keeps its failed thread's error.
+        if !self.shutdown_requested.load(Ordering::SeqCst) {
+            let mut e = self.error.lock().unwrap_or_else(|p| p.into_inner());
+            e.get_or_insert_with(|| {
+                Arc::new(StreamsError::IllegalState(
+                    "the application was shut down: an instance's uncaught-exception handler \
+                     answered SHUTDOWN_APPLICATION"
+                        .into(),
+                ))
+            });
+        }
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.machine.transition(State::PendingError);
     }
 
     pub fn error(&self) -> Option<Arc<StreamsError>> {

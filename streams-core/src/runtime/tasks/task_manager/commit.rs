@@ -3,7 +3,7 @@
 //! max.poll.interval and lost-assignment guards that give tasks up instead of committing for a
 //! member that left.
 
-use rdkafka::consumer::ConsumerGroupMetadata;
+use crate::runtime::group::GenerationMetadata;
 
 use super::*;
 
@@ -24,18 +24,18 @@ impl TaskManager {
     /// took the assignment away.
     fn member_metadata(
         consumer: &dyn GroupConsumer,
-    ) -> Result<Arc<ConsumerGroupMetadata>, CollectorError> {
-        let group = consumer.group_metadata().map(Arc::new).ok_or_else(|| {
-            CollectorError::Fatal(StreamsError::IllegalState(
-                "the consumer has no group metadata".into(),
-            ))
-        })?;
+    ) -> Result<Arc<GenerationMetadata>, CollectorError> {
+        let group = consumer.group_metadata().map(Arc::new);
         // Checked after the metadata is taken: librdkafka resets the member id and marks the
         // assignment lost in one step of its group thread, which also serves the metadata. So
         // either the metadata predates the reset (the broker fences its stale member id and
         // generation) or the loss is visible here.
         Self::still_member(consumer)?;
-        Ok(group)
+        group.ok_or_else(|| {
+            CollectorError::Fatal(StreamsError::IllegalState(
+                "the consumer has no group metadata".into(),
+            ))
+        })
     }
 
     /// Refuses to commit for an assignment the group took away. librdkafka learns of it on its

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use crate::runtime::group::GenerationMetadata;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
@@ -97,24 +97,15 @@ fn offsets(tpl: &TopicPartitionList) -> Offsets {
         .collect()
 }
 
-/// A group member's consumer that records calls. Group metadata comes from a real, never
-/// joined librdkafka consumer (no broker is contacted).
+/// A group member's consumer that records calls, in generation 1 of its group.
 struct FakeConsumer {
     clients: Clients,
-    metadata_source: BaseConsumer,
 }
 
 impl FakeConsumer {
     fn new(clients: &Clients) -> Self {
-        let metadata_source = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", "127.0.0.1:9")
-            .set("group.id", "task-manager-test")
-            .set("log_level", "0")
-            .create()
-            .expect("a consumer needs no broker to be created");
         FakeConsumer {
             clients: clients.clone(),
-            metadata_source,
         }
     }
 }
@@ -149,8 +140,8 @@ impl GroupConsumer for FakeConsumer {
         Ok(())
     }
 
-    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
-        Consumer::group_metadata(&self.metadata_source)
+    fn group_metadata(&self) -> Option<GenerationMetadata> {
+        GenerationMetadata::new("task-manager-test", 1, "member-1", None)
     }
 
     fn assignment_lost(&self) -> bool {
@@ -194,7 +185,7 @@ impl RecordProducer for FakeProducer {
     fn commit_transaction(
         &mut self,
         offsets_to_commit: &TopicPartitionList,
-        _group: &Arc<ConsumerGroupMetadata>,
+        _group: &Arc<GenerationMetadata>,
     ) -> Result<(), CollectorError> {
         assert!(
             self.transactional,

@@ -1,0 +1,376 @@
+//! [`ThreadMembership`]: a stream thread's place in the application's group when the runtime
+//! speaks the group protocol itself: the [`GroupMember`] with the thread's
+//! [`StreamsAssignor`], the offset client its at_least_once commits go through, and the step
+//! that turns the member's events into task changes on the thread's consumer (manual, incremental
+//! assignment).
+//!
+//! Chosen for the classic protocol on a plaintext connection; KIP-848 groups
+//! (`group.protocol=consumer`, assigned by the broker) and TLS/SASL clusters keep librdkafka's own
+//! membership (its `range` assignor, eager) until the member's connection speaks TLS and SASL.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::GroupMembership;
+use crate::runtime::assignment::assignment_info::AssignmentInfo;
+use crate::runtime::assignment::streams_assignor::StreamsAssignor;
+use crate::runtime::clients::seam::GroupConsumer;
+use crate::runtime::group::member::JoinHold;
+use crate::runtime::group::{
+    CommittedOffset, GenerationMetadata, GroupMember, MemberConfig, MemberEvent, OffsetClient,
+    Partition,
+};
+use crate::runtime::tasks::task_manager::TaskManager;
+use crate::runtime::thread::group_protocol::GroupProtocol;
+use crate::{Result, StreamsError};
+
+/// What serving the member's events found.
+pub(crate) struct Served {
+    /// The assignment changed (or was lost).
+    pub changed: bool,
+    /// The group's leader told every instance to stop (another instance's
+    /// `SHUTDOWN_APPLICATION`).
+    pub shutdown: bool,
+}
+
+/// Whether the thread's consumer joins through the runtime's own membership: unless
+/// `group.membership=librdkafka`, for the classic protocol over plaintext (see the module doc
+/// for the others, which say so in the log).
+pub(crate) fn own_membership(
+    wanted: GroupMembership,
+    protocol: GroupProtocol,
+    consumer: &ClientConfig,
+) -> bool {
+    if wanted == GroupMembership::Librdkafka {
+        return false;
+    }
+    let plaintext = consumer
+        .get("security.protocol")
+        .is_none_or(|p| p.eq_ignore_ascii_case("plaintext"));
+    if protocol != GroupProtocol::Classic || !plaintext {
+        tracing::info!(
+            "the group is joined through librdkafka (range assignment): the runtime's own \
+             membership speaks the classic protocol over plaintext only"
+        );
+        return false;
+    }
+    true
+}
+
+fn millis(consumer: &ClientConfig, key: &str, default: u64) -> Result<Duration> {
+    match consumer.get(key) {
+        None => Ok(Duration::from_millis(default)),
+        Some(v) => v.trim().parse().map(Duration::from_millis).map_err(|_| {
+            StreamsError::Config(format!(
+                "consumer `{key}` is `{v}`; give a number of milliseconds"
+            ))
+        }),
+    }
+}
+
+/// A stream thread's group member and offset client.
+pub(crate) struct ThreadMembership {
+    pub member: GroupMember,
+    offsets: Mutex<OffsetClient>,
+    group_id: String,
+}
+
+impl ThreadMembership {
+    /// Joins the group of `consumer`'s settings (`group.id`, timeouts, `group.instance.id`) as
+    /// `client_id`, offering `assignor`.
+    pub fn start(
+        consumer: &ClientConfig,
+        client_id: &str,
+        assignor: StreamsAssignor,
+    ) -> Result<Self> {
+        let setting = |key: &str| {
+            consumer.get(key).map(str::to_string).ok_or_else(|| {
+                StreamsError::IllegalState(format!("the stream thread's consumer has no `{key}`"))
+            })
+        };
+        let group_id = setting("group.id")?;
+        let mut config = MemberConfig::new(&setting("bootstrap.servers")?, &group_id, client_id);
+        config.group_instance_id = consumer.get("group.instance.id").map(str::to_string);
+        config.session_timeout = millis(consumer, "session.timeout.ms", 45_000)?;
+        config.rebalance_timeout = millis(consumer, "max.poll.interval.ms", 300_000)?;
+        config.heartbeat_interval = millis(consumer, "heartbeat.interval.ms", 3_000)?;
+        config.request_timeout = millis(consumer, "request.timeout.ms", 30_000)?;
+        config.retry_backoff = millis(consumer, "retry.backoff.ms", 100)?;
+        let offsets = Mutex::new(OffsetClient::new(&config));
+        let member = GroupMember::start(config, Arc::new(assignor))?;
+        Ok(ThreadMembership {
+            member,
+            offsets,
+            group_id,
+        })
+    }
+
+    /// The consumer seam the task manager commits and pauses through.
+    pub fn seam<'a, C: ConsumerContext + 'static>(
+        &'a self,
+        consumer: &'a BaseConsumer<C>,
+    ) -> MemberConsumer<'a, C> {
+        MemberConsumer {
+            consumer,
+            membership: self,
+        }
+    }
+
+    /// Applies what the member reports: revoked tasks committed and closed (then the member is
+    /// told, so they can move), new tasks created, lost tasks dropped without a commit.
+    pub fn serve<C: ConsumerContext + 'static>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        tm: &mut TaskManager,
+    ) -> Result<Served> {
+        // Held while the events are applied: a revocation commits, and no join may change the
+        // generation under it.
+        let (events, _hold) = self.member.poll_and_hold()?;
+        let seam = self.seam(consumer);
+        let mut served = Served {
+            changed: !events.is_empty(),
+            shutdown: false,
+        };
+        for event in &events {
+            match event {
+                MemberEvent::Assigned {
+                    revoked,
+                    assignment,
+                    ..
+                } => {
+                    // Reconciled against what the consumer reads now rather than the event's
+                    // difference, which is relative to what the member thought it owned: after the
+                    // thread gave everything up, or with an earlier event still queued, the two
+                    // differ, and assigning a partition twice is an error in librdkafka.
+                    let current = assigned(consumer)?;
+                    let target = &assignment.partitions;
+                    let give_up: BTreeSet<Partition> =
+                        current.difference(target).cloned().collect();
+                    if !give_up.is_empty() {
+                        tm.on_revoke(&seam, &partition_list(&give_up), false);
+                        unassign(consumer, &give_up)?;
+                    }
+                    if !revoked.is_empty() {
+                        self.member.revoked(revoked);
+                    }
+                    if AssignmentInfo::decode(&assignment.user_data).shutdown_requested {
+                        served.shutdown = true;
+                        return Ok(served);
+                    }
+                    let added: BTreeSet<Partition> = target.difference(&current).cloned().collect();
+                    if !added.is_empty() {
+                        // No offsets: librdkafka reads the committed ones (stable ones under
+                        // read_committed, KIP-447) or applies auto.offset.reset.
+                        consumer
+                            .incremental_assign(&partition_list(&added))
+                            .map_err(|e| StreamsError::kafka("assigning new partitions", e))?;
+                        tm.on_assign(&seam, &partition_list(&added))?;
+                    }
+                    tm.assigned = true;
+                }
+                MemberEvent::Revoked { partitions } => {
+                    tm.on_revoke(&seam, &partition_list(partitions), false);
+                    unassign(consumer, partitions)?;
+                    self.member.revoked(partitions);
+                }
+                MemberEvent::Lost { partitions, reason } => {
+                    tracing::warn!(%reason, partitions = partitions.len(), "tasks lost with the group membership: closing them without a commit");
+                    tm.on_revoke(&seam, &partition_list(partitions), true);
+                    unassign(consumer, partitions)?;
+                }
+            }
+        }
+        Ok(served)
+    }
+
+    /// A hold for the closing thread's final commit: waits up to `timeout` for a rebalance
+    /// under way, serving what it brings (the thread is the one to serve it: waiting for the
+    /// events to be taken would wait for itself). `None` when no hold came in time; the commit
+    /// then goes ahead with the generation it has.
+    pub fn hold_for_close<C: ConsumerContext + 'static>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        tm: &mut TaskManager,
+        timeout: Duration,
+    ) -> Option<JoinHold<'_>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(hold) = self.member.hold(Duration::from_millis(100)) {
+                return Some(hold);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            if let Err(e) = self.serve(consumer, tm) {
+                tracing::warn!(error = %e, "serving the group's last assignment while closing");
+                return None;
+            }
+        }
+    }
+
+    /// Asks the group to stop every instance (`SHUTDOWN_APPLICATION`; the instance's flag is
+    /// set, so this member's next subscription carries the request) and waits up to `timeout`
+    /// for the leader's answer. The thread holds no tasks any more: whatever the member reports
+    /// meanwhile is given up at once. Returns whether the request went through.
+    pub fn signal_shutdown(&self, timeout: Duration) -> bool {
+        self.member
+            .request_rejoin("this instance asks the application to shut down");
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let Ok(events) = self.member.poll_timeout(Duration::from_millis(200)) else {
+                return false;
+            };
+            for event in events {
+                match event {
+                    MemberEvent::Assigned {
+                        assignment,
+                        revoked,
+                        ..
+                    } => {
+                        self.member.revoked(&revoked);
+                        if AssignmentInfo::decode(&assignment.user_data).shutdown_requested {
+                            return true;
+                        }
+                    }
+                    MemberEvent::Revoked { partitions } => self.member.revoked(&partitions),
+                    MemberEvent::Lost { .. } => {}
+                }
+            }
+        }
+        false
+    }
+
+    /// The thread gave every task up (fenced, or its transaction aborted): nothing is read
+    /// until the member's next assignment, which hands the same partitions back (the member
+    /// still claims them) and recreates their tasks from the committed offsets.
+    pub fn take_up_again<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        reason: &str,
+    ) -> Result<()> {
+        // Incrementally, as every other change of this consumer's assignment.
+        unassign(consumer, &assigned(consumer)?)?;
+        self.member.rejoin_keeping_claims(reason);
+        Ok(())
+    }
+}
+
+fn partition_list(partitions: &BTreeSet<Partition>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+    for (t, p) in partitions {
+        tpl.add_partition(t, *p);
+    }
+    tpl
+}
+
+/// The partitions the consumer reads now.
+fn assigned<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result<BTreeSet<Partition>> {
+    let tpl = consumer
+        .assignment()
+        .map_err(|e| StreamsError::kafka("reading the assignment", e))?;
+    Ok(tpl
+        .elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect())
+}
+
+/// Stops fetching those of `partitions` the consumer is assigned.
+fn unassign<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &BTreeSet<Partition>,
+) -> Result<()> {
+    let current = assigned(consumer)?;
+    let mut tpl = TopicPartitionList::new();
+    for (t, p) in partitions.intersection(&current) {
+        tpl.add_partition(t, *p);
+    }
+    if tpl.count() > 0 {
+        consumer
+            .incremental_unassign(&tpl)
+            .map_err(|e| StreamsError::kafka("unassigning revoked partitions", e))?;
+    }
+    Ok(())
+}
+
+/// The task manager's consumer when the runtime holds the membership: fetching through
+/// librdkafka, commits with the member's generation.
+pub(crate) struct MemberConsumer<'a, C: ConsumerContext + 'static> {
+    consumer: &'a BaseConsumer<C>,
+    membership: &'a ThreadMembership,
+}
+
+impl<C: ConsumerContext + 'static> GroupConsumer for MemberConsumer<'_, C> {
+    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::pause(self.consumer, partitions)
+    }
+
+    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::resume(self.consumer, partitions)
+    }
+
+    fn committed_offsets(
+        &self,
+        partitions: TopicPartitionList,
+        timeout: Duration,
+    ) -> KafkaResult<TopicPartitionList> {
+        Consumer::committed_offsets(self.consumer, partitions, timeout)
+    }
+
+    fn commit_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
+        let generation = self
+            .membership
+            .member
+            .generation()
+            .ok_or(KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::UnknownMemberId,
+            ))?;
+        let mut map = std::collections::BTreeMap::new();
+        for e in offsets.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                map.insert(
+                    (e.topic().to_string(), e.partition()),
+                    CommittedOffset {
+                        offset: o,
+                        metadata: Some(e.metadata().to_string()),
+                    },
+                );
+            }
+        }
+        let mut client = self
+            .membership
+            .offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        client
+            .commit(&generation, &map, Duration::from_secs(60))
+            .map_err(|e| {
+                let code = match &e {
+                    StreamsError::Group { fenced: true, .. } => RDKafkaErrorCode::IllegalGeneration,
+                    _ => RDKafkaErrorCode::RequestTimedOut,
+                };
+                tracing::warn!(error = %e, "offset commit failed");
+                KafkaError::ConsumerCommit(code)
+            })
+    }
+
+    fn group_metadata(&self) -> Option<GenerationMetadata> {
+        let g = self.membership.member.generation()?;
+        GenerationMetadata::new(
+            &self.membership.group_id,
+            g.id,
+            &g.member_id,
+            g.group_instance_id.as_deref(),
+        )
+    }
+
+    fn assignment_lost(&self) -> bool {
+        self.membership.member.assignment_lost()
+    }
+}
