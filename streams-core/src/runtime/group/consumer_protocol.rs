@@ -46,7 +46,8 @@ pub struct Assignment {
     pub user_data: Bytes,
 }
 
-fn group_by_topic(partitions: &BTreeSet<Partition>) -> BTreeMap<&str, Vec<i32>> {
+/// Partition numbers by topic, as the protocol's messages list them.
+pub(crate) fn group_by_topic(partitions: &BTreeSet<Partition>) -> BTreeMap<&str, Vec<i32>> {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (t, p) in partitions {
         topics.entry(t.as_str()).or_default().push(*p);

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest,
 use kafka_protocol::protocol::StrBytes;
 
 use super::connection::Failure;
-use super::consumer_protocol::Partition;
+use super::consumer_protocol::{group_by_topic, Partition};
 use super::coordinator::{coordinator_moved, CoordinatorLink};
 use super::member::{Generation, MemberConfig};
 use crate::{Result, StreamsError};
@@ -159,10 +159,7 @@ impl OffsetClient {
         require_stable: bool,
         timeout: Duration,
     ) -> Result<BTreeMap<Partition, CommittedOffset>> {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (t, p) in partitions {
-            by_topic.entry(t.as_str()).or_default().push(*p);
-        }
+        let by_topic = group_by_topic(partitions);
         let group = GroupId(StrBytes::from_string(self.group_id.clone()));
         self.retrying("reading committed offsets", timeout, |link| {
             let version = link.version::<OffsetFetchRequest>()?;
