@@ -243,9 +243,17 @@ impl StreamProducer {
         std::thread::Builder::new()
             .name("send-offsets".into())
             .spawn(move || {
-                let r = retry_offsets(|| {
-                    send_offsets_to_transaction(producer.client(), &offsets, &group, TXN_TIMEOUT)
-                });
+                let r = retry(
+                    |e: &TxnOffsetsError| e.retriable,
+                    || {
+                        send_offsets_to_transaction(
+                            producer.client(),
+                            &offsets,
+                            &group,
+                            TXN_TIMEOUT,
+                        )
+                    },
+                );
                 let _ = done.send(r);
             })
             .map_err(|e| {
@@ -370,7 +378,7 @@ impl RecordProducer for StreamProducer {
         let producer = &self.producer;
         self.sensors
             .commit
-            .time(|| retry(|| producer.commit_transaction(TXN_TIMEOUT)))
+            .time(|| retry(kafka_retriable, || producer.commit_transaction(TXN_TIMEOUT)))
             .map_err(|e| classify("committing the transaction", e))?;
         tracing::debug!(
             in_flight,
@@ -437,16 +445,19 @@ fn transaction_timeout_ms(config: &StreamsConfig) -> u64 {
         .unwrap_or(DEFAULT_TRANSACTION_TIMEOUT_MS)
 }
 
-/// Retries a transactional call while librdkafka says the error is retriable.
-fn retry(
-    mut f: impl FnMut() -> rdkafka::error::KafkaResult<()>,
-) -> rdkafka::error::KafkaResult<()> {
+/// Retries a transactional call while librdkafka says its error is retriable (up to 5 times,
+/// backing off). `retriable` reads that from the call's error type: rust-rdkafka's for its own
+/// calls, [`TxnOffsetsError`] for the offsets sent with the group's generation.
+fn retry<E: std::fmt::Display>(
+    retriable: impl Fn(&E) -> bool,
+    mut f: impl FnMut() -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     let mut attempts = 0;
     loop {
         match f() {
-            Err(KafkaError::Transaction(t)) if t.is_retriable() && attempts < 5 => {
+            Err(e) if retriable(&e) && attempts < 5 => {
                 attempts += 1;
-                tracing::debug!(error = %t, attempts, "retrying a transactional call");
+                tracing::debug!(error = %e, attempts, "retrying a transactional call");
                 std::thread::sleep(Duration::from_millis(100 * attempts));
             }
             r => return r,
@@ -454,21 +465,9 @@ fn retry(
     }
 }
 
-/// [`retry`] for the offsets call, which reports librdkafka's error object in its own type.
-fn retry_offsets(
-    mut f: impl FnMut() -> std::result::Result<(), TxnOffsetsError>,
-) -> std::result::Result<(), TxnOffsetsError> {
-    let mut attempts = 0;
-    loop {
-        match f() {
-            Err(e) if e.retriable && attempts < 5 => {
-                attempts += 1;
-                tracing::debug!(error = %e, attempts, "retrying sending offsets to the transaction");
-                std::thread::sleep(Duration::from_millis(100 * attempts));
-            }
-            r => return r,
-        }
-    }
+/// Whether librdkafka marks a transactional call's error retriable.
+fn kafka_retriable(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::Transaction(t) if t.is_retriable())
 }
 
 impl Drop for StreamProducer {
