@@ -20,7 +20,12 @@
 //! 7. **outer join expiry**: a stream-stream outer join with 1k, 10k and 100k unmatched records
 //!    waiting, in process (TopologyTestDriver, RocksDB stores): microseconds per input record
 //!    while each record's arrival expires the oldest waiting one (`BENCH_ONLY=outer-join` runs
-//!    only this).
+//!    only this);
+//! 8. **task assignment** (`streams_tests::assignment_scenario`, on a broker of its own): word
+//!    count on 6 partitions through scale-out 2 -> 3 and scale-in 3 -> 2 under steady load and a
+//!    rolling bounce, with the runtime's assignor (default settings, and waiting for warm-ups)
+//!    against librdkafka's eager `range`: records restored, seconds until balanced, the longest
+//!    output gap of tasks that did not move (`BENCH_ONLY=assignment` runs only this).
 //!
 //! It prints a table with every ratio against its baseline from the same run, and writes
 //! `benchmarks/results/results.csv`, `throughput.svg` and `latency.svg`. `BENCH_SCALE`
@@ -1149,6 +1154,45 @@ fn word_count_label(scenario: &str) -> String {
     format!("{who} {} @{} ms{threads}", parts[1], parts[2])
 }
 
+/// The task-assignment scenario three ways on a broker of its own, as a table, with the records
+/// the instance taking tasks over restored, warm-ups against `range`.
+fn assignment_table() -> String {
+    use streams_tests::assignment_scenario::{find, phases, table, WARM_UPS};
+    let broker = TestBroker::start_own();
+    let b = broker.bootstrap_servers();
+    let ours = phases(b, "bench-assignment-streams", "streams", &[]);
+    let warmed = phases(b, "bench-assignment-warm-ups", "streams", WARM_UPS);
+    let range = phases(b, "bench-assignment-range", "librdkafka", &[]);
+    let mut out = String::from("task assignment (word count, 6 partitions, exactly_once_v2):\n");
+    out.push_str(&table(&[
+        ("streams", &ours),
+        ("streams, warm-ups", &warmed),
+        ("librdkafka range", &range),
+    ]));
+    let total = |phases: &[streams_tests::assignment_scenario::Phase]| -> u64 {
+        [
+            "scale-out 2 -> 3",
+            "scale-in 3 -> 2",
+            "bounce: instance 0 back",
+            "bounce: instance 1 back",
+        ]
+        .iter()
+        .map(|name| find(phases, name).restored.iter().sum::<u64>())
+        .sum()
+    };
+    let _ = writeln!(
+        out,
+        "records restored over scale-out, scale-in and the returns: streams {} ({:.2} x range), \
+         streams with warm-ups {} ({:.2} x range), range {}",
+        total(&ours),
+        total(&ours) as f64 / total(&range).max(1) as f64,
+        total(&warmed),
+        total(&warmed) as f64 / total(&range).max(1) as f64,
+        total(&range)
+    );
+    out
+}
+
 fn main() {
     if let Ok(scenario) = std::env::var(CHILD) {
         if scenario == "store-vs-raw" {
@@ -1165,6 +1209,10 @@ fn main() {
         .into_iter()
         .map(|n| (n, outer_join_cost(n)))
         .collect();
+    if std::env::var("BENCH_ONLY").is_ok_and(|o| o.starts_with("assignment")) {
+        println!("{}", assignment_table());
+        return;
+    }
     if std::env::var("BENCH_ONLY").is_ok_and(|o| o.starts_with("outer-join")) {
         for (n, us) in &join_cost {
             println!("outer join, {n} waiting: {us:.1} us per record");
@@ -1514,6 +1562,7 @@ fn main() {
         "  its records/s / the default's",
         lean.rate() / find("store").rate()
     );
+    let _ = writeln!(table, "\n{}", assignment_table());
     let _ = writeln!(table, "\ntotal {:.0} s", wall.elapsed().as_secs_f64());
     println!("{table}");
 

@@ -292,3 +292,23 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// The assignment protocol the consumer group `group` agreed on, as the broker describes it once
+/// the group is stable (waits up to a minute; a rebalancing group reports none).
+pub fn group_protocol(bootstrap: &str, group: &str) -> String {
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("probe client");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let groups = probe
+            .fetch_group_list(Some(group), Duration::from_secs(10))
+            .expect("describing the group");
+        let g = &groups.groups()[0];
+        if g.state() == "Stable" || Instant::now() > deadline {
+            return g.protocol().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

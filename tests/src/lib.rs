@@ -8,6 +8,7 @@
 #![forbid(missing_docs)]
 
 pub mod apps;
+pub mod assignment_scenario;
 pub mod broker;
 pub mod kafka;
 pub mod scenarios;

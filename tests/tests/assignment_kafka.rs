@@ -1,255 +1,40 @@
 //! Task assignment through the runtime's own group membership against librdkafka's eager `range`
 //! assignment, in the same run, on word count under exactly_once_v2 (every output update
 //! audited): scale-out 2 -> 3 instances, scale-in 3 -> 2, and a rolling bounce of the instances
-//! without static membership. What each phase restored (changelog records) and how long until
-//! the output was complete is printed for both; the invariants of sticky, state-aware,
-//! cooperative assignment are asserted for the runtime's own.
+//! without static membership. The runtime's own runs twice: with the default
+//! `acceptable.recovery.lag` (this test's state is far smaller, so every instance counts as
+//! caught up and tasks move at once) and with a lag small enough that tasks wait for warm-up
+//! replicas. What each phase restored (changelog records) and how long until the group was
+//! balanced with the output complete is printed for all three; the invariants of sticky,
+//! state-aware, cooperative assignment and of warm-ups are asserted.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use streams_core::{KafkaStreams, StreamsConfig};
+use streams_core::KafkaStreams;
 use streams_examples::word_count_topology;
-use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
-use streams_tests::wordcount::{assert_exact_updates, await_counts, expected_counts, test_config};
+use streams_tests::assignment_scenario::{config, find, new_run, phases, table, Phase, WARM_UPS};
+use streams_tests::kafka::{create_topics, group_protocol, init_tracing};
+use streams_tests::wordcount::{assert_exact_updates, expected_counts};
 use streams_tests::TestBroker;
-
-const PARTITIONS: i32 = 6;
-
-fn config(app: &str, b: &str, membership: &str, dir: &Path) -> StreamsConfig {
-    let mut c = test_config(app, b, "exactly_once_v2", 1, dir);
-    c.set("group.membership", membership).unwrap();
-    c
-}
-
-/// One instance with its own state directory, restartable on it.
-struct Instance {
-    streams: Option<KafkaStreams>,
-    dir: tempfile::TempDir,
-}
-
-/// What one phase cost: changelog records restored by each instance, and the time from the
-/// phase's change until every count was in the output.
-struct Phase {
-    name: &'static str,
-    restored: Vec<u64>,
-    took: Duration,
-}
-
-struct Run<'a> {
-    b: &'a str,
-    app: String,
-    membership: &'a str,
-    input: String,
-    instances: Vec<Instance>,
-    reader: TopicReader,
-    lines: Vec<String>,
-    round: usize,
-    phases: Vec<Phase>,
-}
-
-impl Run<'_> {
-    fn start(&mut self, i: usize) {
-        self.start_with(i, self.membership);
-    }
-
-    fn start_with(&mut self, i: usize, membership: &str) {
-        let inst = &mut self.instances[i];
-        let mut s = KafkaStreams::new(
-            word_count_topology(&self.input, &format!("{}-out", self.app)).unwrap(),
-            config(&self.app, self.b, membership, inst.dir.path()),
-        )
-        .unwrap();
-        s.start().unwrap();
-        inst.streams = Some(s);
-    }
-
-    fn stop(&mut self, i: usize) {
-        let mut s = self.instances[i].streams.take().unwrap();
-        assert!(s.close(Duration::from_secs(60)));
-    }
-
-    /// Waits until the group is stable with one member per running instance, every instance
-    /// runs, and that lasts longer than a heartbeat interval (a cooperative hand-over's second
-    /// rebalance starts at the next heartbeat): what a phase restored is then all counted.
-    fn settle(&self) {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
-        let probe: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", self.b)
-            .create()
-            .unwrap();
-        let running = self
-            .instances
-            .iter()
-            .filter(|i| i.streams.is_some())
-            .count();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut stable_since: Option<Instant> = None;
-        loop {
-            let groups = probe
-                .fetch_group_list(Some(&self.app), Duration::from_secs(10))
-                .unwrap();
-            let g = &groups.groups()[0];
-            let settled = g.state() == "Stable"
-                && g.members().len() == running
-                && self
-                    .instances
-                    .iter()
-                    .filter_map(|i| i.streams.as_ref())
-                    .all(|s| s.state() == streams_core::State::Running);
-            stable_since = if settled {
-                stable_since.or(Some(Instant::now()))
-            } else {
-                None
-            };
-            if stable_since.is_some_and(|t| t.elapsed() > Duration::from_secs(4)) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the group never settled");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn restored(&self) -> Vec<u64> {
-        self.instances
-            .iter()
-            .map(|i| {
-                i.streams
-                    .as_ref()
-                    .map_or(0, |s| s.counters().restored.load(Ordering::SeqCst))
-            })
-            .collect()
-    }
-
-    /// Produces a round of lines and waits until every count is in the output; records what
-    /// the instances restored since `before`.
-    fn round(&mut self, name: &'static str, changed_at: Instant, before: Vec<u64>) {
-        self.round += 1;
-        tracing::info!(membership = self.membership, phase = name, "round");
-        let lines: Vec<String> = (0..300)
-            .map(|i| format!("w{} v{} r{}", i % 53, i % 11, self.round))
-            .collect();
-        let recs: Vec<(Option<&str>, Option<&str>)> =
-            lines.iter().map(|l| (None, Some(l.as_str()))).collect();
-        produce(self.b, &self.input, &recs);
-        self.lines.extend(lines);
-        let want = expected_counts(self.lines.iter().map(String::as_str));
-        await_counts(&mut self.reader, &want, Duration::from_secs(120));
-        self.settle();
-        let after = self.restored();
-        self.phases.push(Phase {
-            name,
-            restored: after
-                .iter()
-                .zip(before.iter().chain(std::iter::repeat(&0)))
-                .map(|(a, b)| a.saturating_sub(*b))
-                .collect(),
-            took: changed_at.elapsed(),
-        });
-    }
-}
-
-fn new_run<'a>(b: &'a str, app: String, membership: &'a str) -> Run<'a> {
-    let input = format!("{app}-in");
-    create_topics(
-        b,
-        &[(&input, PARTITIONS), (&format!("{app}-out"), PARTITIONS)],
-    );
-    Run {
-        b,
-        reader: TopicReader::new(b, &format!("{app}-out"), true),
-        app,
-        membership,
-        input,
-        instances: (0..3)
-            .map(|_| Instance {
-                streams: None,
-                dir: tempfile::tempdir().unwrap(),
-            })
-            .collect(),
-        lines: Vec::new(),
-        round: 0,
-        phases: Vec::new(),
-    }
-}
-
-/// Runs every phase with `membership` and returns them.
-fn phases(b: &str, membership: &str) -> Vec<Phase> {
-    let mut run = new_run(b, format!("assignment-{membership}"), membership);
-    run.start(0);
-    run.start(1);
-    run.round("start (2 instances)", Instant::now(), vec![0; 3]);
-    run.round("steady", Instant::now(), run.restored());
-
-    let before = run.restored();
-    let t = Instant::now();
-    run.start(2);
-    run.round("scale-out 2 -> 3", t, before);
-
-    let before = run.restored();
-    let t = Instant::now();
-    run.stop(2);
-    run.round("scale-in 3 -> 2", t, before);
-
-    for i in 0..2 {
-        let t = Instant::now();
-        run.stop(i);
-        run.round(
-            if i == 0 {
-                "bounce: instance 0 away"
-            } else {
-                "bounce: instance 1 away"
-            },
-            t,
-            run.restored(),
-        );
-        let before = run.restored();
-        let t = Instant::now();
-        run.start(i);
-        run.round(
-            if i == 0 {
-                "bounce: instance 0 back"
-            } else {
-                "bounce: instance 1 back"
-            },
-            t,
-            before,
-        );
-    }
-    let want = expected_counts(run.lines.iter().map(String::as_str));
-    assert_exact_updates(&run.reader, &want);
-    for i in 0..2 {
-        run.stop(i);
-    }
-    run.phases
-}
-
-fn find<'a>(phases: &'a [Phase], name: &str) -> &'a Phase {
-    phases.iter().find(|p| p.name == name).unwrap()
-}
 
 #[test]
 fn own_assignment_moves_only_what_it_must_and_returns_tasks_to_their_state() {
     init_tracing();
     let broker = TestBroker::start();
     let b = broker.bootstrap_servers();
-    let ours = phases(b, "streams");
-    let range = phases(b, "librdkafka");
+    let ours = phases(b, "assignment-streams", "streams", &[]);
+    let warmed = phases(b, "assignment-warm-ups", "streams", WARM_UPS);
+    let range = phases(b, "assignment-range", "librdkafka", &[]);
 
-    println!("\n| phase | restored (streams) | s | restored (librdkafka range) | s |");
-    println!("|---|---|---|---|---|");
-    for (o, r) in ours.iter().zip(&range) {
-        println!(
-            "| {} | {:?} | {:.1} | {:?} | {:.1} |",
-            o.name,
-            o.restored,
-            o.took.as_secs_f64(),
-            r.restored,
-            r.took.as_secs_f64()
-        );
-    }
+    println!(
+        "\n{}",
+        table(&[
+            ("streams", &ours),
+            ("streams, warm-ups", &warmed),
+            ("librdkafka range", &range),
+        ])
+    );
 
     // Scale-out: the two instances that stay keep their remaining tasks open; only the new
     // instance restores (the tasks it takes over).
@@ -274,26 +59,38 @@ fn own_assignment_moves_only_what_it_must_and_returns_tasks_to_their_state() {
             back.restored[i]
         );
     }
+    assert_warm_hand_overs(&warmed);
+    // Counting tasks that stay where they are keep processing through a scale-out or scale-in;
+    // as in Kafka Streams they commit only once the rebalance is over, so their committed output
+    // pauses for about as long as the group takes to rebalance: members learn of it at their
+    // next heartbeat (3 s) and a cooperative hand-over rebalances twice. Far longer means they
+    // stopped (revoked, restored) or stalled.
+    for p in ["scale-out 2 -> 3", "scale-in 3 -> 2"] {
+        for phases in [&ours, &warmed] {
+            let gap = find(phases, p).gap;
+            assert!(
+                gap.is_some_and(|g| g < Duration::from_secs(8)),
+                "{p}: longest output gap of unmoved tasks {gap:?}"
+            );
+        }
+    }
 }
 
-/// The protocol the group `app` agreed on, as the broker describes it once the group is stable
-/// (a rebalancing group reports none).
-fn group_protocol(b: &str, app: &str) -> String {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let probe: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", b)
-        .create()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let groups = probe
-            .fetch_group_list(Some(app), Duration::from_secs(10))
-            .unwrap();
-        let g = &groups.groups()[0];
-        if g.state() == "Stable" || Instant::now() > deadline {
-            return g.protocol().to_string();
-        }
-        std::thread::sleep(Duration::from_millis(200));
+/// With warm-ups, a task changes owner only once the new owner's copy is within the
+/// acceptable lag: the new instance of a scale-out and a bounced instance coming back restore at
+/// most that much per task they take (two each here), where without warm-ups they restore the
+/// tasks' history.
+fn assert_warm_hand_overs(warmed: &[Phase]) {
+    let lag: u64 = WARM_UPS[0].1.parse().unwrap();
+    let out = find(warmed, "scale-out 2 -> 3");
+    assert_eq!(&out.restored[..2], &[0, 0], "{:?}", out.restored);
+    assert!(out.restored[2] <= 2 * lag, "{:?}", out.restored);
+    for (i, name) in ["bounce: instance 0 back", "bounce: instance 1 back"]
+        .iter()
+        .enumerate()
+    {
+        let back = find(warmed, name);
+        assert!(back.restored[i] <= 2 * lag, "{name}: {:?}", back.restored);
     }
 }
 
@@ -303,7 +100,7 @@ fn instances_of_an_earlier_version_are_upgraded_one_at_a_time() {
     let broker = TestBroker::start();
     let b = broker.bootstrap_servers();
     let app = "assignment-upgrade".to_string();
-    let mut run = new_run(b, app.clone(), "librdkafka");
+    let mut run = new_run(b, app.clone(), "librdkafka", &[]);
     // The earlier version: threads joined through librdkafka's consumer (range).
     run.start_with(0, "librdkafka");
     run.start_with(1, "librdkafka");

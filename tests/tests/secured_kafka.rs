@@ -1,6 +1,7 @@
 //! A secured cluster: TLS with a private CA and SASL/SCRAM, set through the same client keys as any
-//! librdkafka client. Word count runs under exactly_once_v2; a wrong password and an untrusted
-//! certificate fail fast with their cause, and the password never shows.
+//! librdkafka client (librdkafka's clients and the runtime's own group member alike). Word count
+//! runs under exactly_once_v2; a wrong password and an untrusted certificate fail fast with their
+//! cause, and the password never shows.
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use streams_core::{KafkaStreams, StreamsConfig};
 use streams_examples::word_count_topology;
-use streams_tests::kafka::{create_topics, produce, TopicReader};
+use streams_tests::kafka::{create_topics, group_protocol, produce, TopicReader};
 use streams_tests::secured::{SecuredBroker, PASSWORD, USER};
 use streams_tests::wordcount::{assert_exact_updates, await_counts, expected_counts, test_config};
 
@@ -101,6 +102,8 @@ fn word_count_under_exactly_once_v2_over_sasl_ssl() {
     let mut reader = TopicReader::new(plain, "sec-out", true);
     await_counts(&mut reader, &want, Duration::from_secs(60));
     assert_exact_updates(&reader, &want);
+    // The runtime's own member joined over SASL_SSL too: the group runs its assignor.
+    assert_eq!(group_protocol(plain, "secured-wc"), "rstreams");
     assert!(streams.close(Duration::from_secs(30)));
 
     // SCRAM-SHA-256 works too.

@@ -94,17 +94,14 @@ pub(super) fn ignored_java_key(key: &str) -> Option<&'static str> {
 /// Kafka Streams keys with no meaning here.
 fn ignored_streams_key(key: &str) -> Option<&'static str> {
     Some(match key {
-        "acceptable.recovery.lag"
-        | "max.warmup.replicas"
-        | "probing.rebalance.interval.ms"
-        | "task.assignor.class"
+        "task.assignor.class"
         | "rack.aware.assignment.strategy"
         | "rack.aware.assignment.tags"
         | "rack.aware.assignment.traffic_cost"
         | "rack.aware.assignment.non_overlap_cost" => {
             "tasks are placed by the runtime's own sticky, state-aware assignor (see \
-             `group.membership`), which has no warm-up replicas, probing rebalances or rack \
-             awareness yet"
+             `group.membership`), which has no rack awareness \
+             yet"
         }
         "buffered.records.per.partition"
         | "poll.ms"
@@ -153,7 +150,7 @@ mod tests {
         assert_eq!(unprefixed_client_key("no.such.key"), None);
         assert!(ignored_java_key("sasl.jaas.config").is_some_and(|r| r.contains("sasl.username")));
         assert!(ignored_java_key("producer.ssl.keystore.location").is_some());
-        assert!(ignored_java_key("acceptable.recovery.lag").is_some());
+        assert!(ignored_java_key("rack.aware.assignment.strategy").is_some());
         assert!(ignored_java_key("comit.interval.ms").is_none());
     }
 }

@@ -144,6 +144,18 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "standby copies of each store; default 0",
     ),
     (
+        "acceptable.recovery.lag",
+        "changelog records a task's state may lag and still count as caught up, so the task may move there; default 10000",
+    ),
+    (
+        "max.warmup.replicas",
+        "tasks warmed up at once on instances they should move to (beyond the standbys); default 2",
+    ),
+    (
+        "probing.rebalance.interval.ms",
+        "how often the group rebalances while warm-up replicas catch up; default 600000",
+    ),
+    (
         "upgrade.from",
         "version an instance is rolling-upgraded from, during the first bounce",
     ),
@@ -238,6 +250,15 @@ pub struct StreamsConfig {
     pub replication_factor: i32,
     /// `num.standby.replicas`.
     pub num_standby_replicas: u32,
+    /// `acceptable.recovery.lag`: how many changelog records an instance's state of a task may
+    /// lag the most advanced state and still count as caught up; a task moves only to an
+    /// instance caught up on it (otherwise that instance warms it up first).
+    pub acceptable_recovery_lag: u64,
+    /// `max.warmup.replicas`: warm-up replicas placed at once, beyond the standbys.
+    pub max_warmup_replicas: u32,
+    /// `probing.rebalance.interval.ms`: while warm-up replicas catch up, the group rebalances
+    /// this often to move the tasks that have.
+    pub probing_rebalance_interval_ms: u64,
     /// `upgrade.from`.
     pub upgrade_from: Option<String>,
     /// `group.membership`: who holds the stream threads' group membership.
@@ -336,6 +357,12 @@ impl fmt::Debug for StreamsConfig {
             .field("state_dir", &self.state_dir)
             .field("replication_factor", &self.replication_factor)
             .field("num_standby_replicas", &self.num_standby_replicas)
+            .field("acceptable_recovery_lag", &self.acceptable_recovery_lag)
+            .field("max_warmup_replicas", &self.max_warmup_replicas)
+            .field(
+                "probing_rebalance_interval_ms",
+                &self.probing_rebalance_interval_ms,
+            )
             .field("upgrade_from", &self.upgrade_from)
             .field("group_membership", &self.group_membership)
             .field("cache_max_bytes", &self.cache_max_bytes)
@@ -374,6 +401,9 @@ impl StreamsConfig {
             state_dir: std::env::temp_dir().join("kafka-streams"),
             replication_factor: -1,
             num_standby_replicas: 0,
+            acceptable_recovery_lag: 10_000,
+            max_warmup_replicas: 2,
+            probing_rebalance_interval_ms: 600_000,
             upgrade_from: None,
             group_membership: GroupMembership::Streams,
             group_instance_id: None,
@@ -512,6 +542,28 @@ impl StreamsConfig {
             }
             "num.standby.replicas" => {
                 self.num_standby_replicas = parse(key, value, "a non-negative number")?
+            }
+            "acceptable.recovery.lag" => {
+                self.acceptable_recovery_lag =
+                    parse(key, value, "a non-negative number of records")?
+            }
+            "max.warmup.replicas" => {
+                let n: u32 = parse(key, value, "a positive number")?;
+                if n == 0 {
+                    return Err(StreamsError::Config(
+                        "`max.warmup.replicas` must be at least 1".into(),
+                    ));
+                }
+                self.max_warmup_replicas = n;
+            }
+            "probing.rebalance.interval.ms" => {
+                let ms: u64 = parse(key, value, "a positive number of milliseconds")?;
+                if ms == 0 {
+                    return Err(StreamsError::Config(
+                        "`probing.rebalance.interval.ms` must be positive".into(),
+                    ));
+                }
+                self.probing_rebalance_interval_ms = ms;
             }
             "upgrade.from" => self.upgrade_from = Some(value.to_string()).filter(|v| !v.is_empty()),
             "group.membership" => {
@@ -747,7 +799,7 @@ mod tests {
                 "sasl.jaas.config",
                 "org.apache.kafka.common.security.plain.PlainLoginModule required;",
             ),
-            ("acceptable.recovery.lag", "10000"),
+            ("rack.aware.assignment.strategy", "min_traffic"),
             ("key.serializer", "x"),
             (
                 "default.deserialization.exception.handler",
@@ -805,7 +857,7 @@ mod tests {
             ignored,
             vec![
                 "sasl.jaas.config",
-                "acceptable.recovery.lag",
+                "rack.aware.assignment.strategy",
                 "key.serializer"
             ]
         );

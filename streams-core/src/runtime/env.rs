@@ -1,6 +1,6 @@
 //! `ThreadEnv`: what every thread of an instance shares (topology, configuration, topic layout,
-//! RocksDB resources, metrics, global stores), and the hand-over of task directories between active
-//! tasks and standby copies.
+//! RocksDB resources, metrics, global stores, its share of the group's assignments), and the
+//! hand-over of task directories between active tasks and standby copies.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use state_stores::RocksDbResources;
 
 use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::global::GlobalStores;
+use crate::runtime::assignment::instance_assignment::InstanceAssignment;
 use crate::runtime::commit::producer::ProducerSupplier;
 use crate::runtime::internal_topics::TopicLayout;
 use crate::runtime::metrics::{RuntimeCounters, StreamsMetrics};
@@ -30,6 +31,7 @@ pub(crate) struct ThreadEnv {
     pub producers: Arc<dyn ProducerSupplier>,
     /// The instance's standby copies (none unless `num.standby.replicas` > 0).
     pub standbys: Arc<dyn StandbyHandover>,
+    pub assignment: Arc<InstanceAssignment>,
 }
 
 impl ThreadEnv {

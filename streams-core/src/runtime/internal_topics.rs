@@ -14,6 +14,7 @@ use crate::config::StreamsConfig;
 use crate::runtime::clients::config::{
     client_config, creation_error, ClientKind, ConnectContext, TracingContext,
 };
+use crate::runtime::thread::membership::own_membership;
 use crate::store::{changelog_topic, StoreKind};
 use crate::task::runtime_topic;
 use crate::topology::Topology;
@@ -329,8 +330,9 @@ pub fn prepare_topics(topology: &Topology, config: &StreamsConfig) -> Result<Top
             spec.configs.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    if config.application_server.is_some() {
-        // Where instances publish their endpoints (see `endpoints`).
+    if config.application_server.is_some() && own_membership(config).is_none() {
+        // Where instances publish their endpoints when the assignments cannot carry them (see
+        // `endpoints`).
         layout.internal_topics.push(InternalTopicSpec {
             name: metadata_topic(&config.application_id),
             partitions: 1,

@@ -57,5 +57,6 @@ pub(crate) fn pass_through_env(
         metrics: Arc::new(StreamsMetrics::new(RecordingLevel::Info).expect("metrics")),
         producers,
         standbys: Arc::new(Mutex::new(None::<StandbyTasks>)),
+        assignment: Arc::default(),
     }
 }

@@ -1,18 +1,24 @@
 //! [`StreamsAssignor`]: the assignor a stream thread's group member offers. On the leader it
 //! turns the cluster's topics into tasks (partition `p` of every source topic of a
 //! sub-topology is task `<sub-topology>_p`, so co-partitioning holds by construction), places
-//! them with [`assign_active_tasks`], and hands each member the partitions of its tasks.
+//! stateful ones with [`place_stateful_tasks`] (caught-up owners, warm-ups, standbys) and
+//! stateless ones with [`assign_active_tasks`], and hands each member the partitions of its
+//! tasks with an [`AssignmentInfo`] in the latest version every member reads.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::runtime::assignment::assignment_info::AssignmentInfo;
+use crate::runtime::assignment::assignment_info::{AssignmentInfo, HostTasks};
+use crate::runtime::assignment::high_availability::{place_stateful_tasks, HighAvailability};
+use crate::runtime::assignment::instance_assignment::InstanceAssignment;
 use crate::runtime::assignment::sticky_tasks::{assign_active_tasks, TaskOwner};
 use crate::runtime::assignment::subscription_info::{task_offsets_on_disk, SubscriptionInfo};
+use crate::runtime::assignment::versioned::LATEST_VERSION;
 use crate::runtime::group::{Assignment, Assignor, MemberSubscription, Partition, Subscription};
 use crate::runtime::internal_topics::TopicLayout;
 use crate::task::TaskId;
@@ -20,40 +26,53 @@ use crate::task::TaskId;
 /// The protocol name every instance of this runtime offers; the user data carries its version.
 pub(crate) const PROTOCOL_NAME: &str = "rstreams";
 
+/// What a stream thread's assignor knows of its instance and the application's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct AssignorSettings {
+    /// The instance's process id (its members are placed as one process).
+    pub process_id: String,
+    /// Its `application.server`.
+    pub endpoint: Option<String>,
+    /// The instance's application state directory, whose task checkpoints say what state it
+    /// holds.
+    pub state_dir: PathBuf,
+    /// Sub-topologies with state stores: their tasks are placed with their state in mind and
+    /// balanced apart from stateless ones, as Kafka Streams does, so a move for balance costs a
+    /// restore only where it must.
+    pub stateful: BTreeSet<u32>,
+    /// Warm-ups and standbys.
+    pub high_availability: HighAvailability,
+    /// `probing.rebalance.interval.ms`.
+    pub probing_interval: Duration,
+}
+
 /// A stream thread's assignor.
 pub(crate) struct StreamsAssignor {
     layout: Arc<TopicLayout>,
-    process_id: String,
-    /// The instance's application state directory, whose task checkpoints say what state it
-    /// holds.
-    state_dir: PathBuf,
+    settings: AssignorSettings,
     /// Set when this instance asks the whole application to stop (`SHUTDOWN_APPLICATION`).
     shutdown_requested: Arc<AtomicBool>,
-    /// Sub-topologies with state stores: their tasks are balanced apart from stateless ones,
-    /// as Kafka Streams does, so a move for balance costs a restore only where it must.
-    stateful: BTreeSet<u32>,
+    /// The instance's standby copies, whose positions count as state it holds.
+    instance: Arc<InstanceAssignment>,
     /// The changelog offset sums of the tasks this thread runs, kept current by the thread
     /// (the checkpoints on disk lag behind them, and under exactly-once there are none).
     live: Arc<Mutex<BTreeMap<TaskId, i64>>>,
 }
 
 impl StreamsAssignor {
-    /// The assignor of a thread of process `process_id`, reading `layout`'s topics, with its
-    /// instance's task state under `state_dir`; `shutdown_requested` is the instance's flag for
-    /// asking every instance to stop.
+    /// The assignor of a thread reading `layout`'s topics; `shutdown_requested` is the
+    /// instance's flag for asking every instance to stop.
     pub fn new(
         layout: Arc<TopicLayout>,
-        process_id: String,
-        state_dir: PathBuf,
+        settings: AssignorSettings,
         shutdown_requested: Arc<AtomicBool>,
-        stateful: BTreeSet<u32>,
+        instance: Arc<InstanceAssignment>,
     ) -> Self {
         StreamsAssignor {
             layout,
-            process_id,
-            state_dir,
+            settings,
             shutdown_requested,
-            stateful,
+            instance,
             live: Arc::default(),
         }
     }
@@ -63,9 +82,10 @@ impl StreamsAssignor {
         self.live.clone()
     }
 
-    /// The offset sums this instance reports: its checkpoints, and this thread's live tasks.
+    /// The offset sums this instance reports: its checkpoints, its standby copies and this
+    /// thread's live tasks, the furthest of them per task.
     fn task_offsets(&self) -> Vec<(u32, i32, i64)> {
-        let mut sums: BTreeMap<TaskId, i64> = task_offsets_on_disk(&self.state_dir)
+        let mut sums: BTreeMap<TaskId, i64> = task_offsets_on_disk(&self.settings.state_dir)
             .into_iter()
             .map(|(subtopology, partition, sum)| {
                 (
@@ -77,9 +97,10 @@ impl StreamsAssignor {
                 )
             })
             .collect();
-        for (task, sum) in self.live.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let e = sums.entry(*task).or_insert(*sum);
-            *e = (*e).max(*sum);
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (task, sum) in live.into_iter().chain(self.instance.standby_offsets()) {
+            let e = sums.entry(task).or_insert(sum);
+            *e = (*e).max(sum);
         }
         sums.into_iter()
             .map(|(t, sum)| (t.subtopology, t.partition, sum))
@@ -106,9 +127,11 @@ impl Assignor for StreamsAssignor {
             topics,
             user_data: Bytes::from(
                 SubscriptionInfo {
-                    process_id: self.process_id.clone(),
+                    process_id: self.settings.process_id.clone(),
                     task_offsets: self.task_offsets(),
                     shutdown_requested: self.shutdown_requested.load(Ordering::SeqCst),
+                    endpoint: self.settings.endpoint.clone(),
+                    latest_read: LATEST_VERSION,
                 }
                 .encode(),
             ),
@@ -135,14 +158,23 @@ impl Assignor for StreamsAssignor {
             .iter()
             .map(|m| SubscriptionInfo::decode(&m.subscription.user_data))
             .collect();
+        // Every member reads its assignment: written in the latest version all of them read.
+        let version = decoded
+            .iter()
+            .flatten()
+            .map(|i| i.latest_read)
+            .min()
+            .unwrap_or(LATEST_VERSION)
+            .min(LATEST_VERSION);
         if let Some(info) = decoded.iter().flatten().find(|i| i.shutdown_requested) {
             // As Kafka Streams: no tasks, and every member told to stop.
             tracing::warn!(generation, process = %info.process_id, "an instance asked the application to shut down");
             let stop = Bytes::from(
                 AssignmentInfo {
                     shutdown_requested: true,
+                    ..AssignmentInfo::default()
                 }
-                .encode(),
+                .encode(version),
             );
             return Ok(members
                 .iter()
@@ -159,11 +191,15 @@ impl Assignor for StreamsAssignor {
         }
         // A member whose user data this version cannot read is a process of its own, without
         // state. The threads of a process report the same directory; the most state counts.
+        let mut endpoints: BTreeMap<String, String> = BTreeMap::new();
         let infos: Vec<(String, BTreeMap<TaskId, i64>)> = members
             .iter()
             .zip(decoded)
             .map(|(m, info)| match info {
                 Some(info) => {
+                    if let Some(endpoint) = &info.endpoint {
+                        endpoints.insert(info.process_id.clone(), endpoint.clone());
+                    }
                     let offsets = info.offsets();
                     (info.process_id, offsets)
                 }
@@ -198,12 +234,12 @@ impl Assignor for StreamsAssignor {
         let (stateful, stateless): (BTreeSet<TaskId>, BTreeSet<TaskId>) = partitions_of
             .keys()
             .copied()
-            .partition(|t| self.stateful.contains(&t.subtopology));
-        let mut placed = assign_active_tasks(&stateful, &owners);
+            .partition(|t| self.settings.stateful.contains(&t.subtopology));
+        let placement = place_stateful_tasks(&stateful, &owners, &self.settings.high_availability);
+        let mut placed = placement.active.clone();
         for (member, more) in assign_active_tasks(&stateless, &owners) {
             placed.entry(member).or_default().extend(more);
         }
-        let tasks = stateful.len() + stateless.len();
         for o in &owners {
             tracing::debug!(
                 member = %o.member,
@@ -211,22 +247,63 @@ impl Assignor for StreamsAssignor {
                 owned = ?o.owned,
                 state = ?o.state,
                 assigned = ?placed.get(&o.member),
+                standby = ?placement.standby.get(&o.process),
                 "task placement"
             );
         }
-        tracing::info!(generation, members = members.len(), tasks, "tasks assigned");
-        Ok(placed
-            .into_iter()
-            .map(|(member, tasks)| {
-                let partitions = tasks
-                    .iter()
+        tracing::info!(
+            generation,
+            members = members.len(),
+            tasks = partitions_of.len(),
+            warmups = placement.warmups.len(),
+            waiting_moves = placement.waiting_moves,
+            "tasks assigned"
+        );
+        let pairs = |tasks: &mut dyn Iterator<Item = &TaskId>| -> Vec<(u32, i32)> {
+            tasks.map(|t| (t.subtopology, t.partition)).collect()
+        };
+        let hosts: Vec<HostTasks> = endpoints
+            .iter()
+            .map(|(process, endpoint)| HostTasks {
+                process_id: process.clone(),
+                endpoint: endpoint.clone(),
+                active: pairs(
+                    &mut owners
+                        .iter()
+                        .filter(|o| &o.process == process)
+                        .flat_map(|o| placed.get(&o.member).into_iter().flatten()),
+                ),
+                standby: pairs(&mut placement.standby.get(process).into_iter().flatten()),
+            })
+            .collect();
+        // One member schedules the probing rebalance that moves warmed-up tasks.
+        let probe_after_ms =
+            u64::try_from(self.settings.probing_interval.as_millis()).unwrap_or(u64::MAX);
+        let prober = (placement.waiting_moves > 0)
+            .then(|| owners.iter().map(|o| o.member.as_str()).min())
+            .flatten();
+        Ok(owners
+            .iter()
+            .map(|o| {
+                let info = AssignmentInfo {
+                    shutdown_requested: false,
+                    standby_tasks: pairs(
+                        &mut placement.standby.get(&o.process).into_iter().flatten(),
+                    ),
+                    probe_after_ms: (prober == Some(o.member.as_str())).then_some(probe_after_ms),
+                    hosts: hosts.clone(),
+                };
+                let partitions = placed
+                    .get(&o.member)
+                    .into_iter()
+                    .flatten()
                     .flat_map(|t| partitions_of.get(t).into_iter().flatten().cloned())
                     .collect();
                 (
-                    member,
+                    o.member.clone(),
                     Assignment {
                         partitions,
-                        user_data: Bytes::from(AssignmentInfo::default().encode()),
+                        user_data: Bytes::from(info.encode(version)),
                     },
                 )
             })
@@ -255,10 +332,20 @@ mod tests {
     fn assignor() -> StreamsAssignor {
         StreamsAssignor::new(
             layout(),
-            "p".into(),
-            PathBuf::from("/nonexistent"),
+            AssignorSettings {
+                process_id: "p".into(),
+                endpoint: None,
+                state_dir: PathBuf::from("/nonexistent"),
+                stateful: BTreeSet::from([1]),
+                high_availability: HighAvailability {
+                    acceptable_recovery_lag: 10_000,
+                    max_warmup_replicas: 2,
+                    num_standby_replicas: 1,
+                },
+                probing_interval: Duration::from_secs(600),
+            },
             Arc::default(),
-            BTreeSet::from([1]),
+            Arc::default(),
         )
     }
 
@@ -270,8 +357,8 @@ mod tests {
                 user_data: Bytes::from(
                     SubscriptionInfo {
                         process_id: process.into(),
-                        task_offsets: Vec::new(),
-                        shutdown_requested: false,
+                        endpoint: Some(format!("{process}:7070")),
+                        ..SubscriptionInfo::default()
                     }
                     .encode(),
                 ),
@@ -324,5 +411,63 @@ mod tests {
         let out = assignor.assign(5, &members, &topics).expect("assign");
         assert_eq!(out["m1"].partitions, members[0].subscription.owned);
         assert_eq!(out["m2"].partitions, members[1].subscription.owned);
+    }
+
+    #[test]
+    fn an_instance_without_the_state_keeps_copies_and_one_member_probes() {
+        let assignor = assignor();
+        let topics = BTreeMap::from([("app-repartition".to_string(), 2)]);
+        let mut a = member("m1", "A", &[("app-repartition", 0), ("app-repartition", 1)]);
+        a.subscription.user_data = Bytes::from(
+            SubscriptionInfo {
+                process_id: "A".into(),
+                task_offsets: vec![(1, 0, 50_000), (1, 1, 50_000)],
+                endpoint: Some("A:7070".into()),
+                ..SubscriptionInfo::default()
+            }
+            .encode(),
+        );
+        let b = member("m2", "B", &[]);
+        let out = assignor
+            .assign(3, &[a.clone(), b.clone()], &topics)
+            .expect("assign");
+        // Balance wants a task on B, which has no state of it: A keeps both, B copies them.
+        assert_eq!(out["m1"].partitions, a.subscription.owned);
+        assert!(out["m2"].partitions.is_empty());
+        let info = |m: &str| AssignmentInfo::decode(&out[m].user_data);
+        assert_eq!(info("m2").standby_tasks, vec![(1, 0), (1, 1)]);
+        assert!(info("m1").standby_tasks.is_empty());
+        assert_eq!(info("m1").probe_after_ms, Some(600_000));
+        assert_eq!(info("m2").probe_after_ms, None);
+        let hosts = info("m2").hosts;
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[0].endpoint, "A:7070");
+        assert_eq!(hosts[0].active, vec![(1, 0), (1, 1)]);
+        assert_eq!(hosts[1].standby, vec![(1, 0), (1, 1)]);
+
+        // A member of the first release in the group: every assignment in version 1.
+        #[derive(serde::Serialize)]
+        struct V1 {
+            process_id: String,
+            task_offsets: Vec<(u32, i32, i64)>,
+            shutdown_requested: bool,
+        }
+        let mut old = b;
+        let mut bytes = crate::runtime::assignment::versioned::encode(
+            1,
+            &V1 {
+                process_id: "B".into(),
+                task_offsets: Vec::new(),
+                shutdown_requested: false,
+            },
+        );
+        bytes[4..8].copy_from_slice(&1u32.to_be_bytes());
+        old.subscription.user_data = Bytes::from(bytes);
+        let out = assignor.assign(4, &[a, old], &topics).expect("assign");
+        for assignment in out.values() {
+            let envelope =
+                crate::runtime::assignment::versioned::Envelope::open(&assignment.user_data);
+            assert_eq!(envelope.map(|e| e.version), Some(1));
+        }
     }
 }

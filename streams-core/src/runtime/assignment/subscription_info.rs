@@ -1,9 +1,8 @@
 //! [`SubscriptionInfo`]: what a stream thread's member tells the leader about itself, in the
-//! subscription's user data, versioned as Kafka Streams' own: the version it is written in and
-//! the latest version its writer reads, then the fields of that version (bincode).
+//! subscription's user data (see [`super::versioned`] for the envelope and how versions roll).
 //!
-//! A leader that meets a version newer than its own reads the member as one without user data
-//! (it still gets tasks), so a rolling upgrade to a newer version never stops a group.
+//! A leader that cannot read a member's user data (another writer's, or none) takes it for a
+//! process of its own without state: it still gets tasks, so an upgrade never stops a group.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,34 +10,59 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use state_stores::OffsetCheckpoint;
 
+use super::versioned::{self, Envelope, LATEST_VERSION};
 use crate::runtime::stores::task_dir::CHECKPOINT_FILE;
 use crate::task::TaskId;
 
-/// The version written.
-pub(crate) const LATEST_VERSION: u32 = 1;
-
-/// Version 1.
+/// Version 2 (version 1 without `endpoint`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SubscriptionInfo {
     /// The instance the member's thread belongs to (its members are placed as one process).
     pub process_id: String,
-    /// Per task whose state this instance holds on disk, the sum of its checkpointed changelog
-    /// offsets (Kafka Streams' task offset sums): how far that state has come. As
-    /// `(sub-topology, partition, offset sum)`.
+    /// Per task whose state this instance holds (on disk, in a standby copy, or running), the
+    /// sum of its changelog offsets (Kafka Streams' task offset sums): how far that state has
+    /// come. As `(sub-topology, partition, offset sum)`.
     pub task_offsets: Vec<(u32, i32, i64)>,
     /// This instance asks every instance to stop (`SHUTDOWN_APPLICATION`).
     pub shutdown_requested: bool,
+    /// Its `application.server` (`host:port`), where it answers interactive queries.
+    pub endpoint: Option<String>,
+    /// The latest version the member reads (from the envelope; not part of the body).
+    #[serde(skip)]
+    pub latest_read: u32,
+}
+
+/// Version 1's fields.
+#[derive(Deserialize)]
+struct SubscriptionInfoV1 {
+    process_id: String,
+    task_offsets: Vec<(u32, i32, i64)>,
+    shutdown_requested: bool,
 }
 
 impl SubscriptionInfo {
-    /// The user data bytes.
+    /// The user data bytes, in the latest version.
     pub fn encode(&self) -> Vec<u8> {
-        encode_versioned(self)
+        versioned::encode(LATEST_VERSION, self)
     }
 
-    /// Reads user data; `None` for a newer version, another writer's bytes, or none.
+    /// Reads user data of any version; `None` for another writer's bytes, or none.
     pub fn decode(bytes: &[u8]) -> Option<SubscriptionInfo> {
-        decode_versioned(bytes)
+        let envelope = Envelope::open(bytes)?;
+        let mut info = match envelope.version {
+            0 => return None,
+            1 => envelope
+                .read::<SubscriptionInfoV1>()
+                .map(|v1| SubscriptionInfo {
+                    process_id: v1.process_id,
+                    task_offsets: v1.task_offsets,
+                    shutdown_requested: v1.shutdown_requested,
+                    ..SubscriptionInfo::default()
+                })?,
+            _ => envelope.read::<SubscriptionInfo>()?,
+        };
+        info.latest_read = envelope.latest;
+        Some(info)
     }
 
     /// The offset sums by task.
@@ -56,31 +80,6 @@ impl SubscriptionInfo {
             })
             .collect()
     }
-}
-
-/// The envelope of both user data kinds: the version written and the latest this writer reads
-/// (both `LATEST_VERSION`, big-endian `u32`), then the fields (bincode). Plain structs of
-/// strings and integers always encode.
-pub(crate) fn encode_versioned<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&LATEST_VERSION.to_be_bytes());
-    out.extend_from_slice(&LATEST_VERSION.to_be_bytes());
-    if let Ok(body) = bincode::serde::encode_to_vec(value, bincode::config::standard()) {
-        out.extend_from_slice(&body);
-    }
-    out
-}
-
-/// Reads [`encode_versioned`] bytes; `None` for another version, another writer's bytes, or
-/// none.
-pub(crate) fn decode_versioned<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    let version = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?);
-    if version != LATEST_VERSION {
-        return None;
-    }
-    bincode::serde::decode_from_slice(bytes.get(8..)?, bincode::config::standard())
-        .ok()
-        .map(|(value, _)| value)
 }
 
 /// The offset sum of every task directory under `app_dir` with a readable checkpoint (task
@@ -116,6 +115,8 @@ mod tests {
             process_id: "9f1c".into(),
             task_offsets: vec![(0, 1, 500), (2, 0, 7)],
             shutdown_requested: true,
+            endpoint: Some("host-a:7070".into()),
+            latest_read: LATEST_VERSION,
         };
         assert_eq!(SubscriptionInfo::decode(&info.encode()), Some(info.clone()));
         assert_eq!(
@@ -125,11 +126,37 @@ mod tests {
             }),
             Some(&500)
         );
+        // A newer version appends fields: the ones known here are read.
         let mut newer = info.encode();
-        newer[..4].copy_from_slice(&2u32.to_be_bytes());
-        assert_eq!(SubscriptionInfo::decode(&newer), None);
+        newer[..4].copy_from_slice(&(LATEST_VERSION + 1).to_be_bytes());
+        newer.extend_from_slice(b"fields of a later version");
+        assert_eq!(SubscriptionInfo::decode(&newer), Some(info.clone()));
         assert_eq!(SubscriptionInfo::decode(b""), None);
         assert_eq!(SubscriptionInfo::decode(b"\0\0\0\x01\0\0\0\x01\xff"), None);
+    }
+
+    #[test]
+    fn reads_what_the_first_release_writes() {
+        #[derive(Serialize)]
+        struct V1 {
+            process_id: String,
+            task_offsets: Vec<(u32, i32, i64)>,
+            shutdown_requested: bool,
+        }
+        let mut bytes = versioned::encode(
+            1,
+            &V1 {
+                process_id: "old".into(),
+                task_offsets: vec![(0, 0, 9)],
+                shutdown_requested: false,
+            },
+        );
+        bytes[4..8].copy_from_slice(&1u32.to_be_bytes());
+        let info = SubscriptionInfo::decode(&bytes).expect("version 1");
+        assert_eq!(info.process_id, "old");
+        assert_eq!(info.task_offsets, vec![(0, 0, 9)]);
+        assert_eq!(info.endpoint, None);
+        assert_eq!(info.latest_read, 1);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! The group member and its offset client each own one; a request is answered before the next
 //! is sent, which is all the group protocol needs (Java's consumer keeps one request to the
-//! coordinator in flight too). Encoding comes from the `kafka-protocol` crate.
+//! coordinator in flight too). Encoding comes from the `kafka-protocol` crate; TLS and SASL
+//! from [`Security`].
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -12,10 +13,16 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
-use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Request, StrBytes, VersionRange,
 };
+use openssl::ssl::SslStream;
+
+use super::security::{SaslExchange, Security};
 
 /// Why a request got no usable answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,9 +76,49 @@ fn preferred_version(api_key: i16) -> i16 {
 /// group protocol sees (every member's subscription), far below this.
 const MAX_RESPONSE: usize = 100 * 1024 * 1024;
 
+/// A socket, over TLS or not.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<SslStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// A connection to one broker.
 pub(crate) struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     address: String,
     client_id: StrBytes,
     correlation: i32,
@@ -80,8 +127,14 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Connects to `address` (`host:port`) and learns the broker's API versions.
-    pub fn open(address: &str, client_id: &str, timeout: Duration) -> Result<Self, Failure> {
+    /// Connects to `address` (`host:port`) as `security` says, learns the broker's API
+    /// versions and authenticates.
+    pub fn open(
+        address: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Self, Failure> {
         let addrs: Vec<_> = address
             .to_socket_addrs()
             .map_err(|e| Failure::Transport(format!("cannot resolve {address}: {e}")))?
@@ -94,6 +147,12 @@ impl Connection {
                     stream
                         .set_nodelay(true)
                         .map_err(|e| Failure::Transport(format!("{address}: {e}")))?;
+                    let stream = match &security.tls {
+                        None => Stream::Plain(stream),
+                        Some(tls) => {
+                            Stream::Tls(Box::new(handshake(tls, address, stream, timeout)?))
+                        }
+                    };
                     let mut c = Connection {
                         stream,
                         address: address.to_string(),
@@ -102,6 +161,13 @@ impl Connection {
                         versions: HashMap::new(),
                     };
                     c.learn_versions(timeout)?;
+                    if let Some(sasl) = &security.sasl {
+                        c.authenticate(
+                            SaslExchange::new(sasl.clone()),
+                            sasl.mechanism.name(),
+                            timeout,
+                        )?;
+                    }
                     return Ok(c);
                 }
                 Err(e) => last = format!("cannot connect to {address} ({addr}): {e}"),
@@ -137,6 +203,44 @@ impl Connection {
                 )
             })
             .collect();
+        Ok(())
+    }
+
+    /// SaslHandshake v1 naming `mechanism`, then SaslAuthenticate until `exchange` is done. A
+    /// refusal is a protocol failure (no retry helps); its message names the settings to check.
+    fn authenticate(
+        &mut self,
+        mut exchange: SaslExchange,
+        mechanism: &str,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        let address = self.address.clone();
+        let refused = |why: String| {
+            Failure::Protocol(format!(
+                "SASL {mechanism} authentication with {address} failed: {why}; check \
+                 sasl.mechanism, sasl.username and sasl.password"
+            ))
+        };
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(mechanism.to_string()));
+        let answer = self.exchange(&handshake, 1, timeout)?;
+        if answer.error_code != 0 {
+            let enabled: Vec<String> = answer.mechanisms.iter().map(|m| m.to_string()).collect();
+            return Err(refused(format!("the broker enables {enabled:?}")));
+        }
+        let mut server = Bytes::new();
+        while let Some(message) = exchange.next(&server).map_err(refused)? {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message));
+            let answer = self.send(&request, timeout)?;
+            if answer.error_code != 0 {
+                let why = answer
+                    .error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| format!("error code {}", answer.error_code));
+                return Err(refused(why));
+            }
+            server = answer.auth_bytes;
+        }
         Ok(())
     }
 
@@ -197,11 +301,10 @@ impl Connection {
         frame.put_i32(body.len() as i32);
         frame.put_slice(&body);
         let io = |e: std::io::Error| Failure::Transport(format!("{}: {e}", self.address));
-        self.stream
-            .set_write_timeout(Some(timeout))
+        let tcp = self.stream.tcp();
+        tcp.set_write_timeout(Some(timeout))
             .map_err(|e| Failure::Transport(e.to_string()))?;
-        self.stream
-            .set_read_timeout(Some(timeout))
+        tcp.set_read_timeout(Some(timeout))
             .map_err(|e| Failure::Transport(e.to_string()))?;
         self.stream.write_all(&frame).map_err(io)?;
         let mut size = [0u8; 4];
@@ -238,4 +341,40 @@ impl Connection {
         }
         Ok(response)
     }
+}
+
+/// The TLS handshake on `stream` to `address`. A certificate the context does not trust is a
+/// protocol failure (no retry helps); a connection that drops is a transport one.
+fn handshake(
+    tls: &super::security::Tls,
+    address: &str,
+    stream: TcpStream,
+    timeout: Duration,
+) -> Result<SslStream<TcpStream>, Failure> {
+    use openssl::ssl::HandshakeError;
+    let io = |e: std::io::Error| Failure::Transport(format!("{address}: {e}"));
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let config = tls
+        .connector
+        .configure()
+        .map_err(|e| Failure::Protocol(format!("TLS to {address}: {e}")))?
+        .verify_hostname(tls.verify_hostname);
+    config.connect(host, stream).map_err(|e| match e {
+        HandshakeError::Failure(mid) => Failure::Protocol(format!(
+            "the TLS handshake with {address} failed: {} ({}); if the broker's certificate is \
+             signed by a private CA, set ssl.ca.location to that CA's PEM file",
+            mid.error(),
+            mid.ssl().verify_result()
+        )),
+        HandshakeError::WouldBlock(_) => {
+            Failure::Transport(format!("the TLS handshake with {address} timed out"))
+        }
+        HandshakeError::SetupFailure(e) => Failure::Protocol(format!("TLS to {address}: {e}")),
+    })
 }

@@ -8,6 +8,7 @@ use kafka_protocol::messages::FindCoordinatorRequest;
 use kafka_protocol::protocol::{Request, StrBytes};
 
 use super::connection::{Connection, Failure};
+use super::security::Security;
 
 /// Whether `failure` means the coordinator moved or is unreachable: find it again and retry.
 pub(crate) fn coordinator_moved(failure: &Failure) -> bool {
@@ -28,6 +29,7 @@ pub(crate) struct CoordinatorLink {
     group_id: String,
     client_id: String,
     timeout: Duration,
+    security: Security,
     connection: Option<Connection>,
 }
 
@@ -38,6 +40,7 @@ impl CoordinatorLink {
         group_id: &str,
         client_id: &str,
         timeout: Duration,
+        security: Security,
     ) -> Self {
         CoordinatorLink {
             bootstrap: bootstrap_servers
@@ -48,6 +51,7 @@ impl CoordinatorLink {
             group_id: group_id.to_string(),
             client_id: client_id.to_string(),
             timeout,
+            security,
             connection: None,
         }
     }
@@ -56,8 +60,8 @@ impl CoordinatorLink {
     fn find(&self) -> Result<String, Failure> {
         let mut last = Failure::Transport("no bootstrap servers".into());
         for address in &self.bootstrap {
-            let answer =
-                Connection::open(address, &self.client_id, self.timeout).and_then(|mut c| {
+            let answer = Connection::open(address, &self.client_id, self.timeout, &self.security)
+                .and_then(|mut c| {
                     let version = c.version::<FindCoordinatorRequest>()?;
                     let key = StrBytes::from_string(self.group_id.clone());
                     // v4 (KIP-699) asks for a batch of keys; earlier versions for one.
@@ -95,6 +99,7 @@ impl CoordinatorLink {
                 &coordinator,
                 &self.client_id,
                 self.timeout,
+                &self.security,
             )?);
         }
         self.connection

@@ -34,6 +34,7 @@ use super::consumer_protocol::{
 };
 use super::coordinator::{coordinator_moved, CoordinatorLink};
 use super::range::{range_assign, RANGE};
+use super::security::Security;
 use crate::{Result, StreamsError};
 
 /// Where and how a member joins, with Kafka's consumer defaults.
@@ -58,6 +59,9 @@ pub struct MemberConfig {
     pub request_timeout: Duration,
     /// `retry.backoff.ms` after a failed request.
     pub retry_backoff: Duration,
+    /// TLS and SASL for the member's connections (the consumer's `security.protocol`, `ssl.*`,
+    /// `sasl.*`).
+    pub security: Security,
 }
 
 impl MemberConfig {
@@ -74,6 +78,7 @@ impl MemberConfig {
             heartbeat_interval: Duration::from_secs(3),
             request_timeout: Duration::from_secs(30),
             retry_backoff: Duration::from_millis(100),
+            security: Security::plaintext(),
         }
     }
 }
@@ -275,6 +280,7 @@ impl GroupMember {
                 &config.group_id,
                 &config.client_id,
                 config.request_timeout,
+                config.security.clone(),
             ),
             shared: shared.clone(),
             assignor,

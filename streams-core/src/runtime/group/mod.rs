@@ -12,9 +12,7 @@
 //! - [`consumer_protocol`]: the subscription and assignment bytes of protocol type `consumer`.
 //! - `range`: the consumer protocol's range assignment, for groups mid-upgrade from plain
 //!   consumers.
-//!
-//! Connections are plaintext for now: `security.protocol` other than `PLAINTEXT` is refused by
-//! the runtime before a member starts.
+//! - [`security`]: TLS and SASL (PLAIN, SCRAM) on the member's connections.
 
 mod connection;
 pub mod consumer_protocol;
@@ -23,6 +21,7 @@ pub mod generation_metadata;
 pub mod member;
 pub mod offsets;
 mod range;
+pub mod security;
 
 pub use consumer_protocol::{Assignment, Partition, Subscription};
 pub use generation_metadata::{send_offsets_to_transaction, GenerationMetadata, TxnOffsetsError};
@@ -30,3 +29,4 @@ pub use member::{
     Assignor, Generation, GroupMember, MemberConfig, MemberEvent, MemberSubscription,
 };
 pub use offsets::{CommittedOffset, OffsetClient};
+pub use security::Security;

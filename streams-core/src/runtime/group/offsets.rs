@@ -50,6 +50,7 @@ impl OffsetClient {
                 &config.group_id,
                 &format!("{}-offsets", config.client_id),
                 config.request_timeout,
+                config.security.clone(),
             ),
             group_id: config.group_id.clone(),
             backoff: config.retry_backoff,

@@ -1,11 +1,14 @@
 //! `application.server`: the host:port where each instance answers interactive queries, and the
 //! tasks it hosts, so any instance can tell which one holds a key.
 //!
-//! Kafka Streams exchanges this in its assignor's user data, which librdkafka's client-side
-//! assignors do not carry. Here each instance publishes `{endpoint, active, standby}` under its
-//! process id to the compacted topic `<application.id>-streams-metadata` whenever its tasks
-//! change (a tombstone on close), and follows that topic. The view is eventually consistent: during
-//! a rebalance it may name the previous owner for a moment, as Kafka Streams' may.
+//! As in Kafka Streams, the runtime's own membership carries it in the assignment protocol: each
+//! member's subscription names its endpoint, and the leader sends every member where every
+//! instance's tasks are ([`Directory::replace`]). librdkafka's membership (KIP-848 groups, TLS or
+//! SASL clusters) carries no user data: there each instance publishes `{endpoint, active,
+//! standby}` under its process id to the compacted topic `<application.id>-streams-metadata`
+//! whenever its tasks change (a tombstone on close), and follows that topic
+//! ([`EndpointThread`]). Either view may name the previous owner for a moment during a
+//! rebalance, as Kafka Streams' may.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +22,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HostInfo, StreamsConfig};
+use crate::runtime::assignment::assignment_info::{task_ids, HostTasks};
 use crate::runtime::clients::config::{
     client_config, creation_error, unjoined_consumer, ClientKind, TracingContext,
 };
@@ -92,6 +96,33 @@ impl Directory {
                 }
             })
             .collect()
+    }
+
+    /// Takes every instance's endpoint and tasks from an assignment (an assignment from a
+    /// leader that sent none, of an older version, changes nothing).
+    pub fn replace(&self, hosts: &[HostTasks]) {
+        if hosts.is_empty() {
+            return;
+        }
+        let names = |pairs: &[(u32, i32)]| task_ids(pairs).map(|t| t.to_string()).collect();
+        let fresh: BTreeMap<String, Entry> = hosts
+            .iter()
+            .filter_map(|h| match HostInfo::parse(&h.endpoint) {
+                Ok(endpoint) => Some((
+                    h.process_id.clone(),
+                    Entry {
+                        endpoint,
+                        active: names(&h.active),
+                        standby: names(&h.standby),
+                    },
+                )),
+                Err(e) => {
+                    tracing::debug!(error = %e, "skipping an instance's unreadable endpoint");
+                    None
+                }
+            })
+            .collect();
+        *self.entries.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
     }
 
     /// The instances hosting `task`, active and standby.
@@ -302,6 +333,38 @@ mod tests {
             let e = HostInfo::parse(bad).err().map(|e| e.to_string());
             assert!(e.is_some_and(|e| e.contains("host:port")), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_assignment_replaces_the_directory() {
+        let d = Directory::default();
+        let host = |process: &str, endpoint: &str, active: &[(u32, i32)]| HostTasks {
+            process_id: process.into(),
+            endpoint: endpoint.into(),
+            active: active.to_vec(),
+            standby: vec![(0, 9)],
+        };
+        d.replace(&[host("a", "h:1", &[(0, 0)]), host("b", "h:2", &[(0, 1)])]);
+        let t = |p| TaskId {
+            subtopology: 0,
+            partition: p,
+        };
+        let h = |port| HostInfo {
+            host: "h".into(),
+            port,
+        };
+        assert_eq!(d.hosts_of(t(1)), (Some(h(2)), vec![]));
+        assert_eq!(d.hosts_of(t(9)), (None, vec![h(1), h(2)]));
+        // The next generation: b is gone, a took its task; an unreadable endpoint is skipped.
+        d.replace(&[
+            host("a", "h:1", &[(0, 0), (0, 1)]),
+            host("c", "no-port", &[]),
+        ]);
+        assert_eq!(d.hosts_of(t(1)), (Some(h(1)), vec![]));
+        assert_eq!(d.all(&|_| Vec::new()).len(), 1);
+        // A leader of an older version sends no hosts: the directory stays.
+        d.replace(&[]);
+        assert_eq!(d.all(&|_| Vec::new()).len(), 1);
     }
 
     #[test]

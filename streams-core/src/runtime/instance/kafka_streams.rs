@@ -12,6 +12,7 @@ use crate::config::StreamsConfig;
 use crate::global::GlobalStores;
 use crate::query;
 use crate::record::Data;
+use crate::runtime::assignment::instance_assignment::InstanceAssignment;
 use crate::runtime::commit::producer::KafkaProducers;
 use crate::runtime::env::ThreadEnv;
 use crate::runtime::instance::endpoints::{
@@ -26,6 +27,7 @@ use crate::runtime::restore::standby::{self, run_standby_thread, SharedStandbys,
 use crate::runtime::state::{StandbyUpdateListener, State, StateListener, StateRestoreListener};
 use crate::runtime::thread::close_options::{CloseOptions, GroupMembershipOperation};
 use crate::runtime::thread::global_thread::GlobalStreamThread;
+use crate::runtime::thread::membership::own_membership;
 use crate::runtime::thread::pool::ThreadPool;
 use crate::runtime::thread::supervisor::{
     StreamThreadExceptionResponse, Supervisor, UncaughtExceptionHandler,
@@ -69,7 +71,8 @@ pub struct KafkaStreams {
     metrics_server: Option<MetricsServer>,
     standbys: SharedStandbys,
     standby_thread: Option<JoinHandle<()>>,
-    directory: Arc<Directory>,
+    /// The instance's share of the group's assignments (standbys, endpoints).
+    assignment: Arc<InstanceAssignment>,
     endpoint_thread: Option<JoinHandle<()>>,
 }
 
@@ -101,7 +104,7 @@ impl KafkaStreams {
             metrics_server: None,
             standbys: SharedStandbys::default(),
             standby_thread: None,
-            directory: Arc::default(),
+            assignment: Arc::new(InstanceAssignment::new(Arc::<Directory>::default())),
             endpoint_thread: None,
             config,
             supervisor: Arc::new(Supervisor::new()),
@@ -156,7 +159,24 @@ impl KafkaStreams {
         MetricsHandle(self.metrics.clone())
     }
 
-    /// The tasks this instance keeps standby copies of (`num.standby.replicas`).
+    /// The tasks this instance's stream threads run as active tasks now.
+    pub fn active_tasks(&self) -> Vec<crate::TaskId> {
+        let mut tasks: Vec<crate::TaskId> = self
+            .pool
+            .as_ref()
+            .map(|p| {
+                p.task_managers()
+                    .iter()
+                    .flat_map(|tm| tm.lock().unwrap_or_else(|p| p.into_inner()).task_ids())
+                    .collect()
+            })
+            .unwrap_or_default();
+        tasks.sort_unstable();
+        tasks
+    }
+
+    /// The tasks this instance keeps standby copies of: its standby replicas
+    /// (`num.standby.replicas`) and warm-up replicas (`max.warmup.replicas`).
     pub fn standby_tasks(&self) -> Vec<crate::TaskId> {
         standby::lock(&self.standbys)
             .as_ref()
@@ -235,8 +255,17 @@ impl KafkaStreams {
             metrics: self.metrics.clone(),
             producers: Arc::new(KafkaProducers),
             standbys: self.standbys.clone(),
+            assignment: self.assignment.clone(),
         });
-        if self.config.num_standby_replicas > 0 {
+        let own_membership = own_membership(&self.config).is_some();
+        // Standbys, and with the runtime's own membership warm-up replicas of stateful tasks,
+        // are kept by the standby thread.
+        let stateful = self
+            .topology
+            .subtopologies()
+            .iter()
+            .any(|s| !s.stores.is_empty());
+        if self.config.num_standby_replicas > 0 || (own_membership && stateful) {
             *standby::lock(&self.standbys) = Some(StandbyTasks::new(
                 env.clone(),
                 self.standby_listener.clone(),
@@ -268,7 +297,13 @@ impl KafkaStreams {
         for _ in 0..self.config.num_stream_threads {
             pool.spawn()?;
         }
-        if let Some(endpoint) = self.config.application_server.clone() {
+        // The runtime's own membership carries endpoints in the assignments.
+        if let Some(endpoint) = self
+            .config
+            .application_server
+            .clone()
+            .filter(|_| !own_membership)
+        {
             let (managers, standbys) = (pool.clone(), self.standbys.clone());
             let publisher = EndpointThread {
                 config: self.config.clone(),
@@ -286,7 +321,7 @@ impl KafkaStreams {
                         .unwrap_or_default();
                     (active, standby)
                 }),
-                directory: self.directory.clone(),
+                directory: self.assignment.directory.clone(),
             };
             let (producer, consumer) = publisher.clients()?;
             let shutdown = self.supervisor.shutdown.clone();
@@ -344,7 +379,7 @@ impl KafkaStreams {
     /// `metadataForAllStreamsClients`). Needs `application.server`; eventually consistent.
     pub fn metadata_for_all_clients(&self) -> Result<Vec<StreamsMetadata>> {
         self.require_application_server()?;
-        Ok(self.directory.all(&|t| self.stores_of(t)))
+        Ok(self.assignment.directory.all(&|t| self.stores_of(t)))
     }
 
     /// The instances hosting store `store`, in an active or a standby task (Kafka Streams'
@@ -420,7 +455,7 @@ impl KafkaStreams {
             .and_then(|l| l.tasks_per_subtopology.get(&sub).copied())
             .ok_or_else(|| StreamsError::IllegalState("the instance is not started".into()))?;
         let partition = partition_for_key(&bytes, partitions);
-        let (active_host, standby_hosts) = self.directory.hosts_of(crate::TaskId {
+        let (active_host, standby_hosts) = self.assignment.directory.hosts_of(crate::TaskId {
             subtopology: sub,
             partition,
         });

@@ -2,9 +2,11 @@
 //! date from the changelogs, so the instance taking a task over after a failure restores only
 //! the tail written since the copy's last checkpoint instead of the whole changelog.
 //!
-//! One standby thread per instance describes the group every few seconds (see [`GroupView`]),
-//! opens the standby tasks it should hold, and follows their changelog partitions with its own
-//! consumer (read_committed under exactly-once, so a copy never holds uncommitted writes). It
+//! One standby thread per instance takes the standby tasks it should hold from the assignments
+//! (the runtime's own membership; warm-up replicas too) or from a description of the group
+//! every few seconds (librdkafka's membership, see [`GroupView`]), opens them, and follows their
+//! changelog partitions with its own consumer (read_committed under exactly-once, so a copy
+//! never holds uncommitted writes). It
 //! writes each copy's checkpoint every few seconds and when the copy closes; with transactional
 //! stores (exactly-once) every applied batch also records its offset in the store itself. When a
 //! stream thread of this instance is assigned the task as active, it first closes the copy, so
@@ -211,6 +213,15 @@ impl StandbyTasks {
                         .map(|store| (store.clone(), topic.clone(), *p, at))
                 })
             })
+            .collect()
+    }
+
+    /// Per copy, the sum of the changelog offsets it has reached (what the assignor compares
+    /// with other instances' state).
+    pub fn offset_sums(&self) -> BTreeMap<TaskId, i64> {
+        self.tasks
+            .iter()
+            .map(|(id, t)| (*id, t.positions.values().sum()))
             .collect()
     }
 
@@ -423,6 +434,10 @@ fn write_checkpoint(t: &mut StandbyTask) -> Result<()> {
 
 /// The standby thread: keeps this instance's standby tasks in line with the group and up to date
 /// (their changelogs unread while `paused()`, as Kafka Streams' `pause` skips standby tasks).
+///
+/// With the runtime's own membership the assignments name the standby and warm-up tasks (see
+/// [`crate::runtime::assignment::high_availability`]), and the thread reports how far its copies
+/// have come for the next assignment; otherwise it derives them from the group description.
 pub(crate) fn run_standby_thread(
     env: Arc<ThreadEnv>,
     standbys: SharedStandbys,
@@ -431,39 +446,28 @@ pub(crate) fn run_standby_thread(
 ) {
     let me = env.process_id.to_string();
     let replicas = env.config.num_standby_replicas;
-    let describer = match unjoined_consumer(
-        &env.config,
-        ClientKind::RestoreConsumer,
-        &format!(
-            "{}-{}-StandbyThread-describer",
-            env.config.application_id, env.process_id
-        ),
-        &[],
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "standby replicas disabled: cannot create a client");
-            return;
-        }
-    };
+    let mut describer = None;
     let mut next_view = Instant::now();
+    let mut assigned = BTreeSet::new();
     while !shutdown.load(Ordering::SeqCst) {
-        if Instant::now() >= next_view {
+        let by_group = env.assignment.assigned_by_group();
+        let latest = by_group.then(|| env.assignment.standby_tasks());
+        // A new assignment applies at once; the same one again every view interval, to open
+        // copies whose directories were still locked.
+        let changed = latest.as_ref().is_some_and(|l| *l != assigned);
+        if changed || Instant::now() >= next_view {
             next_view = Instant::now() + VIEW_INTERVAL;
-            match GroupView::describe(
-                &describer,
-                &env.config.application_id,
-                &env.layout,
-                DESCRIBE_TIMEOUT,
-            ) {
-                Ok(view) => {
-                    if let Some(s) = lock(&standbys).as_mut() {
-                        let desired = view.standby_tasks(&me, &s.active, replicas);
-                        tracing::debug!(?view, ?desired, "standby placement");
-                        s.reconcile(&desired);
-                    }
+            let desired = match latest {
+                Some(tasks) => Some(tasks),
+                None if replicas > 0 => describe_group(&env, &mut describer, &standbys, &me),
+                None => None,
+            };
+            if let Some(desired) = desired {
+                if let Some(s) = lock(&standbys).as_mut() {
+                    tracing::debug!(?desired, "standby placement");
+                    s.reconcile(&desired);
                 }
-                Err(e) => tracing::debug!(error = %e, "describing the group failed"),
+                assigned = desired;
             }
         }
         if paused() {
@@ -471,7 +475,13 @@ pub(crate) fn run_standby_thread(
             continue;
         }
         let read = match lock(&standbys).as_mut() {
-            Some(s) => s.poll(POLL_SLICE),
+            Some(s) => {
+                let read = s.poll(POLL_SLICE);
+                if by_group {
+                    env.assignment.set_standby_offsets(s.offset_sums());
+                }
+                read
+            }
             None => break,
         };
         match read {
@@ -489,6 +499,47 @@ pub(crate) fn run_standby_thread(
     }
     if let Some(mut s) = lock(&standbys).take() {
         s.close_all();
+    }
+}
+
+/// The standby tasks of this instance `me` as the group description places them (librdkafka's
+/// membership, whose assignments carry nothing else); `None` when the group cannot be described
+/// now. The describing client is made on first use.
+fn describe_group(
+    env: &ThreadEnv,
+    describer: &mut Option<BaseConsumer<TracingContext>>,
+    standbys: &SharedStandbys,
+    me: &str,
+) -> Option<BTreeSet<TaskId>> {
+    if describer.is_none() {
+        let client_id = format!(
+            "{}-{}-StandbyThread-describer",
+            env.config.application_id, env.process_id
+        );
+        match unjoined_consumer(&env.config, ClientKind::RestoreConsumer, &client_id, &[]) {
+            Ok(c) => *describer = Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the client that describes the group");
+                return None;
+            }
+        }
+    }
+    let client = describer.as_ref()?;
+    match GroupView::describe(
+        client,
+        &env.config.application_id,
+        &env.layout,
+        DESCRIBE_TIMEOUT,
+    ) {
+        Ok(view) => {
+            let active = lock(standbys).as_ref().map(|s| s.active.clone())?;
+            tracing::debug!(?view, "group view");
+            Some(view.standby_tasks(me, &active, env.config.num_standby_replicas))
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "describing the group failed");
+            None
+        }
     }
 }
 

@@ -4,27 +4,28 @@
 //! that turns the member's events into task changes on the thread's consumer (manual, incremental
 //! assignment).
 //!
-//! Chosen for the classic protocol on a plaintext connection; KIP-848 groups
-//! (`group.protocol=consumer`, assigned by the broker) and TLS/SASL clusters keep librdkafka's own
-//! membership (its `range` assignor, eager) until the member's connection speaks TLS and SASL.
+//! Chosen for the classic protocol, over plaintext, TLS or SASL PLAIN/SCRAM; KIP-848 groups
+//! (`group.protocol=consumer`, assigned by the broker) and SASL GSSAPI or OAUTHBEARER keep
+//! librdkafka's own membership (its `range` assignor, eager).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::GroupMembership;
+use crate::config::{GroupMembership, StreamsConfig};
 use crate::runtime::assignment::assignment_info::AssignmentInfo;
+use crate::runtime::assignment::instance_assignment::InstanceAssignment;
 use crate::runtime::assignment::streams_assignor::StreamsAssignor;
 use crate::runtime::clients::seam::GroupConsumer;
 use crate::runtime::group::member::JoinHold;
 use crate::runtime::group::{
     CommittedOffset, GenerationMetadata, GroupMember, MemberConfig, MemberEvent, OffsetClient,
-    Partition,
+    Partition, Security,
 };
 use crate::runtime::tasks::task_manager::TaskManager;
 use crate::runtime::thread::group_protocol::GroupProtocol;
@@ -39,28 +40,27 @@ pub(crate) struct Served {
     pub shutdown: bool,
 }
 
-/// Whether the thread's consumer joins through the runtime's own membership: unless
-/// `group.membership=librdkafka`, for the classic protocol over plaintext (see the module doc
-/// for the others, which say so in the log).
-pub(crate) fn own_membership(
-    wanted: GroupMembership,
-    protocol: GroupProtocol,
-    consumer: &ClientConfig,
-) -> bool {
-    if wanted == GroupMembership::Librdkafka {
-        return false;
+/// Whether the stream threads join through the runtime's own membership, and if so the security
+/// of its connections (from the consumer's settings): unless `group.membership=librdkafka`, for
+/// the classic protocol with security settings the member follows (see the module doc for the
+/// others; settings that cannot be used at all are left to librdkafka to report).
+pub(crate) fn own_membership(config: &StreamsConfig) -> Option<Security> {
+    if config.group_membership != GroupMembership::Streams
+        || !matches!(GroupProtocol::of(config), Ok(GroupProtocol::Classic))
+    {
+        return None;
     }
-    let plaintext = consumer
-        .get("security.protocol")
-        .is_none_or(|p| p.eq_ignore_ascii_case("plaintext"));
-    if protocol != GroupProtocol::Classic || !plaintext {
-        tracing::info!(
-            "the group is joined through librdkafka (range assignment): the runtime's own \
-             membership speaks the classic protocol over plaintext only"
-        );
-        return false;
+    match Security::from_settings(&config.client_settings("consumer.")) {
+        Ok(security) => security,
+        Err(e) => {
+            tracing::warn!(error = %e, "the consumer's security settings cannot be used");
+            None
+        }
     }
-    true
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn millis(consumer: &ClientConfig, key: &str, default: u64) -> Result<Duration> {
@@ -79,15 +79,25 @@ pub(crate) struct ThreadMembership {
     pub member: GroupMember,
     offsets: Mutex<OffsetClient>,
     group_id: String,
+    /// Where the thread's assignments tell the instance its standbys and the group's endpoints.
+    instance: Arc<InstanceAssignment>,
+    /// The thread's index in the instance.
+    thread: usize,
+    /// When the leader asked this member to rebalance again (a probing rebalance).
+    probe_at: Mutex<Option<Instant>>,
 }
 
 impl ThreadMembership {
     /// Joins the group of `consumer`'s settings (`group.id`, timeouts, `group.instance.id`) as
-    /// `client_id`, offering `assignor`.
+    /// `client_id`, offering `assignor`, as thread `thread` of the instance whose share of the
+    /// assignments is `instance`.
     pub fn start(
         consumer: &ClientConfig,
         client_id: &str,
         assignor: StreamsAssignor,
+        instance: Arc<InstanceAssignment>,
+        thread: usize,
+        security: Security,
     ) -> Result<Self> {
         let setting = |key: &str| {
             consumer.get(key).map(str::to_string).ok_or_else(|| {
@@ -102,12 +112,16 @@ impl ThreadMembership {
         config.heartbeat_interval = millis(consumer, "heartbeat.interval.ms", 3_000)?;
         config.request_timeout = millis(consumer, "request.timeout.ms", 30_000)?;
         config.retry_backoff = millis(consumer, "retry.backoff.ms", 100)?;
+        config.security = security;
         let offsets = Mutex::new(OffsetClient::new(&config));
         let member = GroupMember::start(config, Arc::new(assignor))?;
         Ok(ThreadMembership {
             member,
             offsets,
             group_id,
+            instance,
+            thread,
+            probe_at: Mutex::new(None),
         })
     }
 
@@ -159,10 +173,15 @@ impl ThreadMembership {
                     if !revoked.is_empty() {
                         self.member.revoked(revoked);
                     }
-                    if AssignmentInfo::decode(&assignment.user_data).shutdown_requested {
+                    let info = AssignmentInfo::decode(&assignment.user_data);
+                    if info.shutdown_requested {
                         served.shutdown = true;
                         return Ok(served);
                     }
+                    self.instance.apply(self.thread, &info);
+                    *lock(&self.probe_at) = info
+                        .probe_after_ms
+                        .map(|ms| Instant::now() + Duration::from_millis(ms));
                     let added: BTreeSet<Partition> = target.difference(&current).cloned().collect();
                     if !added.is_empty() {
                         // No offsets: librdkafka reads the committed ones (stable ones under
@@ -185,6 +204,19 @@ impl ThreadMembership {
                     unassign(consumer, partitions)?;
                 }
             }
+        }
+        let due = {
+            let mut probe_at = lock(&self.probe_at);
+            let due = probe_at.is_some_and(|at| Instant::now() >= at);
+            if due {
+                *probe_at = None;
+            }
+            due
+        };
+        if due {
+            // Warm-up replicas may have caught up: the leader moves the tasks that have.
+            self.member
+                .request_rejoin("probing rebalance: warm-up replicas may have caught up");
         }
         Ok(served)
     }

@@ -11,13 +11,17 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 
-use crate::runtime::assignment::streams_assignor::StreamsAssignor;
+use crate::config::GroupMembership;
+use crate::runtime::assignment::high_availability::HighAvailability;
+use crate::runtime::assignment::instance_assignment::InstanceAssignment;
+use crate::runtime::assignment::streams_assignor::{AssignorSettings, StreamsAssignor};
 use crate::runtime::clients::config::{
     client_config, creation_error, global_error, log_line, ClientKind,
 };
 use crate::runtime::clients::seam::GroupConsumer;
 use crate::runtime::commit::error::CollectorError;
 use crate::runtime::env::ThreadEnv;
+use crate::runtime::group::Security;
 use crate::runtime::metrics::{self, Sensor, StreamsMetrics};
 use crate::runtime::tasks::task_manager::TaskManager;
 use crate::runtime::thread::group_protocol::GroupProtocol;
@@ -124,7 +128,7 @@ pub(crate) struct StreamThread {
     poll_records: Arc<Sensor>,
     /// The consumer's settings and the assignor, when the runtime holds the membership itself
     /// (taken by `run`, which joins).
-    own_membership: Option<(ClientConfig, StreamsAssignor)>,
+    own_membership: Option<(ClientConfig, StreamsAssignor, Security)>,
     /// The consumer's `client.id`, which the member sends too (the group view reads the
     /// process id from it).
     consumer_client_id: String,
@@ -132,6 +136,8 @@ pub(crate) struct StreamThread {
     static_member: bool,
     /// Where the thread publishes its running tasks' changelog offset sums for its assignor.
     live_offsets: Option<Arc<Mutex<std::collections::BTreeMap<crate::TaskId, i64>>>>,
+    /// The instance's share of the group's assignments, which the thread's member updates.
+    instance: Arc<InstanceAssignment>,
 }
 
 impl StreamThread {
@@ -204,27 +210,49 @@ impl StreamThread {
         }
         let consumer_config =
             client_config(&env.config, ClientKind::Consumer, &defaults, &required)?;
-        let own_membership = own_membership(
-            env.config.group_membership,
-            group_protocol,
-            &consumer_config,
-        )
-        .then(|| {
-            let assignor = StreamsAssignor::new(
-                Arc::new(env.layout.clone()),
-                env.process_id.to_string(),
-                env.config.app_state_dir(),
-                supervisor.shutdown_requested.clone(),
-                env.topology
+        let own_membership = if let Some(security) = own_membership(&env.config) {
+            env.assignment.mark_assigned_by_group();
+            let settings = AssignorSettings {
+                process_id: env.process_id.to_string(),
+                endpoint: env
+                    .config
+                    .application_server
+                    .as_ref()
+                    .map(|h| h.to_string()),
+                state_dir: env.config.app_state_dir(),
+                stateful: env
+                    .topology
                     .subtopologies()
                     .into_iter()
                     .filter(|s| !s.stores.is_empty())
                     .map(|s| s.id)
                     .collect(),
+                high_availability: HighAvailability {
+                    acceptable_recovery_lag: i64::try_from(env.config.acceptable_recovery_lag)
+                        .unwrap_or(i64::MAX),
+                    max_warmup_replicas: env.config.max_warmup_replicas as usize,
+                    num_standby_replicas: env.config.num_standby_replicas as usize,
+                },
+                probing_interval: Duration::from_millis(env.config.probing_rebalance_interval_ms),
+            };
+            let assignor = StreamsAssignor::new(
+                Arc::new(env.layout.clone()),
+                settings,
+                supervisor.shutdown_requested.clone(),
+                env.assignment.clone(),
             );
-            (consumer_config.clone(), assignor)
-        });
-        let live_offsets = own_membership.as_ref().map(|(_, a)| a.live_offsets());
+            Some((consumer_config.clone(), assignor, security))
+        } else {
+            if env.config.group_membership == GroupMembership::Streams {
+                tracing::info!(
+                    "the group is joined through librdkafka (range assignment): the runtime's own \
+                     membership speaks the classic protocol, over plaintext, TLS or SASL \
+                     PLAIN/SCRAM"
+                );
+            }
+            None
+        };
+        let live_offsets = own_membership.as_ref().map(|(_, a, _)| a.live_offsets());
         let consumer: BaseConsumer<ThreadContext> = consumer_config
             .create_with_context(ThreadContext {
                 tasks: tasks.clone(),
@@ -257,15 +285,22 @@ impl StreamThread {
             consumer_client_id: client_id,
             static_member: static_id.is_some(),
             live_offsets,
+            instance: env.assignment.clone(),
         })
     }
 
     /// Joins the group: the runtime's own member, or librdkafka's subscription.
     fn join(&mut self) -> Result<Option<ThreadMembership>> {
         match self.own_membership.take() {
-            Some((config, assignor)) => {
-                ThreadMembership::start(&config, &self.consumer_client_id, assignor).map(Some)
-            }
+            Some((config, assignor, security)) => ThreadMembership::start(
+                &config,
+                &self.consumer_client_id,
+                assignor,
+                self.instance.clone(),
+                self.index,
+                security,
+            )
+            .map(Some),
             None => self.subscribe().map(|()| None),
         }
     }
@@ -351,6 +386,7 @@ impl StreamThread {
         if let Some(m) = membership {
             m.member
                 .close(self.supervisor.leaves_group_on_close(self.static_member));
+            self.instance.forget_thread(self.index);
         }
         match (result, response) {
             (Err(e), Some(response)) => self
