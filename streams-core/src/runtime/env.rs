@@ -10,6 +10,7 @@ use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::global::GlobalStores;
 use crate::runtime::assignment::instance_assignment::InstanceAssignment;
 use crate::runtime::commit::producer::ProducerSupplier;
+use crate::runtime::group::Security;
 use crate::runtime::internal_topics::TopicLayout;
 use crate::runtime::metrics::{RuntimeCounters, StreamsMetrics};
 use crate::task::TaskId;
@@ -32,6 +33,9 @@ pub(crate) struct ThreadEnv {
     /// The instance's standby copies (none unless `num.standby.replicas` > 0).
     pub standbys: Arc<dyn StandbyHandover>,
     pub assignment: Arc<InstanceAssignment>,
+    /// The security of the runtime's own group member connections when the stream threads join
+    /// through it (see `thread::membership::own_membership`); `None`: librdkafka's membership.
+    pub own_membership: Option<Security>,
 }
 
 impl ThreadEnv {

@@ -58,5 +58,6 @@ pub(crate) fn pass_through_env(
         producers,
         standbys: Arc::new(Mutex::new(None::<StandbyTasks>)),
         assignment: Arc::default(),
+        own_membership: None,
     }
 }

@@ -53,6 +53,14 @@ pub(crate) fn task_ids(pairs: &[(u32, i32)]) -> impl Iterator<Item = TaskId> + '
     })
 }
 
+/// Task ids as `(sub-topology, partition)` pairs.
+pub(crate) fn task_pairs<'a>(tasks: impl IntoIterator<Item = &'a TaskId>) -> Vec<(u32, i32)> {
+    tasks
+        .into_iter()
+        .map(|t| (t.subtopology, t.partition))
+        .collect()
+}
+
 impl AssignmentInfo {
     /// The user data bytes in `version` (the latest every member reads).
     pub fn encode(&self, version: u32) -> Vec<u8> {

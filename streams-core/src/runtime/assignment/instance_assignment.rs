@@ -4,7 +4,6 @@
 //! its standby copies, which its threads report back to the leader.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::runtime::assignment::assignment_info::{task_ids, AssignmentInfo};
@@ -14,9 +13,6 @@ use crate::task::TaskId;
 /// One instance's share of the group's assignments.
 #[derive(Debug, Default)]
 pub(crate) struct InstanceAssignment {
-    /// Set once a stream thread joins through the runtime's own membership: standbys and
-    /// endpoints then come with the assignments.
-    by_group: AtomicBool,
     /// Per stream thread, the standby tasks its latest assignment named for this instance
     /// (every thread gets the same list from one generation; their union covers a thread that
     /// has not served the latest one yet).
@@ -32,24 +28,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl InstanceAssignment {
-    /// An instance's share, answering interactive-query metadata from `directory`.
-    pub fn new(directory: Arc<Directory>) -> Self {
-        InstanceAssignment {
-            directory,
-            ..InstanceAssignment::default()
-        }
-    }
-
-    /// A stream thread of this instance joins through the runtime's own membership.
-    pub fn mark_assigned_by_group(&self) {
-        self.by_group.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether standbys and endpoints come with the assignments.
-    pub fn assigned_by_group(&self) -> bool {
-        self.by_group.load(Ordering::SeqCst)
-    }
-
     /// Thread `thread` got `info` with its new assignment.
     pub fn apply(&self, thread: usize, info: &AssignmentInfo) {
         lock(&self.standbys).insert(thread, task_ids(&info.standby_tasks).collect());

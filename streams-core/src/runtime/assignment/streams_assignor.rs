@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::runtime::assignment::assignment_info::{AssignmentInfo, HostTasks};
+use crate::runtime::assignment::assignment_info::{task_pairs, AssignmentInfo, HostTasks};
 use crate::runtime::assignment::high_availability::{place_stateful_tasks, HighAvailability};
 use crate::runtime::assignment::instance_assignment::InstanceAssignment;
 use crate::runtime::assignment::sticky_tasks::{assign_active_tasks, TaskOwner};
@@ -259,21 +259,18 @@ impl Assignor for StreamsAssignor {
             waiting_moves = placement.waiting_moves,
             "tasks assigned"
         );
-        let pairs = |tasks: &mut dyn Iterator<Item = &TaskId>| -> Vec<(u32, i32)> {
-            tasks.map(|t| (t.subtopology, t.partition)).collect()
-        };
         let hosts: Vec<HostTasks> = endpoints
             .iter()
             .map(|(process, endpoint)| HostTasks {
                 process_id: process.clone(),
                 endpoint: endpoint.clone(),
-                active: pairs(
-                    &mut owners
+                active: task_pairs(
+                    owners
                         .iter()
                         .filter(|o| &o.process == process)
                         .flat_map(|o| placed.get(&o.member).into_iter().flatten()),
                 ),
-                standby: pairs(&mut placement.standby.get(process).into_iter().flatten()),
+                standby: task_pairs(placement.standby.get(process).into_iter().flatten()),
             })
             .collect();
         // One member schedules the probing rebalance that moves warmed-up tasks.
@@ -287,8 +284,8 @@ impl Assignor for StreamsAssignor {
             .map(|o| {
                 let info = AssignmentInfo {
                     shutdown_requested: false,
-                    standby_tasks: pairs(
-                        &mut placement.standby.get(&o.process).into_iter().flatten(),
+                    standby_tasks: task_pairs(
+                        placement.standby.get(&o.process).into_iter().flatten(),
                     ),
                     probe_after_ms: (prober == Some(o.member.as_str())).then_some(probe_after_ms),
                     hosts: hosts.clone(),
@@ -446,23 +443,10 @@ mod tests {
         assert_eq!(hosts[1].standby, vec![(1, 0), (1, 1)]);
 
         // A member of the first release in the group: every assignment in version 1.
-        #[derive(serde::Serialize)]
-        struct V1 {
-            process_id: String,
-            task_offsets: Vec<(u32, i32, i64)>,
-            shutdown_requested: bool,
-        }
         let mut old = b;
-        let mut bytes = crate::runtime::assignment::versioned::encode(
-            1,
-            &V1 {
-                process_id: "B".into(),
-                task_offsets: Vec::new(),
-                shutdown_requested: false,
-            },
+        old.subscription.user_data = Bytes::from(
+            crate::runtime::assignment::subscription_info::version_1_bytes("B", Vec::new()),
         );
-        bytes[4..8].copy_from_slice(&1u32.to_be_bytes());
-        old.subscription.user_data = Bytes::from(bytes);
         let out = assignor.assign(4, &[a, old], &topics).expect("assign");
         for assignment in out.values() {
             let envelope =

@@ -33,11 +33,26 @@ pub(crate) struct SubscriptionInfo {
 }
 
 /// Version 1's fields.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct SubscriptionInfoV1 {
     process_id: String,
     task_offsets: Vec<(u32, i32, i64)>,
     shutdown_requested: bool,
+}
+
+/// User data as the first release writes it (version 1, reading version 1).
+#[cfg(test)]
+pub(crate) fn version_1_bytes(process_id: &str, task_offsets: Vec<(u32, i32, i64)>) -> Vec<u8> {
+    let mut bytes = versioned::encode(
+        1,
+        &SubscriptionInfoV1 {
+            process_id: process_id.into(),
+            task_offsets,
+            shutdown_requested: false,
+        },
+    );
+    bytes[4..8].copy_from_slice(&1u32.to_be_bytes());
+    bytes
 }
 
 impl SubscriptionInfo {
@@ -137,21 +152,7 @@ mod tests {
 
     #[test]
     fn reads_what_the_first_release_writes() {
-        #[derive(Serialize)]
-        struct V1 {
-            process_id: String,
-            task_offsets: Vec<(u32, i32, i64)>,
-            shutdown_requested: bool,
-        }
-        let mut bytes = versioned::encode(
-            1,
-            &V1 {
-                process_id: "old".into(),
-                task_offsets: vec![(0, 0, 9)],
-                shutdown_requested: false,
-            },
-        );
-        bytes[4..8].copy_from_slice(&1u32.to_be_bytes());
+        let bytes = version_1_bytes("old", vec![(0, 0, 9)]);
         let info = SubscriptionInfo::decode(&bytes).expect("version 1");
         assert_eq!(info.process_id, "old");
         assert_eq!(info.task_offsets, vec![(0, 0, 9)]);

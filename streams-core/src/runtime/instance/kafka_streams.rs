@@ -16,7 +16,7 @@ use crate::runtime::assignment::instance_assignment::InstanceAssignment;
 use crate::runtime::commit::producer::KafkaProducers;
 use crate::runtime::env::ThreadEnv;
 use crate::runtime::instance::endpoints::{
-    partition_for_key, Directory, EndpointThread, KeyQueryMetadata, StreamsMetadata,
+    partition_for_key, EndpointThread, KeyQueryMetadata, StreamsMetadata,
 };
 use crate::runtime::instance::process_identity::{self, ProcessIdentity};
 use crate::runtime::internal_topics::{prepare_topics, TopicLayout};
@@ -104,7 +104,7 @@ impl KafkaStreams {
             metrics_server: None,
             standbys: SharedStandbys::default(),
             standby_thread: None,
-            assignment: Arc::new(InstanceAssignment::new(Arc::<Directory>::default())),
+            assignment: Arc::default(),
             endpoint_thread: None,
             config,
             supervisor: Arc::new(Supervisor::new()),
@@ -256,8 +256,9 @@ impl KafkaStreams {
             producers: Arc::new(KafkaProducers),
             standbys: self.standbys.clone(),
             assignment: self.assignment.clone(),
+            own_membership: own_membership(&self.config),
         });
-        let own_membership = own_membership(&self.config).is_some();
+        let own_membership = env.own_membership.is_some();
         // Standbys, and with the runtime's own membership warm-up replicas of stateful tasks,
         // are kept by the standby thread.
         let stateful = self

@@ -450,7 +450,7 @@ pub(crate) fn run_standby_thread(
     let mut next_view = Instant::now();
     let mut assigned = BTreeSet::new();
     while !shutdown.load(Ordering::SeqCst) {
-        let by_group = env.assignment.assigned_by_group();
+        let by_group = env.own_membership.is_some();
         let latest = by_group.then(|| env.assignment.standby_tasks());
         // A new assignment applies at once; the same one again every view interval, to open
         // copies whose directories were still locked.

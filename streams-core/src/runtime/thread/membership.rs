@@ -59,10 +59,6 @@ pub(crate) fn own_membership(config: &StreamsConfig) -> Option<Security> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn millis(consumer: &ClientConfig, key: &str, default: u64) -> Result<Duration> {
     match consumer.get(key) {
         None => Ok(Duration::from_millis(default)),
@@ -85,6 +81,9 @@ pub(crate) struct ThreadMembership {
     thread: usize,
     /// When the leader asked this member to rebalance again (a probing rebalance).
     probe_at: Mutex<Option<Instant>>,
+    /// Committed offsets are read stable (KIP-447: no transaction pending on them), as the
+    /// consumer's `isolation.level=read_committed` asks.
+    require_stable: bool,
 }
 
 impl ThreadMembership {
@@ -113,6 +112,9 @@ impl ThreadMembership {
         config.request_timeout = millis(consumer, "request.timeout.ms", 30_000)?;
         config.retry_backoff = millis(consumer, "retry.backoff.ms", 100)?;
         config.security = security;
+        let require_stable = consumer
+            .get("isolation.level")
+            .is_some_and(|l| l.eq_ignore_ascii_case("read_committed"));
         let offsets = Mutex::new(OffsetClient::new(&config));
         let member = GroupMember::start(config, Arc::new(assignor))?;
         Ok(ThreadMembership {
@@ -122,6 +124,7 @@ impl ThreadMembership {
             instance,
             thread,
             probe_at: Mutex::new(None),
+            require_stable,
         })
     }
 
@@ -179,7 +182,7 @@ impl ThreadMembership {
                         return Ok(served);
                     }
                     self.instance.apply(self.thread, &info);
-                    *lock(&self.probe_at) = info
+                    *self.probe_at.lock().unwrap_or_else(|p| p.into_inner()) = info
                         .probe_after_ms
                         .map(|ms| Instant::now() + Duration::from_millis(ms));
                     let added: BTreeSet<Partition> = target.difference(&current).cloned().collect();
@@ -206,7 +209,7 @@ impl ThreadMembership {
             }
         }
         let due = {
-            let mut probe_at = lock(&self.probe_at);
+            let mut probe_at = self.probe_at.lock().unwrap_or_else(|p| p.into_inner());
             let due = probe_at.is_some_and(|at| Instant::now() >= at);
             if due {
                 *probe_at = None;
@@ -347,12 +350,46 @@ impl<C: ConsumerContext + 'static> GroupConsumer for MemberConsumer<'_, C> {
         Consumer::resume(self.consumer, partitions)
     }
 
+    /// Read through the member's own offset client rather than librdkafka's consumer: that
+    /// consumer never joins, and after a broker restart its group coordinator state was seen
+    /// wedged, every read timing out for minutes while the cluster served everyone else (a
+    /// stream thread then failed past task.timeout.ms with its new tasks never started). A
+    /// partition without a committed offset comes back as `Offset::Invalid`, as from librdkafka.
     fn committed_offsets(
         &self,
         partitions: TopicPartitionList,
         timeout: Duration,
     ) -> KafkaResult<TopicPartitionList> {
-        Consumer::committed_offsets(self.consumer, partitions, timeout)
+        let wanted: BTreeSet<Partition> = partitions
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let committed = self
+            .membership
+            .offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .fetch(&wanted, self.membership.require_stable, timeout)
+            .map_err(|e| {
+                // Transient (a coordinator moving, offsets of a transaction still pending) by
+                // the time the member is in the group: the caller retries within
+                // task.timeout.ms.
+                tracing::debug!(error = %e, "reading committed offsets failed");
+                KafkaError::OffsetFetch(RDKafkaErrorCode::OperationTimedOut)
+            })?;
+        let mut out = TopicPartitionList::new();
+        for (topic, partition) in &wanted {
+            let mut element = out.add_partition(topic, *partition);
+            match committed.get(&(topic.clone(), *partition)) {
+                Some(c) => {
+                    element.set_offset(Offset::Offset(c.offset))?;
+                    element.set_metadata(c.metadata.clone().unwrap_or_default());
+                }
+                None => element.set_offset(Offset::Invalid)?,
+            }
+        }
+        Ok(out)
     }
 
     fn commit_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {

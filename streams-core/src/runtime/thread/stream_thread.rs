@@ -25,7 +25,7 @@ use crate::runtime::group::Security;
 use crate::runtime::metrics::{self, Sensor, StreamsMetrics};
 use crate::runtime::tasks::task_manager::TaskManager;
 use crate::runtime::thread::group_protocol::GroupProtocol;
-use crate::runtime::thread::membership::{own_membership, ThreadMembership};
+use crate::runtime::thread::membership::ThreadMembership;
 use crate::runtime::thread::supervisor::{StreamThreadExceptionResponse, Supervisor, ThreadState};
 use crate::{Result, StreamsError};
 
@@ -210,8 +210,7 @@ impl StreamThread {
         }
         let consumer_config =
             client_config(&env.config, ClientKind::Consumer, &defaults, &required)?;
-        let own_membership = if let Some(security) = own_membership(&env.config) {
-            env.assignment.mark_assigned_by_group();
+        let own_membership = if let Some(security) = env.own_membership.clone() {
             let settings = AssignorSettings {
                 process_id: env.process_id.to_string(),
                 endpoint: env
