@@ -25,6 +25,14 @@ pub(crate) trait GroupConsumer {
         partitions: TopicPartitionList,
         timeout: Duration,
     ) -> KafkaResult<TopicPartitionList>;
+    /// Starts fetching the inputs of new tasks, paused (their tasks restore first), from the
+    /// committed offsets [`Self::committed_offsets`] read (`Offset::Invalid` where none was
+    /// committed: `auto.offset.reset` applies); partitions already fetched are left alone. A
+    /// consumer whose group assigned the partitions fetches them already, from the committed
+    /// offsets it read itself: the default does nothing.
+    fn start_fetching(&self, _from: &TopicPartitionList) -> KafkaResult<()> {
+        Ok(())
+    }
     /// Commits `offsets` to the group and waits for the answer (at_least_once).
     fn commit_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()>;
     /// The member's group metadata (generation, member id), which exactly_once_v2 sends with

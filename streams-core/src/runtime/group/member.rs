@@ -169,6 +169,10 @@ struct State {
     awaiting_revocation: BTreeSet<Partition>,
     /// Why the member must join (again), if it must.
     rejoin: Option<String>,
+    /// Rebalances the owner asked for ([`GroupMember::request_rejoin`]). One asked while a join
+    /// is under way needs a join of its own: the subscription sent predates it (a shutdown
+    /// request, a warm-up that caught up).
+    asked_rejoins: u64,
     /// JoinGroup sent, SyncGroup not answered yet: the generation may change under a commit,
     /// so the owner does not commit (as Kafka Streams skips commits while its consumer
     /// rebalances).
@@ -261,6 +265,7 @@ impl GroupMember {
                 owned_generation: -1,
                 awaiting_revocation: BTreeSet::new(),
                 rejoin: Some("joining".into()),
+                asked_rejoins: 0,
                 joining: false,
                 held: false,
                 left_for_poll_timeout: false,
@@ -421,6 +426,7 @@ impl GroupMember {
     pub fn request_rejoin(&self, reason: &str) {
         let mut st = self.shared.lock();
         st.rejoin.get_or_insert_with(|| reason.to_string());
+        st.asked_rejoins += 1;
         self.shared.changed.notify_all();
     }
 
@@ -624,7 +630,7 @@ impl Membership {
     }
 
     fn join_and_sync(&mut self) -> std::result::Result<(), Next> {
-        let (member_id, subscription, reason) = {
+        let (member_id, subscription, reason, asked_rejoins) = {
             let st = self.shared.lock();
             if st.fatal.is_some() {
                 return Err(Next::Backoff);
@@ -636,6 +642,7 @@ impl Membership {
                 st.member_id.clone(),
                 s,
                 st.rejoin.clone().unwrap_or_default(),
+                st.asked_rejoins,
             )
         };
         let metadata = match encode_subscription(&subscription) {
@@ -738,7 +745,9 @@ impl Membership {
         st.generation = Some(generation.clone());
         // The event and the end of the join become visible together.
         st.joining = false;
-        st.rejoin = None;
+        if st.asked_rejoins == asked_rejoins {
+            st.rejoin = None;
+        }
         st.events.push_back(MemberEvent::Assigned {
             generation,
             assignment,

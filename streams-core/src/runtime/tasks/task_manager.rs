@@ -172,6 +172,14 @@ impl TaskManager {
         self.tasks.keys().copied().collect()
     }
 
+    /// The input partitions of the thread's tasks, fetched already or not yet.
+    pub fn input_partitions(&self) -> BTreeSet<(String, i32)> {
+        self.tasks
+            .values()
+            .flat_map(|t| t.inputs.iter().cloned())
+            .collect()
+    }
+
     /// Per task, the sum of its stores' changelog positions: how far its state has come, for
     /// the assignor (Kafka Streams' task offset sums).
     pub fn active_offset_sums(&self) -> BTreeMap<TaskId, i64> {

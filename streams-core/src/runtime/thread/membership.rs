@@ -84,6 +84,8 @@ pub(crate) struct ThreadMembership {
     /// Committed offsets are read stable (KIP-447: no transaction pending on them), as the
     /// consumer's `isolation.level=read_committed` asks.
     require_stable: bool,
+    /// Where a partition without a committed offset is fetched from (`auto.offset.reset`).
+    reset: Offset,
 }
 
 impl ThreadMembership {
@@ -115,6 +117,18 @@ impl ThreadMembership {
         let require_stable = consumer
             .get("isolation.level")
             .is_some_and(|l| l.eq_ignore_ascii_case("read_committed"));
+        let reset = match consumer
+            .get("auto.offset.reset")
+            .map(str::to_ascii_lowercase)
+        {
+            Some(r) if ["earliest", "smallest", "beginning"].contains(&r.as_str()) => {
+                Offset::Beginning
+            }
+            Some(r) if ["latest", "largest", "end"].contains(&r.as_str()) => Offset::End,
+            // `error`: librdkafka looks for a committed offset itself and reports none.
+            Some(_) => Offset::Invalid,
+            None => Offset::End,
+        };
         let offsets = Mutex::new(OffsetClient::new(&config));
         let member = GroupMember::start(config, Arc::new(assignor))?;
         Ok(ThreadMembership {
@@ -125,6 +139,7 @@ impl ThreadMembership {
             thread,
             probe_at: Mutex::new(None),
             require_stable,
+            reset,
         })
     }
 
@@ -161,11 +176,13 @@ impl ThreadMembership {
                     assignment,
                     ..
                 } => {
-                    // Reconciled against what the consumer reads now rather than the event's
-                    // difference, which is relative to what the member thought it owned: after the
-                    // thread gave everything up, or with an earlier event still queued, the two
-                    // differ, and assigning a partition twice is an error in librdkafka.
-                    let current = assigned(consumer)?;
+                    // Reconciled against what the thread owns now (what the consumer fetches,
+                    // and the inputs of new tasks whose fetch waits for their committed offsets)
+                    // rather than the event's difference, which is relative to what the member
+                    // thought it owned: after the thread gave everything up, or with an earlier
+                    // event still queued, the two differ.
+                    let mut current = assigned(consumer)?;
+                    current.extend(tm.input_partitions());
                     let target = &assignment.partitions;
                     let give_up: BTreeSet<Partition> =
                         current.difference(target).cloned().collect();
@@ -187,11 +204,8 @@ impl ThreadMembership {
                         .map(|ms| Instant::now() + Duration::from_millis(ms));
                     let added: BTreeSet<Partition> = target.difference(&current).cloned().collect();
                     if !added.is_empty() {
-                        // No offsets: librdkafka reads the committed ones (stable ones under
-                        // read_committed, KIP-447) or applies auto.offset.reset.
-                        consumer
-                            .incremental_assign(&partition_list(&added))
-                            .map_err(|e| StreamsError::kafka("assigning new partitions", e))?;
+                        // Not fetched yet: the task manager reads the committed offsets through
+                        // the member and starts the fetch from them (`start_fetching`).
                         tm.on_assign(&seam, &partition_list(&added))?;
                     }
                     tm.assigned = true;
@@ -390,6 +404,28 @@ impl<C: ConsumerContext + 'static> GroupConsumer for MemberConsumer<'_, C> {
             }
         }
         Ok(out)
+    }
+
+    /// librdkafka's consumer gets explicit offsets, so it never asks the group coordinator
+    /// itself (see `committed_offsets`): a partition assigned without one waited for that read.
+    fn start_fetching(&self, from: &TopicPartitionList) -> KafkaResult<()> {
+        let fetching = self.consumer.assignment()?;
+        let mut tpl = TopicPartitionList::new();
+        for e in from.elements() {
+            if fetching.find_partition(e.topic(), e.partition()).is_some() {
+                continue;
+            }
+            let offset = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => self.membership.reset,
+            };
+            tpl.add_partition_offset(e.topic(), e.partition(), offset)?;
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        self.consumer.incremental_assign(&tpl)?;
+        Consumer::pause(self.consumer, &tpl)
     }
 
     fn commit_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {

@@ -490,7 +490,7 @@ impl StreamThread {
             return Err(e);
         }
         if tm.is_restoring() {
-            tm.restore(&self.consumer, RESTORE_STEP)
+            self.with_seam(membership, |seam| tm.restore(seam, RESTORE_STEP))
                 .map_err(CollectorError::Fatal)?;
         }
         // Local calls: the position is the client's, the end offsets come from its statistics.

@@ -7,7 +7,8 @@ use super::*;
 impl TaskManager {
     /// Registers changelogs of new tasks for restoration. Under exactly-once it first waits until
     /// the committed offsets of the task's inputs are stable (no transaction of a previous owner
-    /// pending), so the changelog end it restores to includes everything that owner committed.
+    /// pending), so the changelog end it restores to includes everything that owner committed;
+    /// the inputs are then fetched (paused) from those offsets.
     /// A retriable error (a leader moving, a broker restarting) leaves the tasks for the next
     /// round, within task.timeout.ms.
     fn register_restorations(&mut self, consumer: &dyn GroupConsumer) -> Result<()> {
@@ -37,6 +38,11 @@ impl TaskManager {
                     .retry("reading the committed offsets of new tasks", e)
             }
         };
+        if let Err(e) = consumer.start_fetching(&committed) {
+            return self
+                .init_stall
+                .retry("starting to fetch the inputs of new tasks", e);
+        }
         for id in &pending {
             if let Some(t) = self.tasks.get_mut(id) {
                 for (topic, p) in &t.inputs {
