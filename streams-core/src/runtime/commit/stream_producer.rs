@@ -194,7 +194,15 @@ impl StreamProducer {
     /// by that error's cause: fenced (a transaction the coordinator aborted on
     /// `transaction.timeout.ms` bumps the epoch, and librdkafka then reports every send as fatal)
     /// gives the tasks up as Kafka Streams' `TaskMigratedException` does; anything else fails.
+    /// A send refused with `State` by a transactional producer means its transaction already
+    /// failed with an abortable error (seen: `OUT_OF_ORDER_SEQUENCE_NUMBER, requires epoch bump`
+    /// after a broker outage): abort and start over, as the commit would have to.
     fn classify_send(&self, context: &str, e: KafkaError) -> CollectorError {
+        if self.transactional_id.is_some()
+            && e.rdkafka_error_code() == Some(RDKafkaErrorCode::State)
+        {
+            return CollectorError::Aborted(kafka(context, e));
+        }
         if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
             if let Some((code, reason)) = self.producer.client().fatal_error() {
                 return classify(
