@@ -658,7 +658,12 @@ impl TestBroker {
     /// A fresh single-node cluster of this test's own (for tests that stop or kill the broker),
     /// whatever `KAFKA_BOOTSTRAP_SERVERS` says.
     pub fn start_own() -> TestBroker {
-        let cluster = KafkaCluster::start(&ClusterOptions::nodes(1))
+        Self::start_own_with(ClusterOptions::nodes(1))
+    }
+
+    /// Like [`Self::start_own`], with the cluster of `options`.
+    pub fn start_own_with(options: ClusterOptions) -> TestBroker {
+        let cluster = KafkaCluster::start(&options)
             .unwrap_or_else(|e| panic!("test cluster did not start: {e}"));
         TestBroker {
             bootstrap: cluster.bootstrap_servers(),

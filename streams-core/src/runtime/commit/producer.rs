@@ -36,8 +36,10 @@ pub(crate) trait RecordProducer: Send {
         offsets: &TopicPartitionList,
         group: &Arc<GenerationMetadata>,
     ) -> Result<(), CollectorError>;
-    /// Aborts the open transaction, if any, dropping records not yet sent.
-    fn abort_transaction(&mut self);
+    /// Aborts the open transaction, if any, dropping records not yet sent. `false` when it
+    /// could not be aborted: the producer must then be replaced, which fences the transaction.
+    #[must_use]
+    fn abort_transaction(&mut self) -> bool;
     /// Whether a transaction is open.
     fn in_transaction(&self) -> bool;
     /// The highest acknowledged offset per tracked changelog partition.

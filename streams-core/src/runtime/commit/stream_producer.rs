@@ -277,6 +277,47 @@ impl StreamProducer {
             )))),
         }
     }
+
+    /// Drops what is still queued, waits for the records already sent, then ends the
+    /// transaction with an abort.
+    ///
+    /// The records on the wire are waited for, never purged: a ProduceRequest already sent can
+    /// still be appended after the abort marker, where it opens a transaction no coordinator
+    /// knows of, which holds every read_committed consumer of that partition at its offset, or
+    /// is committed by the producer's next marker there (brokers before KIP-890's verification,
+    /// 3.6, do not refuse it). librdkafka's own abort waits for them for that reason; a
+    /// polled producer serves their delivery reports only when polled, so this serves them.
+    /// When they do not come within [`ABORT_TIMEOUT`] (a broker that stopped answering), no
+    /// EndTxn is sent: the producer is replaced, and its replacement's InitProducerId bumps
+    /// the epoch, which makes the coordinator abort the transaction and partitions refuse the
+    /// late records.
+    fn abort_open_transaction(&mut self) -> bool {
+        self.producer.purge(PurgeConfig::default().queue());
+        let deadline = Instant::now() + ABORT_TIMEOUT;
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            self.producer.poll(Duration::from_millis(10));
+        }
+        let in_flight = self.producer.in_flight_count();
+        if in_flight > 0 {
+            tracing::warn!(
+                in_flight,
+                "records of the aborted transaction still unanswered after {ABORT_TIMEOUT:?}: the producer is replaced instead of aborting"
+            );
+            return false;
+        }
+        let producer = &self.producer;
+        match self
+            .sensors
+            .abort
+            .time(|| producer.abort_transaction(ABORT_TIMEOUT))
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "aborting the transaction failed: the producer is replaced");
+                false
+            }
+        }
+    }
 }
 
 impl RecordProducer for StreamProducer {
@@ -402,32 +443,16 @@ impl RecordProducer for StreamProducer {
         Ok(())
     }
 
-    /// Aborts the open transaction, if any. Errors are logged: the caller is already failing.
-    fn abort_transaction(&mut self) {
+    /// Aborts the open transaction, if any; `false` when it could not be, and the caller must
+    /// replace the producer. Errors are logged: the caller is already failing.
+    fn abort_transaction(&mut self) -> bool {
+        let mut aborted = true;
         if self.is_transactional() && self.txn_open {
-            // librdkafka's abort waits until every outstanding record's delivery report has been
-            // served, which a BaseProducer does only when polled: drop what is still queued or in
-            // flight (the transaction's records are discarded either way) and serve the reports.
-            self.producer
-                .purge(PurgeConfig::default().queue().inflight());
-            let deadline = Instant::now() + ABORT_TIMEOUT;
-            while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-                self.producer.poll(Duration::from_millis(10));
-            }
-            // Bounded: when the broker already aborted the transaction (it outlived
-            // transaction.timeout.ms) the call may never get a clean answer. Either way nothing of
-            // it commits; a producer that cannot abort is replaced by the caller.
-            let producer = &self.producer;
-            if let Err(e) = self
-                .sensors
-                .abort
-                .time(|| producer.abort_transaction(ABORT_TIMEOUT))
-            {
-                tracing::warn!(error = %e, "aborting the transaction failed");
-            }
+            aborted = self.abort_open_transaction();
             self.txn_open = false;
         }
         self.take_delivery_error();
+        aborted
     }
 
     /// Whether a transaction is open.
@@ -480,6 +505,7 @@ fn kafka_retriable(e: &KafkaError) -> bool {
 
 impl Drop for StreamProducer {
     fn drop(&mut self) {
-        self.abort_transaction();
+        // A producer that cannot abort is being dropped anyway; its successor fences it.
+        let _ = self.abort_transaction();
     }
 }

@@ -362,36 +362,57 @@ impl TaskManager {
             return;
         }
         tracing::info!(thread = %self.thread_name, tasks = ?ids, lost, "revoking");
-        let clean = if lost {
-            false
-        } else {
-            match self.commit(consumer) {
+        let mut failed_commit = None;
+        let clean = !lost
+            && match self.commit(consumer) {
                 Ok(()) => true,
                 Err(e) => {
-                    tracing::warn!(thread = %self.thread_name, error = %e.into_inner(), "commit on revocation failed; closing the tasks dirty");
+                    tracing::warn!(thread = %self.thread_name, error = %e.error(), "commit on revocation failed; closing the tasks dirty");
+                    failed_commit = Some(e);
                     false
                 }
-            }
-        };
-        if !clean {
-            self.abort();
-        }
+            };
+        let aborted = clean || self.abort();
         for id in ids {
             if let Some(t) = self.tasks.remove(&id) {
                 self.close_task(t, clean);
             }
         }
+        // Under exactly_once_v2 the thread's tasks share one transaction: the abort took the
+        // uncommitted work of the tasks that stay too, so they cannot go on from where they
+        // are; and a producer that could not abort must be replaced. The next step gives every
+        // task up and replaces the producer, as Kafka Streams' `handleLostAll` does.
+        if !clean
+            && self.env.guarantee() == ProcessingGuarantee::ExactlyOnceV2
+            && (!aborted || !self.tasks.is_empty())
+            && self.pending_error.is_none()
+        {
+            let why = if aborted {
+                "the aborted transaction held uncommitted work of the tasks that stay"
+            } else {
+                "the transaction of the revoked tasks could not be aborted"
+            };
+            self.pending_error = Some(failed_commit.unwrap_or_else(|| {
+                CollectorError::Aborted(StreamsError::IllegalState(format!(
+                    "{}: {why}",
+                    self.thread_name
+                )))
+            }));
+        }
     }
 
-    fn abort(&mut self) {
+    /// Aborts the open transactions; `false` when one could not be (its producer must go).
+    fn abort(&mut self) -> bool {
+        let mut aborted = true;
         if let Some(p) = &mut self.producer {
-            p.abort_transaction();
+            aborted &= p.abort_transaction();
         }
         for t in self.tasks.values_mut() {
             if let Some(p) = &mut t.producer {
-                p.abort_transaction();
+                aborted &= p.abort_transaction();
             }
         }
+        aborted
     }
 
     fn close_task(&mut self, mut t: ActiveTask, clean: bool) {
@@ -437,8 +458,10 @@ impl TaskManager {
                 result = Err(e);
             }
         }
-        if !clean {
-            self.abort();
+        if !clean && !self.abort() {
+            // Closed dirty anyway; the producer that could not abort is replaced by `lose_all`
+            // or dropped with the closing thread.
+            tracing::debug!(thread = %self.thread_name, "the transaction was not aborted");
         }
         let tasks = std::mem::take(&mut self.tasks);
         for (_, t) in tasks {

@@ -50,6 +50,8 @@ struct Script {
     send: Option<fn() -> CollectorError>,
     commit_transaction: Option<fn() -> CollectorError>,
     commit_offsets: Option<RDKafkaErrorCode>,
+    /// The next abort cannot end the transaction (records still unanswered).
+    abort_fails: bool,
     assignment_lost: bool,
 }
 
@@ -206,11 +208,12 @@ impl RecordProducer for FakeProducer {
         Ok(())
     }
 
-    fn abort_transaction(&mut self) {
+    fn abort_transaction(&mut self) -> bool {
         if self.txn_open {
             self.clients.record(Call::AbortTransaction);
         }
         self.txn_open = false;
+        !std::mem::take(&mut self.clients.script().abort_fails)
     }
 
     fn in_transaction(&self) -> bool {
@@ -560,6 +563,74 @@ fn a_commit_failing_during_revocation_closes_the_revoked_tasks_dirty() {
         "{calls:?}"
     );
     assert!(!f.checkpoint_of("0_0").exists() && !f.checkpoint_of("0_1").exists());
+}
+
+#[test]
+fn a_failed_revocation_commit_under_exactly_once_v2_gives_the_remaining_tasks_up_too() {
+    let mut f = Fixture::new("exactly_once_v2");
+    f.assign_and_start();
+    f.process_four();
+    f.clients.script().commit_transaction =
+        Some(|| CollectorError::Aborted(StreamsError::IllegalState("abortable error".into())));
+    let mut revoked = TopicPartitionList::new();
+    revoked.add_partition("in", 0);
+    f.tm.on_revoke(&f.consumer, &revoked, false);
+    // Task 0_1 stays, but its processed record was in the aborted transaction: it may not go on.
+    assert_eq!(f.tm.task_ids().len(), 1);
+    assert!(
+        matches!(f.tm.pending_error, Some(CollectorError::Aborted(_))),
+        "the thread's next step loses every task: {:?}",
+        f.tm.pending_error
+    );
+    let calls = f.clients.calls();
+    assert_eq!(
+        count(&calls, |c| *c == Call::AbortTransaction),
+        1,
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn a_lost_assignment_whose_abort_fails_replaces_the_producer() {
+    let mut f = Fixture::new("exactly_once_v2");
+    f.assign_and_start();
+    f.process_four();
+    f.clients.script().abort_fails = true;
+    let mut lost = TopicPartitionList::new();
+    lost.add_partition("in", 0);
+    lost.add_partition("in", 1);
+    f.tm.on_revoke(&f.consumer, &lost, true);
+    assert!(f.tm.task_ids().is_empty());
+    let err =
+        f.tm.pending_error
+            .take()
+            .expect("the abort failure is reported");
+    assert!(matches!(err, CollectorError::Aborted(_)), "{err:?}");
+    f.tm.lose_all(&f.consumer).expect("losing the tasks");
+    assert_eq!(
+        count(&f.clients.calls(), |c| matches!(
+            c,
+            Call::ProducerCreated { .. }
+        )),
+        2,
+        "a producer that could not abort is replaced (its successor fences the transaction)"
+    );
+}
+
+#[test]
+fn a_lost_assignment_aborted_cleanly_keeps_the_producer() {
+    let mut f = Fixture::new("exactly_once_v2");
+    f.assign_and_start();
+    f.process_four();
+    let mut lost = TopicPartitionList::new();
+    lost.add_partition("in", 0);
+    lost.add_partition("in", 1);
+    f.tm.on_revoke(&f.consumer, &lost, true);
+    assert!(f.tm.pending_error.is_none());
+    assert_eq!(
+        count(&f.clients.calls(), |c| *c == Call::AbortTransaction),
+        1
+    );
 }
 
 #[test]
