@@ -3,11 +3,11 @@
 //!
 //! As in Kafka Streams, the runtime's own membership carries it in the assignment protocol: each
 //! member's subscription names its endpoint, and the leader sends every member where every
-//! instance's tasks are ([`Directory::replace`]). librdkafka's membership (KIP-848 groups, TLS or
+//! instance's tasks are (`Directory::replace`). librdkafka's membership (KIP-848 groups, TLS or
 //! SASL clusters) carries no user data: there each instance publishes `{endpoint, active,
 //! standby}` under its process id to the compacted topic `<application.id>-streams-metadata`
 //! whenever its tasks change (a tombstone on close), and follows that topic
-//! ([`EndpointThread`]). Either view may name the previous owner for a moment during a
+//! (`EndpointThread`). Either view may name the previous owner for a moment during a
 //! rebalance, as Kafka Streams' may.
 
 use std::collections::{BTreeMap, BTreeSet};

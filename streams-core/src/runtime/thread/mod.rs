@@ -13,5 +13,6 @@ pub(crate) mod global_thread;
 pub(crate) mod group_protocol;
 pub(crate) mod membership;
 pub(crate) mod pool;
+pub(crate) mod stalled_partitions;
 pub(crate) mod stream_thread;
 pub(crate) mod supervisor;

@@ -26,6 +26,7 @@ use crate::runtime::metrics::{self, Sensor, StreamsMetrics};
 use crate::runtime::tasks::task_manager::TaskManager;
 use crate::runtime::thread::group_protocol::GroupProtocol;
 use crate::runtime::thread::membership::ThreadMembership;
+use crate::runtime::thread::stalled_partitions::{StableOffsetWatch, MAX_TRANSACTION_TIMEOUT};
 use crate::runtime::thread::supervisor::{StreamThreadExceptionResponse, Supervisor, ThreadState};
 use crate::{Result, StreamsError};
 
@@ -49,6 +50,8 @@ pub(crate) struct ThreadContext {
     /// statistics, to tell an input that is merely not fetched yet from one that is caught up.
     end_offsets: Arc<Mutex<HashMap<(String, i32), i64>>>,
     read_committed: bool,
+    /// Under read_committed: inputs held by a hanging transaction, named in the log.
+    stalls: Mutex<StableOffsetWatch>,
 }
 
 impl ThreadContext {
@@ -65,7 +68,9 @@ impl ClientContext for ThreadContext {
         global_error(error, reason);
     }
     fn stats(&self, statistics: rdkafka::Statistics) {
+        let now = std::time::Instant::now();
         let mut ends = self.end_offsets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stalls = self.stalls.lock().unwrap_or_else(|p| p.into_inner());
         for (name, topic) in statistics.topics {
             for (p, part) in topic.partitions {
                 let end = if self.read_committed {
@@ -75,6 +80,20 @@ impl ClientContext for ThreadContext {
                 };
                 if p >= 0 && end >= 0 {
                     ends.insert((name.clone(), p), end);
+                }
+                // Only partitions being fetched report fresh offsets: a paused instance's or a
+                // revoked partition's stay where they were.
+                let fetched =
+                    part.fetch_state == "active" && !self.supervisor.paused.load(Ordering::Relaxed);
+                if self.read_committed && p >= 0 {
+                    let (stable, high) = if fetched {
+                        (part.ls_offset, part.hi_offset)
+                    } else {
+                        (-1, -1)
+                    };
+                    if let Some(hanging) = stalls.observe(now, &name, p, stable, high) {
+                        hanging.warn(MAX_TRANSACTION_TIMEOUT);
+                    }
                 }
             }
         }
@@ -259,6 +278,7 @@ impl StreamThread {
                 index,
                 end_offsets: Arc::default(),
                 read_committed: isolation == "read_committed",
+                stalls: Mutex::new(StableOffsetWatch::new(MAX_TRANSACTION_TIMEOUT)),
             })
             .map_err(|e| creation_error("consumer", e))?;
         let instance_id = format!("{}-{}", env.config.application_id, env.process_id);
