@@ -48,42 +48,42 @@ impl StableOffsetWatch {
         }
     }
 
-    /// Takes one observation; returns the partition the first time it counts as hanging.
-    pub fn observe(
+    /// Takes one statistics report: `(topic, partition, last stable offset, high watermark)` of
+    /// each partition being fetched. Returns the partitions that count as hanging for the first
+    /// time; a partition left out (no longer fetched, or paused) starts over when it is back.
+    pub fn report<'a>(
         &mut self,
         now: Instant,
-        topic: &str,
-        partition: i32,
-        stable: i64,
-        high_watermark: i64,
-    ) -> Option<Hanging> {
-        let key = (topic.to_string(), partition);
-        if stable < 0 || stable >= high_watermark {
-            self.stops.remove(&key);
-            return None;
-        }
-        let stop = self.stops.entry(key).or_insert(Stop {
-            stable,
-            since: now,
-            reported: false,
-        });
-        if stop.stable != stable {
-            *stop = Stop {
-                stable,
-                since: now,
-                reported: false,
+        partitions: impl IntoIterator<Item = (&'a str, i32, i64, i64)>,
+    ) -> Vec<Hanging> {
+        let mut stops = HashMap::with_capacity(self.stops.len());
+        let mut hanging = Vec::new();
+        for (topic, partition, stable, high_watermark) in partitions {
+            if stable < 0 || stable >= high_watermark {
+                continue;
+            }
+            let key = (topic.to_string(), partition);
+            let mut stop = match self.stops.remove(&key) {
+                Some(stop) if stop.stable == stable => stop,
+                _ => Stop {
+                    stable,
+                    since: now,
+                    reported: false,
+                },
             };
+            if !stop.reported && now.duration_since(stop.since) >= self.limit {
+                stop.reported = true;
+                hanging.push(Hanging {
+                    topic: topic.to_string(),
+                    partition,
+                    stable,
+                    high_watermark,
+                });
+            }
+            stops.insert(key, stop);
         }
-        if stop.reported || now.duration_since(stop.since) < self.limit {
-            return None;
-        }
-        stop.reported = true;
-        Some(Hanging {
-            topic: topic.to_string(),
-            partition,
-            stable,
-            high_watermark,
-        })
+        self.stops = stops;
+        hanging
     }
 }
 
@@ -116,36 +116,44 @@ mod tests {
 
     const LIMIT: Duration = Duration::from_secs(60);
 
+    fn hanging(topic: &str, partition: i32, stable: i64, high_watermark: i64) -> Hanging {
+        Hanging {
+            topic: topic.into(),
+            partition,
+            stable,
+            high_watermark,
+        }
+    }
+
     #[test]
     fn a_stable_offset_stopped_past_the_limit_is_reported_once() {
         let mut w = StableOffsetWatch::new(LIMIT);
         let t0 = Instant::now();
-        assert_eq!(w.observe(t0, "in", 1, 656, 700), None);
-        assert_eq!(w.observe(t0 + LIMIT / 2, "in", 1, 656, 2915), None);
+        assert_eq!(w.report(t0, [("in", 1, 656, 700)]), vec![]);
+        assert_eq!(w.report(t0 + LIMIT / 2, [("in", 1, 656, 2915)]), vec![]);
         assert_eq!(
-            w.observe(t0 + LIMIT, "in", 1, 656, 2915),
-            Some(Hanging {
-                topic: "in".into(),
-                partition: 1,
-                stable: 656,
-                high_watermark: 2915
-            })
+            w.report(t0 + LIMIT, [("in", 1, 656, 2915), ("in", 0, 5, 5)]),
+            vec![hanging("in", 1, 656, 2915)]
         );
-        assert_eq!(w.observe(t0 + LIMIT * 2, "in", 1, 656, 2915), None);
+        assert_eq!(w.report(t0 + LIMIT * 2, [("in", 1, 656, 2915)]), vec![]);
     }
 
     #[test]
-    fn a_moving_or_caught_up_stable_offset_restarts_the_clock() {
+    fn a_moving_caught_up_or_unfetched_stable_offset_restarts_the_clock() {
         let mut w = StableOffsetWatch::new(LIMIT);
         let t0 = Instant::now();
-        assert_eq!(w.observe(t0, "in", 0, 10, 20), None);
+        assert_eq!(w.report(t0, [("in", 0, 10, 20)]), vec![]);
         // Transactions commit one after another: the stable offset moves, nothing hangs.
-        assert_eq!(w.observe(t0 + LIMIT * 3 / 4, "in", 0, 15, 30), None);
-        assert_eq!(w.observe(t0 + LIMIT * 3 / 2, "in", 0, 15, 30), None);
-        assert_eq!(w.observe(t0 + LIMIT * 3 / 2, "in", 0, 30, 30), None);
-        assert_eq!(w.observe(t0 + LIMIT * 5 / 2, "in", 0, 30, 40), None);
-        // Unknown offsets (a partition not fetched yet) say nothing.
-        assert_eq!(w.observe(t0 + LIMIT * 9, "in", 2, -1, 40), None);
-        assert!(w.observe(t0 + LIMIT * 4, "in", 0, 30, 40).is_some());
+        assert_eq!(w.report(t0 + LIMIT * 3 / 4, [("in", 0, 15, 30)]), vec![]);
+        assert_eq!(w.report(t0 + LIMIT * 3 / 2, [("in", 0, 15, 30)]), vec![]);
+        assert_eq!(w.report(t0 + LIMIT * 3 / 2, [("in", 0, 30, 30)]), vec![]);
+        assert_eq!(w.report(t0 + LIMIT * 2, [("in", 0, 30, 40)]), vec![]);
+        // Not fetched for a while (revoked, paused): its offsets say nothing meanwhile.
+        assert_eq!(w.report(t0 + LIMIT * 5 / 2, [("in", 1, -1, 40)]), vec![]);
+        assert_eq!(w.report(t0 + LIMIT * 4, [("in", 0, 30, 40)]), vec![]);
+        assert_eq!(
+            w.report(t0 + LIMIT * 5, [("in", 0, 30, 40)]),
+            vec![hanging("in", 0, 30, 40)]
+        );
     }
 }

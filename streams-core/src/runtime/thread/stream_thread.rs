@@ -68,33 +68,41 @@ impl ClientContext for ThreadContext {
         global_error(error, reason);
     }
     fn stats(&self, statistics: rdkafka::Statistics) {
-        let now = std::time::Instant::now();
         let mut ends = self.end_offsets.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stalls = self.stalls.lock().unwrap_or_else(|p| p.into_inner());
-        for (name, topic) in statistics.topics {
-            for (p, part) in topic.partitions {
+        for (name, topic) in &statistics.topics {
+            for (p, part) in &topic.partitions {
                 let end = if self.read_committed {
                     part.ls_offset
                 } else {
                     part.hi_offset
                 };
-                if p >= 0 && end >= 0 {
-                    ends.insert((name.clone(), p), end);
+                if *p >= 0 && end >= 0 {
+                    ends.insert((name.clone(), *p), end);
                 }
-                // Only partitions being fetched report fresh offsets: a paused instance's or a
-                // revoked partition's stay where they were.
-                let fetched =
-                    part.fetch_state == "active" && !self.supervisor.paused.load(Ordering::Relaxed);
-                if self.read_committed && p >= 0 {
-                    let (stable, high) = if fetched {
-                        (part.ls_offset, part.hi_offset)
-                    } else {
-                        (-1, -1)
-                    };
-                    if let Some(hanging) = stalls.observe(now, &name, p, stable, high) {
-                        hanging.warn(MAX_TRANSACTION_TIMEOUT);
-                    }
-                }
+            }
+        }
+        drop(ends);
+        // Watched: partitions being fetched (a paused instance's or a revoked partition's
+        // offsets stay where they were) whose reader has taken everything up to the last stable
+        // offset (one still behind it, paused while its task restores say, is not held by it).
+        // The others are left out, and their watch starts over.
+        if self.read_committed {
+            let paused = self.supervisor.paused.load(Ordering::Relaxed);
+            let held = statistics.topics.iter().flat_map(|(name, topic)| {
+                topic
+                    .partitions
+                    .iter()
+                    .filter(move |(p, part)| {
+                        !paused
+                            && **p >= 0
+                            && part.fetch_state == "active"
+                            && part.app_offset >= part.ls_offset
+                    })
+                    .map(move |(p, part)| (name.as_str(), *p, part.ls_offset, part.hi_offset))
+            });
+            let mut stalls = self.stalls.lock().unwrap_or_else(|p| p.into_inner());
+            for hanging in stalls.report(std::time::Instant::now(), held) {
+                hanging.warn(MAX_TRANSACTION_TIMEOUT);
             }
         }
     }
