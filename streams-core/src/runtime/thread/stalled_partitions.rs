@@ -98,7 +98,7 @@ impl Hanging {
             "a transaction has held this input partition's last stable offset for over {limit:?}, \
              Kafka's default maximum transaction timeout: likely a hanging transaction whose \
              markers the broker lost, which no read_committed reader gets past. Find it with `kafka-transactions.sh \
-             --bootstrap-server <broker> find-hanging --broker-id <leader of {}-{}>` and end it with \
+             --bootstrap-server <broker> find-hanging --topic {} --partition {}` and end it with \
              `kafka-transactions.sh --bootstrap-server <broker> abort --topic {} --partition {} \
              --start-offset {}`",
             self.topic,
