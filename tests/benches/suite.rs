@@ -25,7 +25,8 @@
 //!    count on 6 partitions through scale-out 2 -> 3 and scale-in 3 -> 2 under steady load and a
 //!    rolling bounce, with the runtime's assignor (default settings, and waiting for warm-ups)
 //!    against librdkafka's eager `range`: records restored, seconds until balanced, the longest
-//!    output gap of tasks that did not move (`BENCH_ONLY=assignment` runs only this).
+//!    output gap of tasks that did not move, against the same load without a change
+//!    (`BENCH_ONLY=assignment` runs only this).
 //!
 //! It prints a table with every ratio against its baseline from the same run, and writes
 //! `benchmarks/results/results.csv`, `throughput.svg` and `latency.svg`. `BENCH_SCALE`
@@ -1189,6 +1190,24 @@ fn assignment_table() -> String {
         total(&warmed),
         total(&warmed) as f64 / total(&range).max(1) as f64,
         total(&range)
+    );
+    let gaps = |phase: &str| -> String {
+        [&ours, &warmed, &range]
+            .iter()
+            .map(|phases| match find(phases, phase).gap {
+                Some(g) => format!("{:.1}", g.as_secs_f64()),
+                None => "-".into(),
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let _ = writeln!(
+        out,
+        "longest output gap of unmoved counting tasks, s (streams / warm-ups / range): \
+         steady {}, scale-out {}, scale-in {}",
+        gaps("steady"),
+        gaps("scale-out 2 -> 3"),
+        gaps("scale-in 3 -> 2")
     );
     out
 }

@@ -1,7 +1,8 @@
 //! The runtime's own consumer group membership against Apache Kafka: members join with an
 //! assignor of their own, hand partitions over cooperatively (never two owners at once), keep
 //! their place through heartbeats while their owner is busy, leave, and commit offsets, plain and
-//! inside a transaction, only with the generation they are in.
+//! inside a transaction, only with the generation they are in (the last one until every member
+//! has joined again).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -371,5 +372,155 @@ fn offsets_and_fencing(b: &str) {
     assert_eq!(
         client.fetch(&partitions, true, timeout).unwrap()[&(topic.to_string(), 0)].offset,
         50
+    );
+}
+
+#[test]
+fn offsets_commit_with_the_last_generation_until_every_member_has_joined() {
+    init_tracing();
+    let broker = TestBroker::start();
+    commits_through_a_join(broker.bootstrap_servers());
+}
+
+#[test]
+fn offsets_commit_with_the_last_generation_until_every_member_has_joined_on_kafka_3() {
+    init_tracing();
+    let broker = TestBroker::shared(KAFKA_3_VERSION);
+    commits_through_a_join(broker.bootstrap_servers());
+}
+
+/// What lets the stream threads commit through a rebalance (`GroupMember::hold`): while the
+/// group waits for its members to join again it keeps the last generation, and both offset
+/// commits, plain and transactional, are accepted with it; once the join completes they are
+/// refused.
+fn commits_through_a_join(b: &str) {
+    let (topic, group) = ("membership-join-commits", "membership-join-commits-group");
+    create_topics(b, &[(topic, 2)]);
+    // `slow` learns of a rebalance only at its next heartbeat, 20 s after it joined: the group
+    // waits for it meanwhile.
+    let mut slow_config = config(b, group, "slow");
+    slow_config.session_timeout = Duration::from_secs(60);
+    slow_config.heartbeat_interval = Duration::from_secs(20);
+    let slow = GroupMember::start(
+        slow_config,
+        Arc::new(RoundRobin {
+            topic: topic.into(),
+            partitions: 2,
+        }),
+    )
+    .unwrap();
+    let fast = start(b, group, "fast", topic, 2);
+    let (mut slow_owner, mut fast_owner) = (Owner::default(), Owner::default());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slow_owner.owned.len() != 1 || fast_owner.owned.len() != 1 {
+        assert!(Instant::now() < deadline, "never balanced");
+        slow_owner.serve(&slow, Duration::from_millis(50));
+        fast_owner.serve(&fast, Duration::from_millis(50));
+    }
+    let balanced = Instant::now();
+    let generation = fast.generation().unwrap();
+
+    // A third member makes the group rebalance; `fast` joins again within its 500 ms heartbeat
+    // and waits there for `slow`.
+    let third = start(b, group, "third", topic, 2);
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b)
+        .create()
+        .unwrap();
+    let state = || {
+        probe
+            .fetch_group_list(Some(group), Duration::from_secs(10))
+            .unwrap()
+            .groups()[0]
+            .state()
+            .to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state() != "PreparingRebalance" {
+        assert!(Instant::now() < deadline, "the group never rebalanced");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        balanced.elapsed() < Duration::from_secs(15),
+        "too slow to test before `slow` heartbeats: {:?}",
+        balanced.elapsed()
+    );
+    assert_eq!(state(), "PreparingRebalance");
+    assert_eq!(fast.generation().unwrap().id, generation.id);
+    // The stream threads' commits go ahead meanwhile; one refused now met the join completing.
+    assert!(fast.rebalance_under_way());
+    assert!(!fast.generation_superseded());
+    assert!(fast.hold(Duration::ZERO).is_some());
+
+    let mut client = OffsetClient::new(&config(b, group, "fast"));
+    let timeout = Duration::from_secs(30);
+    let partitions = BTreeSet::from([(topic.to_string(), 0)]);
+    client
+        .commit(&generation, &offsets(topic, 10), timeout)
+        .unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b)
+        .set("transactional.id", "membership-join-commits-txn")
+        .create()
+        .unwrap();
+    producer.init_transactions(timeout).unwrap();
+    let txn_offsets = |offset: i64| {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
+            .unwrap();
+        tpl
+    };
+    let metadata =
+        GenerationMetadata::new(group, generation.id, &generation.member_id, None).unwrap();
+    producer.begin_transaction().unwrap();
+    send_offsets_to_transaction(producer.client(), &txn_offsets(20), &metadata, timeout).unwrap();
+    producer.commit_transaction(timeout).unwrap();
+    assert_eq!(
+        state(),
+        "PreparingRebalance",
+        "the commits outlasted the join"
+    );
+    assert_eq!(
+        client.fetch(&partitions, true, timeout).unwrap()[&(topic.to_string(), 0)].offset,
+        20
+    );
+
+    // `slow` joins: the group moves to the next generation and the last one is refused. From
+    // the JoinGroup answer until `fast`'s owner serves the new assignment, its commits wait.
+    slow.request_rejoin("the test lets the join complete");
+    let mut third_owner = Owner::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fast.generation_superseded() {
+        assert!(Instant::now() < deadline, "the join never completed");
+        slow_owner.serve(&slow, Duration::from_millis(50));
+        third_owner.serve(&third, Duration::from_millis(50));
+    }
+    assert!(fast.hold(Duration::ZERO).is_none());
+    assert!(fast.rebalance_under_way());
+    while fast_owner.generation == generation.id {
+        assert!(Instant::now() < deadline, "no assignment after the join");
+        fast_owner.serve(&fast, Duration::from_millis(50));
+    }
+    assert!(!fast.generation_superseded());
+    assert!(!fast.rebalance_under_way());
+    assert!(fast.hold(Duration::ZERO).is_some());
+    match client.commit(&generation, &offsets(topic, 30), timeout) {
+        Err(StreamsError::Group { fenced: true, .. }) => {}
+        other => panic!("the last generation committed after the join: {other:?}"),
+    }
+    producer.begin_transaction().unwrap();
+    let refused =
+        send_offsets_to_transaction(producer.client(), &txn_offsets(40), &metadata, timeout)
+            .expect_err("the last generation added offsets after the join");
+    assert_eq!(
+        refused.code,
+        RDKafkaErrorCode::IllegalGeneration,
+        "{refused}"
+    );
+    producer.abort_transaction(timeout).unwrap();
+    assert_eq!(
+        client.fetch(&partitions, true, timeout).unwrap()[&(topic.to_string(), 0)].offset,
+        20
     );
 }

@@ -41,6 +41,12 @@ pub(crate) trait GroupConsumer {
     /// Whether the group took the assignment away (session expired, unknown member, illegal
     /// generation) before this thread served the lost-partitions callback.
     fn assignment_lost(&self) -> bool;
+    /// Whether the group completed a join since the generation this consumer's commits carry,
+    /// whose assignment the thread has yet to serve: a commit now would be refused. librdkafka's
+    /// membership updates its generation on its own thread, so it never reports one.
+    fn generation_superseded(&self) -> bool {
+        false
+    }
 }
 
 impl<C: ConsumerContext> GroupConsumer for BaseConsumer<C> {

@@ -220,17 +220,25 @@ impl StreamProducer {
         // least 100 ms. Wake the senders with a zero-timeout flush, then serve delivery reports
         // in 1 ms slices until nothing is in flight.
         let _ = self.producer.flush(Duration::ZERO);
-        let deadline = Instant::now() + TXN_TIMEOUT;
+        if !self.serve_until_answered(Instant::now() + TXN_TIMEOUT) {
+            return Err(StreamsError::IllegalState(format!(
+                "{} records still unacknowledged after {TXN_TIMEOUT:?}; is the cluster reachable?",
+                self.producer.in_flight_count()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Serves delivery reports in 1 ms slices until no record is in flight or `deadline`
+    /// passed; whether every record was answered (acknowledged or failed).
+    fn serve_until_answered(&self, deadline: Instant) -> bool {
         while self.producer.in_flight_count() > 0 {
             if Instant::now() > deadline {
-                return Err(StreamsError::IllegalState(format!(
-                    "{} records still unacknowledged after {TXN_TIMEOUT:?}; is the cluster reachable?",
-                    self.producer.in_flight_count()
-                )));
+                return false;
             }
             self.producer.poll(Duration::from_millis(1));
         }
-        Ok(())
+        true
     }
 
     /// Adds `offsets` to the open transaction, giving up after `transaction.timeout.ms`.
@@ -293,14 +301,9 @@ impl StreamProducer {
     /// late records.
     fn abort_open_transaction(&mut self) -> bool {
         self.producer.purge(PurgeConfig::default().queue());
-        let deadline = Instant::now() + ABORT_TIMEOUT;
-        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-            self.producer.poll(Duration::from_millis(10));
-        }
-        let in_flight = self.producer.in_flight_count();
-        if in_flight > 0 {
+        if !self.serve_until_answered(Instant::now() + ABORT_TIMEOUT) {
             tracing::warn!(
-                in_flight,
+                in_flight = self.producer.in_flight_count(),
                 "records of the aborted transaction still unanswered after {ABORT_TIMEOUT:?}: the producer is replaced instead of aborting"
             );
             return false;
@@ -389,6 +392,10 @@ impl RecordProducer for StreamProducer {
             }
         }
         Ok(())
+    }
+
+    fn wait_for_acks(&mut self) -> Result<(), CollectorError> {
+        self.await_acks().map_err(CollectorError::Fatal)
     }
 
     /// exactly-once: adds the consumed `offsets` to the open transaction (starting one if nothing

@@ -173,10 +173,6 @@ struct State {
     /// is under way needs a join of its own: the subscription sent predates it (a shutdown
     /// request, a warm-up that caught up).
     asked_rejoins: u64,
-    /// JoinGroup sent, SyncGroup not answered yet: the generation may change under a commit,
-    /// so the owner does not commit (as Kafka Streams skips commits while its consumer
-    /// rebalances).
-    joining: bool,
     /// The owner is committing or applying events ([`JoinHold`]): the member does not start a
     /// join meanwhile, so the generation a commit carries stays current (in Java the join runs
     /// in the committing thread's own `poll`).
@@ -187,6 +183,12 @@ struct State {
     /// The generation of the last assignment the owner took from `poll` (`None` after a loss it
     /// took): what its commits carry.
     served_generation: Option<Generation>,
+    /// The generation the last JoinGroup answer named: once past `served_generation`, the
+    /// group has moved on and a commit with the served one would be refused.
+    joined_generation: i32,
+    /// JoinGroup sent, SyncGroup not answered yet: the group's generation may change at any
+    /// moment (when its last member joins).
+    joining: bool,
     last_poll: Instant,
     closing: bool,
     leave_on_close: bool,
@@ -194,6 +196,20 @@ struct State {
 }
 
 impl State {
+    /// Whether a commit must wait: an assignment waits to be served, or the group completed a
+    /// join since the one the owner serves.
+    fn commit_waits(&self) -> bool {
+        !self.events.is_empty() || self.superseded()
+    }
+
+    /// Whether the group completed a join since the generation the owner serves, which it no
+    /// longer accepts commits with.
+    fn superseded(&self) -> bool {
+        self.served_generation
+            .as_ref()
+            .is_some_and(|g| g.id < self.joined_generation)
+    }
+
     fn lose(&mut self, reason: &str) {
         if !self.owned.is_empty() || self.generation.is_some() {
             tracing::warn!(
@@ -266,11 +282,12 @@ impl GroupMember {
                 awaiting_revocation: BTreeSet::new(),
                 rejoin: Some("joining".into()),
                 asked_rejoins: 0,
-                joining: false,
                 held: false,
                 left_for_poll_timeout: false,
                 events: VecDeque::new(),
                 served_generation: None,
+                joined_generation: -1,
+                joining: false,
                 last_poll: Instant::now(),
                 closing: false,
                 leave_on_close: config.group_instance_id.is_none(),
@@ -336,14 +353,28 @@ impl GroupMember {
         Ok(events)
     }
 
-    /// Keeps the member from starting a join while the returned hold lives, once no join is
-    /// under way and the owner has served every event (so its generation is current); waits up
-    /// to `timeout` for that. `None`: a rebalance is in progress, commit later.
+    /// Keeps the member from starting a join while the returned hold lives, once the owner has
+    /// served every event and no join completed since (so it commits with the generation the
+    /// group is in); waits up to `timeout` for that. `None`: an assignment is on its way or
+    /// waits to be served, commit after it.
+    ///
+    /// A join already under way does not stop a commit, unlike Kafka Streams, which skips
+    /// commits from the moment its consumer rejoins until the assignment arrives: the group
+    /// keeps the last generation until every member has joined, up to a heartbeat interval
+    /// later, and both the plain and the transactional offset commit are accepted with it
+    /// meanwhile (the coordinator checks member id and generation, not the group's state), so
+    /// tasks that do not move keep committing through a rebalance (issue 22: their output paused
+    /// for about 3 s otherwise). Commits stop once the JoinGroup answer names the next
+    /// generation, until its assignment is served. One reaching the coordinator between the last
+    /// member's join and that answer is refused ILLEGAL_GENERATION and nothing of it lands: an
+    /// at_least_once commit's offsets wait for the next ([`Self::rebalance_under_way`]); under
+    /// exactly_once_v2 the transaction aborts and the thread takes its tasks up again from the
+    /// committed offsets with the assignment that join brings. Under cooperative assignment
+    /// this member still owns what it commits in the next generation too: the leader hands a
+    /// partition on only once its owner has revoked it.
     pub fn hold(&self, timeout: Duration) -> Option<JoinHold<'_>> {
-        let mut st = self
-            .shared
-            .wait_while(timeout, |st| st.joining || !st.events.is_empty());
-        if st.joining || !st.events.is_empty() {
+        let mut st = self.shared.wait_while(timeout, State::commit_waits);
+        if st.commit_waits() {
             return None;
         }
         st.held = true;
@@ -352,12 +383,12 @@ impl GroupMember {
         })
     }
 
-    /// [`Self::poll`] and [`Self::hold`] in one step: the events, and a hold unless a join is
-    /// under way, so applying them (revocations commit) cannot race with the next join.
+    /// [`Self::poll`] and [`Self::hold`] in one step: the events, and a hold unless more came
+    /// meanwhile, so applying them (revocations commit) cannot race with the start of a join.
     pub fn poll_and_hold(&self) -> Result<(Vec<MemberEvent>, Option<JoinHold<'_>>)> {
         let events = self.poll()?;
         let mut st = self.shared.lock();
-        if st.joining || !st.events.is_empty() {
+        if st.commit_waits() {
             return Ok((events, None));
         }
         st.held = true;
@@ -420,6 +451,21 @@ impl GroupMember {
     /// commit if the group has moved on since (the owner then gives its tasks up).
     pub fn generation(&self) -> Option<Generation> {
         self.shared.lock().served_generation.clone()
+    }
+
+    /// Whether the group completed a join since the generation of the assignment the owner
+    /// serves: commits with it are refused from then on, until the owner serves the next.
+    pub fn generation_superseded(&self) -> bool {
+        self.shared.lock().superseded()
+    }
+
+    /// Whether a rebalance may change the generation under a commit, or has: a join is under
+    /// way, or completed and its assignment is not served yet. A commit refused as an illegal
+    /// generation meanwhile met the join completing, not a fence: the member is in the new
+    /// generation, still claiming its partitions (or learns otherwise and reports a loss).
+    pub fn rebalance_under_way(&self) -> bool {
+        let st = self.shared.lock();
+        st.joining || st.superseded()
     }
 
     /// Asks for a rebalance (e.g. to move a task whose state has caught up).
@@ -514,7 +560,6 @@ impl Membership {
             let wait = if join_now {
                 let joined = self.join_and_sync();
                 self.shared.lock().joining = false;
-                self.shared.changed.notify_all();
                 match joined {
                     Ok(()) => {
                         next_heartbeat = Instant::now() + self.config.heartbeat_interval;
@@ -692,7 +737,12 @@ impl Membership {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| self.assignor.name()),
         };
-        self.shared.lock().member_id = generation.member_id.clone();
+        {
+            // From here the group has a new generation: commits wait for its assignment.
+            let mut st = self.shared.lock();
+            st.member_id = generation.member_id.clone();
+            st.joined_generation = generation.id;
+        }
         let assignments = if answer.leader == answer.member_id && !answer.skip_assignment {
             match self.lead(&generation, &answer.members) {
                 Ok(a) => a,

@@ -457,10 +457,21 @@ impl<C: ConsumerContext + 'static> GroupConsumer for MemberConsumer<'_, C> {
             .commit(&generation, &map, Duration::from_secs(60))
             .map_err(|e| {
                 let code = match &e {
+                    // The join completing under the commit (the group has a new generation,
+                    // this member in it): the offsets wait for the next commit.
+                    StreamsError::Group { fenced: true, .. }
+                        if self.membership.member.rebalance_under_way() =>
+                    {
+                        RDKafkaErrorCode::RebalanceInProgress
+                    }
                     StreamsError::Group { fenced: true, .. } => RDKafkaErrorCode::IllegalGeneration,
                     _ => RDKafkaErrorCode::RequestTimedOut,
                 };
-                tracing::warn!(error = %e, "offset commit failed");
+                if code == RDKafkaErrorCode::RebalanceInProgress {
+                    tracing::debug!(error = %e, "offset commit refused by a rebalance");
+                } else {
+                    tracing::warn!(error = %e, "offset commit failed");
+                }
                 KafkaError::ConsumerCommit(code)
             })
     }
@@ -477,5 +488,9 @@ impl<C: ConsumerContext + 'static> GroupConsumer for MemberConsumer<'_, C> {
 
     fn assignment_lost(&self) -> bool {
         self.membership.member.assignment_lost()
+    }
+
+    fn generation_superseded(&self) -> bool {
+        self.membership.member.generation_superseded()
     }
 }

@@ -552,15 +552,19 @@ impl StreamThread {
         tm.punctuate()?;
         if tm.commit_due() || tm.uncommitted_over_limit() {
             match membership {
-                // As Kafka Streams: no commit while the group rebalances (the generation may
-                // change under it) or before the thread served the last one; the hold keeps
-                // the member from starting a join until the commit is done.
+                // Through a join under way (the group keeps the last generation until every
+                // member joined: `GroupMember::hold`), but not from its end until the thread
+                // served the assignment it brings; the hold keeps the member from starting a
+                // join until the commit is done.
                 Some(m) => match m.member.hold(Duration::ZERO) {
                     Some(_hold) => {
-                        tm.commit(&m.seam(&self.consumer))?;
-                        self.publish_offsets(tm);
+                        if tm.maybe_commit(&m.seam(&self.consumer))? {
+                            self.publish_offsets(tm);
+                        }
                     }
-                    None => tracing::debug!("commit put off: the group is rebalancing"),
+                    None => tracing::debug!(
+                        "commit put off: the group's next assignment is not served yet"
+                    ),
                 },
                 None => tm.commit(&self.consumer)?,
             }

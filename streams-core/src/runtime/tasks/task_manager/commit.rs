@@ -1,7 +1,9 @@
 //! Commits under each processing guarantee: outputs flushed or the transaction committed with
 //! the consumed offsets, then checkpoints (at_least_once) or transactional stores; the
 //! max.poll.interval and lost-assignment guards that give tasks up instead of committing for a
-//! member that left.
+//! member that left; the periodic commit put off while the group's generation changes.
+
+use rdkafka::error::RDKafkaErrorCode;
 
 use crate::runtime::group::GenerationMetadata;
 
@@ -60,17 +62,52 @@ impl TaskManager {
 
     /// Commits everything processed so far: outputs, changelog writes and input offsets.
     pub fn commit(&mut self, consumer: &dyn GroupConsumer) -> Result<(), CollectorError> {
-        let result = self.commit_now(consumer);
+        self.commit_or_put_off(consumer, false).map(|_| ())
+    }
+
+    /// The periodic commit (`commit.interval.ms`): [`Self::commit`], unless the group completed
+    /// a join since the generation the thread serves. Then the commit would be refused
+    /// (ILLEGAL_GENERATION, which aborts the transaction and costs every task), so it waits for
+    /// the new assignment with everything kept: outputs acknowledged, the transaction open, the
+    /// offsets to commit. Only the periodic commit may wait: a revocation or a close commits now.
+    /// Returns whether it committed.
+    pub fn maybe_commit(&mut self, consumer: &dyn GroupConsumer) -> Result<bool, CollectorError> {
+        self.commit_or_put_off(consumer, true)
+    }
+
+    fn commit_or_put_off(
+        &mut self,
+        consumer: &dyn GroupConsumer,
+        may_put_off: bool,
+    ) -> Result<bool, CollectorError> {
+        let result = self.commit_now(consumer, may_put_off);
         // `commit.interval.ms` counts from the end of the previous commit, as in Kafka Streams
         // (StreamThread#maybeCommit takes the time after TaskManager#commit returns). Counted
         // from its start, a commit that takes longer than the interval (one ProduceRequest per
         // output partition in librdkafka: 120 ms at 200 partitions) is followed by the next
         // at once, and the thread spends nearly all its time committing small transactions.
-        self.last_commit = Instant::now();
+        // A commit put off stays due.
+        if !matches!(result, Ok(false)) {
+            self.last_commit = Instant::now();
+        }
         result
     }
 
-    fn commit_now(&mut self, consumer: &dyn GroupConsumer) -> Result<(), CollectorError> {
+    /// Whether a periodic commit should wait for the group's new generation (see
+    /// [`Self::maybe_commit`]).
+    fn put_off(&self, consumer: &dyn GroupConsumer, may_put_off: bool) -> bool {
+        let put_off = may_put_off && consumer.generation_superseded();
+        if put_off {
+            tracing::debug!(thread = %self.thread_name, "commit put off: the group moved to a new generation");
+        }
+        put_off
+    }
+
+    fn commit_now(
+        &mut self,
+        consumer: &dyn GroupConsumer,
+        may_put_off: bool,
+    ) -> Result<bool, CollectorError> {
         let started = Instant::now();
         let _span = tracing::debug_span!("commit", thread = %self.thread_name).entered();
         // Past max.poll.interval.ms without a poll the consumer has left the group and another
@@ -102,7 +139,7 @@ impl TaskManager {
         if !dirty {
             // Nothing for Kafka to commit, but stores may hold writes of punctuations that
             // produced nothing: they reflect no new changelog record either.
-            return self.commit_stores();
+            return self.commit_stores().map(|()| true);
         }
         match self.env.guarantee() {
             ProcessingGuarantee::AtLeastOnce => {
@@ -115,9 +152,26 @@ impl TaskManager {
                 }
                 if tpl.count() > 0 {
                     Self::still_member(consumer)?;
-                    consumer
-                        .commit_offsets(&tpl)
-                        .map_err(|e| classify("committing consumer offsets", e))?;
+                    if self.put_off(consumer, may_put_off) {
+                        return Ok(false);
+                    }
+                    match consumer.commit_offsets(&tpl) {
+                        Ok(()) => {}
+                        // Refused by a rebalance (a join completing under it): the outputs are
+                        // acknowledged, the offsets wait for the next commit, and the tasks stay,
+                        // as their partitions do under cooperative assignment. Giving them up
+                        // would replay their records since the last commit: duplicates an
+                        // at_least_once application sees nowhere else without a failure.
+                        Err(e)
+                            if may_put_off
+                                && e.rdkafka_error_code()
+                                    == Some(RDKafkaErrorCode::RebalanceInProgress) =>
+                        {
+                            tracing::debug!(thread = %self.thread_name, "offset commit refused by a rebalance: put off");
+                            return Ok(false);
+                        }
+                        Err(e) => return Err(classify("committing consumer offsets", e)),
+                    }
                 }
                 self.update_changelog_positions();
                 // The stores are flushed (their memtables written) before the checkpoint names
@@ -135,6 +189,15 @@ impl TaskManager {
                 let mut tpl = TopicPartitionList::new();
                 for t in self.tasks.values() {
                     Self::offsets_of(t, &mut tpl)?;
+                }
+                // Acknowledged first, so the generation is checked just before the offsets
+                // go out: the window in which a join can complete under the commit is the
+                // offsets' round trip, not the wait for acknowledgements too.
+                if let Some(p) = &mut self.producer {
+                    p.wait_for_acks()?;
+                }
+                if self.put_off(consumer, may_put_off) {
+                    return Ok(false);
                 }
                 let group = Self::member_metadata(consumer)?;
                 if let Some(p) = &mut self.producer {
@@ -164,7 +227,7 @@ impl TaskManager {
         self.env.counters.commits.fetch_add(1, Ordering::Relaxed);
         self.sensors.commit.record_elapsed(started);
         tracing::debug!(thread = %self.thread_name, took_ms = started.elapsed().as_millis() as u64, "committed");
-        Ok(())
+        Ok(true)
     }
 
     /// Writes what transactional stores hold, each with the changelog offset it reflects.

@@ -53,6 +53,8 @@ struct Script {
     /// The next abort cannot end the transaction (records still unanswered).
     abort_fails: bool,
     assignment_lost: bool,
+    /// The group completed a join since generation 1.
+    generation_superseded: bool,
 }
 
 #[derive(Clone, Default)]
@@ -155,6 +157,10 @@ impl GroupConsumer for FakeConsumer {
     fn assignment_lost(&self) -> bool {
         self.clients.script().assignment_lost
     }
+
+    fn generation_superseded(&self) -> bool {
+        self.clients.script().generation_superseded
+    }
 }
 
 struct FakeProducer {
@@ -187,6 +193,10 @@ impl RecordProducer for FakeProducer {
 
     fn flush(&mut self) -> Result<(), CollectorError> {
         self.clients.record(Call::Flush);
+        Ok(())
+    }
+
+    fn wait_for_acks(&mut self) -> Result<(), CollectorError> {
         Ok(())
     }
 
@@ -277,10 +287,9 @@ impl Fixture {
 
     /// Assigns both partitions of `in` and runs the (empty) restoration.
     fn assign_and_start(&mut self) {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition("in", 0);
-        tpl.add_partition("in", 1);
-        self.tm.on_assign(&self.consumer, &tpl).expect("assignment");
+        self.tm
+            .on_assign(&self.consumer, &inputs(&[0, 1]))
+            .expect("assignment");
         let running = self
             .tm
             .restore(&self.consumer, Duration::from_millis(10))
@@ -317,6 +326,15 @@ impl Fixture {
             .join(task)
             .join(crate::runtime::stores::task_dir::CHECKPOINT_FILE)
     }
+}
+
+/// Partitions of the input topic `in`.
+fn inputs(partitions: &[i32]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition("in", *p);
+    }
+    tpl
 }
 
 fn committed(expected: &[((&str, i32), i64)]) -> Offsets {
@@ -524,9 +542,7 @@ fn revocation_commits_before_closing_clean() {
     let mut f = Fixture::new("exactly_once_v2");
     f.assign_and_start();
     f.process_four();
-    let mut revoked = TopicPartitionList::new();
-    revoked.add_partition("in", 0);
-    f.tm.on_revoke(&f.consumer, &revoked, false);
+    f.tm.on_revoke(&f.consumer, &inputs(&[0]), false);
     let calls = f.clients.calls();
     assert_eq!(
         calls.last(),
@@ -551,10 +567,7 @@ fn a_commit_failing_during_revocation_closes_the_revoked_tasks_dirty() {
             KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced),
         )
     });
-    let mut revoked = TopicPartitionList::new();
-    revoked.add_partition("in", 0);
-    revoked.add_partition("in", 1);
-    f.tm.on_revoke(&f.consumer, &revoked, false);
+    f.tm.on_revoke(&f.consumer, &inputs(&[0, 1]), false);
     let calls = f.clients.calls();
     assert!(f.tm.task_ids().is_empty());
     assert_eq!(
@@ -572,9 +585,7 @@ fn a_failed_revocation_commit_under_exactly_once_v2_gives_the_remaining_tasks_up
     f.process_four();
     f.clients.script().commit_transaction =
         Some(|| CollectorError::Aborted(StreamsError::IllegalState("abortable error".into())));
-    let mut revoked = TopicPartitionList::new();
-    revoked.add_partition("in", 0);
-    f.tm.on_revoke(&f.consumer, &revoked, false);
+    f.tm.on_revoke(&f.consumer, &inputs(&[0]), false);
     // Task 0_1 stays, but its processed record was in the aborted transaction: it may not go on.
     assert_eq!(f.tm.task_ids().len(), 1);
     assert!(
@@ -596,10 +607,7 @@ fn a_lost_assignment_whose_abort_fails_replaces_the_producer() {
     f.assign_and_start();
     f.process_four();
     f.clients.script().abort_fails = true;
-    let mut lost = TopicPartitionList::new();
-    lost.add_partition("in", 0);
-    lost.add_partition("in", 1);
-    f.tm.on_revoke(&f.consumer, &lost, true);
+    f.tm.on_revoke(&f.consumer, &inputs(&[0, 1]), true);
     assert!(f.tm.task_ids().is_empty());
     let err =
         f.tm.pending_error
@@ -622,10 +630,7 @@ fn a_lost_assignment_aborted_cleanly_keeps_the_producer() {
     let mut f = Fixture::new("exactly_once_v2");
     f.assign_and_start();
     f.process_four();
-    let mut lost = TopicPartitionList::new();
-    lost.add_partition("in", 0);
-    lost.add_partition("in", 1);
-    f.tm.on_revoke(&f.consumer, &lost, true);
+    f.tm.on_revoke(&f.consumer, &inputs(&[0, 1]), true);
     assert!(f.tm.pending_error.is_none());
     assert_eq!(
         count(&f.clients.calls(), |c| *c == Call::AbortTransaction),
@@ -638,10 +643,7 @@ fn lost_partitions_are_closed_without_a_commit() {
     let mut f = Fixture::new("at_least_once");
     f.assign_and_start();
     f.process_four();
-    let mut revoked = TopicPartitionList::new();
-    revoked.add_partition("in", 0);
-    revoked.add_partition("in", 1);
-    f.tm.on_revoke(&f.consumer, &revoked, true);
+    f.tm.on_revoke(&f.consumer, &inputs(&[0, 1]), true);
     let calls = f.clients.calls();
     assert_eq!(count(&calls, |c| matches!(c, Call::CommitOffsets(_))), 0);
     assert_eq!(count(&calls, |c| *c == Call::Flush), 0);
@@ -721,4 +723,85 @@ fn a_lost_assignment_commits_nothing_under_any_guarantee() {
             "{guarantee}: no offsets committed: {calls:?}"
         );
     }
+}
+
+#[test]
+fn a_periodic_commit_waits_for_the_groups_new_generation_with_everything_kept() {
+    for guarantee in ["at_least_once", "exactly_once_v2"] {
+        let mut f = Fixture::new(guarantee);
+        f.assign_and_start();
+        f.process_four();
+        let commits = |calls: &[Call]| {
+            count(calls, |c| {
+                matches!(
+                    c,
+                    Call::CommitOffsets(_) | Call::CommitTransaction(_) | Call::AbortTransaction
+                )
+            })
+        };
+        // A join completed since the thread's generation: a commit with it would be refused.
+        f.clients.script().generation_superseded = true;
+        f.tm.last_commit = Instant::now() - Duration::from_secs(60);
+        let committed_now = f.tm.maybe_commit(&f.consumer).expect("put off, not failed");
+        assert!(!committed_now, "{guarantee}");
+        assert_eq!(commits(&f.clients.calls()), 0, "{guarantee}");
+        assert!(f.tm.commit_due(), "{guarantee}: a commit put off stays due");
+
+        // The thread served the new generation: everything processed commits, in one go.
+        f.clients.script().generation_superseded = false;
+        assert!(
+            f.tm.maybe_commit(&f.consumer).expect("commit"),
+            "{guarantee}"
+        );
+        let expected = committed(&[(("in", 0), 3), (("in", 1), 1)]);
+        let calls = f.clients.calls();
+        assert_eq!(commits(&calls), 1, "{guarantee}: {calls:?}");
+        assert!(
+            calls.last() == Some(&Call::CommitOffsets(expected.clone()))
+                || calls.last() == Some(&Call::CommitTransaction(expected)),
+            "{guarantee}: {calls:?}"
+        );
+    }
+}
+
+#[test]
+fn a_revocation_commit_is_never_put_off() {
+    let mut f = Fixture::new("exactly_once_v2");
+    f.assign_and_start();
+    f.process_four();
+    f.clients.script().generation_superseded = true;
+    f.tm.commit(&f.consumer).expect("commit");
+    assert_eq!(
+        f.clients.calls().last(),
+        Some(&Call::CommitTransaction(committed(&[
+            (("in", 0), 3),
+            (("in", 1), 1)
+        ])))
+    );
+}
+
+#[test]
+fn an_offset_commit_refused_by_a_rebalance_keeps_the_tasks_and_the_offsets() {
+    let mut f = Fixture::new("at_least_once");
+    f.assign_and_start();
+    f.process_four();
+    f.clients.script().commit_offsets = Some(RDKafkaErrorCode::RebalanceInProgress);
+    let committed_now = f.tm.maybe_commit(&f.consumer).expect("put off, not failed");
+    assert!(!committed_now);
+    assert_eq!(f.tm.task_ids().len(), 2);
+    assert!(f.tm.maybe_commit(&f.consumer).expect("the next commit"));
+    assert_eq!(
+        f.clients.calls().last(),
+        Some(&Call::CommitOffsets(committed(&[
+            (("in", 0), 3),
+            (("in", 1), 1)
+        ])))
+    );
+
+    // A revocation's commit cannot wait: refused, it fails (its tasks close dirty).
+    f.input(0, 3, "e");
+    f.tm.process(&|_, _| false).expect("processing");
+    f.clients.script().commit_offsets = Some(RDKafkaErrorCode::RebalanceInProgress);
+    let err = f.tm.commit(&f.consumer).expect_err("refused");
+    assert!(matches!(err, CollectorError::Fenced(_)), "{err:?}");
 }
