@@ -62,6 +62,9 @@ pub struct Phase {
     pub took: Duration,
     /// The longest output gap of counting tasks that did not move (phases under load).
     pub gap: Option<Duration>,
+    /// Transactions the instances that ran through the phase aborted, counted by the producers
+    /// they replaced (phases under load): a commit that met a join completing under it.
+    pub aborted: u64,
 }
 
 /// Lines produced at a steady rate (100 a second) while a phase changes the group, and the
@@ -283,6 +286,7 @@ impl Run<'_> {
                 .collect(),
             took: settled.saturating_duration_since(changed_at),
             gap: None,
+            aborted: 0,
         });
     }
 }
@@ -308,6 +312,7 @@ impl Run<'_> {
     /// (a counting task writes the output partition of its number).
     pub fn change_under_load(&mut self, name: &'static str, change: impl FnOnce(&mut Self)) {
         let before = self.restored();
+        let producers_before = self.producers_created();
         let owners = self.counting_owners();
         let output = format!("{}-out", self.app);
         let traffic = Traffic::start(self.b, &self.input, &output, self.round);
@@ -317,6 +322,12 @@ impl Run<'_> {
         self.settle();
         let (lines, gaps) = traffic.stop();
         self.lines.extend(lines);
+        let producers_after = self.producers_created();
+        let aborted = producers_before
+            .iter()
+            .zip(&producers_after)
+            .filter_map(|(b, a)| Some(a.as_ref()?.saturating_sub((*b)?)))
+            .sum();
         let after = self.counting_owners();
         let gap = gaps
             .iter()
@@ -326,7 +337,22 @@ impl Run<'_> {
         self.round(name, t, before);
         if let Some(phase) = self.phases.last_mut() {
             phase.gap = gap;
+            phase.aborted = aborted;
         }
+    }
+
+    /// Transactional producers each running instance created so far (`None`: not running).
+    fn producers_created(&self) -> Vec<Option<u64>> {
+        self.instances
+            .iter()
+            .map(|i| {
+                i.streams.as_ref().map(|s| {
+                    s.counters()
+                        .transactional_producers_created
+                        .load(Ordering::SeqCst) as u64
+                })
+            })
+            .collect()
     }
 }
 
@@ -428,9 +454,12 @@ pub fn table(runs: &[(&str, &[Phase])]) -> String {
         out.push_str(&format!("| {} |", phase.name));
         for (_, phases) in runs {
             if let Some(p) = phases.get(i) {
-                let gap = p
+                let mut gap = p
                     .gap
                     .map_or("-".to_string(), |g| format!("{:.1}", g.as_secs_f64()));
+                if p.aborted > 0 {
+                    gap.push_str(&format!(" ({} aborted)", p.aborted));
+                }
                 out.push_str(&format!(
                     " {:?} | {:.1} | {gap} |",
                     p.restored,

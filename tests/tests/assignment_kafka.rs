@@ -89,17 +89,29 @@ fn own_assignment_moves_only_what_it_must_and_returns_tasks_to_their_state() {
     // without a change (0.5-0.8 s against 0.6-0.7 s steady here, commits every 100 ms; 2 s
     // allowed on a loaded machine). Held back until the group settled, as Kafka Streams does,
     // they paused for as long as the members took to learn of the rebalance (3.0-3.1 s: the
-    // heartbeat).
+    // heartbeat). A commit whose offsets reach the coordinator just after the join completed is
+    // refused and its transaction aborted; its tasks start over from the committed offsets,
+    // about 2 s of their output: allowed where a phase aborted one, and rare.
+    let mut aborted = 0;
     for p in ["scale-out 2 -> 3", "scale-in 3 -> 2"] {
         for phases in [&ours, &warmed, &standbys] {
-            let gap = find(phases, p).gap;
+            let phase = find(phases, p);
+            aborted += phase.aborted;
+            let bound = Duration::from_secs(if phase.aborted == 0 { 2 } else { 4 });
             assert!(
-                gap.is_some_and(|g| g < Duration::from_secs(2)),
-                "{p}: longest output gap of unmoved tasks {gap:?} (steady load: {:?})",
+                phase.gap.is_some_and(|g| g < bound),
+                "{p}: longest output gap of unmoved tasks {:?} with {} transactions aborted \
+                 (steady load: {:?})",
+                phase.gap,
+                phase.aborted,
                 find(phases, "steady").gap
             );
         }
     }
+    assert!(
+        aborted <= 3,
+        "{aborted} transactions aborted in 6 rebalancing phases"
+    );
 }
 
 /// One standby replica of every task.
