@@ -278,6 +278,25 @@ fn offsets(topic: &str, offset: i64) -> BTreeMap<Partition, CommittedOffset> {
     )])
 }
 
+/// A transactional producer with its transactions initialized.
+fn transactional_producer(b: &str, transactional_id: &str) -> BaseProducer {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b)
+        .set("transactional.id", transactional_id)
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    producer
+}
+
+/// `offset` for partition 0 of `topic`, as a transaction's offsets.
+fn partition_offset(topic: &str, offset: i64) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
+        .unwrap();
+    tpl
+}
+
 #[test]
 fn offsets_commit_only_with_the_generation_the_member_is_in() {
     init_tracing();
@@ -330,18 +349,8 @@ fn offsets_and_fencing(b: &str) {
 
     // Inside a transaction (exactly_once_v2): the member's generation commits with the output,
     // an earlier one is fenced by the broker.
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", b)
-        .set("transactional.id", "membership-offsets-txn")
-        .create()
-        .unwrap();
-    producer.init_transactions(timeout).unwrap();
-    let txn_offsets = |offset: i64| {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
-            .unwrap();
-        tpl
-    };
+    let producer = transactional_producer(b, "membership-offsets-txn");
+    let txn_offsets = |offset: i64| partition_offset(topic, offset);
     let current =
         GenerationMetadata::new(group, generation.id, &generation.member_id, None).unwrap();
     producer.begin_transaction().unwrap();
@@ -459,18 +468,8 @@ fn commits_through_a_join(b: &str) {
     client
         .commit(&generation, &offsets(topic, 10), timeout)
         .unwrap();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", b)
-        .set("transactional.id", "membership-join-commits-txn")
-        .create()
-        .unwrap();
-    producer.init_transactions(timeout).unwrap();
-    let txn_offsets = |offset: i64| {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
-            .unwrap();
-        tpl
-    };
+    let producer = transactional_producer(b, "membership-join-commits-txn");
+    let txn_offsets = |offset: i64| partition_offset(topic, offset);
     let metadata =
         GenerationMetadata::new(group, generation.id, &generation.member_id, None).unwrap();
     producer.begin_transaction().unwrap();
