@@ -405,11 +405,14 @@ fn offsets_commit_with_the_last_generation_until_every_member_has_joined_on_kafk
 fn commits_through_a_join(b: &str) {
     let (topic, group) = ("membership-join-commits", "membership-join-commits-group");
     create_topics(b, &[(topic, 2)]);
-    // `slow` learns of a rebalance only at its next heartbeat, 20 s after it joined: the group
-    // waits for it meanwhile.
+    // `slow` learns of a rebalance only at its next heartbeat, 20 s after its last one: the group
+    // waits for it meanwhile. The group waits as long as its longest rebalance timeout, so `slow`
+    // must not be taken out for joining late: 20 s would race its own heartbeat when a rebalance
+    // begins right after it heartbeated.
     let mut slow_config = config(b, group, "slow");
     slow_config.session_timeout = Duration::from_secs(60);
     slow_config.heartbeat_interval = Duration::from_secs(20);
+    slow_config.rebalance_timeout = Duration::from_secs(60);
     let slow = GroupMember::start(
         slow_config,
         Arc::new(RoundRobin {
