@@ -149,10 +149,6 @@ fn read_until(
         .set("queued.max.messages.kbytes", "4096")
         .set("queued.min.messages", "1000")
         .set("max.partition.fetch.bytes", "262144")
-        // What one fetch brings is bounded by bytes alone (16 partitions x 256 KiB of count
-        // records: ~200k operations); the queue limits only decide whether to fetch.
-        .set("fetch.max.bytes", "1048576")
-        .set("fetch.queue.backoff.ms", "10")
         .create()
         .unwrap();
     let md = consumer

@@ -220,16 +220,6 @@ impl StreamThread {
             // tasks buffer what they need, so a smaller prefetch keeps the footprint small.
             ("queued.max.messages.kbytes", "16384"),
             ("queued.min.messages", "10000"),
-            // Those limits only decide whether to fetch; what one fetch brings is bounded by
-            // bytes, and librdkafka holds every fetched record as an operation of ~250 bytes
-            // whatever its size. Kafka's 50 MiB fetch of 20-byte records was 200 MiB of them
-            // (the benchmark's 1M-key store); 1 MiB (raised to `message.max.bytes` if larger)
-            // is at most ~50k records.
-            ("fetch.max.bytes", "1048576"),
-            // With the queue this small it fills often, and librdkafka then puts the
-            // partitions' next fetch off by this long (1 s by default): the thread drained
-            // its queue and idled (word count 3x slower with the 1 MiB fetch above).
-            ("fetch.queue.backoff.ms", "10"),
         ];
         // When librdkafka holds the membership, range keeps partition p of every co-partitioned
         // topic on one member: on the client in the classic protocol, on the broker under
