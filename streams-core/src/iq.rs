@@ -16,12 +16,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::query;
 use crate::record::Data;
-use crate::store::{SessionWindow, ValueAndTimestamp, VersionedRecord};
+use crate::store::{RangePage, SessionWindow, ValueAndTimestamp, VersionedRecord};
 use crate::task::StoreSlot;
-use crate::Result;
+use crate::{Result, StreamsError};
+
+/// How many entries a [`KeyValueIterator`] reads from its store per visit.
+const RANGE_PAGE: usize = 1000;
 
 /// What a store reflects of its task's inputs: per topic and partition, the offset of the last
 /// record processed (active copies) or the next changelog offset applied (standby copies).
@@ -184,11 +188,72 @@ impl<R> StateQueryResult<R> {
     pub fn global_result(&self) -> Option<&QueryResult<R>> {
         self.global.as_ref()
     }
+
+    /// Per partition, its answer, owned: iterators ([`RangeQuery`]) are consumed from here.
+    pub fn into_partition_results(self) -> BTreeMap<i32, QueryResult<R>> {
+        self.partitions
+    }
+
+    /// The answer of a global store, owned.
+    pub fn into_global_result(self) -> Option<QueryResult<R>> {
+        self.global
+    }
 }
+
+/// Finds the queried copy of a store again (the same partition, the active or the standby
+/// copy as when it answered) and runs a function on it; an error once that copy is gone.
+pub(crate) type Reopen =
+    Arc<dyn Fn(&mut dyn FnMut(&mut StoreSlot) -> Result<()>) -> Result<()> + Send + Sync>;
 
 /// The store a query runs against, handed to [`StateQuery::run`].
 pub struct QueryTarget<'a> {
     pub(crate) slot: &'a mut StoreSlot,
+    pub(crate) reopen: Reopen,
+}
+
+/// Reads the page of a range past a serialized key.
+type NextPage<K, V> = Box<dyn FnMut(&[u8]) -> Result<RangePage<K, V>> + Send>;
+
+/// The entries of a [`RangeQuery`], ascending by serialized key, read from the store a page of
+/// 1,000 at a time as the iterator advances (Kafka Streams' `KeyValueIterator`): a range of
+/// any size costs a page of memory, and no lock is held between pages, so the stream thread
+/// goes on processing. Each page reads the store as it is then: an entry written past the last
+/// key returned shows up, as in Kafka Streams, whose iterator reads the record cache as it
+/// goes. Once the task moves to another instance or thread, the next page is an error
+/// (Kafka Streams' `InvalidStateStoreException`) and the iteration ends.
+pub struct KeyValueIterator<K, V> {
+    page: std::vec::IntoIter<(K, V)>,
+    /// The serialized key of the last entry read, while more entries follow.
+    resume_after: Option<Vec<u8>>,
+    next_page: NextPage<K, V>,
+}
+
+impl<K, V> Iterator for KeyValueIterator<K, V> {
+    type Item = Result<(K, V)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.page.next() {
+            return Some(Ok(e));
+        }
+        let after = self.resume_after.take()?;
+        match (self.next_page)(&after) {
+            Ok((entries, resume_after)) => {
+                self.page = entries.into_iter();
+                self.resume_after = resume_after;
+                self.page.next().map(Ok)
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for KeyValueIterator<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyValueIterator")
+            .field("buffered", &self.page.len())
+            .field("more", &self.resume_after.is_some())
+            .finish()
+    }
 }
 
 /// A query one store answers (Kafka Streams' `Query<R>`).
@@ -289,9 +354,36 @@ impl<K, V> RangeQuery<K, V> {
 }
 
 impl<K: Data, V: Data> StateQuery for RangeQuery<K, V> {
-    type Output = Vec<(K, V)>;
+    type Output = KeyValueIterator<K, V>;
     fn run(&self, target: &mut QueryTarget<'_>) -> Result<Self::Output> {
-        query::kv_range::<K, V>(target.slot, self.from.as_ref(), self.to.as_ref())
+        let (from, to) = (self.from.clone(), self.to.clone());
+        let (first, resume_after) = query::kv_range_page::<K, V>(
+            target.slot,
+            from.as_ref(),
+            to.as_ref(),
+            None,
+            RANGE_PAGE,
+        )?;
+        let reopen = target.reopen.clone();
+        let next_page = move |after: &[u8]| {
+            let mut page = None;
+            reopen(&mut |slot| {
+                page = Some(query::kv_range_page::<K, V>(
+                    slot,
+                    from.as_ref(),
+                    to.as_ref(),
+                    Some(after),
+                    RANGE_PAGE,
+                )?);
+                Ok(())
+            })?;
+            page.ok_or_else(|| StreamsError::IllegalState("the store read no page".into()))
+        };
+        Ok(KeyValueIterator {
+            page: first.into_iter(),
+            resume_after,
+            next_page: Box::new(next_page),
+        })
     }
 }
 
@@ -490,6 +582,8 @@ pub(crate) struct LocalCopy<'a> {
     pub active: bool,
     pub position: Position,
     pub slot: &'a mut StoreSlot,
+    /// Finds this copy again, for the next page of an iterator.
+    pub reopen: Reopen,
 }
 
 /// Collects the answers of the local copies of a request's store.
@@ -556,12 +650,17 @@ impl<'q, Q: StateQuery> Answers<'q, Q> {
     }
 
     fn run(&self, copy: LocalCopy<'_>) -> QueryResult<Q::Output> {
-        self.execute(copy.slot, copy.position)
+        self.execute(copy.slot, copy.reopen, copy.position)
     }
 
     /// Runs the query on `slot`; a store error fails this answer only.
-    fn execute(&self, slot: &mut StoreSlot, position: Position) -> QueryResult<Q::Output> {
-        match self.request.query.run(&mut QueryTarget { slot }) {
+    fn execute(
+        &self,
+        slot: &mut StoreSlot,
+        reopen: Reopen,
+        position: Position,
+    ) -> QueryResult<Q::Output> {
+        match self.request.query.run(&mut QueryTarget { slot, reopen }) {
             Ok(r) => QueryResult {
                 result: Ok(r),
                 position,
@@ -593,10 +692,10 @@ impl<'q, Q: StateQuery> Answers<'q, Q> {
     }
 
     /// The result of a global store's query.
-    pub fn global(self, slot: &mut StoreSlot) -> StateQueryResult<Q::Output> {
+    pub fn global(self, slot: &mut StoreSlot, reopen: Reopen) -> StateQueryResult<Q::Output> {
         StateQueryResult {
             partitions: BTreeMap::new(),
-            global: Some(self.execute(slot, Position::empty())),
+            global: Some(self.execute(slot, reopen, Position::empty())),
         }
     }
 }

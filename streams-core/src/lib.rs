@@ -35,6 +35,7 @@ pub use processor::{Processor, ProcessorContext, PunctuationType, PunctuatorId};
 pub use record::{Data, Headers, Record, RecordMetadata};
 pub use runtime::{
     KafkaStreams, RuntimeCounters, State, StateRestoreListener, StreamThreadExceptionResponse,
+    ThreadMetadata,
 };
 pub use store::{StoreBuilder, StoreKind, ValueAndTimestamp};
 pub use stores::{StoreSupplier, Stores, SupplierShape};

@@ -3,7 +3,7 @@
 
 use crate::record::Data;
 use crate::store::{
-    AnyStore, KeyValueStoreHandle, StoreSerdes, TimestampedKeyValueStoreHandle,
+    AnyStore, KeyValueStoreHandle, RangePage, StoreSerdes, TimestampedKeyValueStoreHandle,
     TimestampedWindowStoreHandle, ValueAndTimestamp, VersionedKeyValueStoreHandle, VersionedRecord,
     WindowStoreHandle,
 };
@@ -31,21 +31,37 @@ fn serdes<'a, K: Data, V: Data>(
         .ok_or_else(|| type_error(name, types))
 }
 
+/// Typed access to the key-value store in `slot`, and whether its values carry timestamps.
+fn kv_handle<K: Data, V: Data>(
+    slot: &mut StoreSlot,
+) -> Result<(KeyValueStoreHandle<'_, K, V>, bool)> {
+    let StoreSlot {
+        name,
+        kind,
+        store,
+        serdes: any_serdes,
+        types,
+        ..
+    } = slot;
+    let serdes = serdes::<K, V>(any_serdes, name, *types)?;
+    let AnyStore::KeyValue(s) = store else {
+        return Err(kind_error(name, "key-value"));
+    };
+    let handle = KeyValueStoreHandle {
+        store: s.as_mut(),
+        name,
+        serdes,
+    };
+    Ok((handle, kind.is_timestamped_key_value()))
+}
+
 /// The value and timestamp of `key` in a key-value store (plain stores report timestamp -1).
 pub(crate) fn kv_get<K: Data, V: Data>(
     slot: &mut StoreSlot,
     key: &K,
 ) -> Result<Option<ValueAndTimestamp<V>>> {
-    let serdes = serdes::<K, V>(&slot.serdes, &slot.name, slot.types)?;
-    let AnyStore::KeyValue(s) = &mut slot.store else {
-        return Err(kind_error(&slot.name, "key-value"));
-    };
-    let h = KeyValueStoreHandle {
-        store: s.as_mut(),
-        name: &slot.name,
-        serdes,
-    };
-    if slot.kind.is_timestamped_key_value() {
+    let (h, timestamped) = kv_handle::<K, V>(slot)?;
+    if timestamped {
         TimestampedKeyValueStoreHandle { inner: h }.get(key)
     } else {
         Ok(h.get(key)?.map(|value| ValueAndTimestamp {
@@ -85,16 +101,8 @@ pub(crate) fn kv_range<K: Data, V: Data>(
     from: Option<&K>,
     to: Option<&K>,
 ) -> Result<Vec<(K, V)>> {
-    let serdes = serdes::<K, V>(&slot.serdes, &slot.name, slot.types)?;
-    let AnyStore::KeyValue(s) = &mut slot.store else {
-        return Err(kind_error(&slot.name, "key-value"));
-    };
-    let h = KeyValueStoreHandle {
-        store: s.as_mut(),
-        name: &slot.name,
-        serdes,
-    };
-    if slot.kind.is_timestamped_key_value() {
+    let (h, timestamped) = kv_handle::<K, V>(slot)?;
+    if timestamped {
         TimestampedKeyValueStoreHandle { inner: h }
             .range(from, to)?
             .map(|e| e.map(|(k, v)| (k, v.value)))
@@ -102,6 +110,20 @@ pub(crate) fn kv_range<K: Data, V: Data>(
     } else {
         h.range(from, to)?.collect()
     }
+}
+
+/// Up to `limit` entries with `from <= key <= to` of a key-value store past the serialized key
+/// `after`, and the serialized key to resume after when more follow (see
+/// [`crate::iq::KeyValueIterator`]).
+pub(crate) fn kv_range_page<K: Data, V: Data>(
+    slot: &mut StoreSlot,
+    from: Option<&K>,
+    to: Option<&K>,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<RangePage<K, V>> {
+    let (h, timestamped) = kv_handle::<K, V>(slot)?;
+    h.range_page(from, to, after, limit, timestamped)
 }
 
 /// Entries of a window store for `key` (every key if `None`) in windows starting in

@@ -727,6 +727,9 @@ impl<K, V> StoreRef<K, V> {
     }
 }
 
+/// A page of a key range: the entries, and the serialized key to resume after when more follow.
+pub(crate) type RangePage<K, V> = (Vec<(K, V)>, Option<Vec<u8>>);
+
 /// Typed access to a key-value store. Keys are ordered by their serialized bytes.
 pub struct KeyValueStoreHandle<'a, K, V> {
     pub(crate) store: &'a mut dyn KeyValueStore,
@@ -833,6 +836,40 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<'_, K, V> {
             let (k, v) = e?;
             Ok((c.de_key(&k)?, c.de_value(&v)?))
         })
+    }
+    /// Up to `limit` entries of `[from, to]` (by serialized key, ascending) past the serialized
+    /// key `after`, or from `from` without it; with the serialized key to resume after when more
+    /// entries follow. `timestamped`: the stored values carry a timestamp, left out here.
+    pub(crate) fn range_page(
+        &self,
+        from: Option<&K>,
+        to: Option<&K>,
+        after: Option<&[u8]>,
+        limit: usize,
+        timestamped: bool,
+    ) -> Result<RangePage<K, V>> {
+        let (from, to) = self.bounds(from, to)?;
+        let lower = after.map(<[u8]>::to_vec).or(from);
+        let c = self.codec();
+        let mut entries = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
+        for e in self.store.range(lower.as_deref(), to.as_deref())? {
+            let (k, raw) = e?;
+            if after == Some(k.as_slice()) {
+                continue;
+            }
+            if entries.len() == limit {
+                return Ok((entries, last));
+            }
+            let value = if timestamped {
+                state_stores::ValueAndTimestamp::decode(self.name, &raw)?.value
+            } else {
+                raw
+            };
+            entries.push((c.de_key(&k)?, c.de_value(&value)?));
+            last = Some(k);
+        }
+        Ok((entries, None))
     }
     /// All entries, descending by serialized key.
     pub fn reverse_all(&self) -> Result<impl Iterator<Item = Result<(K, V)>> + '_> {

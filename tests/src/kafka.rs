@@ -312,3 +312,27 @@ pub fn group_protocol(bootstrap: &str, group: &str) -> String {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Waits up to `timeout` until `streams` runs `threads` live stream threads that each own at
+/// least one task and together own `tasks`, and returns them as last seen. `RUNNING` alone does
+/// not say that: after a thread joins late, a cooperative rebalance holds its tasks back from it
+/// for about a heartbeat interval while the instance already reports `RUNNING`.
+pub fn settled_threads(
+    streams: &streams_core::KafkaStreams,
+    threads: usize,
+    tasks: usize,
+    timeout: Duration,
+) -> Vec<streams_core::ThreadMetadata> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = streams.metadata_for_local_threads();
+        let settled = streams.state() == streams_core::State::Running
+            && now.len() == threads
+            && now.iter().all(|t| !t.active_tasks.is_empty())
+            && now.iter().map(|t| t.active_tasks.len()).sum::<usize>() == tasks;
+        if settled || Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

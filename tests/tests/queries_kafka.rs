@@ -2,6 +2,7 @@
 //! stores (and its global stores).
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -116,11 +117,17 @@ fn a_running_instance_answers_key_range_and_window_queries() {
         )
         .unwrap();
     assert_eq!(counts.partition_results().len(), 3);
-    let mut rows: Vec<(String, i64)> = counts
+    let positions: Vec<(i32, Option<i64>)> = counts
         .partition_results()
-        .values()
-        .flat_map(|r| r.result().cloned().unwrap_or_default())
+        .iter()
+        .map(|(p, r)| (*p, r.position().offset(input, *p)))
         .collect();
+    let per_partition: BTreeMap<i32, Vec<(String, i64)>> = counts
+        .into_partition_results()
+        .into_iter()
+        .map(|(p, r)| (p, r.into_result().unwrap().map(Result::unwrap).collect()))
+        .collect();
+    let mut rows: Vec<(String, i64)> = per_partition.values().flatten().cloned().collect();
     rows.sort();
     assert_eq!(
         rows,
@@ -128,9 +135,8 @@ fn a_running_instance_answers_key_range_and_window_queries() {
     );
     // A partition that processed records is positioned at its last one; one that got no key
     // has an empty position.
-    for (p, r) in counts.partition_results() {
-        let rows = r.result().map_or(0, Vec::len);
-        let at = r.position().offset(input, *p);
+    for (p, at) in &positions {
+        let rows = per_partition[p].len();
         assert_eq!(
             rows > 0,
             at.is_some(),
@@ -138,10 +144,9 @@ fn a_running_instance_answers_key_range_and_window_queries() {
         );
     }
     // Pinned to one partition; and a bound past what that partition processed.
-    let (p, at) = counts
-        .partition_results()
+    let (p, at) = positions
         .iter()
-        .find_map(|(p, r)| r.position().offset(input, *p).map(|o| (*p, o)))
+        .find_map(|(p, at)| at.map(|o| (*p, o)))
         .unwrap();
     let key_query = || KeyQuery::<String, i64>::with_key("a".to_string());
     let pinned = streams
@@ -211,6 +216,59 @@ fn a_running_instance_answers_key_range_and_window_queries() {
         .partition_results()
         .values()
         .all(|r| r.failure_reason().map(|(r, _)| r) == Some(FailureReason::StoreException)));
+    assert!(streams.close(Duration::from_secs(30)));
+}
+
+/// A range query's answer is an iterator that reads its store a page (1,000 entries) at a time:
+/// 2,500 keys come back in three pages, and a key written while the iterator stands in its
+/// second page, past the last key it returned, comes in a later one.
+#[test]
+fn a_range_query_reads_its_store_a_page_at_a_time() {
+    init_tracing();
+    let broker = TestBroker::start();
+    let b = broker.bootstrap_servers();
+    let input = "queries-pages-in";
+    create_topics(b, &[(input, 1)]);
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>(input)
+        .group_by_key(Grouped::default())
+        .count(Materialized::as_("page-counts"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut streams = KafkaStreams::new(
+        builder.build().unwrap(),
+        test_config("queries-pages", b, "at_least_once", 1, dir.path()),
+    )
+    .unwrap();
+    streams.start().unwrap();
+    streams.wait_until_running(Duration::from_secs(60)).unwrap();
+    let keys: Vec<String> = (0..2500).map(|i| format!("k{i:05}")).collect();
+    let records: Vec<_> = keys
+        .iter()
+        .map(|k| (Some(k.as_str()), Some("x"), None))
+        .collect();
+    produce_with_timestamps(b, input, &records);
+    let count = |k: &str| {
+        streams
+            .query_key_value::<String, i64>("page-counts", &k.to_string())
+            .unwrap()
+    };
+    eventually("every key counted", || count("k02499") == Some(1));
+    let mut answer = streams
+        .query(
+            StateQueryRequest::in_store("page-counts")
+                .with_query(RangeQuery::<String, i64>::with_no_bounds()),
+        )
+        .unwrap()
+        .into_partition_results();
+    let mut entries = answer.remove(&0).unwrap().into_result().unwrap();
+    let mut read: Vec<(String, i64)> = entries.by_ref().take(1500).map(Result::unwrap).collect();
+    produce_with_timestamps(b, input, &[(Some("z-late"), Some("x"), None)]);
+    eventually("the late key counted", || count("z-late") == Some(1));
+    read.extend(entries.map(Result::unwrap));
+    let mut want: Vec<(String, i64)> = keys.into_iter().map(|k| (k, 1)).collect();
+    want.push(("z-late".into(), 1));
+    assert_eq!(read, want);
     assert!(streams.close(Duration::from_secs(30)));
 }
 
@@ -345,14 +403,15 @@ fn application_server_metadata_finds_the_instance_holding_a_key() {
                         .with_query(RangeQuery::<String, i64>::with_no_bounds()),
                 )
                 .unwrap();
+            let all_answered = stale.partition_results().values().all(|r| r.is_success());
             let rows: usize = stale
-                .partition_results()
-                .values()
-                .map(|r| r.result().map_or(0, Vec::len))
+                .into_partition_results()
+                .into_values()
+                .map(|r| r.into_result().map_or(0, Iterator::count))
                 .sum();
             active_only.partition_results().len() == 4
                 && not_active == 2
-                && stale.partition_results().values().all(|r| r.is_success())
+                && all_answered
                 && rows == keys.len()
         },
     );

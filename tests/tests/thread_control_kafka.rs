@@ -12,7 +12,7 @@ use streams_core::{
     StreamThreadExceptionResponse, StreamsError,
 };
 use streams_dsl::{Consumed, Named, Produced, StreamsBuilder};
-use streams_tests::kafka::{create_topics, init_tracing, produce, TopicReader};
+use streams_tests::kafka::{create_topics, init_tracing, produce, settled_threads, TopicReader};
 use streams_tests::wordcount::test_config;
 use streams_tests::TestBroker;
 
@@ -134,6 +134,16 @@ fn threads_are_added_and_removed_and_processing_pauses_and_resumes() {
     let first = records("a", 40);
     send(b, input, &first);
     assert!(reader.poll_until(Duration::from_secs(60), |r| r.len() >= 40));
+    let threads = settled_threads(&streams, 2, 4, Duration::from_secs(60));
+    assert_eq!(
+        threads
+            .iter()
+            .map(|t| t.active_tasks.len())
+            .collect::<Vec<_>>(),
+        [2, 2],
+        "the four tasks shared out: {threads:?}"
+    );
+    assert_eq!(threads[1].thread_name, added);
 
     let removed = streams
         .remove_stream_thread(Duration::from_secs(60))
@@ -141,6 +151,15 @@ fn threads_are_added_and_removed_and_processing_pauses_and_resumes() {
     assert_eq!(removed, Some(added));
     assert_eq!(streams.stream_threads().len(), 1);
     streams.wait_until_running(Duration::from_secs(60)).unwrap();
+    let threads = settled_threads(&streams, 1, 4, Duration::from_secs(60));
+    assert_eq!(
+        threads
+            .iter()
+            .map(|t| t.active_tasks.len())
+            .collect::<Vec<_>>(),
+        [4],
+        "the remaining thread took the removed one's tasks: {threads:?}"
+    );
 
     streams.pause();
     assert!(streams.is_paused());

@@ -44,10 +44,10 @@ fn kill_after_a_million_keys(broker: &TestBroker, transactional: bool) -> Verify
     o.kill_interval = Duration::from_millis(100);
     o.produce_duration = Duration::from_secs(20);
     o.timeout = Duration::from_secs(600);
-    o.worker_config = vec![(
+    o.worker_config.push((
         "enable.transactional.statestores".into(),
         transactional.to_string(),
-    )];
+    ));
     let report = verify(&o, &spawn).unwrap();
     assert_exactly_once(&report);
     assert_eq!(report.kills, 1, "{report}");

@@ -103,8 +103,7 @@ fn ignored_streams_key(key: &str) -> Option<&'static str> {
              `group.membership`), which has no rack awareness \
              yet"
         }
-        "buffered.records.per.partition"
-        | "poll.ms"
+        "poll.ms"
         | "state.cleanup.delay.ms"
         | "repartition.purge.interval.ms"
         | "log.summary.interval.ms"

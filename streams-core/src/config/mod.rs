@@ -188,6 +188,10 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "uncommitted store writes a thread may hold under exactly-once before it commits early; default 67108864",
     ),
     (
+        "buffered.records.per.partition",
+        "records a task buffers per input partition before that partition's fetching pauses; default 1000",
+    ),
+    (
         "default.timestamp.extractor",
         "FailOnInvalidTimestamp (default) | LogAndSkipOnInvalidTimestamp | UsePartitionTimeOnInvalidTimestamp | WallclockTimestampExtractor: the event time of consumed records",
     ),
@@ -280,6 +284,9 @@ pub struct StreamsConfig {
     /// `statestore.uncommitted.max.bytes`: per instance; each thread commits early when its share
     /// of uncommitted store writes is exceeded.
     pub uncommitted_max_bytes: u64,
+    /// `buffered.records.per.partition`: past this many records buffered for one input
+    /// partition, the thread pauses fetching it until its task drains the buffer.
+    pub buffered_records_per_partition: usize,
     /// `default.timestamp.extractor`: the event time of records whose source has no extractor of
     /// its own (see [`crate::timestamp`]); Kafka Streams' `FailOnInvalidTimestamp` by default.
     pub default_timestamp_extractor: Arc<dyn TimestampExtractor>,
@@ -372,6 +379,10 @@ impl fmt::Debug for StreamsConfig {
             )
             .field("uncommitted_max_bytes", &self.uncommitted_max_bytes)
             .field(
+                "buffered_records_per_partition",
+                &self.buffered_records_per_partition,
+            )
+            .field(
                 "default_timestamp_extractor",
                 &self.timestamp_extractor_name,
             )
@@ -413,6 +424,7 @@ impl StreamsConfig {
             rocksdb_memory_bytes: 64 * 1024 * 1024,
             transactional_state_stores: true,
             uncommitted_max_bytes: 64 * 1024 * 1024,
+            buffered_records_per_partition: 1000,
             default_timestamp_extractor: Arc::new(FailOnInvalidTimestamp),
             timestamp_extractor_name: "FailOnInvalidTimestamp".to_string(),
             on_deserialization_error: OnError::LogAndFail,
@@ -609,6 +621,15 @@ impl StreamsConfig {
             }
             "statestore.uncommitted.max.bytes" => {
                 self.uncommitted_max_bytes = parse(key, value, "a non-negative number of bytes")?
+            }
+            "buffered.records.per.partition" => {
+                let n: usize = parse(key, value, "a positive number of records")?;
+                if n == 0 {
+                    return Err(StreamsError::Config(
+                        "`buffered.records.per.partition` must be at least 1".into(),
+                    ));
+                }
+                self.buffered_records_per_partition = n;
             }
             "default.timestamp.extractor" => {
                 self.default_timestamp_extractor = timestamp_extractor_by_name(value).ok_or_else(|| {

@@ -56,6 +56,7 @@ pub mod thread;
 
 pub use instance::endpoints;
 pub use instance::kafka_streams::KafkaStreams;
+pub use instance::thread_metadata::ThreadMetadata;
 pub use metrics::RuntimeCounters;
 pub use state::{
     StandbySuspendReason, StandbyUpdateListener, State, StateListener, StateRestoreListener,

@@ -10,6 +10,7 @@ use state_stores::RocksDbResources;
 
 use crate::config::StreamsConfig;
 use crate::global::GlobalStores;
+use crate::iq::Reopen;
 use crate::query;
 use crate::record::Data;
 use crate::runtime::assignment::instance_assignment::InstanceAssignment;
@@ -173,6 +174,26 @@ impl KafkaStreams {
             .unwrap_or_default();
         tasks.sort_unstable();
         tasks
+    }
+
+    /// Each live stream thread with its active tasks (Kafka Streams' `metadataForLocalThreads`).
+    /// An instance can be [`State::Running`] while a cooperative rebalance still holds tasks
+    /// back from a thread that just joined; this shows where every task is.
+    pub fn metadata_for_local_threads(&self) -> Vec<crate::runtime::ThreadMetadata> {
+        self.pool
+            .as_ref()
+            .map(|p| p.live_task_managers())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(thread_name, tm)| {
+                let mut active_tasks = tm.lock().unwrap_or_else(|p| p.into_inner()).task_ids();
+                active_tasks.sort_unstable();
+                crate::runtime::ThreadMetadata {
+                    thread_name,
+                    active_tasks,
+                }
+            })
+            .collect()
     }
 
     /// The tasks this instance keeps standby copies of: its standby replicas
@@ -526,7 +547,8 @@ impl KafkaStreams {
         let answers = crate::iq::Answers::new(&request);
         if let Some(g) = &self.globals {
             if let Some((b, h)) = g.handles(false).into_iter().find(|(b, _)| b.name() == name) {
-                return Ok(answers.global(&mut crate::task::global_slot(&b, h)));
+                let reopen = reopen_global(g.clone(), name.clone());
+                return Ok(answers.global(&mut crate::task::global_slot(&b, h), reopen));
             }
         }
         if !self.topology.stores().iter().any(|s| s.name() == name) {
@@ -540,6 +562,7 @@ impl KafkaStreams {
                     active: true,
                     position,
                     slot,
+                    reopen: reopen_active(self.pool.clone(), name.clone(), partition),
                 })
             })
         })?;
@@ -550,6 +573,7 @@ impl KafkaStreams {
                     active: false,
                     position,
                     slot,
+                    reopen: reopen_standby(self.standbys.clone(), name.clone(), partition),
                 })
             })?;
         }
@@ -871,4 +895,61 @@ fn unknown_store(name: &str) -> StreamsError {
     StreamsError::IllegalState(format!(
         "no store named `{name}` in the topology (name stores with Materialized::as_ to query them)"
     ))
+}
+
+fn moved_away(store: &str, partition: i32) -> StreamsError {
+    StreamsError::IllegalState(format!(
+        "partition {partition} of store `{store}` is no longer here (its task moved or closed): query it again"
+    ))
+}
+
+/// Finds the active copy of `store`'s `partition` again, on whichever stream thread runs it.
+fn reopen_active(pool: Option<Arc<ThreadPool>>, store: String, partition: i32) -> Reopen {
+    Arc::new(move |f| {
+        let managers = pool.as_ref().map(|p| p.task_managers()).unwrap_or_default();
+        for tm in &managers {
+            let mut tm = tm.lock().map_err(|_| {
+                StreamsError::IllegalState(format!(
+                    "store `{store}` is not read: a stream thread panicked while processing"
+                ))
+            })?;
+            let mut ran = None;
+            tm.with_positioned_stores(&store, &mut |p, _, slot| {
+                if p == partition && ran.is_none() {
+                    ran = Some(f(slot));
+                }
+            })?;
+            if let Some(result) = ran {
+                return result;
+            }
+        }
+        Err(moved_away(&store, partition))
+    })
+}
+
+/// Finds the standby copy of `store`'s `partition` again.
+fn reopen_standby(standbys: SharedStandbys, store: String, partition: i32) -> Reopen {
+    Arc::new(move |f| {
+        let mut ran = None;
+        if let Some(copies) = standby::lock(&standbys).as_mut() {
+            copies.with_positioned_stores(&store, &mut |p, _, slot| {
+                if p == partition && ran.is_none() {
+                    ran = Some(f(slot));
+                }
+            })?;
+        }
+        ran.unwrap_or_else(|| Err(moved_away(&store, partition)))
+    })
+}
+
+/// Opens the global store `store` again.
+fn reopen_global(globals: GlobalStores, store: String) -> Reopen {
+    Arc::new(move |f| {
+        let (b, h) = globals
+            .handles(false)
+            .into_iter()
+            .find(|(b, _)| b.name() == store)
+            .ok_or_else(|| unknown_store(&store))?;
+        f(&mut crate::task::global_slot(&b, h))
+    })
 }

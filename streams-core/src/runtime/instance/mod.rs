@@ -7,3 +7,4 @@
 pub mod endpoints;
 pub(crate) mod kafka_streams;
 pub(crate) mod process_identity;
+pub mod thread_metadata;

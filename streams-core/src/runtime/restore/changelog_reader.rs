@@ -87,6 +87,9 @@ impl ChangelogReader {
                 ("fetch.max.bytes", "52428800"),
                 ("queued.max.messages.kbytes", "16384"),
                 ("queued.min.messages", "10000"),
+                // Past those thresholds librdkafka puts a partition's next fetch off by this
+                // long, 1 s by default: a restore read a fetch's worth, then waited.
+                ("fetch.queue.backoff.ms", "10"),
             ],
         )?;
         Ok(ChangelogReader {

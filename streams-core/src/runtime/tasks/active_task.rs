@@ -62,6 +62,12 @@ pub(crate) struct ActiveTask {
     pub initialized: bool,
     /// Since when the task waits for an input with nothing buffered (`max.task.idle.ms`).
     pub idle_since: Option<Instant>,
+    /// The committed offset each input was fetched from: its position until the consumer
+    /// delivers a record of it.
+    pub fetch_from: HashMap<(String, i32), i64>,
+    /// Inputs whose fetching the thread paused because they held more than
+    /// `buffered.records.per.partition` records here.
+    pub fetch_paused: BTreeSet<(Arc<str>, i32)>,
     /// exactly_once (legacy): the task's own transactional producer.
     pub producer: Option<CountedProducer>,
     /// The highest timestamp processed, for `record-lateness`.
@@ -86,7 +92,10 @@ impl ActiveTask {
     /// inputs, which only works when every input has something buffered: a task with an empty
     /// input waits for it while the broker is known to hold more of it (its fetch is under way),
     /// up to [`LAG_WAIT_CAP`], and besides for `max.task.idle.ms` (Kafka Streams' semantics).
-    pub fn ready(&mut self, idle_ms: i64, lag: &dyn Fn(&str, i32) -> bool) -> bool {
+    /// `lag(topic, partition, fetched_from)` tells whether the broker holds records of an input
+    /// beyond its position, `fetched_from` standing in for a position the consumer has not
+    /// reported yet (nothing delivered since the assignment).
+    pub fn ready(&mut self, idle_ms: i64, lag: &dyn Fn(&str, i32, Option<i64>) -> bool) -> bool {
         let t = self;
         if t.queue.is_empty() {
             t.idle_since = None;
@@ -100,7 +109,8 @@ impl ActiveTask {
         for (topic, p) in &t.inputs {
             if t.queue.is_empty_for(topic, *p) {
                 empty = true;
-                lagging |= lag(topic, *p);
+                let from = t.fetch_from.get(&(topic.clone(), *p)).copied();
+                lagging |= lag(topic, *p, from);
             }
         }
         if !empty {

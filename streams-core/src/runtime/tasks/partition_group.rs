@@ -61,9 +61,14 @@ impl PartitionGroup {
         self.len == 0
     }
 
-    #[cfg(test)]
+    /// How many records are buffered, over all partitions.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Each partition that had records buffered, with how many it holds now.
+    pub fn partition_lens(&self) -> impl Iterator<Item = (&Arc<str>, i32, usize)> {
+        self.queues.iter().map(|((t, p), q)| (t, *p, q.len()))
     }
 }
 

@@ -148,9 +148,13 @@ impl TaskManager {
     /// until they run, and then stay paused while processing is.
     pub fn set_paused(&mut self, consumer: &dyn GroupConsumer, paused: bool) -> Result<()> {
         let mut inputs = TopicPartitionList::new();
-        for t in self.tasks.values().filter(|t| t.initialized) {
+        for t in self.tasks.values_mut().filter(|t| t.initialized) {
             for (topic, p) in &t.inputs {
                 inputs.add_partition(topic, *p);
+            }
+            // Resumed with the rest below; paused again if still full.
+            if !paused {
+                t.fetch_paused.clear();
             }
         }
         if paused {
@@ -329,6 +333,8 @@ impl TaskManager {
             restore_registered: false,
             initialized: false,
             idle_since: None,
+            fetch_from: HashMap::new(),
+            fetch_paused: BTreeSet::new(),
             producer,
             stream_time: i64::MIN,
             sensors,

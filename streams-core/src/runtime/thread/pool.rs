@@ -106,13 +106,21 @@ impl ThreadPool {
 
     /// Names of the threads alive and not asked to stop.
     pub fn live(&self) -> Vec<String> {
+        self.live_task_managers()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Each live thread's name and tasks.
+    pub fn live_task_managers(&self) -> Vec<(String, Arc<Mutex<TaskManager>>)> {
         self.lock()
             .iter()
             .filter(|t| {
                 !t.stop.load(Ordering::SeqCst)
                     && t.handle.as_ref().is_some_and(|h| !h.is_finished())
             })
-            .map(|t| t.name.clone())
+            .map(|t| (t.name.clone(), t.tasks.clone()))
             .collect()
     }
 

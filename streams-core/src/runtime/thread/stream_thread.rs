@@ -41,6 +41,19 @@ const CLOSE_COMMIT_WAIT: Duration = Duration::from_secs(10);
 /// Records taken from the consumer per loop iteration before processing them.
 const MAX_POLL_RECORDS: usize = 1000;
 
+/// Whether the broker holds records of an input past its `position` (the consumer's), given
+/// the offset its fetching started from and its `end` (from the statistics).
+fn lags(position: Option<i64>, fetched_from: Option<i64>, end: Option<i64>) -> bool {
+    // librdkafka reports no position before it delivers a record: an input caught up at its
+    // committed offset would otherwise look lagging for good, and its task would wait for it
+    // whenever its other inputs ran dry.
+    match (position.or(fetched_from), end) {
+        (Some(position), Some(end)) => end > position,
+        // Not fetched or not in the statistics yet: the first fetch may bring records.
+        _ => true,
+    }
+}
+
 /// Consumer context of a stream thread: rebalance callbacks reach the task manager.
 pub(crate) struct ThreadContext {
     tasks: Arc<Mutex<TaskManager>>,
@@ -220,6 +233,20 @@ impl StreamThread {
             // tasks buffer what they need, so a smaller prefetch keeps the footprint small.
             ("queued.max.messages.kbytes", "16384"),
             ("queued.min.messages", "10000"),
+            // Those limits only decide whether to fetch; what one fetch brings is bounded by
+            // bytes, and librdkafka holds every fetched record as an operation of ~250 bytes
+            // whatever its size. Kafka's 50 MiB fetch of 20-byte records was 200 MiB of them
+            // (the benchmark's 1M-key store); 1 MiB (raised to `message.max.bytes` if larger)
+            // is at most ~50k records.
+            ("fetch.max.bytes", "1048576"),
+            // A fetch fills up with partitions in one order, each up to this much: at a quarter
+            // of the fetch, at least four partitions of the broker get records from each one
+            // (at Kafka's 1 MiB the first one with a backlog took all of it).
+            ("max.partition.fetch.bytes", "262144"),
+            // With the queue this small it fills often, and librdkafka then puts the
+            // partitions' next fetch off by this long (1 s by default): the thread drained
+            // its queue and idled (word count 3x slower with the 1 MiB fetch above).
+            ("fetch.queue.backoff.ms", "10"),
         ];
         // When librdkafka holds the membership, range keeps partition p of every co-partitioned
         // topic on one member: on the client in the classic protocol, on the broker under
@@ -482,7 +509,10 @@ impl StreamThread {
                     tm.buffer(m);
                 }
                 drop(polled);
-                self.step(&mut tm, membership)
+                self.step(&mut tm, membership).and_then(|()| {
+                    tm.pause_full_inputs(&self.consumer)
+                        .map_err(CollectorError::Fatal)
+                })
             };
             match step {
                 Ok(()) => {}
@@ -525,7 +555,7 @@ impl StreamThread {
         // Only asked for when a task with several inputs has an empty one, so taken lazily.
         let positions = std::cell::OnceCell::new();
         let ends = std::cell::OnceCell::new();
-        let lag = |topic: &str, partition: i32| -> bool {
+        let lag = |topic: &str, partition: i32, fetched_from: Option<i64>| -> bool {
             let position = positions
                 .get_or_init(|| self.consumer.position().ok())
                 .as_ref()
@@ -542,11 +572,11 @@ impl StreamThread {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone()
             });
-            match (position, ends.get(&(topic.to_string(), partition))) {
-                (Some(pos), Some(end)) => *end > pos,
-                // Not fetched or not in the statistics yet: the first fetch may bring records.
-                _ => true,
-            }
+            lags(
+                position,
+                fetched_from,
+                ends.get(&(topic.to_string(), partition)).copied(),
+            )
         };
         tm.process(&lag)?;
         tm.punctuate()?;
@@ -574,5 +604,25 @@ impl StreamThread {
                 .set_thread_state(self.index, ThreadState::Running);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lags;
+
+    #[test]
+    fn an_input_lags_while_the_broker_holds_records_past_its_position() {
+        assert!(lags(Some(5), None, Some(9)));
+        assert!(!lags(Some(9), None, Some(9)));
+        // Nothing delivered since the assignment: the committed offset it is fetched from
+        // stands in, so a caught-up input does not look lagging for good.
+        assert!(!lags(None, Some(9), Some(9)));
+        assert!(lags(None, Some(4), Some(9)));
+        // The consumer's own position wins once it has one.
+        assert!(!lags(Some(9), Some(4), Some(9)));
+        // Unknown until the first fetch or statistics: it may bring records.
+        assert!(lags(None, None, Some(9)));
+        assert!(lags(Some(9), None, None));
     }
 }

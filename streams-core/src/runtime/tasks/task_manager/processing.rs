@@ -72,7 +72,48 @@ impl TaskManager {
         });
     }
 
-    /// Runs `f` on the store `name` of every running task that has it; returns how many did.
+    /// Kafka Streams' `buffered.records.per.partition`: pauses fetching an input partition that
+    /// holds more than that many records in its task's buffer, and resumes it once it holds no
+    /// more. A task empties its buffer whenever it processes, so in practice this pauses the
+    /// inputs of a task that waits for another of its inputs. That is where it matters:
+    /// librdkafka weighs its prefetch limits over the thread's whole queue, and a fetch fills up
+    /// with partitions in a fixed order, so the input a task waits for can go unfetched for as
+    /// long as its siblings have records on the broker. Pausing them drops their prefetched
+    /// records (fetched again from the position when resumed) and leaves the fetch to it.
+    pub fn pause_full_inputs(&mut self, consumer: &dyn GroupConsumer) -> Result<()> {
+        let limit = self.env.config.buffered_records_per_partition;
+        let mut pause = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for t in self.tasks.values_mut().filter(|t| t.initialized) {
+            if t.fetch_paused.is_empty() && t.queue.len() <= limit {
+                continue;
+            }
+            for (topic, p, len) in t.queue.partition_lens() {
+                let key = (topic.clone(), p);
+                if len > limit {
+                    if t.fetch_paused.insert(key) {
+                        pause.add_partition(topic, p);
+                    }
+                } else if t.fetch_paused.remove(&key) {
+                    resume.add_partition(topic, p);
+                }
+            }
+        }
+        if pause.count() > 0 {
+            tracing::debug!(partitions = ?pause, "pausing inputs with full buffers");
+            consumer
+                .pause(&pause)
+                .map_err(|e| kafka("pausing inputs with full buffers", e))?;
+        }
+        // A paused instance resumes every input when it resumes.
+        if resume.count() > 0 && !self.paused {
+            consumer
+                .resume(&resume)
+                .map_err(|e| kafka("resuming inputs whose buffers drained", e))?;
+        }
+        Ok(())
+    }
+
     /// Runs `f` on the store `name` of every running task that has it, with the task's
     /// partition and its position (the last offset processed per input partition).
     pub(crate) fn with_positioned_stores(
@@ -134,7 +175,10 @@ impl TaskManager {
     /// Processes the buffered records of running tasks (see [`TaskManager::ready`]); `lag` tells
     /// whether the broker holds records of a partition beyond what was fetched. Returns how many
     /// records were processed.
-    pub fn process(&mut self, lag: &dyn Fn(&str, i32) -> bool) -> Result<usize, CollectorError> {
+    pub fn process(
+        &mut self,
+        lag: &dyn Fn(&str, i32, Option<i64>) -> bool,
+    ) -> Result<usize, CollectorError> {
         if self.paused {
             return Ok(0);
         }

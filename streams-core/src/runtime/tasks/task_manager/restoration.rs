@@ -48,6 +48,9 @@ impl TaskManager {
                 for (topic, p) in &t.inputs {
                     if let Some(e) = committed.find_partition(topic, *p) {
                         t.task.resume_from_commit_metadata(topic, *p, e.metadata());
+                        if let Offset::Offset(o) = e.offset() {
+                            t.fetch_from.insert((topic.clone(), *p), o);
+                        }
                     }
                 }
             }

@@ -265,15 +265,23 @@ struct Fixture {
 
 impl Fixture {
     fn new(guarantee: &str) -> Self {
+        Self::with(guarantee, &[])
+    }
+
+    /// Under `guarantee`, with `settings` on top.
+    fn with(guarantee: &str, settings: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let clients = Clients::default();
         let counters = Arc::new(RuntimeCounters::default());
-        let env = pass_through_env(
+        let mut env = pass_through_env(
             guarantee,
             dir.path(),
             Arc::new(clients.clone()),
             counters.clone(),
         );
+        for (k, v) in settings {
+            env.config.set(k, v).expect("setting");
+        }
         let tm =
             TaskManager::new(Arc::new(env), "StreamThread-1".into(), None).expect("task manager");
         Fixture {
@@ -315,7 +323,7 @@ impl Fixture {
         for (p, o, v) in [(0, 0, "a"), (0, 1, "b"), (0, 2, "c"), (1, 0, "d")] {
             self.input(p, o, v);
         }
-        let n = self.tm.process(&|_, _| false).expect("processing");
+        let n = self.tm.process(&|_, _, _| false).expect("processing");
         assert_eq!(n, 4);
     }
 
@@ -441,7 +449,7 @@ fn at_least_once_checkpoints_once_the_changelogs_moved_past_the_delta() {
     t.changelog_positions
         .insert(key.clone(), CHECKPOINT_DELTA + 1);
     f.input(0, 3, "e");
-    f.tm.process(&|_, _| false).expect("processing");
+    f.tm.process(&|_, _, _| false).expect("processing");
     f.tm.commit(&f.consumer).expect("commit");
     let written = state_stores::OffsetCheckpoint::new(f.checkpoint_of("0_0"))
         .read()
@@ -698,7 +706,7 @@ fn a_send_refused_as_fenced_gives_the_tasks_up_rather_than_failing_the_thread() 
     });
     f.input(0, 0, "a");
     let err =
-        f.tm.process(&|_, _| false)
+        f.tm.process(&|_, _, _| false)
             .expect_err("the send is refused");
     assert!(matches!(err, CollectorError::Fenced(_)), "{err:?}");
 }
@@ -800,8 +808,53 @@ fn an_offset_commit_refused_by_a_rebalance_keeps_the_tasks_and_the_offsets() {
 
     // A revocation's commit cannot wait: refused, it fails (its tasks close dirty).
     f.input(0, 3, "e");
-    f.tm.process(&|_, _| false).expect("processing");
+    f.tm.process(&|_, _, _| false).expect("processing");
     f.clients.script().commit_offsets = Some(RDKafkaErrorCode::RebalanceInProgress);
     let err = f.tm.commit(&f.consumer).expect_err("refused");
     assert!(matches!(err, CollectorError::Fenced(_)), "{err:?}");
+}
+
+#[test]
+fn an_input_holding_more_than_its_buffer_is_paused_until_its_task_drains_it() {
+    let mut f = Fixture::with("at_least_once", &[("buffered.records.per.partition", "2")]);
+    f.assign_and_start();
+    for o in 0..3 {
+        f.input(0, o, "x");
+    }
+    f.input(1, 0, "y");
+    let before = f.clients.calls().len();
+    f.tm.pause_full_inputs(&f.consumer).expect("pausing");
+    assert_eq!(
+        f.clients.calls()[before..],
+        [Call::Pause(vec![("in".into(), 0)])],
+        "three records buffered against two allowed; partition 1 holds one"
+    );
+    f.tm.pause_full_inputs(&f.consumer).expect("still full");
+    assert_eq!(f.clients.calls().len(), before + 1, "paused once");
+
+    // Resuming the instance resumes every input; one still over its buffer is paused again.
+    f.tm.set_paused(&f.consumer, true).expect("instance paused");
+    f.tm.set_paused(&f.consumer, false)
+        .expect("instance resumed");
+    assert_eq!(
+        f.clients.calls().last(),
+        Some(&Call::Resume(vec![("in".into(), 0), ("in".into(), 1)]))
+    );
+    f.tm.pause_full_inputs(&f.consumer).expect("full again");
+    assert_eq!(
+        f.clients.calls().last(),
+        Some(&Call::Pause(vec![("in".into(), 0)])),
+        "still over its buffer after the instance resumed"
+    );
+
+    assert_eq!(f.tm.process(&|_, _, _| false).expect("processing"), 4);
+    f.tm.pause_full_inputs(&f.consumer).expect("resuming");
+    assert_eq!(
+        f.clients.calls().last(),
+        Some(&Call::Resume(vec![("in".into(), 0)])),
+        "a drained input is fetched again"
+    );
+    let calls = f.clients.calls().len();
+    f.tm.pause_full_inputs(&f.consumer).expect("nothing to do");
+    assert_eq!(f.clients.calls().len(), calls);
 }
