@@ -520,20 +520,7 @@ impl KafkaStreams {
         store: &str,
         f: &mut dyn FnMut(&mut crate::runtime::tasks::task_manager::TaskManager) -> Result<()>,
     ) -> Result<()> {
-        let managers = self
-            .pool
-            .as_ref()
-            .map(|p| p.task_managers())
-            .unwrap_or_default();
-        for tm in &managers {
-            let mut tm = tm.lock().map_err(|_| {
-                StreamsError::IllegalState(format!(
-                    "store `{store}` is not queried: a stream thread panicked while processing, so its stores may hold half-applied writes"
-                ))
-            })?;
-            f(&mut tm)?;
-        }
-        Ok(())
+        each_task_manager(self.pool.as_ref(), store, f)
     }
 
     /// Interactive query v2 (Kafka Streams' `query(StateQueryRequest)`): runs the request's
@@ -903,41 +890,67 @@ fn moved_away(store: &str, partition: i32) -> StreamsError {
     ))
 }
 
+/// Runs `f` on every stream thread's task manager, each locked in turn.
+fn each_task_manager(
+    pool: Option<&Arc<ThreadPool>>,
+    store: &str,
+    f: &mut dyn FnMut(&mut crate::runtime::tasks::task_manager::TaskManager) -> Result<()>,
+) -> Result<()> {
+    let managers = pool.map(|p| p.task_managers()).unwrap_or_default();
+    for tm in &managers {
+        let mut tm = tm.lock().map_err(|_| {
+            StreamsError::IllegalState(format!(
+                "store `{store}` is not queried: a stream thread panicked while processing, so its stores may hold half-applied writes"
+            ))
+        })?;
+        f(&mut tm)?;
+    }
+    Ok(())
+}
+
+/// The copies of a store one holder (a task manager, the standby tasks) walks.
+type Copies<'a> = &'a mut dyn FnMut(i32, crate::iq::Position, &mut crate::task::StoreSlot);
+
+/// Runs `f` on the copy of `partition` among those `walk` visits: `None` when it has none.
+fn on_partition(
+    partition: i32,
+    f: &mut dyn FnMut(&mut crate::task::StoreSlot) -> Result<()>,
+    walk: impl FnOnce(Copies<'_>) -> Result<()>,
+) -> Result<Option<Result<()>>> {
+    let mut ran = None;
+    walk(&mut |p, _, slot| {
+        if p == partition && ran.is_none() {
+            ran = Some(f(slot));
+        }
+    })?;
+    Ok(ran)
+}
+
 /// Finds the active copy of `store`'s `partition` again, on whichever stream thread runs it.
 fn reopen_active(pool: Option<Arc<ThreadPool>>, store: String, partition: i32) -> Reopen {
     Arc::new(move |f| {
-        let managers = pool.as_ref().map(|p| p.task_managers()).unwrap_or_default();
-        for tm in &managers {
-            let mut tm = tm.lock().map_err(|_| {
-                StreamsError::IllegalState(format!(
-                    "store `{store}` is not read: a stream thread panicked while processing"
-                ))
-            })?;
-            let mut ran = None;
-            tm.with_positioned_stores(&store, &mut |p, _, slot| {
-                if p == partition && ran.is_none() {
-                    ran = Some(f(slot));
-                }
-            })?;
-            if let Some(result) = ran {
-                return result;
+        let mut ran = None;
+        each_task_manager(pool.as_ref(), &store, &mut |tm| {
+            if ran.is_none() {
+                ran = on_partition(partition, f, |copies| {
+                    tm.with_positioned_stores(&store, copies)
+                })?;
             }
-        }
-        Err(moved_away(&store, partition))
+            Ok(())
+        })?;
+        ran.unwrap_or_else(|| Err(moved_away(&store, partition)))
     })
 }
 
 /// Finds the standby copy of `store`'s `partition` again.
 fn reopen_standby(standbys: SharedStandbys, store: String, partition: i32) -> Reopen {
     Arc::new(move |f| {
-        let mut ran = None;
-        if let Some(copies) = standby::lock(&standbys).as_mut() {
-            copies.with_positioned_stores(&store, &mut |p, _, slot| {
-                if p == partition && ran.is_none() {
-                    ran = Some(f(slot));
-                }
-            })?;
-        }
+        let ran = match standby::lock(&standbys).as_mut() {
+            Some(held) => on_partition(partition, f, |copies| {
+                held.with_positioned_stores(&store, copies)
+            })?,
+            None => None,
+        };
         ran.unwrap_or_else(|| Err(moved_away(&store, partition)))
     })
 }
