@@ -110,6 +110,9 @@ impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         (**self).delete(key)
     }
+    fn remove(&mut self, key: &[u8]) -> Result<()> {
+        (**self).remove(key)
+    }
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
         (**self).range(from, to)
     }
@@ -257,6 +260,10 @@ impl<S: KeyValueStore> KeyValueStore for ChangeLoggingKeyValueStore<S> {
         let old = self.inner.delete(key)?;
         self.log(key, None)?;
         Ok(old)
+    }
+    fn remove(&mut self, key: &[u8]) -> Result<()> {
+        self.inner.remove(key)?;
+        self.log(key, None)
     }
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
         self.inner.range(from, to)

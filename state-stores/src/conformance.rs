@@ -36,6 +36,12 @@ fn kv_suite(mut store: Kv) {
     assert_eq!(store.delete(b"d").unwrap(), Some(b"6".to_vec()));
     assert_eq!(store.delete(b"d").unwrap(), None);
     assert_eq!(store.get(b"d").unwrap(), None);
+    // Removed without reading: a present key goes, an absent one stays absent.
+    store.put(b"gone", b"7").unwrap();
+    store.remove(b"gone").unwrap();
+    store.remove(b"never").unwrap();
+    assert_eq!(store.get(b"gone").unwrap(), None);
+    assert_eq!(store.get(b"never").unwrap(), None);
 
     let all = keys(store.all().unwrap());
     assert_eq!(
@@ -135,8 +141,9 @@ fn kv_change_logging_over_both() {
             ts,
         )));
         let logged = sink.drain();
-        // puts a, b, ab, c, ff01, a again, put_if_absent d, delete d twice, then 2 more puts; the batch is not logged.
-        assert_eq!(logged.len(), 11, "{logged:?}");
+        // puts a, b, ab, c, ff01, a again, put_if_absent d, delete d twice, put and remove a key, remove
+        // an absent key, then 2 more puts; the batch is not logged.
+        assert_eq!(logged.len(), 14, "{logged:?}");
         assert_eq!(
             logged[0],
             ChangelogRecord {
@@ -149,6 +156,14 @@ fn kv_change_logging_over_both() {
             logged[7],
             ChangelogRecord {
                 key: b"d".to_vec(),
+                value: None,
+                timestamp: 77
+            }
+        );
+        assert_eq!(
+            logged[11],
+            ChangelogRecord {
+                key: b"never".to_vec(),
                 value: None,
                 timestamp: 77
             }
@@ -563,6 +578,8 @@ fn kv_rocksdb_transactional_close_without_commit_rolls_back() {
         assert_eq!(s.uncommitted_bytes(), 0);
         s.put(b"c", b"3").unwrap();
         s.delete(b"a").unwrap();
+        s.remove(b"b").unwrap();
+        assert_eq!(s.get(b"b").unwrap(), None);
         assert!(s.uncommitted_bytes() > 0);
         s.close().unwrap();
     }
@@ -576,11 +593,13 @@ fn kv_rocksdb_transactional_close_without_commit_rolls_back() {
         ]
     );
     s.put(b"c", b"3").unwrap();
+    s.remove(b"b").unwrap();
     s.commit(Some(12)).unwrap();
     s.close().unwrap();
     let s = rocks_txn(dir.path(), "t");
     assert_eq!(s.committed_offset().unwrap(), Some(12));
     assert_eq!(s.get(b"c").unwrap(), Some(b"3".to_vec()));
+    assert_eq!(s.get(b"b").unwrap(), None);
     drop(s);
     // Written without transactions, the recorded offset no longer describes the contents.
     let mut plain = rocks(dir.path(), "t");

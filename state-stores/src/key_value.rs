@@ -50,6 +50,12 @@ pub trait KeyValueStore: StateStore {
     }
     /// Removes `key`; returns the value it had.
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Removes `key` without reading the value it had (Kafka's `put(key, null)`): on RocksDB a
+    /// delete is a blind write, while reading the old value first can go to disk for a key
+    /// flushed long ago (an outer join forgets its oldest waiting record on every arrival).
+    fn remove(&mut self, key: &[u8]) -> Result<()> {
+        self.delete(key).map(drop)
+    }
     /// Entries with `from <= key <= to` in ascending key order; `None` leaves that side open.
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>>;
     /// Entries with `from <= key <= to` in descending key order.

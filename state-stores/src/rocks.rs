@@ -426,6 +426,20 @@ impl KeyValueStore for RocksDbKeyValueStore {
         Ok(old)
     }
 
+    fn remove(&mut self, key: &[u8]) -> Result<()> {
+        let db = self.db()?;
+        if let Some(o) = &self.overlay {
+            o.lock().write(&self.cf, key, None);
+            return Ok(());
+        }
+        if self.cf == DEFAULT_CF {
+            return db.delete_opt(key, unlogged()).map_err(self.err("deleting"));
+        }
+        let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
+        db.delete_cf_opt(&cf, key, unlogged())
+            .map_err(self.err("deleting"))
+    }
+
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
         if let (Some(f), Some(t)) = (from, to) {
             if f > t {

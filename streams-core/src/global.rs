@@ -68,6 +68,10 @@ impl KeyValueStore for SharedKeyValueStore {
         self.check_writable()?;
         self.lock()?.delete(key)
     }
+    fn remove(&mut self, key: &[u8]) -> state_stores::Result<()> {
+        self.check_writable()?;
+        self.lock()?.remove(key)
+    }
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> state_stores::Result<KvIter<'_>> {
         let g = self.lock()?;
         let v: Vec<_> = g.range(from, to)?.collect();

@@ -761,9 +761,7 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<'_, K, V> {
         let k = c.key(key)?;
         match c.value(value)? {
             Some(v) => self.store.put(&k, &v)?,
-            None => {
-                self.store.delete(&k)?;
-            }
+            None => self.store.remove(&k)?,
         }
         Ok(())
     }
@@ -790,6 +788,12 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<'_, K, V> {
         };
         let k = c.key(key)?;
         self.store.delete(&k)?.map(|b| c.de_value(&b)).transpose()
+    }
+    /// Deletes `key` without reading its value first (Kafka's `put(key, null)`), which spares
+    /// a read from disk when the value is not needed.
+    pub fn remove(&mut self, key: &K) -> Result<()> {
+        let k = self.codec().key(key)?;
+        Ok(self.store.remove(&k)?)
     }
     /// Entries with `from <= key <= to` (by serialized key), ascending, decoded as they are read.
     pub fn range(

@@ -278,7 +278,7 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamJoinSpec<K, V1, V2, VR> {
         );
         let mut store = ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?;
         for k in done {
-            store.delete(&k)?;
+            store.remove(&k)?;
         }
         Ok(())
     }
@@ -351,7 +351,7 @@ impl<K: Data, V1: Data, V2: Data, VR: Data, VT: Data> Processor<K, VT>
             if let Some(outer) = &spec.outer_store {
                 // The partner found a match: it will not be emitted as unmatched.
                 let k = spec.outer_key(ctx, ots, !self.left, &r.key)?;
-                ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?.delete(&k)?;
+                ctx.key_value_store::<Vec<u8>, Vec<u8>>(outer)?.remove(&k)?;
             }
             if let Some(out) = out {
                 ctx.forward(Record {

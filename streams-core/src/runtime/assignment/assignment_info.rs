@@ -32,8 +32,9 @@ pub(crate) struct AssignmentInfo {
     /// warm-up replicas (copies of tasks that are to move to it once caught up). Every member of
     /// the instance gets the same list.
     pub standby_tasks: Vec<(u32, i32)>,
-    /// Rebalance again after this many milliseconds (a probing rebalance: warm-up replicas may
-    /// have caught up by then). Given to one member of the group.
+    /// Rebalance again after this many milliseconds: a probing rebalance (warm-up replicas may
+    /// have caught up by then), given to one member of the group; or 0, given to every member,
+    /// when tasks wait for their previous owners to give them up.
     pub probe_after_ms: Option<u64>,
     /// Every instance with an `application.server`, and its tasks.
     pub hosts: Vec<HostTasks>,

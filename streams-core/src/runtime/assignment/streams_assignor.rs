@@ -19,6 +19,7 @@ use crate::runtime::assignment::instance_assignment::InstanceAssignment;
 use crate::runtime::assignment::sticky_tasks::{assign_active_tasks, TaskOwner};
 use crate::runtime::assignment::subscription_info::{task_offsets_on_disk, SubscriptionInfo};
 use crate::runtime::assignment::versioned::LATEST_VERSION;
+use crate::runtime::group::member::hold_back_owned;
 use crate::runtime::group::{Assignment, Assignor, MemberSubscription, Partition, Subscription};
 use crate::runtime::internal_topics::TopicLayout;
 use crate::task::TaskId;
@@ -279,32 +280,50 @@ impl Assignor for StreamsAssignor {
         let prober = (placement.waiting_moves > 0)
             .then(|| owners.iter().map(|o| o.member.as_str()).min())
             .flatten();
-        Ok(owners
+        let mut assignments: BTreeMap<String, Assignment> = owners
             .iter()
             .map(|o| {
-                let info = AssignmentInfo {
-                    shutdown_requested: false,
-                    standby_tasks: task_pairs(
-                        placement.standby.get(&o.process).into_iter().flatten(),
-                    ),
-                    probe_after_ms: (prober == Some(o.member.as_str())).then_some(probe_after_ms),
-                    hosts: hosts.clone(),
-                };
                 let partitions = placed
                     .get(&o.member)
                     .into_iter()
                     .flatten()
                     .flat_map(|t| partitions_of.get(t).into_iter().flatten().cloned())
                     .collect();
-                (
-                    o.member.clone(),
-                    Assignment {
-                        partitions,
-                        user_data: Bytes::from(info.encode(version)),
-                    },
-                )
+                let assignment = Assignment {
+                    partitions,
+                    user_data: Bytes::new(),
+                };
+                (o.member.clone(), assignment)
             })
-            .collect())
+            .collect();
+        // A partition that moves waits for its owner to give it up (the member holds it back);
+        // the follow-up rebalance that hands it over needs every member to join again, and a
+        // member that gave nothing up would otherwise hear of it only at its next heartbeat
+        // (3 s by default, meanwhile the partitions' new owner idles). So, as Kafka Streams
+        // does, every member is asked to rebalance again at once.
+        let moves_wait = hold_back_owned(members, &mut assignments.clone()) > 0;
+        if moves_wait {
+            tracing::info!(
+                generation,
+                "tasks change owners: the group rebalances again at once"
+            );
+        }
+        for o in &owners {
+            let info = AssignmentInfo {
+                shutdown_requested: false,
+                standby_tasks: task_pairs(placement.standby.get(&o.process).into_iter().flatten()),
+                probe_after_ms: if moves_wait {
+                    Some(0)
+                } else {
+                    (prober == Some(o.member.as_str())).then_some(probe_after_ms)
+                },
+                hosts: hosts.clone(),
+            };
+            if let Some(a) = assignments.get_mut(&o.member) {
+                a.user_data = Bytes::from(info.encode(version));
+            }
+        }
+        Ok(assignments)
     }
 }
 
@@ -408,6 +427,27 @@ mod tests {
         let out = assignor.assign(5, &members, &topics).expect("assign");
         assert_eq!(out["m1"].partitions, members[0].subscription.owned);
         assert_eq!(out["m2"].partitions, members[1].subscription.owned);
+        // Nothing moves: no rebalance follows.
+        for a in out.values() {
+            assert_eq!(AssignmentInfo::decode(&a.user_data).probe_after_ms, None);
+        }
+    }
+
+    #[test]
+    fn a_task_that_moves_has_every_member_rebalance_again_at_once() {
+        let assignor = assignor();
+        let topics = BTreeMap::from([("left".to_string(), 2), ("right".to_string(), 2)]);
+        let owned = [("left", 0), ("right", 0), ("left", 1), ("right", 1)];
+        // A second thread of the same instance joins the member that owns both tasks.
+        let members = [member("m1", "A", &owned), member("m2", "A", &[])];
+        let out = assignor.assign(2, &members, &topics).expect("assign");
+        assert_eq!(out["m1"].partitions.len(), 2, "{out:?}");
+        assert_eq!(out["m2"].partitions.len(), 2, "{out:?}");
+        // m2's task waits for m1 to give it up; the rebalance that hands it over needs both to
+        // join, at once rather than at their next heartbeat.
+        for a in out.values() {
+            assert_eq!(AssignmentInfo::decode(&a.user_data).probe_after_ms, Some(0));
+        }
     }
 
     #[test]

@@ -91,6 +91,10 @@ impl KeyValueStore for MeteredKeyValueStore {
         let inner = &mut self.inner;
         timed(&self.delete, || inner.delete(key))
     }
+    fn remove(&mut self, key: &[u8]) -> StoreResult<()> {
+        let inner = &mut self.inner;
+        timed(&self.delete, || inner.remove(key))
+    }
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> StoreResult<KvIter<'_>> {
         timed(&self.range, || self.inner.range(from, to))
     }
