@@ -75,10 +75,6 @@ impl KeyValueStore for InMemoryKeyValueStore {
         Ok(self.map.remove(key))
     }
 
-    fn remove(&mut self, key: &[u8]) -> Result<()> {
-        self.delete(key).map(drop)
-    }
-
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<KvIter<'_>> {
         self.check_open()?;
         if let (Some(f), Some(t)) = (from, to) {

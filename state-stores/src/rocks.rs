@@ -414,14 +414,7 @@ impl KeyValueStore for RocksDbKeyValueStore {
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let old = self.get(key)?;
         if old.is_some() {
-            let db = self.db()?;
-            if let Some(o) = &self.overlay {
-                o.lock().write(&self.cf, key, None);
-                return Ok(old);
-            }
-            let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
-            db.delete_cf_opt(&cf, key, unlogged())
-                .map_err(self.err("deleting"))?;
+            self.remove(key)?;
         }
         Ok(old)
     }
