@@ -583,6 +583,13 @@ fn server_properties(
         ("transaction.state.log.num.partitions", "10".into()),
         // Tests start groups and expect them to form at once.
         ("group.initial.rebalance.delay.ms", "0".into()),
+        // Each segment's offset and time indexes are sparse files of this size, mmapped. The
+        // first write to one faults, and the kernel reads around the fault as far as the disk's
+        // readahead (8 MiB on these VMs' virtio disk): it zeroes 8 MiB of page cache per index
+        // of every fresh partition. A transaction's markers are the first writes to many of
+        // them at once, and a 200-partition commit waited seconds on that zeroing (67% of the
+        // broker's CPU in a profile). 1 MiB still holds the index of a 512 MiB segment.
+        ("log.index.size.max.bytes", "1048576".into()),
         // Applications create their topics; a missing one must be an error, not a new topic.
         ("auto.create.topics.enable", "false".into()),
         ("num.partitions", "1".into()),

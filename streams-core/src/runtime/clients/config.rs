@@ -193,11 +193,17 @@ pub fn client_config(
         }
         settings.insert(k.to_string(), v.to_string());
     }
+    // librdkafka's own `debug` setting asks for its debug lines; without it, warnings only.
+    let level = if settings.contains_key("debug") {
+        RDKafkaLogLevel::Debug
+    } else {
+        RDKafkaLogLevel::Warning
+    };
     let mut cc = ClientConfig::new();
     for (k, v) in settings {
         cc.set(k, v);
     }
-    cc.set_log_level(RDKafkaLogLevel::Warning);
+    cc.set_log_level(level);
     Ok(cc)
 }
 

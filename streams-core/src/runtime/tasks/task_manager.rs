@@ -165,6 +165,7 @@ impl TaskManager {
             consumer
                 .resume(&inputs)
                 .map_err(|e| kafka("resuming the inputs of running tasks", e))?;
+            consumer.wake_fetchers(&inputs);
         }
         self.paused = paused;
         tracing::info!(thread = %self.thread_name, paused, "processing paused or resumed");

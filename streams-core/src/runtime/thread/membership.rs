@@ -355,6 +355,49 @@ pub(crate) struct MemberConsumer<'a, C: ConsumerContext + 'static> {
     membership: &'a ThreadMembership,
 }
 
+/// How long an assignment waits for the start offsets of partitions without a committed
+/// offset; past it, librdkafka looks them up itself.
+const RESET_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl<C: ConsumerContext + 'static> MemberConsumer<'_, C> {
+    /// Turns the logical start offsets of `starting` (`auto.offset.reset`: earliest or latest,
+    /// for partitions without a committed offset) into the offsets they stand for, with one
+    /// ListOffsets per leader. Left to librdkafka, the lookup of a new partition is lost to the
+    /// pause that follows its assignment (the pause bumps the partition's version and the
+    /// answer is dropped as stale) and waits for its 500 ms retry timer, and for a topic the
+    /// consumer has no metadata for yet, a second one: 0.5-1 s without a record after every
+    /// start of an application. A partition whose lookup fails keeps its logical offset.
+    fn resolve_reset_offsets(&self, starting: &mut TopicPartitionList) {
+        let mut query = TopicPartitionList::new();
+        for e in starting.elements() {
+            // As a timestamp, -2 (`Beginning`) asks for the earliest offset, -1 (`End`) the latest.
+            if matches!(e.offset(), Offset::Beginning | Offset::End)
+                && query
+                    .add_partition_offset(e.topic(), e.partition(), e.offset())
+                    .is_err()
+            {
+                return;
+            }
+        }
+        if query.count() == 0 {
+            return;
+        }
+        let found = match self.consumer.offsets_for_times(query, RESET_LOOKUP_TIMEOUT) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(error = %e, "looking up the start offsets failed; librdkafka will");
+                return;
+            }
+        };
+        for e in found.elements() {
+            if let (Offset::Offset(o), None) = (e.offset(), e.error().err()) {
+                // The partition is in `starting`: its offset is set, not added.
+                let _ = starting.set_partition_offset(e.topic(), e.partition(), Offset::Offset(o));
+            }
+        }
+    }
+}
+
 impl<C: ConsumerContext + 'static> GroupConsumer for MemberConsumer<'_, C> {
     fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
         Consumer::pause(self.consumer, partitions)
@@ -362,6 +405,10 @@ impl<C: ConsumerContext + 'static> GroupConsumer for MemberConsumer<'_, C> {
 
     fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
         Consumer::resume(self.consumer, partitions)
+    }
+
+    fn wake_fetchers(&self, partitions: &TopicPartitionList) {
+        crate::runtime::clients::seam::wake_fetchers(self.consumer, partitions);
     }
 
     /// Read through the member's own offset client rather than librdkafka's consumer: that
@@ -424,6 +471,7 @@ impl<C: ConsumerContext + 'static> GroupConsumer for MemberConsumer<'_, C> {
         if tpl.count() == 0 {
             return Ok(());
         }
+        self.resolve_reset_offsets(&mut tpl);
         self.consumer.incremental_assign(&tpl)?;
         Consumer::pause(self.consumer, &tpl)
     }

@@ -193,6 +193,7 @@ impl TaskManager {
                 consumer
                     .resume(&resume)
                     .map_err(|e| kafka("resuming partitions of restored tasks", e))?;
+                consumer.wake_fetchers(&resume);
             }
         }
         Ok(!self.is_restoring())
