@@ -405,6 +405,11 @@ fn offsets_commit_with_the_last_generation_until_every_member_has_joined_on_kafk
 fn commits_through_a_join(b: &str) {
     let (topic, group) = ("membership-join-commits", "membership-join-commits-group");
     create_topics(b, &[(topic, 2)]);
+    // Ready before the group forms: `fast`'s owner does not poll from the moment the group is
+    // balanced until the join below completes, and must stay within its 20 s
+    // max.poll.interval.ms; a cluster's first transactional producer (the transaction log is
+    // created then) took seconds of that on a loaded machine, and `fast` left the group.
+    let producer = transactional_producer(b, "membership-join-commits-txn");
     // `slow` learns of a rebalance only at its next heartbeat, 20 s after its last one: the group
     // waits for it meanwhile. The group waits as long as its longest rebalance timeout, so `slow`
     // must not be taken out for joining late: 20 s would race its own heartbeat when a rebalance
@@ -471,7 +476,6 @@ fn commits_through_a_join(b: &str) {
     client
         .commit(&generation, &offsets(topic, 10), timeout)
         .unwrap();
-    let producer = transactional_producer(b, "membership-join-commits-txn");
     let txn_offsets = |offset: i64| partition_offset(topic, offset);
     let metadata =
         GenerationMetadata::new(group, generation.id, &generation.member_id, None).unwrap();
