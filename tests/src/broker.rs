@@ -585,11 +585,13 @@ fn server_properties(
         ("group.initial.rebalance.delay.ms", "0".into()),
         // Each segment's offset and time indexes are sparse files of this size, mmapped. The
         // first write to one faults, and the kernel reads around the fault as far as the disk's
-        // readahead (8 MiB on these VMs' virtio disk): it zeroes 8 MiB of page cache per index
-        // of every fresh partition. A transaction's markers are the first writes to many of
-        // them at once, and a 200-partition commit waited seconds on that zeroing (67% of the
-        // broker's CPU in a profile). 1 MiB still holds the index of a 512 MiB segment.
-        ("log.index.size.max.bytes", "1048576".into()),
+        // readahead (8 MiB on these VMs' virtio disk) or the file's end, zeroing page cache for
+        // the holes it reads. A transaction's markers are the first writes to many fresh
+        // partitions at once: with the default 10 MiB a 200-partition commit waited seconds on
+        // that zeroing (67% of the broker's CPU in a profile), with 1 MiB still 0.25-0.5 s per
+        // WriteTxnMarkers (16% of it). 64 KiB indexes 8192 entries, one per 4 KiB of log
+        // (`index.interval.bytes`): segments roll at 21-32 MiB instead of 1 GiB.
+        ("log.index.size.max.bytes", "65536".into()),
         // Applications create their topics; a missing one must be an error, not a new topic.
         ("auto.create.topics.enable", "false".into()),
         ("num.partitions", "1".into()),
