@@ -1188,31 +1188,27 @@ struct Row {
 /// One row per scenario, in the order they first ran: a repeated scenario's median run by
 /// rate (the lower middle one of an even count), with the seconds of all its runs.
 fn median_rows(runs: Vec<Row>) -> Vec<Row> {
-    let mut rows: Vec<Row> = Vec::new();
-    let mut repeated: HashMap<String, Vec<Row>> = HashMap::new();
+    let mut groups: Vec<Vec<Row>> = Vec::new();
     for r in runs {
-        if !rows.iter().any(|o| o.scenario == r.scenario) {
-            rows.push(Row {
-                scenario: r.scenario.clone(),
-                out: Out::new(),
-                seconds_of_runs: Vec::new(),
-            });
-        }
-        repeated.entry(r.scenario.clone()).or_default().push(r);
-    }
-    for row in &mut rows {
-        let mut all = repeated.remove(&row.scenario).unwrap_or_default();
-        all.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-        if all.len() > 1 {
-            row.seconds_of_runs = all.iter().map(|r| r.get("seconds")).collect();
-            row.seconds_of_runs.sort_by(f64::total_cmp);
-        }
-        let middle = all.len().saturating_sub(1) / 2;
-        if let Some(m) = all.into_iter().nth(middle) {
-            row.out = m.out;
+        match groups.iter_mut().find(|g| g[0].scenario == r.scenario) {
+            Some(g) => g.push(r),
+            None => groups.push(vec![r]),
         }
     }
-    rows
+    groups
+        .into_iter()
+        .map(|mut all| {
+            let mut seconds: Vec<f64> = match all.len() {
+                1 => Vec::new(),
+                _ => all.iter().map(|r| r.get("seconds")).collect(),
+            };
+            seconds.sort_by(f64::total_cmp);
+            all.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+            let mut median = all.swap_remove((all.len() - 1) / 2);
+            median.seconds_of_runs = seconds;
+            median
+        })
+        .collect()
 }
 
 impl Row {
