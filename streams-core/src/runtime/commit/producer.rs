@@ -29,11 +29,9 @@ pub(crate) trait RecordProducer: Send {
     fn poll(&self);
     /// Waits until every record sent is acknowledged (at_least_once commits).
     fn flush(&mut self) -> Result<(), CollectorError>;
-    /// Waits until every record sent is acknowledged or failed, leaving failures to the
-    /// transaction's commit (exactly-once: the records before the offsets).
-    fn wait_for_acks(&mut self) -> Result<(), CollectorError>;
-    /// Adds `offsets` of the group `group` to the open transaction and commits it (one is
-    /// begun first if none is open and there are offsets).
+    /// Adds `offsets` of the group `group` to the open transaction, waits for its records'
+    /// acknowledgements meanwhile, and commits it (one is begun first if none is open and
+    /// there are offsets).
     fn commit_transaction(
         &mut self,
         offsets: &TopicPartitionList,

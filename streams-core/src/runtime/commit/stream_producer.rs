@@ -2,6 +2,7 @@
 //! delivery failures and changelog offsets, and drives Kafka transactions under exactly-once.
 
 use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,63 @@ const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
 const REPORT_WAIT: Duration = Duration::from_micros(200);
 /// Kafka Streams' default `transaction.timeout.ms` under exactly-once.
 const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 10_000;
+
+/// Offsets being added to the open transaction by a helper thread (see
+/// [`StreamProducer::start_send_offsets`]).
+struct PendingOffsets {
+    result: Receiver<std::result::Result<(), TxnOffsetsError>>,
+    added: bool,
+}
+
+impl PendingOffsets {
+    /// Whether the offsets are in the transaction, without waiting; the error if adding them
+    /// failed.
+    fn added(&mut self) -> Result<bool, CollectorError> {
+        if !self.added {
+            match self.result.try_recv() {
+                Ok(r) => self.settle(r)?,
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return Err(helper_gone()),
+            }
+        }
+        Ok(self.added)
+    }
+
+    /// Waits until the offsets are in the transaction, at most until `deadline`: past it the
+    /// transaction coordinator aborts the transaction anyway, so the producer is given up as
+    /// fenced, its replacement's InitProducerId fences it for good, and the blocked call ends
+    /// with it whenever librdkafka returns.
+    fn wait(&mut self, deadline: Instant, txn_timeout: Duration) -> Result<(), CollectorError> {
+        if self.added {
+            return Ok(());
+        }
+        match self
+            .result
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(r) => self.settle(r),
+            Err(RecvTimeoutError::Timeout) => Err(CollectorError::Fenced(StreamsError::IllegalState(format!(
+                "librdkafka did not add the offsets to the transaction within transaction.timeout.ms ({txn_timeout:?}; librdkafka #5456/#5511 after a group coordinator failure): the producer is replaced"
+            )))),
+            Err(RecvTimeoutError::Disconnected) => Err(helper_gone()),
+        }
+    }
+
+    fn settle(
+        &mut self,
+        r: std::result::Result<(), TxnOffsetsError>,
+    ) -> Result<(), CollectorError> {
+        r.map_err(|e| classify_txn_offsets("sending offsets to the transaction", e))?;
+        self.added = true;
+        Ok(())
+    }
+}
+
+fn helper_gone() -> CollectorError {
+    CollectorError::Fatal(StreamsError::IllegalState(
+        "the thread sending offsets to the transaction ended without a result".into(),
+    ))
+}
 
 /// What the delivery callback learned since it was last asked.
 #[derive(Default)]
@@ -259,35 +317,40 @@ impl StreamProducer {
         }
     }
 
-    /// Adds `offsets` to the open transaction, giving up after `transaction.timeout.ms`.
+    /// Starts adding `offsets` to the open transaction on a helper thread; the receiver gets the
+    /// result.
     ///
-    /// librdkafka's call can block for good once the group coordinator's broker died: it ignores
-    /// its timeout (confluentinc/librdkafka#5456) and, when that broker has left the metadata,
-    /// never looks the coordinator up again (#5511). So the call runs on a helper thread. Past
-    /// `transaction.timeout.ms` the transaction coordinator aborts the transaction anyway: the
-    /// producer is given up as fenced, its replacement's InitProducerId fences it for good, and the
-    /// blocked call ends with it whenever librdkafka returns.
-    fn send_offsets(
+    /// A helper thread, because librdkafka's call can block for good once the group
+    /// coordinator's broker died: it ignores its timeout (confluentinc/librdkafka#5456) and, when
+    /// that broker has left the metadata, never looks the coordinator up again (#5511). The
+    /// caller waits at most `transaction.timeout.ms` (see [`PendingOffsets::wait`]). It also lets
+    /// the offsets' two round trips (AddOffsetsToTxn to the transaction coordinator,
+    /// TxnOffsetCommit to the group coordinator) run while the thread waits for its records'
+    /// acknowledgements, as the Java producer sends them.
+    fn start_send_offsets(
         &self,
         offsets: &TopicPartitionList,
         group: &Arc<GenerationMetadata>,
-    ) -> Result<(), CollectorError> {
+    ) -> Result<PendingOffsets, CollectorError> {
         let (producer, offsets, group) = (self.producer.clone(), offsets.clone(), group.clone());
+        let sensor = self.sensors.send_offsets.clone();
         let (done, result) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("send-offsets".into())
             .spawn(move || {
-                let r = retry(
-                    |e: &TxnOffsetsError| e.retriable,
-                    || {
-                        send_offsets_to_transaction(
-                            producer.client(),
-                            &offsets,
-                            &group,
-                            TXN_TIMEOUT,
-                        )
-                    },
-                );
+                let r = sensor.time(|| {
+                    retry(
+                        |e: &TxnOffsetsError| e.retriable,
+                        || {
+                            send_offsets_to_transaction(
+                                producer.client(),
+                                &offsets,
+                                &group,
+                                TXN_TIMEOUT,
+                            )
+                        },
+                    )
+                });
                 let _ = done.send(r);
             })
             .map_err(|e| {
@@ -295,13 +358,38 @@ impl StreamProducer {
                     "cannot start a thread to send offsets: {e}"
                 )))
             })?;
-        match result.recv_timeout(self.txn_timeout) {
-            Ok(r) => r.map_err(|e| classify_txn_offsets("sending offsets to the transaction", e)),
-            Err(_) => Err(CollectorError::Fenced(StreamsError::IllegalState(format!(
-                "librdkafka did not add the offsets to the transaction within transaction.timeout.ms ({:?}; librdkafka #5456/#5511 after a group coordinator failure): the producer is replaced",
-                self.txn_timeout
-            )))),
+        Ok(PendingOffsets {
+            result,
+            added: false,
+        })
+    }
+
+    /// Waits until every record of the open transaction is answered, while `offsets` (if
+    /// any) are being added to it. An error adding the offsets ends the wait at once: it is
+    /// how a transaction that failed with an abortable error shows (after
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER, say), and librdkafka then keeps the transaction's queued
+    /// records without delivery reports, so waiting for them would only run out the clock.
+    /// Records still unanswered at `deadline` (`transaction.timeout.ms` after the commit began,
+    /// when the coordinator aborts the transaction anyway) abort it.
+    fn await_transaction_acks(
+        &self,
+        mut offsets: Option<&mut PendingOffsets>,
+        deadline: Instant,
+    ) -> Result<(), CollectorError> {
+        while self.producer.in_flight_count() > 0 {
+            if let Some(pending) = offsets.as_deref_mut() {
+                pending.added()?;
+            }
+            if Instant::now() > deadline {
+                return Err(CollectorError::Aborted(StreamsError::IllegalState(format!(
+                    "{} records of the transaction still unacknowledged after transaction.timeout.ms ({:?}): aborting it",
+                    self.producer.in_flight_count(),
+                    self.txn_timeout
+                ))));
+            }
+            self.serve_or_sleep();
         }
+        Ok(())
     }
 
     /// Drops what is still queued, waits for the records already sent, then ends the
@@ -412,10 +500,6 @@ impl RecordProducer for StreamProducer {
         Ok(())
     }
 
-    fn wait_for_acks(&mut self) -> Result<(), CollectorError> {
-        self.await_acks().map_err(CollectorError::Fatal)
-    }
-
     /// exactly-once: adds the consumed `offsets` to the open transaction (starting one if nothing
     /// was produced) and commits it.
     fn commit_transaction(
@@ -427,22 +511,29 @@ impl RecordProducer for StreamProducer {
             return Ok(());
         }
         self.begin_if_needed()?;
-        // Every record acknowledged first, then the offsets, then EndTxn. librdkafka's commit
-        // waits for acknowledgements itself, but in the event mode rdkafka uses it sleeps in
-        // 100 ms steps. And the offsets go last because `send_offsets_to_transaction` is slow
-        // while records are in flight: librdkafka sends one ProduceRequest per partition
-        // (confluentinc/librdkafka#1700), and with 200 output partitions the call took 113 ms
-        // (median) with records in flight against 1-2 ms after them (the whole KIP-447 scale
-        // scenario at 200 partitions: 10.7-11.9 s against 11.6-14.6 s in the other order). The
-        // order does not matter to atomicity: records and offsets commit or abort together at
-        // EndTxn.
+        // The offsets go out at once and the records' acknowledgements are waited for meanwhile,
+        // as the Java producer and Kafka Streams do; EndTxn only once both are done. librdkafka's
+        // own commit would wait for the acknowledgements too, but in the event mode rdkafka uses
+        // it sleeps in 100 ms steps. The order does not matter to atomicity: records and offsets
+        // commit or abort together at EndTxn. (An earlier build sent the offsets after the
+        // acknowledgements because with 200 output partitions they took 113 ms with records in
+        // flight against 1-2 ms after them; that was the transaction markers of the test
+        // broker, since fixed, holding up AddPartitionsToTxn, not the order.)
         let in_flight = self.producer.in_flight_count();
         let started = Instant::now();
-        self.await_acks().map_err(CollectorError::Fatal)?;
+        let deadline = started + self.txn_timeout;
+        // A zero-timeout flush wakes the broker threads, which send what lingers if they look
+        // before it returns (librdkafka lowers its flushing flag on return); else linger.ms.
+        let _ = self.producer.flush(Duration::ZERO);
+        let mut pending = if offsets.count() > 0 {
+            Some(self.start_send_offsets(offsets, group)?)
+        } else {
+            None
+        };
+        self.await_transaction_acks(pending.as_mut(), deadline)?;
         let acked = Instant::now();
-        if offsets.count() > 0 {
-            let sensor = self.sensors.send_offsets.clone();
-            sensor.time(|| self.send_offsets(offsets, group))?;
+        if let Some(pending) = &mut pending {
+            pending.wait(deadline, self.txn_timeout)?;
         }
         let offsets_sent = Instant::now();
         // No client-side rule about the transaction's age: a coordinator that aborts a transaction
@@ -457,7 +548,7 @@ impl RecordProducer for StreamProducer {
         tracing::debug!(
             in_flight,
             acks_ms = (acked - started).as_millis() as u64,
-            offsets_ms = (offsets_sent - acked).as_millis() as u64,
+            offsets_after_acks_ms = (offsets_sent - acked).as_millis() as u64,
             end_txn_ms = offsets_sent.elapsed().as_millis() as u64,
             "transaction committed"
         );

@@ -68,7 +68,7 @@ impl TaskManager {
     /// The periodic commit (`commit.interval.ms`): [`Self::commit`], unless the group completed
     /// a join since the generation the thread serves. Then the commit would be refused
     /// (ILLEGAL_GENERATION, which aborts the transaction and costs every task), so it waits for
-    /// the new assignment with everything kept: outputs acknowledged, the transaction open, the
+    /// the new assignment with everything kept: outputs sent, the transaction open, the
     /// offsets to commit. Only the periodic commit may wait: a revocation or a close commits now.
     /// Returns whether it committed.
     pub fn maybe_commit(&mut self, consumer: &dyn GroupConsumer) -> Result<bool, CollectorError> {
@@ -190,12 +190,9 @@ impl TaskManager {
                 for t in self.tasks.values() {
                     Self::offsets_of(t, &mut tpl)?;
                 }
-                // Acknowledged first, so the generation is checked just before the offsets
-                // go out: the window in which a join can complete under the commit is the
-                // offsets' round trip, not the wait for acknowledgements too.
-                if let Some(p) = &mut self.producer {
-                    p.wait_for_acks()?;
-                }
+                // Checked just before the offsets go out (at the start of the producer's
+                // commit, while it waits for the records' acknowledgements): the window in
+                // which a join can complete under the commit is the offsets' round trip.
                 if self.put_off(consumer, may_put_off) {
                     return Ok(false);
                 }

@@ -196,10 +196,6 @@ impl RecordProducer for FakeProducer {
         Ok(())
     }
 
-    fn wait_for_acks(&mut self) -> Result<(), CollectorError> {
-        Ok(())
-    }
-
     fn commit_transaction(
         &mut self,
         offsets_to_commit: &TopicPartitionList,
