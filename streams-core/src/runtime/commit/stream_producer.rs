@@ -626,3 +626,74 @@ impl Drop for StreamProducer {
         let _ = self.abort_transaction();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn pending() -> (
+        std::sync::mpsc::SyncSender<std::result::Result<(), TxnOffsetsError>>,
+        PendingOffsets,
+    ) {
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        let pending = PendingOffsets {
+            result,
+            added: false,
+        };
+        (done, pending)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_millis(50)
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn offsets_seen_while_polling_are_not_waited_for_again() {
+        let (done, mut p) = pending();
+        assert!(!p.added().unwrap());
+        done.send(Ok(())).unwrap();
+        assert!(p.added().unwrap());
+        // The helper is gone and the channel empty: the result taken above still counts.
+        drop(done);
+        assert!(p.added().unwrap());
+        p.wait(soon(), TIMEOUT).unwrap();
+    }
+
+    #[test]
+    fn an_abortable_error_adding_offsets_aborts_while_polling() {
+        let (done, mut p) = pending();
+        done.send(Err(TxnOffsetsError {
+            code: RDKafkaErrorCode::OutOfOrderSequenceNumber,
+            message: "requires epoch bump".into(),
+            fatal: false,
+            requires_abort: true,
+            retriable: false,
+        }))
+        .unwrap();
+        assert!(matches!(p.added(), Err(CollectorError::Aborted(_))));
+    }
+
+    #[test]
+    fn offsets_not_added_by_the_deadline_give_the_producer_up() {
+        let (_done, mut p) = pending();
+        assert!(matches!(
+            p.wait(soon(), TIMEOUT),
+            Err(CollectorError::Fenced(_))
+        ));
+    }
+
+    #[test]
+    fn a_helper_that_ended_without_a_result_fails_the_commit() {
+        let (done, mut p) = pending();
+        drop(done);
+        assert!(matches!(p.added(), Err(CollectorError::Fatal(_))));
+        assert!(matches!(
+            p.wait(soon(), TIMEOUT),
+            Err(CollectorError::Fatal(_))
+        ));
+    }
+}
