@@ -1187,6 +1187,15 @@ struct Row {
 
 /// One row per scenario, in the order they first ran: a repeated scenario's median run by
 /// rate (the lower middle one of an even count), with the seconds of all its runs.
+/// The scenarios of one round: in order in even rounds, reversed in odd ones.
+fn alternating<T>(scenarios: &[T], repetition: usize) -> Vec<&T> {
+    let mut round: Vec<&T> = scenarios.iter().collect();
+    if repetition % 2 == 1 {
+        round.reverse();
+    }
+    round
+}
+
 fn median_rows(runs: Vec<Row>) -> Vec<Row> {
     let mut groups: Vec<Vec<Row>> = Vec::new();
     for r in runs {
@@ -1476,13 +1485,20 @@ fn main() {
     let java = JAVA_CLASSPATH.get().is_some();
     run("pipe", 0);
     // The scenarios of the word count targets, repeated in rounds, so that whatever drifts over
-    // a run of the suite (the broker's JIT, the growing input) weighs on each the same.
+    // a run of the suite (the broker's JIT, the growing input) weighs on each the same; every
+    // other round runs them in reverse, so none always follows the same one (what a run leaves
+    // the broker to do, e.g. writing back its log, falls on the next).
+    let mut word_counts = vec![
+        "wc:at_least_once:100:bench-wc-alos",
+        "wc:exactly_once_v2:100:bench-wc-v2-100",
+    ];
+    if java {
+        word_counts.push("wc-java:at_least_once:100:bench-wcj-alos");
+        word_counts.push("wc-java:exactly_once_v2:100:bench-wcj-v2-100");
+    }
     for repetition in 0..repetitions() {
-        run("wc:at_least_once:100:bench-wc-alos", repetition);
-        run("wc:exactly_once_v2:100:bench-wc-v2-100", repetition);
-        if java {
-            run("wc-java:at_least_once:100:bench-wcj-alos", repetition);
-            run("wc-java:exactly_once_v2:100:bench-wcj-v2-100", repetition);
+        for scenario in alternating(&word_counts, repetition) {
+            run(scenario, repetition);
         }
     }
     run("wc:exactly_once_v2:1000:bench-wc-v2-1000", 0);
@@ -1497,10 +1513,18 @@ fn main() {
     run("store", 0);
     run("store-kafka-fetch", 0);
     run("restore", 0);
+    let scales: Vec<String> = SCALE_PARTITIONS
+        .iter()
+        .flat_map(|p| {
+            [
+                format!("scale:exactly_once_v2:{p}"),
+                format!("scale:exactly_once:{p}"),
+            ]
+        })
+        .collect();
     for repetition in 0..repetitions() {
-        for p in SCALE_PARTITIONS {
-            run(&format!("scale:exactly_once_v2:{p}"), repetition);
-            run(&format!("scale:exactly_once:{p}"), repetition);
+        for scenario in alternating(&scales, repetition) {
+            run(scenario, repetition);
         }
     }
     drop(broker);
