@@ -609,6 +609,49 @@ fn kv_rocksdb_transactional_close_without_commit_rolls_back() {
 }
 
 #[test]
+fn kv_rocksdb_transactional_reads_see_a_commit_while_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = rocks_txn(dir.path(), "t");
+        for round in 0..50u32 {
+            for k in 0..200u32 {
+                s.put(format!("k{k:03}").as_bytes(), &round.to_be_bytes())
+                    .unwrap();
+            }
+            s.delete(b"k007").unwrap();
+            s.commit(Some(i64::from(round))).unwrap();
+            // Written behind this thread's back, yet every read sees the commit at once,
+            // under writes made since.
+            s.put(b"k001", b"newer").unwrap();
+            assert_eq!(s.get(b"k001").unwrap(), Some(b"newer".to_vec()));
+            assert_eq!(s.get(b"k002").unwrap(), Some(round.to_be_bytes().to_vec()));
+            assert_eq!(s.get(b"k007").unwrap(), None);
+            let scanned = collect(s.range(Some(b"k000"), Some(b"k009")).unwrap());
+            let want: Vec<(Vec<u8>, Vec<u8>)> = (0..10u32)
+                .filter(|k| *k != 7)
+                .map(|k| {
+                    let v = if k == 1 {
+                        b"newer".to_vec()
+                    } else {
+                        round.to_be_bytes().to_vec()
+                    };
+                    (format!("k{k:03}").into_bytes(), v)
+                })
+                .collect();
+            assert_eq!(scanned, want, "round {round}");
+        }
+        assert_eq!(s.committed_offset().unwrap(), Some(49));
+        // Dropped without a close, as a task's stores are when it is closed dirty: the last
+        // commit still reaches the database, and opening it again is not refused.
+    }
+    let s = rocks_txn(dir.path(), "t");
+    assert_eq!(s.committed_offset().unwrap(), Some(49));
+    assert_eq!(s.get(b"k002").unwrap(), Some(49u32.to_be_bytes().to_vec()));
+    assert_eq!(s.get(b"k001").unwrap(), Some(49u32.to_be_bytes().to_vec()));
+    assert_eq!(s.get(b"k007").unwrap(), None);
+}
+
+#[test]
 fn kv_rocksdb_transactional_restore_batches_commit_with_their_offset() {
     let dir = tempfile::tempdir().unwrap();
     {

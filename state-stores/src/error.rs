@@ -64,6 +64,10 @@ pub enum StoreError {
         "store `{0}` is read-only here: a global store is written only by its global processor"
     )]
     ReadOnly(String),
+    /// The thread writing transactional stores' commits into RocksDB is gone (it panicked), so
+    /// the store's last commit may not have reached its database.
+    #[error("store `{0}`: the thread writing its commits into RocksDB stopped, so its last commit may be missing; restart the instance to restore the store from its changelog")]
+    CommitWriterStopped(String),
     /// The store was used after close.
     #[error("store `{0}` is closed")]
     Closed(String),

@@ -25,6 +25,7 @@ mod caching;
 mod changelog;
 mod changelog_layout;
 mod checkpoint;
+mod commit_writer;
 mod error;
 mod key_value;
 mod lock;

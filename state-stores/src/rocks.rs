@@ -8,6 +8,7 @@ use rocksdb::{
     Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions,
 };
 
+use crate::commit_writer::CommitWriter;
 use crate::key_value::prefix_upper_bound;
 use crate::transaction::{self, MergedIter, SharedOverlay, OFFSETS_CF};
 use crate::{KeyValueStore, KvIter, Result, StateStore, StoreError};
@@ -22,7 +23,7 @@ const DEFAULT_CF: &str = rocksdb::DEFAULT_COLUMN_FAMILY_NAME;
 /// crash takes from the memtables is restored from the changelog: [`StateStore::flush`] writes
 /// the memtables to disk before the task's checkpoint file names the changelog offset the store
 /// reflects, so the file never vouches for writes a crash can lose. Transactional stores keep
-/// the log for their commit batches (see `transaction::Overlay::commit`).
+/// the log for their commit batches (see `commit_writer::CommitBatch::write`).
 pub(crate) fn unlogged() -> &'static WriteOptions {
     static UNLOGGED: std::sync::LazyLock<WriteOptions> = std::sync::LazyLock::new(|| {
         let mut o = WriteOptions::default();
@@ -65,6 +66,8 @@ pub struct RocksDbResources {
     cache: Cache,
     write_buffers: Arc<WriteBufferManager>,
     config_setter: Option<Arc<dyn RocksDbConfigSetter>>,
+    /// Writes the transactional stores' commits while their stream threads go on.
+    commit_writer: Arc<CommitWriter>,
 }
 
 impl fmt::Debug for RocksDbResources {
@@ -90,6 +93,7 @@ impl RocksDbResources {
             cache,
             write_buffers,
             config_setter: None,
+            commit_writer: Arc::default(),
         }
     }
 
@@ -129,6 +133,11 @@ impl RocksDbResources {
             setter.set_config(store_name, &mut opts);
         }
         opts
+    }
+
+    /// A fresh overlay for a transactional store, its commits written by the resources' writer.
+    pub(crate) fn overlay(&self) -> SharedOverlay {
+        SharedOverlay::written_by(self.commit_writer.clone())
     }
 
     pub(crate) fn open_db(
@@ -231,7 +240,7 @@ impl RocksDbKeyValueStore {
             db,
             DEFAULT_CF.into(),
             path,
-            transactional.then(SharedOverlay::default),
+            transactional.then(|| resources.overlay()),
         ))
     }
 
@@ -335,8 +344,9 @@ impl StateStore for RocksDbKeyValueStore {
 
     fn flush(&mut self) -> Result<()> {
         let db = self.db()?;
-        if self.overlay.is_some() {
+        if let Some(o) = &self.overlay {
             // Commit batches are logged: syncing the log makes them durable.
+            o.lock().settle()?;
             return db.flush_wal(true).map_err(self.err("flushing"));
         }
         // Plain writes skip the write-ahead log: only memtables on disk survive a crash.
@@ -461,6 +471,10 @@ impl KeyValueStore for RocksDbKeyValueStore {
 
     fn approximate_num_entries(&self) -> Result<u64> {
         let db = self.db()?;
+        if let Some(o) = &self.overlay {
+            // The estimate counts what is in the database: the last commit first.
+            o.lock().settle()?;
+        }
         let cf = db.cf_handle(&self.cf).ok_or_else(|| self.cf_err())?;
         let n = db
             .property_int_value_cf(&cf, "rocksdb.estimate-num-keys")

@@ -124,7 +124,7 @@ impl RocksDbSegments {
             name.into(),
             path.into(),
             resources,
-            Some(SharedOverlay::default()),
+            Some(resources.overlay()),
         )
     }
 
@@ -191,7 +191,7 @@ impl SegmentStorage for RocksDbSegments {
             let cf = format!("{SEGMENT_CF_PREFIX}{id}");
             let db = self.db()?.clone();
             if let Some(o) = &self.overlay {
-                if o.lock().take_pending_drop(&cf) {
+                if o.lock().take_pending_drop(&cf)? {
                     db.drop_cf(&cf).map_err(|source| StoreError::RocksDb {
                         store: self.name.clone(),
                         action: "dropping an expired segment",
@@ -250,8 +250,9 @@ impl SegmentStorage for RocksDbSegments {
 
     fn flush(&mut self) -> Result<()> {
         let db = self.db()?;
-        if self.overlay.is_some() {
+        if let Some(o) = &self.overlay {
             // Commit batches are logged: syncing the log makes them durable.
+            o.lock().settle()?;
             return db.flush_wal(true).map_err(|source| StoreError::RocksDb {
                 store: self.name.clone(),
                 action: "flushing",

@@ -1,21 +1,21 @@
 //! Transactional RocksDB stores: the writes since the last commit live in an overlay that reads
 //! see, and reach RocksDB in one atomic write batch together with the changelog offset they
-//! reflect. A crash therefore leaves the database exactly as the last commit left it, with the
-//! offset to resume restoration from; dropping the overlay is the rollback.
+//! reflect (written by the commit writer's thread while reads still see them here). A crash
+//! therefore leaves the database exactly as a commit left it, with the offset to resume
+//! restoration from; dropping the overlay is the rollback.
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rocksdb::WriteBatch;
-
+use crate::commit_writer::{CommitBatch, CommitWriter, InFlight, Writes};
 use crate::rocks::RocksDb;
 use crate::{Result, StoreError};
 
 /// The column family holding the changelog offset a database reflects. Apart from the data, so
 /// scans never meet it, yet in the same database, so one write batch covers both.
 pub(crate) const OFFSETS_CF: &str = "__streams_offsets";
-const CHANGELOG_OFFSET_KEY: &[u8] = b"changelog";
+/// The key of the offset in [`OFFSETS_CF`].
+pub(crate) const CHANGELOG_OFFSET_KEY: &[u8] = b"changelog";
 /// Bookkeeping per buffered entry (tree node, two `Vec` headers), so the memory bound holds for
 /// many small entries too.
 const ENTRY_OVERHEAD: usize = 64;
@@ -23,13 +23,27 @@ const ENTRY_OVERHEAD: usize = 64;
 /// A buffered write: the key and its new value, `None` for a delete.
 pub(crate) type PendingWrite = (Vec<u8>, Option<Vec<u8>>);
 
-/// Uncommitted writes of one database, per column family. `None` values are deletes.
-#[derive(Debug, Default)]
+/// Uncommitted writes of one database, per column family (`None` values are deletes), and the
+/// last commit's writes while the commit writer puts them into the database.
+#[derive(Default)]
 pub(crate) struct Overlay {
-    cfs: BTreeMap<String, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    cfs: Writes,
     /// Column families (expired segments) to drop once the writes before their expiry commit.
     dropped_cfs: Vec<String>,
     bytes: usize,
+    /// The last commit, until written: reads see it under the uncommitted writes.
+    in_flight: Option<InFlight>,
+    /// Where commits are written; without one, on the calling thread.
+    writer: Option<Arc<CommitWriter>>,
+}
+
+impl std::fmt::Debug for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overlay")
+            .field("bytes", &self.bytes)
+            .field("in_flight", &self.in_flight.is_some())
+            .finish()
+    }
 }
 
 /// The overlay of a database, shared by the stores on its column families (window and session
@@ -38,18 +52,39 @@ pub(crate) struct Overlay {
 pub(crate) struct SharedOverlay(Arc<Mutex<Overlay>>);
 
 impl SharedOverlay {
+    /// An overlay whose commits `writer` writes while the stream thread goes on.
+    pub(crate) fn written_by(writer: Arc<CommitWriter>) -> Self {
+        SharedOverlay(Arc::new(Mutex::new(Overlay {
+            writer: Some(writer),
+            ..Overlay::default()
+        })))
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Overlay> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Overlay {
-    /// `Some(Some(v))`: written; `Some(None)`: deleted; `None`: not touched since the last commit.
+    /// `Some(Some(v))`: written; `Some(None)`: deleted; `None`: not touched since the last
+    /// commit that reached the database.
     pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        self.cfs.get(cf).and_then(|m| m.get(key).cloned())
+        let pending = self.cfs.get(cf).and_then(|m| m.get(key));
+        let committing = || {
+            self.in_flight
+                .as_ref()
+                .and_then(|f| f.writes.get(cf))
+                .and_then(|m| m.get(key))
+        };
+        pending.or_else(committing).cloned()
     }
 
     pub(crate) fn write(&mut self, cf: &str, key: &[u8], value: Option<&[u8]>) {
+        // Forget the last commit's writes once they are in the database (reads no longer need
+        // them), so at most one commit's writes are held twice.
+        if self.in_flight.as_mut().is_some_and(InFlight::written) {
+            self.in_flight = None;
+        }
         let entries = match self.cfs.get_mut(cf) {
             Some(m) => m,
             None => self.cfs.entry(cf.to_string()).or_default(),
@@ -69,7 +104,8 @@ impl Overlay {
     }
 
     /// Entries of `cf` within the bounds, in key order (reversed when `reverse`), copied so the
-    /// caller can merge them with a database iterator without holding the lock.
+    /// caller can merge them with a database iterator without holding the lock. Uncommitted
+    /// writes replace those of the commit being written.
     pub(crate) fn range(
         &self,
         cf: &str,
@@ -77,9 +113,6 @@ impl Overlay {
         to: Bound<&[u8]>,
         reverse: bool,
     ) -> Vec<PendingWrite> {
-        let Some(m) = self.cfs.get(cf) else {
-            return Vec::new();
-        };
         if let (Bound::Included(f) | Bound::Excluded(f), Bound::Included(t) | Bound::Excluded(t)) =
             (from, to)
         {
@@ -87,13 +120,23 @@ impl Overlay {
                 return Vec::new();
             }
         }
-        let it = m
-            .range::<[u8], _>((from, to))
-            .map(|(k, v)| (k.clone(), v.clone()));
-        if reverse {
-            it.rev().collect()
-        } else {
-            it.collect()
+        let of = |writes: &Writes| -> Vec<PendingWrite> {
+            let Some(m) = writes.get(cf) else {
+                return Vec::new();
+            };
+            let it = m
+                .range::<[u8], _>((from, to))
+                .map(|(k, v)| (k.clone(), v.clone()));
+            if reverse {
+                it.rev().collect()
+            } else {
+                it.collect()
+            }
+        };
+        let pending = of(&self.cfs);
+        match &self.in_flight {
+            Some(f) => merge(pending, of(&f.writes), reverse),
+            None => pending,
         }
     }
 
@@ -115,75 +158,95 @@ impl Overlay {
     }
 
     /// Whether `cf` waits to be dropped; taking it back means dropping it now, so its old data
-    /// cannot reappear in a segment created again.
-    pub(crate) fn take_pending_drop(&mut self, cf: &str) -> bool {
+    /// cannot reappear in a segment created again. Waits for the commit being written first:
+    /// it may drop `cf` or write to it, and the caller is about to drop or create it.
+    pub(crate) fn take_pending_drop(&mut self, cf: &str) -> Result<bool> {
+        self.settle()?;
         let before = self.dropped_cfs.len();
         self.dropped_cfs.retain(|c| c != cf);
-        before != self.dropped_cfs.len()
+        Ok(before != self.dropped_cfs.len())
     }
 
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
-    /// Forgets every uncommitted write (the rollback).
+    /// Forgets every uncommitted write (the rollback). The commit being written stays: Kafka
+    /// has committed it.
     pub(crate) fn clear(&mut self) {
-        *self = Overlay::default();
+        self.cfs.clear();
+        self.dropped_cfs.clear();
+        self.bytes = 0;
     }
 
-    /// Writes the buffered entries and `changelog_offset` in one atomic batch, then drops the
-    /// expired column families. A crash before the batch leaves the previous commit; a crash
-    /// after it but before a drop leaves a segment the store expires again.
+    /// Waits until the last commit is in the database, with its error if it failed.
+    pub(crate) fn settle(&mut self) -> Result<()> {
+        match self.in_flight.take() {
+            Some(f) => f.wait(),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits the buffered entries with `changelog_offset` (see [`CommitBatch::write`]): with a
+    /// writer, on its thread, the entries staying readable here until written; the commit
+    /// before is waited for first, so commits reach the database in order, and its error is
+    /// this one's.
     pub(crate) fn commit(
         &mut self,
-        db: &RocksDb,
+        db: &Arc<RocksDb>,
         store: &str,
         changelog_offset: Option<i64>,
     ) -> Result<()> {
-        let err = |action: &'static str| {
-            move |source| StoreError::RocksDb {
-                store: store.to_string(),
-                action,
-                source,
-            }
-        };
+        self.settle()?;
         if self.cfs.is_empty() && self.dropped_cfs.is_empty() && changelog_offset.is_none() {
             return Ok(());
         }
-        let mut batch = WriteBatch::default();
-        for (cf, entries) in &self.cfs {
-            let handle = db.cf_handle(cf).ok_or_else(|| StoreError::CorruptEntry {
-                store: store.to_string(),
-                reason: format!("column family `{cf}` is missing"),
-            })?;
-            for (k, v) in entries {
-                match v {
-                    Some(v) => batch.put_cf(&handle, k, v),
-                    None => batch.delete_cf(&handle, k),
+        let batch = CommitBatch {
+            db: db.clone(),
+            store: store.to_string(),
+            writes: Arc::new(std::mem::take(&mut self.cfs)),
+            changelog_offset,
+            dropped_cfs: std::mem::take(&mut self.dropped_cfs),
+        };
+        self.bytes = 0;
+        match &self.writer {
+            Some(w) => {
+                self.in_flight = Some(w.submit(batch));
+                Ok(())
+            }
+            None => batch.write(),
+        }
+    }
+}
+
+/// Merges two ranges in the same order, `first`'s entry winning where both have a key.
+fn merge(first: Vec<PendingWrite>, second: Vec<PendingWrite>, reverse: bool) -> Vec<PendingWrite> {
+    if second.is_empty() {
+        return first;
+    }
+    if first.is_empty() {
+        return second;
+    }
+    let mut out = Vec::with_capacity(first.len() + second.len());
+    let mut a = first.into_iter().peekable();
+    let mut b = second.into_iter().peekable();
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (None, None) => return out,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((ka, _)), Some((kb, _))) => {
+                let ord = ka.cmp(kb);
+                if ord == std::cmp::Ordering::Equal {
+                    b.next();
+                    true
+                } else {
+                    (ord == std::cmp::Ordering::Less) != reverse
                 }
             }
-        }
-        if let Some(offset) = changelog_offset {
-            let handle = db
-                .cf_handle(OFFSETS_CF)
-                .ok_or_else(|| StoreError::CorruptEntry {
-                    store: store.to_string(),
-                    reason: format!("column family `{OFFSETS_CF}` is missing"),
-                })?;
-            batch.put_cf(&handle, CHANGELOG_OFFSET_KEY, offset.to_be_bytes());
-        }
-        // Logged, unlike a plain store's writes: the log is what lets a store killed after this
-        // commit open exactly as it left it (restoring only the changelog written since) rather
-        // than as its last memtable flush did. Not synced: a process crash keeps what the kernel
-        // holds, and a machine crash recovers a prefix of whole batches, each with its offset.
-        db.write(batch).map_err(err("committing a transaction"))?;
-        let dropped = std::mem::take(&mut self.dropped_cfs);
-        self.clear();
-        for cf in dropped {
-            db.drop_cf(&cf)
-                .map_err(err("dropping an expired segment"))?;
-        }
-        Ok(())
+        };
+        let next = if take_a { a.next() } else { b.next() };
+        out.extend(next);
     }
 }
 
@@ -209,7 +272,10 @@ pub(crate) fn committed_offset(
     store: &str,
 ) -> Result<Option<i64>> {
     match overlay {
-        Some(_) => recorded_offset(db?, store),
+        Some(o) => {
+            o.lock().settle()?;
+            recorded_offset(db?, store)
+        }
         None => Ok(None),
     }
 }
@@ -389,6 +455,31 @@ mod tests {
     }
 
     #[test]
+    fn uncommitted_writes_replace_the_commit_being_written() {
+        let pending = overlay(&[("b", Some("new")), ("d", None)]);
+        let committing = overlay(&[("a", Some("1")), ("b", Some("old")), ("d", Some("4"))]);
+        assert_eq!(
+            merge(pending, committing, false),
+            overlay(&[("a", Some("1")), ("b", Some("new")), ("d", None)])
+        );
+        let pending = overlay(&[("d", None), ("b", Some("new"))]);
+        let committing = overlay(&[("e", Some("5")), ("b", Some("old")), ("a", Some("1"))]);
+        assert_eq!(
+            merge(pending, committing, true),
+            overlay(&[
+                ("e", Some("5")),
+                ("d", None),
+                ("b", Some("new")),
+                ("a", Some("1"))
+            ])
+        );
+        assert_eq!(
+            merge(Vec::new(), overlay(&[("a", None)]), false),
+            overlay(&[("a", None)])
+        );
+    }
+
+    #[test]
     fn byte_count_follows_rewrites_and_drops() {
         let mut o = Overlay::default();
         o.write("d", b"key", Some(b"12345"));
@@ -401,7 +492,7 @@ mod tests {
         o.write("s", b"k2", Some(b"v"));
         o.drop_cf("d");
         assert_eq!(o.bytes(), 2 + ENTRY_OVERHEAD + 1);
-        assert!(o.take_pending_drop("d"));
-        assert!(!o.take_pending_drop("d"));
+        assert!(o.take_pending_drop("d").expect("no commit in flight"));
+        assert!(!o.take_pending_drop("d").expect("no commit in flight"));
     }
 }
