@@ -2,6 +2,7 @@
 //! delivery failures and changelog offsets, and drives Kafka transactions under exactly-once.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -278,9 +279,7 @@ impl StreamProducer {
 
     /// Waits until every sent record is acknowledged (or failed).
     fn await_acks(&self) -> Result<()> {
-        // A zero-timeout flush wakes the broker threads to send what lingers, without rdkafka's
-        // `flush`, which polls in fixed 100 ms slices.
-        let _ = self.producer.flush(Duration::ZERO);
+        self.wake_broker_threads();
         if !self.serve_until_answered(Instant::now() + TXN_TIMEOUT) {
             return Err(StreamsError::IllegalState(format!(
                 "{} records still unacknowledged after {TXN_TIMEOUT:?}; is the cluster reachable?",
@@ -290,16 +289,37 @@ impl StreamProducer {
         Ok(())
     }
 
+    /// Has the broker threads send what lingers now, for a caller about to wait for it.
+    ///
+    /// A zero-timeout flush: they send it if they look before it returns (librdkafka lowers
+    /// its flushing flag on return), else after linger.ms. Not rdkafka's `flush` with a
+    /// timeout, which polls in fixed 100 ms slices.
+    fn wake_broker_threads(&self) {
+        let _ = self.producer.flush(Duration::ZERO);
+    }
+
     /// Serves delivery reports until no record is in flight or `deadline` passed; whether every
     /// record was answered (acknowledged or failed).
     fn serve_until_answered(&self, deadline: Instant) -> bool {
+        let Ok(answered) = self.serve_reports_until(deadline, || Ok::<_, Infallible>(()));
+        answered
+    }
+
+    /// [`Self::serve_until_answered`], with `stop_early` run before each round: an error from
+    /// it ends the wait (see [`Self::await_transaction_acks`]).
+    fn serve_reports_until<E>(
+        &self,
+        deadline: Instant,
+        mut stop_early: impl FnMut() -> std::result::Result<(), E>,
+    ) -> std::result::Result<bool, E> {
         while self.producer.in_flight_count() > 0 {
+            stop_early()?;
             if Instant::now() > deadline {
-                return false;
+                return Ok(false);
             }
             self.serve_or_sleep();
         }
-        true
+        Ok(true)
     }
 
     /// Serves the delivery reports that have arrived, or sleeps [`REPORT_WAIT`] when none had.
@@ -376,18 +396,16 @@ impl StreamProducer {
         mut offsets: Option<&mut PendingOffsets>,
         deadline: Instant,
     ) -> Result<(), CollectorError> {
-        while self.producer.in_flight_count() > 0 {
-            if let Some(pending) = offsets.as_deref_mut() {
-                pending.added()?;
-            }
-            if Instant::now() > deadline {
-                return Err(CollectorError::Aborted(StreamsError::IllegalState(format!(
-                    "{} records of the transaction still unacknowledged after transaction.timeout.ms ({:?}): aborting it",
-                    self.producer.in_flight_count(),
-                    self.txn_timeout
-                ))));
-            }
-            self.serve_or_sleep();
+        let answered = self.serve_reports_until(deadline, || match offsets.as_deref_mut() {
+            Some(pending) => pending.added().map(|_| ()),
+            None => Ok(()),
+        })?;
+        if !answered {
+            return Err(CollectorError::Aborted(StreamsError::IllegalState(format!(
+                "{} records of the transaction still unacknowledged after transaction.timeout.ms ({:?}): aborting it",
+                self.producer.in_flight_count(),
+                self.txn_timeout
+            ))));
         }
         Ok(())
     }
@@ -523,9 +541,7 @@ impl RecordProducer for StreamProducer {
         let in_flight = self.producer.in_flight_count();
         let started = Instant::now();
         let deadline = started + self.txn_timeout;
-        // A zero-timeout flush wakes the broker threads, which send what lingers if they look
-        // before it returns (librdkafka lowers its flushing flag on return); else linger.ms.
-        let _ = self.producer.flush(Duration::ZERO);
+        self.wake_broker_threads();
         let mut pending = if offsets.count() > 0 {
             Some(self.start_send_offsets(offsets, group)?)
         } else {
