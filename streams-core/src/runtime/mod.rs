@@ -35,7 +35,9 @@
 //! `commit.interval.ms` the task manager flushes caches, then commits: under at_least_once it
 //! flushes the producer, commits the consumed offsets and writes checkpoints; under
 //! exactly_once_v2 it sends the offsets with the group's metadata into the transaction and
-//! commits it, so outputs, changelog writes and offsets land together or not at all.
+//! commits it, so outputs, changelog writes and offsets land together or not at all; then each
+//! transactional store's batch (its writes and changelog offset) goes to the instance's store
+//! writer thread, and the stream thread goes on while it reaches RocksDB.
 
 pub mod assignment;
 pub mod clients;
