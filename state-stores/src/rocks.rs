@@ -10,7 +10,7 @@ use rocksdb::{
 
 use crate::commit_writer::CommitWriter;
 use crate::key_value::prefix_upper_bound;
-use crate::transaction::{self, MergedIter, SharedOverlay, OFFSETS_CF};
+use crate::transaction::{self, SharedOverlay, OFFSETS_CF};
 use crate::{KeyValueStore, KvIter, Result, StateStore, StoreError};
 
 pub(crate) type RocksDb = rocksdb::DBWithThreadMode<MultiThreaded>;
@@ -306,7 +306,7 @@ impl RocksDbKeyValueStore {
         } else {
             IteratorMode::Start
         };
-        let pending = self.overlay.as_ref().map(|o| {
+        let layers = self.overlay.as_ref().map(|o| {
             let upper = to_exclusive
                 .as_deref()
                 .map_or(Bound::Unbounded, Bound::Excluded);
@@ -322,9 +322,9 @@ impl RocksDbKeyValueStore {
                     source,
                 })
         });
-        match pending {
-            Some(p) if !p.is_empty() => Ok(Box::new(MergedIter::new(it, p, reverse))),
-            _ => Ok(Box::new(it)),
+        match layers {
+            Some(l) => Ok(l.over(it, reverse)),
+            None => Ok(Box::new(it)),
         }
     }
 }

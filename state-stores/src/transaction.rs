@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::commit_writer::{CommitBatch, CommitWriter, InFlight, Writes};
 use crate::rocks::RocksDb;
-use crate::{Result, StoreError};
+use crate::{KvIter, Result, StoreError};
 
 /// The column family holding the changelog offset a database reflects. Apart from the data, so
 /// scans never meet it, yet in the same database, so one write batch covers both.
@@ -104,20 +104,20 @@ impl Overlay {
     }
 
     /// Entries of `cf` within the bounds, in key order (reversed when `reverse`), copied so the
-    /// caller can merge them with a database iterator without holding the lock. Uncommitted
-    /// writes replace those of the commit being written.
+    /// caller can merge them with a database iterator without holding the lock: those of the
+    /// commit being written and the uncommitted ones (see [`OverlayRange::over`]).
     pub(crate) fn range(
         &self,
         cf: &str,
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
         reverse: bool,
-    ) -> Vec<PendingWrite> {
+    ) -> OverlayRange {
         if let (Bound::Included(f) | Bound::Excluded(f), Bound::Included(t) | Bound::Excluded(t)) =
             (from, to)
         {
             if f > t {
-                return Vec::new();
+                return OverlayRange::default();
             }
         }
         let of = |writes: &Writes| -> Vec<PendingWrite> {
@@ -133,10 +133,12 @@ impl Overlay {
                 it.collect()
             }
         };
-        let pending = of(&self.cfs);
-        match &self.in_flight {
-            Some(f) => merge(pending, of(&f.writes), reverse),
-            None => pending,
+        OverlayRange {
+            committing: self
+                .in_flight
+                .as_ref()
+                .map_or_else(Vec::new, |f| of(&f.writes)),
+            uncommitted: of(&self.cfs),
         }
     }
 
@@ -219,34 +221,31 @@ impl Overlay {
     }
 }
 
-/// Merges two ranges in the same order, `first`'s entry winning where both have a key.
-fn merge(first: Vec<PendingWrite>, second: Vec<PendingWrite>, reverse: bool) -> Vec<PendingWrite> {
-    if second.is_empty() {
-        return first;
-    }
-    if first.is_empty() {
-        return second;
-    }
-    let mut out = Vec::with_capacity(first.len() + second.len());
-    let mut a = first.into_iter().peekable();
-    let mut b = second.into_iter().peekable();
-    loop {
-        let take_a = match (a.peek(), b.peek()) {
-            (None, None) => return out,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (Some((ka, _)), Some((kb, _))) => {
-                let ord = ka.cmp(kb);
-                if ord == std::cmp::Ordering::Equal {
-                    b.next();
-                    true
-                } else {
-                    (ord == std::cmp::Ordering::Less) != reverse
-                }
-            }
+/// An overlay's entries of one range, in scan order: the commit being written, and the writes
+/// since.
+#[derive(Debug, Default)]
+pub(crate) struct OverlayRange {
+    committing: Vec<PendingWrite>,
+    uncommitted: Vec<PendingWrite>,
+}
+
+impl OverlayRange {
+    /// `db`'s scan of the same range and order as the store reads it: the commit being written
+    /// over the database, the uncommitted writes over both.
+    pub(crate) fn over<'a, I>(self, db: I, reverse: bool) -> KvIter<'a>
+    where
+        I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a,
+    {
+        let committed: KvIter<'a> = if self.committing.is_empty() {
+            Box::new(db)
+        } else {
+            Box::new(MergedIter::new(db, self.committing, reverse))
         };
-        let next = if take_a { a.next() } else { b.next() };
-        out.extend(next);
+        if self.uncommitted.is_empty() {
+            committed
+        } else {
+            Box::new(MergedIter::new(committed, self.uncommitted, reverse))
+        }
     }
 }
 
@@ -455,27 +454,41 @@ mod tests {
     }
 
     #[test]
-    fn uncommitted_writes_replace_the_commit_being_written() {
-        let pending = overlay(&[("b", Some("new")), ("d", None)]);
-        let committing = overlay(&[("a", Some("1")), ("b", Some("old")), ("d", Some("4"))]);
-        assert_eq!(
-            merge(pending, committing, false),
-            overlay(&[("a", Some("1")), ("b", Some("new")), ("d", None)])
+    fn uncommitted_writes_go_over_the_commit_being_written() {
+        let layers = |committing, uncommitted| OverlayRange {
+            committing: overlay(committing),
+            uncommitted: overlay(uncommitted),
+        };
+        let merged = layers(
+            &[
+                ("a", Some("1")),
+                ("b", Some("old")),
+                ("d", Some("4")),
+                ("e", None),
+            ],
+            &[("b", Some("new")), ("d", None)],
+        )
+        .over(
+            db(&[("b", "db"), ("c", "3"), ("e", "5")]).into_iter(),
+            false,
         );
-        let pending = overlay(&[("d", None), ("b", Some("new"))]);
-        let committing = overlay(&[("e", Some("5")), ("b", Some("old")), ("a", Some("1"))]);
         assert_eq!(
-            merge(pending, committing, true),
-            overlay(&[
-                ("e", Some("5")),
-                ("d", None),
-                ("b", Some("new")),
-                ("a", Some("1"))
-            ])
+            keys_values(merged),
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "new".into()),
+                ("c".into(), "3".into())
+            ]
         );
+        let merged = layers(&[("d", Some("4")), ("a", Some("1"))], &[("c", None)])
+            .over(db(&[("c", "3"), ("b", "2")]).into_iter(), true);
         assert_eq!(
-            merge(Vec::new(), overlay(&[("a", None)]), false),
-            overlay(&[("a", None)])
+            keys_values(merged),
+            vec![
+                ("d".into(), "4".into()),
+                ("b".into(), "2".into()),
+                ("a".into(), "1".into())
+            ]
         );
     }
 
