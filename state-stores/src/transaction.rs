@@ -33,8 +33,8 @@ pub(crate) struct Overlay {
     bytes: usize,
     /// The last commit, until written: reads see it under the uncommitted writes.
     in_flight: Option<InFlight>,
-    /// Where commits are written; without one, on the calling thread.
-    writer: Option<Arc<CommitWriter>>,
+    /// The thread that writes commits, shared by the stores of one `RocksDbResources`.
+    writer: Arc<CommitWriter>,
 }
 
 impl std::fmt::Debug for Overlay {
@@ -48,14 +48,14 @@ impl std::fmt::Debug for Overlay {
 
 /// The overlay of a database, shared by the stores on its column families (window and session
 /// segments). One thread uses it at a time; the lock is never contended.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct SharedOverlay(Arc<Mutex<Overlay>>);
 
 impl SharedOverlay {
     /// An overlay whose commits `writer` writes while the stream thread goes on.
     pub(crate) fn written_by(writer: Arc<CommitWriter>) -> Self {
         SharedOverlay(Arc::new(Mutex::new(Overlay {
-            writer: Some(writer),
+            writer,
             ..Overlay::default()
         })))
     }
@@ -189,10 +189,9 @@ impl Overlay {
         }
     }
 
-    /// Commits the buffered entries with `changelog_offset` (see [`CommitBatch::write`]): with a
-    /// writer, on its thread, the entries staying readable here until written; the commit
-    /// before is waited for first, so commits reach the database in order, and its error is
-    /// this one's.
+    /// Commits the buffered entries with `changelog_offset` (see [`CommitBatch::write`]) on the
+    /// writer's thread, the entries staying readable here until written; the commit before is
+    /// waited for first, so commits reach the database in order, and its error is this one's.
     pub(crate) fn commit(
         &mut self,
         db: &Arc<RocksDb>,
@@ -211,13 +210,8 @@ impl Overlay {
             dropped_cfs: std::mem::take(&mut self.dropped_cfs),
         };
         self.bytes = 0;
-        match &self.writer {
-            Some(w) => {
-                self.in_flight = Some(w.submit(batch));
-                Ok(())
-            }
-            None => batch.write(),
-        }
+        self.in_flight = Some(self.writer.submit(batch));
+        Ok(())
     }
 }
 
