@@ -88,11 +88,7 @@ impl Drop for InFlight {
     /// The store is going away (closed, or dropped with its task): its last commit must be in
     /// the database before the database can be opened again.
     fn drop(&mut self) {
-        let result = match self.result.take() {
-            Some(r) => r,
-            None => self.done.recv().unwrap_or_else(|_| Err(self.gone())),
-        };
-        if let Err(e) = result {
+        if let Err(e) = self.take_result() {
             tracing::warn!(error = %e, "a store's last commit did not reach RocksDB: the store restores from its commit before");
         }
     }
@@ -125,11 +121,16 @@ impl InFlight {
 
     /// Waits for the write and gives its result.
     pub(crate) fn wait(mut self) -> Result<()> {
+        self.take_result()
+    }
+
+    /// The write's result, waited for if it has not come yet; `Ok` once taken, so `drop` has
+    /// nothing left to wait for or report.
+    fn take_result(&mut self) -> Result<()> {
         let result = match self.result.take() {
             Some(r) => r,
             None => self.done.recv().unwrap_or_else(|_| Err(self.gone())),
         };
-        // Answered: nothing left for `drop` to wait for.
         self.result = Some(Ok(()));
         result
     }
