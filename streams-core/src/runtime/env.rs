@@ -1,5 +1,6 @@
 //! `ThreadEnv`: what every thread of an instance shares (topology, configuration, topic layout,
-//! RocksDB resources, metrics, global stores, its share of the group's assignments), and the
+//! RocksDB resources, metrics, global stores, its share of the group's assignments, the turns
+//! its threads take at committing), and the
 //! hand-over of task directories between active tasks and standby copies.
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::global::GlobalStores;
 use crate::runtime::assignment::instance_assignment::InstanceAssignment;
 use crate::runtime::commit::producer::ProducerSupplier;
+use crate::runtime::commit::turns::CommitTurns;
 use crate::runtime::group::Security;
 use crate::runtime::internal_topics::TopicLayout;
 use crate::runtime::metrics::{RuntimeCounters, StreamsMetrics};
@@ -36,6 +38,8 @@ pub(crate) struct ThreadEnv {
     /// The security of the runtime's own group member connections when the stream threads join
     /// through it (see `thread::membership::own_membership`); `None`: librdkafka's membership.
     pub own_membership: Option<Security>,
+    /// The threads take turns at their periodic commits.
+    pub commit_turns: CommitTurns,
 }
 
 impl ThreadEnv {

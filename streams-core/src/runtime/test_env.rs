@@ -59,5 +59,6 @@ pub(crate) fn pass_through_env(
         standbys: Arc::new(Mutex::new(None::<StandbyTasks>)),
         assignment: Arc::default(),
         own_membership: None,
+        commit_turns: Default::default(),
     }
 }

@@ -278,6 +278,7 @@ impl KafkaStreams {
             standbys: self.standbys.clone(),
             assignment: self.assignment.clone(),
             own_membership: own_membership(&self.config),
+            commit_turns: Default::default(),
         });
         let own_membership = env.own_membership.is_some();
         // Standbys, and with the runtime's own membership warm-up replicas of stateful tasks,

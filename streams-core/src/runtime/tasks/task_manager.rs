@@ -18,6 +18,7 @@ use crate::runtime::clients::retry::RetryWindow;
 use crate::runtime::clients::seam::GroupConsumer;
 use crate::runtime::commit::counted_producer::CountedProducer;
 use crate::runtime::commit::error::{classify, CollectorError};
+use crate::runtime::commit::turns;
 use crate::runtime::env::ThreadEnv;
 use crate::runtime::metrics::{self, RecordingLevel, Sensor};
 use crate::runtime::restore::changelog_reader::ChangelogReader;
@@ -63,6 +64,9 @@ pub(crate) struct TaskManager {
     /// The thread has received at least one assignment since its last revocation.
     pub assigned: bool,
     last_commit: Instant,
+    /// How far into the commit interval the thread's first commit after an assignment falls
+    /// (`turns::phase`), so the instance's threads do not all commit at once.
+    commit_phase: Duration,
     /// When the thread last polled its consumer (set by the thread).
     pub last_poll: Instant,
     max_poll_interval: Duration,
@@ -83,8 +87,10 @@ fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Stre
 }
 
 impl TaskManager {
+    /// The task manager of stream thread `index` (1-based), named `thread_name`.
     pub fn new(
         env: Arc<ThreadEnv>,
+        index: usize,
         thread_name: String,
         restore_listener: Option<Arc<dyn crate::runtime::state::StateRestoreListener>>,
     ) -> Result<Self> {
@@ -118,6 +124,11 @@ impl TaskManager {
             task_closed: m.sensor(metrics::THREAD_TASK_CLOSED, &[&thread_id]),
         };
         let init_stall = RetryWindow::new(Duration::from_millis(env.config.task_timeout_ms));
+        let commit_phase = turns::phase(
+            index,
+            env.config.num_stream_threads,
+            Duration::from_millis(env.config.commit_interval_ms),
+        );
         Ok(TaskManager {
             thread_id,
             sensors,
@@ -131,6 +142,7 @@ impl TaskManager {
             pending_error: None,
             assigned: false,
             last_commit: Instant::now(),
+            commit_phase,
             last_poll: Instant::now(),
             max_poll_interval,
             cache,
@@ -254,7 +266,9 @@ impl TaskManager {
                 .pause(&paused)
                 .map_err(|e| kafka("pausing partitions of restoring tasks", e))?;
         }
-        self.last_commit = Instant::now();
+        self.last_commit = Instant::now()
+            .checked_sub(self.commit_phase)
+            .unwrap_or_else(Instant::now);
         Ok(())
     }
 

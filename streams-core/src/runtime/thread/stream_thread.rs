@@ -197,6 +197,7 @@ impl StreamThread {
         let name = format!("StreamThread-{index}");
         let tasks = Arc::new(Mutex::new(TaskManager::new(
             env.clone(),
+            index,
             name.clone(),
             restore_listener,
         )?));

@@ -65,7 +65,8 @@ impl TaskManager {
         self.commit_or_put_off(consumer, false).map(|_| ())
     }
 
-    /// The periodic commit (`commit.interval.ms`): [`Self::commit`], unless the group completed
+    /// The periodic commit (`commit.interval.ms`): [`Self::commit`], unless another thread of
+    /// the instance is committing (its turn comes when that one is done), or the group completed
     /// a join since the generation the thread serves. Then the commit would be refused
     /// (ILLEGAL_GENERATION, which aborts the transaction and costs every task), so it waits for
     /// the new assignment with everything kept: outputs sent, the transaction open, the
@@ -80,6 +81,14 @@ impl TaskManager {
         consumer: &dyn GroupConsumer,
         may_put_off: bool,
     ) -> Result<bool, CollectorError> {
+        // The periodic commit waits while another thread of the instance commits (see
+        // `CommitTurns`): it stays due, and the thread goes on processing meanwhile.
+        let env = self.env.clone();
+        let _turn = match may_put_off.then(|| env.commit_turns.try_take()) {
+            Some(None) => return Ok(false),
+            Some(Some(turn)) => Some(turn),
+            None => None,
+        };
         let result = self.commit_now(consumer, may_put_off);
         // `commit.interval.ms` counts from the end of the previous commit, as in Kafka Streams
         // (StreamThread#maybeCommit takes the time after TaskManager#commit returns). Counted

@@ -266,6 +266,11 @@ impl Fixture {
 
     /// Under `guarantee`, with `settings` on top.
     fn with(guarantee: &str, settings: &[(&str, &str)]) -> Self {
+        Self::thread(guarantee, settings, 1)
+    }
+
+    /// Stream thread `index` under `guarantee`, with `settings` on top.
+    fn thread(guarantee: &str, settings: &[(&str, &str)], index: usize) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let clients = Clients::default();
         let counters = Arc::new(RuntimeCounters::default());
@@ -278,8 +283,8 @@ impl Fixture {
         for (k, v) in settings {
             env.config.set(k, v).expect("setting");
         }
-        let tm =
-            TaskManager::new(Arc::new(env), "StreamThread-1".into(), None).expect("task manager");
+        let tm = TaskManager::new(Arc::new(env), index, format!("StreamThread-{index}"), None)
+            .expect("task manager");
         Fixture {
             consumer: FakeConsumer::new(&clients),
             clients,
@@ -766,6 +771,76 @@ fn a_periodic_commit_waits_for_the_groups_new_generation_with_everything_kept() 
             "{guarantee}: {calls:?}"
         );
     }
+}
+
+#[test]
+fn a_periodic_commit_waits_its_turn_while_another_thread_commits() {
+    for guarantee in ["at_least_once", "exactly_once_v2"] {
+        let mut f = Fixture::new(guarantee);
+        f.assign_and_start();
+        f.process_four();
+        let commits = |calls: &[Call]| {
+            count(calls, |c| {
+                matches!(c, Call::CommitOffsets(_) | Call::CommitTransaction(_))
+            })
+        };
+        f.tm.last_commit = Instant::now() - Duration::from_secs(60);
+        let env = f.tm.env.clone();
+        let other_thread = env.commit_turns.try_take().expect("nobody commits yet");
+        let committed_now = f.tm.maybe_commit(&f.consumer).expect("put off, not failed");
+        assert!(!committed_now, "{guarantee}");
+        assert_eq!(commits(&f.clients.calls()), 0, "{guarantee}");
+        assert!(f.tm.commit_due(), "{guarantee}: a commit put off stays due");
+
+        drop(other_thread);
+        assert!(
+            f.tm.maybe_commit(&f.consumer).expect("commit"),
+            "{guarantee}"
+        );
+        assert_eq!(commits(&f.clients.calls()), 1, "{guarantee}");
+        assert!(
+            env.commit_turns.try_take().is_some(),
+            "{guarantee}: the turn is given back after the commit"
+        );
+    }
+}
+
+#[test]
+fn a_revocation_commit_does_not_wait_for_a_turn() {
+    let mut f = Fixture::new("exactly_once_v2");
+    f.assign_and_start();
+    f.process_four();
+    let env = f.tm.env.clone();
+    let _other_thread = env.commit_turns.try_take().expect("nobody commits yet");
+    f.tm.commit(&f.consumer).expect("commit");
+    assert_eq!(
+        f.clients.calls().last(),
+        Some(&Call::CommitTransaction(committed(&[
+            (("in", 0), 3),
+            (("in", 1), 1)
+        ])))
+    );
+}
+
+#[test]
+fn the_second_of_two_threads_commits_half_an_interval_after_an_assignment() {
+    let settings = [("num.stream.threads", "2"), ("commit.interval.ms", "10000")];
+    let mut first = Fixture::thread("exactly_once_v2", &settings, 1);
+    let mut second = Fixture::thread("exactly_once_v2", &settings, 2);
+    first.assign_and_start();
+    second.assign_and_start();
+    let since = |f: &Fixture| f.tm.last_commit.elapsed();
+    assert!(
+        since(&first) < Duration::from_secs(4),
+        "{:?}",
+        since(&first)
+    );
+    assert!(
+        (Duration::from_secs(5)..Duration::from_secs(9)).contains(&since(&second)),
+        "{:?}",
+        since(&second)
+    );
+    assert!(!second.tm.commit_due());
 }
 
 #[test]
