@@ -15,7 +15,8 @@
 //! - [`restore`]: changelog restoration before a task runs, and standby copies.
 //! - [`stores`]: a task's directory, checkpoint and metered stores.
 //! - [`env`](mod@env): what every thread of an instance shares.
-//! - [`commit`]: producers, transactions and what a failed commit means for the thread.
+//! - [`commit`]: producers, transactions, what a failed commit means for the thread, and the
+//!   turns an instance's threads take at committing.
 //! - [`internal_topics`]: names, partition counts and creation of changelog and repartition topics.
 //! - [`assignment`]: which thread runs which task, decided by the group's leader.
 //! - [`group`]: the consumer group membership the runtime speaks itself (JoinGroup, SyncGroup,
@@ -32,7 +33,8 @@
 //! asks the task manager to process: each running task pops its earliest record and pushes it
 //! through the topology's processor nodes; what the sinks and the stores' changelogging emit is
 //! sent by the thread's producer (inside a transaction under exactly_once_v2). Every
-//! `commit.interval.ms` the task manager flushes caches, then commits: under at_least_once it
+//! `commit.interval.ms` (once no other thread of the instance is committing) the task manager
+//! flushes caches, then commits: under at_least_once it
 //! flushes the producer, commits the consumed offsets and writes checkpoints; under
 //! exactly_once_v2 it sends the offsets with the group's metadata into the transaction and
 //! commits it, so outputs, changelog writes and offsets land together or not at all; then each

@@ -65,12 +65,12 @@ impl TaskManager {
         self.commit_or_put_off(consumer, false).map(|_| ())
     }
 
-    /// The periodic commit (`commit.interval.ms`): [`Self::commit`], unless another thread of
-    /// the instance is committing (its turn comes when that one is done), or the group completed
+    /// The periodic commit (`commit.interval.ms`): [`Self::commit`], unless the group completed
     /// a join since the generation the thread serves. Then the commit would be refused
     /// (ILLEGAL_GENERATION, which aborts the transaction and costs every task), so it waits for
     /// the new assignment with everything kept: outputs sent, the transaction open, the
-    /// offsets to commit. Only the periodic commit may wait: a revocation or a close commits now.
+    /// offsets to commit. It also waits while another thread of the instance commits
+    /// (`CommitTurns`). Only the periodic commit may wait: a revocation or a close commits now.
     /// Returns whether it committed.
     pub fn maybe_commit(&mut self, consumer: &dyn GroupConsumer) -> Result<bool, CollectorError> {
         self.commit_or_put_off(consumer, true)
