@@ -353,6 +353,11 @@ fn committed(expected: &[((&str, i32), i64)]) -> Offsets {
         .collect()
 }
 
+/// The offsets to commit after `Fixture::process_four`: the next of each input partition.
+fn four_committed() -> Offsets {
+    committed(&[(("in", 0), 3), (("in", 1), 1)])
+}
+
 fn count(calls: &[Call], want: impl Fn(&Call) -> bool) -> usize {
     calls.iter().filter(|c| want(c)).count()
 }
@@ -406,10 +411,7 @@ fn at_least_once_flushes_outputs_before_committing_offsets_then_checkpoints() {
         flush < commit,
         "outputs are acknowledged before offsets commit: {calls:?}"
     );
-    assert_eq!(
-        calls[commit],
-        Call::CommitOffsets(committed(&[(("in", 0), 3), (("in", 1), 1)]))
-    );
+    assert_eq!(calls[commit], Call::CommitOffsets(four_committed()));
     assert_eq!(
         count(&calls, |c| matches!(c, Call::CommitTransaction(_))),
         0
@@ -495,10 +497,7 @@ fn exactly_once_v2_waits_for_stable_offsets_and_commits_offsets_inside_the_trans
     );
     assert_eq!(
         calls.last(),
-        Some(&Call::CommitTransaction(committed(&[
-            (("in", 0), 3),
-            (("in", 1), 1)
-        ])))
+        Some(&Call::CommitTransaction(four_committed()))
     );
     assert_eq!(count(&calls, |c| matches!(c, Call::CommitOffsets(_))), 0);
     assert_eq!(count(&calls, |c| *c == Call::Flush), 0);
@@ -555,10 +554,7 @@ fn revocation_commits_before_closing_clean() {
     let calls = f.clients.calls();
     assert_eq!(
         calls.last(),
-        Some(&Call::CommitTransaction(committed(&[
-            (("in", 0), 3),
-            (("in", 1), 1)
-        ])))
+        Some(&Call::CommitTransaction(four_committed()))
     );
     assert_eq!(f.tm.task_ids().len(), 1, "only the revoked task closes");
     assert!(f.checkpoint_of("0_0").exists(), "a clean close checkpoints");
@@ -670,10 +666,7 @@ fn a_failed_offset_commit_keeps_the_offsets_for_the_next_commit() {
     f.tm.commit(&f.consumer).expect("the retry commits");
     assert_eq!(
         f.clients.calls().last(),
-        Some(&Call::CommitOffsets(committed(&[
-            (("in", 0), 3),
-            (("in", 1), 1)
-        ])))
+        Some(&Call::CommitOffsets(four_committed()))
     );
 }
 
@@ -762,7 +755,7 @@ fn a_periodic_commit_waits_for_the_groups_new_generation_with_everything_kept() 
             f.tm.maybe_commit(&f.consumer).expect("commit"),
             "{guarantee}"
         );
-        let expected = committed(&[(("in", 0), 3), (("in", 1), 1)]);
+        let expected = four_committed();
         let calls = f.clients.calls();
         assert_eq!(commits(&calls), 1, "{guarantee}: {calls:?}");
         assert!(
@@ -815,10 +808,7 @@ fn a_revocation_commit_does_not_wait_for_a_turn() {
     f.tm.commit(&f.consumer).expect("commit");
     assert_eq!(
         f.clients.calls().last(),
-        Some(&Call::CommitTransaction(committed(&[
-            (("in", 0), 3),
-            (("in", 1), 1)
-        ])))
+        Some(&Call::CommitTransaction(four_committed()))
     );
 }
 
@@ -852,10 +842,7 @@ fn a_revocation_commit_is_never_put_off() {
     f.tm.commit(&f.consumer).expect("commit");
     assert_eq!(
         f.clients.calls().last(),
-        Some(&Call::CommitTransaction(committed(&[
-            (("in", 0), 3),
-            (("in", 1), 1)
-        ])))
+        Some(&Call::CommitTransaction(four_committed()))
     );
 }
 
@@ -871,10 +858,7 @@ fn an_offset_commit_refused_by_a_rebalance_keeps_the_tasks_and_the_offsets() {
     assert!(f.tm.maybe_commit(&f.consumer).expect("the next commit"));
     assert_eq!(
         f.clients.calls().last(),
-        Some(&Call::CommitOffsets(committed(&[
-            (("in", 0), 3),
-            (("in", 1), 1)
-        ])))
+        Some(&Call::CommitOffsets(four_committed()))
     );
 
     // A revocation's commit cannot wait: refused, it fails (its tasks close dirty).
