@@ -53,6 +53,10 @@ pub struct VerifyOptions {
     pub produce_duration: Duration,
     /// Give up after this long.
     pub timeout: Duration,
+    /// Give up sooner when no output arrived for this long once the whole input is produced and
+    /// every kill and event is done: a run that stalls so (a transaction the broker left
+    /// hanging holds the readers) is audited without waiting out `timeout`.
+    pub stall_timeout: Option<Duration>,
     /// State directories of the children go under here.
     pub state_dir: PathBuf,
     /// Replication factor of internal topics.
@@ -386,6 +390,9 @@ pub struct VerifyReport {
     pub rebalances: u64,
     /// Every restoration of a store by an instance, in the order they finished.
     pub restores: Vec<StoreRestore>,
+    /// For a run that timed out (or stalled): the partitions behind when it did, read while the instances
+    /// still ran (see [`partitions_behind`]).
+    pub behind: Vec<String>,
 }
 
 impl VerifyReport {
@@ -454,6 +461,9 @@ impl std::fmt::Display for VerifyReport {
                 r.to,
                 r.elapsed.as_millis()
             )?;
+        }
+        for b in &self.behind {
+            writeln!(f, "behind at the timeout: {b}")?;
         }
         writeln!(
             f,
@@ -599,6 +609,82 @@ fn reader(o: &VerifyOptions, topics: &VerifyTopics) -> Result<BaseConsumer> {
     Ok(c)
 }
 
+/// The partitions of the application's topics that are behind: a read_committed end (the last
+/// stable offset) short of the high watermark, which is a transaction still open (a hanging one,
+/// if it stays), and input or repartition partitions whose committed offset is short of that
+/// end, which is the application not processing them. Read while the instances still run, it
+/// tells a stalled broker-side transaction from a stalled task when a run does not complete.
+pub fn partitions_behind(o: &VerifyOptions, topics: &VerifyTopics) -> Vec<String> {
+    let app = &o.application_id;
+    let consumer = |isolation: &str| -> Option<BaseConsumer> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &o.bootstrap_servers)
+            .set("group.id", app)
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", isolation)
+            .create()
+            .ok()
+    };
+    let (Some(committed_reader), Some(uncommitted_reader)) =
+        (consumer("read_committed"), consumer("read_uncommitted"))
+    else {
+        return vec!["(no consumer to read the offsets with)".into()];
+    };
+    let timeout = Duration::from_secs(5);
+    let repartition = format!("{app}-by-key-repartition");
+    let changelog = format!("{app}-counts-changelog");
+    let processed = [topics.input.as_str(), repartition.as_str()];
+    let mut behind = Vec::new();
+    for topic in [
+        topics.input.as_str(),
+        repartition.as_str(),
+        changelog.as_str(),
+        topics.counts.as_str(),
+        topics.joined.as_str(),
+    ] {
+        let mut group_offsets = TopicPartitionList::new();
+        for p in 0..o.partitions {
+            group_offsets.add_partition(topic, p);
+        }
+        let committed = if processed.contains(&topic) {
+            committed_reader
+                .committed_offsets(group_offsets, timeout)
+                .ok()
+        } else {
+            None
+        };
+        for p in 0..o.partitions {
+            let stable = committed_reader.fetch_watermarks(topic, p, timeout);
+            let high = uncommitted_reader.fetch_watermarks(topic, p, timeout);
+            let (Ok((_, stable)), Ok((_, high))) = (stable, high) else {
+                behind.push(format!("{topic}-{p}: offsets unreadable"));
+                continue;
+            };
+            if stable < high {
+                behind.push(format!(
+                    "{topic}-{p}: a transaction open at offset {stable} holds read_committed readers (high watermark {high})"
+                ));
+            }
+            let group = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(topic, p))
+                .map(|e| e.offset());
+            // A commit's offsets go out before its marker takes the next offset, so a group
+            // that consumed everything committed sits one short of the end.
+            match group {
+                Some(Offset::Offset(c)) if c + 1 < stable => behind.push(format!(
+                    "{topic}-{p}: the application committed offset {c} of {stable}"
+                )),
+                Some(Offset::Offset(_)) | None => {}
+                Some(other) => behind.push(format!(
+                    "{topic}-{p}: the application committed no offset ({other:?}) of {stable}"
+                )),
+            }
+        }
+    }
+    behind
+}
+
 /// Reads what arrives within about `wait` (at least 200 ms when records keep coming); returns
 /// how many records it read.
 fn drain(c: &BaseConsumer, topics: &VerifyTopics, out: &mut Outputs, wait: Duration) -> usize {
@@ -723,6 +809,7 @@ fn audit(
         bounced_before,
         rebalances: 0,
         restores: Vec::new(),
+        behind: Vec::new(),
     }
 }
 
@@ -847,13 +934,17 @@ pub fn verify_with(
     let mut kills = 0;
     let mut next_kill = Instant::now() + o.kill_interval;
     let deadline = started + o.timeout;
+    let mut behind = Vec::new();
     // The rolling bounce: the next instance to restart, and when the last one did.
     let mut bounce_next = o.bounce_to.as_ref().map(|_| 0usize);
     let mut bounced_before = None;
     // Rebalances before the bounce are the group forming; only later ones are reported.
     let mut rebalances_at_bounce = 0;
+    let mut last_output = Instant::now();
     loop {
-        drain(&consumer, &topics, &mut out, Duration::from_millis(100));
+        if drain(&consumer, &topics, &mut out, Duration::from_millis(100)) > 0 {
+            last_output = Instant::now();
+        }
         while events
             .front()
             .is_some_and(|(at, _)| started.elapsed() >= *at)
@@ -922,8 +1013,14 @@ pub fn verify_with(
         {
             break;
         }
-        if Instant::now() > deadline {
-            tracing::warn!("verify timed out; auditing what arrived");
+        let stalled = all_produced
+            && kills >= o.kills
+            && bounce_next.is_none()
+            && events.is_empty()
+            && o.stall_timeout.is_some_and(|s| last_output.elapsed() > s);
+        if Instant::now() > deadline || stalled {
+            tracing::warn!(stalled, "verify timed out; auditing what arrived");
+            behind = partitions_behind(o, &topics);
             break;
         }
     }
@@ -940,6 +1037,7 @@ pub fn verify_with(
     let mut report = audit(o, &out, &expected, kills, started, bounced_before);
     report.rebalances = rebalances.load(Ordering::SeqCst) - rebalances_at_bounce;
     report.restores = restores.lock().map(|v| v.clone()).unwrap_or_default();
+    report.behind = behind;
     if let Some(to) = &o.bounce_to {
         report.processing_guarantee = format!("{} -> {to}", o.processing_guarantee);
     }
@@ -996,6 +1094,7 @@ pub fn default_options(bootstrap: &str, guarantee: &str, state_dir: &Path) -> Ve
         bounce_to: None,
         static_membership: false,
         kills_after_counted_keys: None,
+        stall_timeout: None,
         worker_config: worker_config_from_env(),
     }
 }

@@ -485,6 +485,35 @@ impl KafkaCluster {
         }
     }
 
+    /// The partitions where a transaction hangs: open there, while its coordinator counts the
+    /// partition in no ongoing transaction of that producer, so no marker will come and
+    /// read_committed readers stay at its first offset for good. One line each, read with
+    /// `tests/kafka/HangingTransactions.java` (the Admin API's DescribeProducers and
+    /// DescribeTransactions, which librdkafka does not offer) on the cluster's own jars.
+    pub fn hanging_transactions(&self) -> Result<Vec<String>, String> {
+        let tool = tests_dir().join("kafka/HangingTransactions.java");
+        let out = Command::new(java())
+            .arg("-cp")
+            .arg(format!("{}/*", self.libs.display()))
+            .arg(&tool)
+            .arg(self.bootstrap_servers())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running {}: {e}", tool.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} failed ({}): {}",
+                tool.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
     /// The last lines of every node's log (for failure messages).
     pub fn log_tail(&self) -> String {
         self.log_tail_lines(20)

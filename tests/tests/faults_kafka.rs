@@ -41,6 +41,9 @@ fn options(cluster_bootstrap: &str, dir: &std::path::Path, replication: i32) -> 
     o.kills = 0;
     o.produce_duration = Duration::from_secs(45);
     o.timeout = Duration::from_secs(420);
+    // A transaction left hanging by the broker stalls the run for good (see
+    // `assert_exact_unless_the_broker_hangs`); recoveries here resume output within a minute.
+    o.stall_timeout = Some(Duration::from_secs(120));
     o.replication_factor = replication;
     o
 }
@@ -52,6 +55,39 @@ fn assert_exact_on(report: &VerifyReport, cluster: &KafkaCluster) {
         println!("brokers' logs:\n{}", cluster.log_tail_lines(150));
     }
     assert_exactly_once(report);
+}
+
+/// Runs a scenario that kills brokers (it starts its cluster and returns it with the report)
+/// and asserts the run exact, once more on a fresh cluster if the broker left a transaction
+/// hanging.
+///
+/// A single node SIGKILLed while a transaction was in PrepareCommit, once restarted, completed
+/// the transaction (its log says CompleteCommit) without writing the commit marker to two of its
+/// partitions (Kafka 4.4.0; 2 of 18 runs here, 1 of 14 in CI): read_committed readers stop at that
+/// transaction's first record for good, whatever the application does, and the run cannot
+/// complete. Brokers that verify transactional writes (3.6 and later, the default) refuse a
+/// record for a partition its coordinator does not list, so a client cannot leave a transaction
+/// hanging: such a run proves nothing about the application. Its report and the hanging
+/// partitions are printed, and only a second such run fails the test.
+fn assert_exact_unless_the_broker_hangs(scenario: impl Fn() -> (VerifyReport, Arc<KafkaCluster>)) {
+    for attempt in 1..=2 {
+        let (report, cluster) = scenario();
+        if !report.passed() && attempt == 1 {
+            match cluster.hanging_transactions() {
+                Ok(hanging) if !hanging.is_empty() => {
+                    println!(
+                        "{report}\nthe brokers left transactions hanging; the scenario runs again:\n{}",
+                        hanging.join("\n")
+                    );
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => println!("hanging transactions not read: {e}"),
+            }
+        }
+        assert_exact_on(&report, &cluster);
+        return;
+    }
 }
 
 fn event(at_secs: u64, action: impl FnMut(&[Option<u32>]) + 'static) -> ChaosEvent {
@@ -75,72 +111,76 @@ fn internal_topics(app: &str) -> (String, String) {
 fn single_node_sigkilled_and_restarted_mid_run() {
     let _serial = serial();
     init_tracing();
-    let cluster = Arc::new(KafkaCluster::start(&ClusterOptions::nodes(1)).unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let o = options(&cluster.bootstrap_servers(), dir.path(), 1);
-    let (c1, c2) = (cluster.clone(), cluster.clone());
-    let events = vec![
-        event(15, move |_| c1.kill(1)),
-        event(22, move |_| c2.restart(&[1]).unwrap()),
-    ];
-    let report = verify_with(&o, &spawn, events).unwrap();
-    assert_exact_on(&report, &cluster);
+    assert_exact_unless_the_broker_hangs(|| {
+        let cluster = Arc::new(KafkaCluster::start(&ClusterOptions::nodes(1)).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let o = options(&cluster.bootstrap_servers(), dir.path(), 1);
+        let (c1, c2) = (cluster.clone(), cluster.clone());
+        let events = vec![
+            event(15, move |_| c1.kill(1)),
+            event(22, move |_| c2.restart(&[1]).unwrap()),
+        ];
+        (verify_with(&o, &spawn, events).unwrap(), cluster)
+    });
 }
 
 #[test]
 fn leaders_of_input_repartition_and_changelog_partitions_sigkilled_on_three_nodes() {
     let _serial = serial();
-    let cluster = three_nodes(ClusterOptions::nodes(3));
-    let dir = tempfile::tempdir().unwrap();
-    let o = options(&cluster.bootstrap_servers(), dir.path(), 3);
-    let input = VerifyTopics::for_app(&o.application_id).input;
-    let (repartition, changelog) = internal_topics(&o.application_id);
-    let killed = Arc::new(Mutex::new(Vec::new()));
-    let mut events = Vec::new();
-    for (i, topic) in [input, repartition, changelog].into_iter().enumerate() {
-        let at = 10 + 14 * i as u64;
-        let (c, k) = (cluster.clone(), killed.clone());
-        events.push(event(at, move |_| {
-            let leader = c.leader_of(&topic, 0).unwrap();
-            println!("SIGKILL node {leader}, leader of {topic}-0");
-            c.kill(leader);
-            k.lock().unwrap().push(leader);
-        }));
-        let (c, k) = (cluster.clone(), killed.clone());
-        events.push(event(at + 7, move |_| {
-            let node = k.lock().unwrap().pop().unwrap();
-            c.restart(&[node]).unwrap();
-        }));
-    }
-    let report = verify_with(&o, &spawn, events).unwrap();
-    assert_exact_on(&report, &cluster);
+    assert_exact_unless_the_broker_hangs(|| {
+        let cluster = three_nodes(ClusterOptions::nodes(3));
+        let dir = tempfile::tempdir().unwrap();
+        let o = options(&cluster.bootstrap_servers(), dir.path(), 3);
+        let input = VerifyTopics::for_app(&o.application_id).input;
+        let (repartition, changelog) = internal_topics(&o.application_id);
+        let killed = Arc::new(Mutex::new(Vec::new()));
+        let mut events = Vec::new();
+        for (i, topic) in [input, repartition, changelog].into_iter().enumerate() {
+            let at = 10 + 14 * i as u64;
+            let (c, k) = (cluster.clone(), killed.clone());
+            events.push(event(at, move |_| {
+                let leader = c.leader_of(&topic, 0).unwrap();
+                println!("SIGKILL node {leader}, leader of {topic}-0");
+                c.kill(leader);
+                k.lock().unwrap().push(leader);
+            }));
+            let (c, k) = (cluster.clone(), killed.clone());
+            events.push(event(at + 7, move |_| {
+                let node = k.lock().unwrap().pop().unwrap();
+                c.restart(&[node]).unwrap();
+            }));
+        }
+        (verify_with(&o, &spawn, events).unwrap(), cluster)
+    });
 }
 
 #[test]
 fn transaction_coordinator_node_sigkilled_on_three_nodes() {
     let _serial = serial();
-    // One transaction log partition: its leader coordinates every transaction of the run.
-    let cluster =
-        three_nodes(ClusterOptions::nodes(3).setting("transaction.state.log.num.partitions", "1"));
-    let dir = tempfile::tempdir().unwrap();
-    let o = options(&cluster.bootstrap_servers(), dir.path(), 3);
-    let killed = Arc::new(Mutex::new(None));
-    let (c1, k1) = (cluster.clone(), killed.clone());
-    let (c2, k2) = (cluster.clone(), killed.clone());
-    let events = vec![
-        event(15, move |_| {
-            let coordinator = c1.leader_of("__transaction_state", 0).unwrap();
-            println!("SIGKILL node {coordinator}, the transaction coordinator");
-            c1.kill(coordinator);
-            *k1.lock().unwrap() = Some(coordinator);
-        }),
-        event(25, move |_| {
-            let node = k2.lock().unwrap().take().unwrap();
-            c2.restart(&[node]).unwrap();
-        }),
-    ];
-    let report = verify_with(&o, &spawn, events).unwrap();
-    assert_exact_on(&report, &cluster);
+    assert_exact_unless_the_broker_hangs(|| {
+        // One transaction log partition: its leader coordinates every transaction of the run.
+        let cluster = three_nodes(
+            ClusterOptions::nodes(3).setting("transaction.state.log.num.partitions", "1"),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let o = options(&cluster.bootstrap_servers(), dir.path(), 3);
+        let killed = Arc::new(Mutex::new(None));
+        let (c1, k1) = (cluster.clone(), killed.clone());
+        let (c2, k2) = (cluster.clone(), killed.clone());
+        let events = vec![
+            event(15, move |_| {
+                let coordinator = c1.leader_of("__transaction_state", 0).unwrap();
+                println!("SIGKILL node {coordinator}, the transaction coordinator");
+                c1.kill(coordinator);
+                *k1.lock().unwrap() = Some(coordinator);
+            }),
+            event(25, move |_| {
+                let node = k2.lock().unwrap().take().unwrap();
+                c2.restart(&[node]).unwrap();
+            }),
+        ];
+        (verify_with(&o, &spawn, events).unwrap(), cluster)
+    });
 }
 
 /// Committed output records arriving at a read_committed reader, with their arrival times.

@@ -30,6 +30,9 @@ use crate::{Result, StreamsError};
 /// How long transactional calls may block before the thread treats the broker as unavailable.
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The least time a transactional call is given, even at its deadline: librdkafka takes a zero
+/// timeout as "do not wait", which would fail the first attempt of a call started late.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 /// How long a thread waiting for acknowledgements sleeps between looks at its delivery reports:
 /// short against a commit's wait (linger.ms plus a round trip, milliseconds), long against the
 /// look itself (a few microseconds).
@@ -360,14 +363,10 @@ impl StreamProducer {
             .spawn(move || {
                 let r = sensor.time(|| {
                     retry(
+                        Instant::now() + TXN_TIMEOUT,
                         |e: &TxnOffsetsError| e.retriable,
-                        || {
-                            send_offsets_to_transaction(
-                                producer.client(),
-                                &offsets,
-                                &group,
-                                TXN_TIMEOUT,
-                            )
+                        |left| {
+                            send_offsets_to_transaction(producer.client(), &offsets, &group, left)
                         },
                     )
                 });
@@ -557,10 +556,20 @@ impl RecordProducer for StreamProducer {
         // on `transaction.timeout.ms` also bumps the producer epoch, so every later request of
         // ours (offsets, EndTxn) fails as fenced and nothing of the transaction commits; the
         // thread then closes its tasks dirty and starts over from the committed offsets.
+        // Retried within one TXN_TIMEOUT in all: librdkafka's commit times out again and again
+        // while it cannot reach the coordinator (the broker restarting, or gone from the
+        // metadata, as for the offsets above), and the thread must not stay blocked past
+        // max.poll.interval.ms. The timeout is retriable, so it aborts: the transaction's fate
+        // is the coordinator's (committed if EndTxn reached it, else aborted on
+        // transaction.timeout.ms), and the tasks start over from what the group committed.
         let producer = &self.producer;
         self.sensors
             .commit
-            .time(|| retry(kafka_retriable, || producer.commit_transaction(TXN_TIMEOUT)))
+            .time(|| {
+                retry(Instant::now() + TXN_TIMEOUT, kafka_retriable, |left| {
+                    producer.commit_transaction(left)
+                })
+            })
             .map_err(|e| classify("committing the transaction", e))?;
         tracing::debug!(
             in_flight,
@@ -612,16 +621,19 @@ fn transaction_timeout_ms(config: &StreamsConfig) -> u64 {
 }
 
 /// Retries a transactional call while librdkafka says its error is retriable (up to 5 times,
-/// backing off). `retriable` reads that from the call's error type: rust-rdkafka's for its own
-/// calls, [`TxnOffsetsError`] for the offsets sent with the group's generation.
+/// backing off), each attempt given the time left until `deadline`, and none started past it.
+/// `retriable` reads that from the call's error type: rust-rdkafka's for its own calls,
+/// [`TxnOffsetsError`] for the offsets sent with the group's generation.
 fn retry<E: std::fmt::Display>(
+    deadline: Instant,
     retriable: impl Fn(&E) -> bool,
-    mut f: impl FnMut() -> std::result::Result<(), E>,
+    mut f: impl FnMut(Duration) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
     let mut attempts = 0;
     loop {
-        match f() {
-            Err(e) if retriable(&e) && attempts < 5 => {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match f(left.max(MIN_ATTEMPT)) {
+            Err(e) if retriable(&e) && attempts < 5 && Instant::now() < deadline => {
                 attempts += 1;
                 tracing::debug!(error = %e, attempts, "retrying a transactional call");
                 std::thread::sleep(Duration::from_millis(100 * attempts));
@@ -711,5 +723,40 @@ mod tests {
             p.wait(soon(), TIMEOUT),
             Err(CollectorError::Fatal(_))
         ));
+    }
+
+    #[test]
+    fn a_transactional_call_is_not_retried_past_its_deadline() {
+        let mut given = Vec::new();
+        let r = retry(
+            Instant::now(),
+            |_: &String| true,
+            |left| {
+                given.push(left);
+                Err("timed out (retriable)".to_string())
+            },
+        );
+        assert!(r.is_err());
+        assert_eq!(
+            given,
+            [MIN_ATTEMPT],
+            "one attempt, with the least time a call gets"
+        );
+    }
+
+    #[test]
+    fn a_transactional_call_gets_the_time_left_until_its_deadline() {
+        let mut given = Vec::new();
+        let r = retry(
+            Instant::now() + Duration::from_secs(30),
+            |_: &String| true,
+            |left| {
+                given.push(left);
+                Ok(())
+            },
+        );
+        assert!(r.is_ok());
+        assert_eq!(given.len(), 1);
+        assert!(given[0] > Duration::from_secs(29) && given[0] <= Duration::from_secs(30));
     }
 }
