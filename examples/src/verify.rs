@@ -151,6 +151,15 @@ impl VerifyTopics {
     }
 }
 
+/// The internal topics of the audited application (see [`verify_topology`]): its repartition
+/// topic and its count store's changelog.
+pub fn internal_topics(app: &str) -> (String, String) {
+    (
+        format!("{app}-by-key-repartition"),
+        format!("{app}-counts-changelog"),
+    )
+}
+
 /// The audited application: input -> group_by (repartition) -> count -> `counts`, and
 /// input -> join with the table -> `joined`.
 pub fn verify_topology(t: &VerifyTopics) -> Result<Topology> {
@@ -390,8 +399,8 @@ pub struct VerifyReport {
     pub rebalances: u64,
     /// Every restoration of a store by an instance, in the order they finished.
     pub restores: Vec<StoreRestore>,
-    /// For a run that timed out (or stalled): the partitions behind when it did, read while the instances
-    /// still ran (see [`partitions_behind`]).
+    /// For a run that timed out (or stalled): the partitions behind when it did, read while
+    /// the instances still ran (see [`partitions_behind`]).
     pub behind: Vec<String>,
 }
 
@@ -631,8 +640,7 @@ pub fn partitions_behind(o: &VerifyOptions, topics: &VerifyTopics) -> Vec<String
         return vec!["(no consumer to read the offsets with)".into()];
     };
     let timeout = Duration::from_secs(5);
-    let repartition = format!("{app}-by-key-repartition");
-    let changelog = format!("{app}-counts-changelog");
+    let (repartition, changelog) = internal_topics(app);
     let processed = [topics.input.as_str(), repartition.as_str()];
     let mut behind = Vec::new();
     for topic in [

@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use streams_examples::verify::VerifyReport;
 use streams_examples::verify::{
-    default_options, verify_with, ChaosEvent, VerifyOptions, VerifyTopics,
+    default_options, internal_topics, verify_with, ChaosEvent, VerifyOptions, VerifyTopics,
 };
 use streams_tests::kafka::init_tracing;
 use streams_tests::verify_child::{assert_exactly_once, spawn, worker_main};
@@ -97,14 +97,6 @@ fn event(at_secs: u64, action: impl FnMut(&[Option<u32>]) + 'static) -> ChaosEve
 fn three_nodes(o: ClusterOptions) -> Arc<KafkaCluster> {
     init_tracing();
     Arc::new(KafkaCluster::start(&o).unwrap_or_else(|e| panic!("3-node cluster: {e}")))
-}
-
-/// The repartition and changelog topics of the verifier's application (see `verify_topology`).
-fn internal_topics(app: &str) -> (String, String) {
-    (
-        format!("{app}-by-key-repartition"),
-        format!("{app}-counts-changelog"),
-    )
 }
 
 #[test]
