@@ -319,6 +319,15 @@ impl Fixture {
         self.tm.buffer(&m);
     }
 
+    /// Under `guarantee`, both tasks started and the four records of [`Self::process_four`]
+    /// processed, nothing committed yet.
+    fn with_four_processed(guarantee: &str) -> Self {
+        let mut f = Self::new(guarantee);
+        f.assign_and_start();
+        f.process_four();
+        f
+    }
+
     /// Feeds three records to partition 0 and one to partition 1, and processes them.
     fn process_four(&mut self) {
         for (p, o, v) in [(0, 0, "a"), (0, 1, "b"), (0, 2, "c"), (1, 0, "d")] {
@@ -364,9 +373,7 @@ fn count(calls: &[Call], want: impl Fn(&Call) -> bool) -> usize {
 
 #[test]
 fn at_least_once_flushes_outputs_before_committing_offsets_then_checkpoints() {
-    let mut f = Fixture::new("at_least_once");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("at_least_once");
     f.tm.commit(&f.consumer).expect("commit");
     let calls = f.clients.calls();
     assert_eq!(
@@ -509,9 +516,7 @@ fn exactly_once_v2_waits_for_stable_offsets_and_commits_offsets_inside_the_trans
 
 #[test]
 fn an_aborted_transaction_loses_the_tasks_and_replaces_the_producer() {
-    let mut f = Fixture::new("exactly_once_v2");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("exactly_once_v2");
     f.clients.script().commit_transaction =
         Some(|| CollectorError::Aborted(StreamsError::IllegalState("abortable error".into())));
     let err = f.tm.commit(&f.consumer).expect_err("the commit fails");
@@ -547,9 +552,7 @@ fn an_aborted_transaction_loses_the_tasks_and_replaces_the_producer() {
 
 #[test]
 fn revocation_commits_before_closing_clean() {
-    let mut f = Fixture::new("exactly_once_v2");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("exactly_once_v2");
     f.tm.on_revoke(&f.consumer, &inputs(&[0]), false);
     let calls = f.clients.calls();
     assert_eq!(
@@ -563,9 +566,7 @@ fn revocation_commits_before_closing_clean() {
 
 #[test]
 fn a_commit_failing_during_revocation_closes_the_revoked_tasks_dirty() {
-    let mut f = Fixture::new("exactly_once_v2");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("exactly_once_v2");
     f.clients.script().commit_transaction = Some(|| {
         classify(
             "committing",
@@ -585,9 +586,7 @@ fn a_commit_failing_during_revocation_closes_the_revoked_tasks_dirty() {
 
 #[test]
 fn a_failed_revocation_commit_under_exactly_once_v2_gives_the_remaining_tasks_up_too() {
-    let mut f = Fixture::new("exactly_once_v2");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("exactly_once_v2");
     f.clients.script().commit_transaction =
         Some(|| CollectorError::Aborted(StreamsError::IllegalState("abortable error".into())));
     f.tm.on_revoke(&f.consumer, &inputs(&[0]), false);
@@ -608,9 +607,7 @@ fn a_failed_revocation_commit_under_exactly_once_v2_gives_the_remaining_tasks_up
 
 #[test]
 fn a_lost_assignment_whose_abort_fails_replaces_the_producer() {
-    let mut f = Fixture::new("exactly_once_v2");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("exactly_once_v2");
     f.clients.script().abort_fails = true;
     f.tm.on_revoke(&f.consumer, &inputs(&[0, 1]), true);
     assert!(f.tm.task_ids().is_empty());
@@ -632,9 +629,7 @@ fn a_lost_assignment_whose_abort_fails_replaces_the_producer() {
 
 #[test]
 fn a_lost_assignment_aborted_cleanly_keeps_the_producer() {
-    let mut f = Fixture::new("exactly_once_v2");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("exactly_once_v2");
     f.tm.on_revoke(&f.consumer, &inputs(&[0, 1]), true);
     assert!(f.tm.pending_error.is_none());
     assert_eq!(
@@ -645,9 +640,7 @@ fn a_lost_assignment_aborted_cleanly_keeps_the_producer() {
 
 #[test]
 fn lost_partitions_are_closed_without_a_commit() {
-    let mut f = Fixture::new("at_least_once");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("at_least_once");
     f.tm.on_revoke(&f.consumer, &inputs(&[0, 1]), true);
     let calls = f.clients.calls();
     assert_eq!(count(&calls, |c| matches!(c, Call::CommitOffsets(_))), 0);
@@ -658,9 +651,7 @@ fn lost_partitions_are_closed_without_a_commit() {
 
 #[test]
 fn a_failed_offset_commit_keeps_the_offsets_for_the_next_commit() {
-    let mut f = Fixture::new("at_least_once");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("at_least_once");
     f.clients.script().commit_offsets = Some(RDKafkaErrorCode::RequestTimedOut);
     assert!(f.tm.commit(&f.consumer).is_err());
     f.tm.commit(&f.consumer).expect("the retry commits");
@@ -673,9 +664,7 @@ fn a_failed_offset_commit_keeps_the_offsets_for_the_next_commit() {
 #[test]
 fn past_max_poll_interval_the_tasks_are_given_up_without_committing() {
     for guarantee in ["at_least_once", "exactly_once_v2"] {
-        let mut f = Fixture::new(guarantee);
-        f.assign_and_start();
-        f.process_four();
+        let mut f = Fixture::with_four_processed(guarantee);
         let before = f.clients.calls().len();
         f.tm.last_poll = Instant::now() - Duration::from_millis(300_001);
         let err = f.tm.commit(&f.consumer).expect_err("the guard trips");
@@ -708,9 +697,7 @@ fn a_send_refused_as_fenced_gives_the_tasks_up_rather_than_failing_the_thread() 
 #[test]
 fn a_lost_assignment_commits_nothing_under_any_guarantee() {
     for guarantee in ["at_least_once", "exactly_once_v2", "exactly_once"] {
-        let mut f = Fixture::new(guarantee);
-        f.assign_and_start();
-        f.process_four();
+        let mut f = Fixture::with_four_processed(guarantee);
         // librdkafka's group thread reset the membership; the lost callback has not run yet.
         f.clients.script().assignment_lost = true;
         let err = f.tm.commit(&f.consumer).expect_err("the guard trips");
@@ -730,9 +717,7 @@ fn a_lost_assignment_commits_nothing_under_any_guarantee() {
 #[test]
 fn a_periodic_commit_waits_for_the_groups_new_generation_with_everything_kept() {
     for guarantee in ["at_least_once", "exactly_once_v2"] {
-        let mut f = Fixture::new(guarantee);
-        f.assign_and_start();
-        f.process_four();
+        let mut f = Fixture::with_four_processed(guarantee);
         let commits = |calls: &[Call]| {
             count(calls, |c| {
                 matches!(
@@ -769,9 +754,7 @@ fn a_periodic_commit_waits_for_the_groups_new_generation_with_everything_kept() 
 #[test]
 fn a_periodic_commit_waits_its_turn_while_another_thread_commits() {
     for guarantee in ["at_least_once", "exactly_once_v2"] {
-        let mut f = Fixture::new(guarantee);
-        f.assign_and_start();
-        f.process_four();
+        let mut f = Fixture::with_four_processed(guarantee);
         let commits = |calls: &[Call]| {
             count(calls, |c| {
                 matches!(c, Call::CommitOffsets(_) | Call::CommitTransaction(_))
@@ -800,9 +783,7 @@ fn a_periodic_commit_waits_its_turn_while_another_thread_commits() {
 
 #[test]
 fn a_revocation_commit_does_not_wait_for_a_turn() {
-    let mut f = Fixture::new("exactly_once_v2");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("exactly_once_v2");
     let env = f.tm.env.clone();
     let _other_thread = env.commit_turns.try_take().expect("nobody commits yet");
     f.tm.commit(&f.consumer).expect("commit");
@@ -835,9 +816,7 @@ fn the_second_of_two_threads_commits_half_an_interval_after_an_assignment() {
 
 #[test]
 fn a_revocation_commit_is_never_put_off() {
-    let mut f = Fixture::new("exactly_once_v2");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("exactly_once_v2");
     f.clients.script().generation_superseded = true;
     f.tm.commit(&f.consumer).expect("commit");
     assert_eq!(
@@ -848,9 +827,7 @@ fn a_revocation_commit_is_never_put_off() {
 
 #[test]
 fn an_offset_commit_refused_by_a_rebalance_keeps_the_tasks_and_the_offsets() {
-    let mut f = Fixture::new("at_least_once");
-    f.assign_and_start();
-    f.process_four();
+    let mut f = Fixture::with_four_processed("at_least_once");
     f.clients.script().commit_offsets = Some(RDKafkaErrorCode::RebalanceInProgress);
     let committed_now = f.tm.maybe_commit(&f.consumer).expect("put off, not failed");
     assert!(!committed_now);
