@@ -1012,20 +1012,15 @@ pub fn verify_with(
                 }
             }
         }
-        let all_produced = produced.load(Ordering::SeqCst) as usize >= o.records;
-        if all_produced
+        // The whole input produced and every kill, bounce and event done: only outputs to wait for.
+        let driven = produced.load(Ordering::SeqCst) as usize >= o.records
             && kills >= o.kills
             && bounce_next.is_none()
-            && events.is_empty()
-            && complete(&out, &expected, o.records)
-        {
+            && events.is_empty();
+        if driven && complete(&out, &expected, o.records) {
             break;
         }
-        let stalled = all_produced
-            && kills >= o.kills
-            && bounce_next.is_none()
-            && events.is_empty()
-            && o.stall_timeout.is_some_and(|s| last_output.elapsed() > s);
+        let stalled = driven && o.stall_timeout.is_some_and(|s| last_output.elapsed() > s);
         if Instant::now() > deadline || stalled {
             tracing::warn!(stalled, "verify timed out; auditing what arrived");
             behind = partitions_behind(o, &topics);

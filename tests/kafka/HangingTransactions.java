@@ -34,9 +34,9 @@ public class HangingTransactions {
             // Open in two looks two seconds apart from the same offset: a live producer's
             // transaction completes between the looks (or between a look and the coordinator's
             // answer below), a hanging one stays.
-            Map<String, ProducerState> first = openTransactions(admin, partitions);
+            Map<Open, ProducerState> first = openTransactions(admin, partitions);
             Thread.sleep(2000);
-            Map<String, ProducerState> second = openTransactions(admin, partitions);
+            Map<Open, ProducerState> second = openTransactions(admin, partitions);
             Map<Long, String> transactionalIds = new HashMap<>();
             for (TransactionListing t : admin.listTransactions().all().get()) {
                 transactionalIds.put(t.producerId(), t.transactionalId());
@@ -48,9 +48,7 @@ public class HangingTransactions {
                         .equals(producer.currentTransactionStartOffset())) {
                     continue;
                 }
-                String[] key = entry.getKey().split(" ");
-                TopicPartition partition =
-                        new TopicPartition(key[0], Integer.parseInt(key[1]));
+                TopicPartition partition = entry.getKey().partition();
                 String id = transactionalIds.get(producer.producerId());
                 String coordinator = "no transactional id known for the producer";
                 boolean hanging = true;
@@ -78,15 +76,17 @@ public class HangingTransactions {
         }
     }
 
-    /** Every producer with a transaction open, keyed "topic partition producerId". */
-    static Map<String, ProducerState> openTransactions(Admin admin, List<TopicPartition> partitions)
+    /** A producer's transaction open on a partition. */
+    record Open(TopicPartition partition, long producerId) {}
+
+    /** Every producer with a transaction open, by partition and producer. */
+    static Map<Open, ProducerState> openTransactions(Admin admin, List<TopicPartition> partitions)
             throws Exception {
-        Map<String, ProducerState> open = new HashMap<>();
+        Map<Open, ProducerState> open = new HashMap<>();
         for (var entry : admin.describeProducers(partitions).all().get().entrySet()) {
             for (ProducerState producer : entry.getValue().activeProducers()) {
                 if (producer.currentTransactionStartOffset().isPresent()) {
-                    TopicPartition p = entry.getKey();
-                    open.put(p.topic() + " " + p.partition() + " " + producer.producerId(), producer);
+                    open.put(new Open(entry.getKey(), producer.producerId()), producer);
                 }
             }
         }
